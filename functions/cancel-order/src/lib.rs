@@ -1,0 +1,26 @@
+//! `POST /users/{userId}/orders/{orderId}/cancel`: restores stock, and refunds a paid order,
+//! in one transaction.
+
+use lambda_http::{Body, Request, Response};
+use order_service::app::{App, Operation};
+use order_service::auth::Access;
+use order_service::http::{self, Reply};
+use order_service::store::CancelOrders;
+use order_service::ServiceError;
+
+pub async fn handle<S: CancelOrders>(app: &App<S>, request: Request) -> Response<Body> {
+    app.run(Operation::CancelOrder, &request, cancel_order(app, &request))
+        .await
+}
+
+async fn cancel_order<S: CancelOrders>(
+    app: &App<S>,
+    request: &Request,
+) -> Result<Reply, ServiceError> {
+    let user_id = app.authorized_user(request, Access::Other)?;
+    let order_id = http::path_order_id(request)?;
+    http::reject_oversized_body(request)?;
+    let key = http::idempotency_key(request)?;
+    let outcome = app.store.cancel_order(&user_id, order_id, key.as_ref()).await?;
+    Ok(Reply::ok(&outcome.order)?.replayed(outcome.replayed))
+}

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Run the order service's template.yaml on MiniStack, a LocalStack-compatible emulator that
+runs as a plain process and runs provided.al2023 functions as local processes.
+
+    emulator.py start     start MiniStack on 127.0.0.1:$EMULATOR_PORT (no-op if it answers)
+    emulator.py deploy    package $BOOTSTRAP_DIR/<function>/bootstrap, deploy the stack and
+                          print the API base URL as the last line of stdout
+    emulator.py up        start + deploy
+    emulator.py url       print the base URL of the deployed stack
+    emulator.py stop      stop the MiniStack this script started (by its recorded pid)
+
+The recipe, and why each step is there, is measured in ops/deploy-notes.md:
+  * MiniStack's own SAM transform ignores the parameter values of CreateStack (it only
+    sees Defaults), so DeploymentPreference.Enabled would stay "true" and the stack would
+    fail on AWS::CodeDeploy::*. This script therefore runs the SAM translator itself with
+    the real parameter values and sends plain CloudFormation.
+  * The code goes to the emulator's S3 as one zip per function, named by its SHA-256, so
+    re-deploying unchanged binaries is a no-op and a changed one publishes a new version.
+  * Functions are local processes: they need x86_64 (host) binaries, not arm64.
+
+Environment (all optional except BOOTSTRAP_DIR for deploy/up):
+  BOOTSTRAP_DIR         directory holding <function-name>/bootstrap (x86_64 Linux builds)
+  EMULATOR_PORT         4566
+  STACK_NAME            order-service
+  ARTIFACT_BUCKET       order-service-artifacts
+  AUTH_MODE             jwt           (apigateway needs a Cognito pool: see deploy-notes)
+  AUTH_JWT_SECRET       local-development-secret-not-for-production
+  AUTH_ISSUER           order-service-local
+  AUTH_AUDIENCE         order-service
+  LOG_LEVEL             info
+  FAULT_INJECTION_RATE  0
+  RESERVED_CONCURRENCY  20            (MiniStack enforces it; -1 = unreserved)
+  PARAMETER_OVERRIDES   extra "Key=Value Key2=Value2" template parameters
+  EMULATOR_STATE_DIR    <repo>/.local/emulator (pid file and MiniStack log)
+  MINISTACK_BIN         ministack found next to this interpreter, else on PATH
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO / "template.yaml"
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+STAGE = "v1"
+# Function logical id in template.yaml -> cargo binary / directory under BOOTSTRAP_DIR.
+FUNCTIONS = {
+    "CreateOrderFunction": "create-order",
+    "PayOrderFunction": "pay-order",
+    "CancelOrderFunction": "cancel-order",
+    "GetOrderFunction": "get-order",
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def env(name: str, default: str) -> str:
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
+def port() -> int:
+    return int(env("EMULATOR_PORT", "4566"))
+
+
+def endpoint() -> str:
+    return f"http://{HOST}:{port()}"
+
+
+def state_dir() -> Path:
+    path = Path(env("EMULATOR_STATE_DIR", str(REPO / ".local" / "emulator")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def healthy(timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint()}/_ministack/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def ministack_bin() -> str:
+    explicit = os.environ.get("MINISTACK_BIN")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "ministack"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("ministack")
+    if not found:
+        sys.exit("ministack not found: run localstack/ministack-deploy.sh, or set MINISTACK_BIN")
+    return found
+
+
+def start() -> None:
+    if healthy():
+        log(f"MiniStack already answers on {endpoint()}")
+        return
+    state = state_dir()
+    logfile = open(state / "ministack.log", "ab")  # noqa: SIM115 - handed to the child
+    # A clean environment: functions run as MiniStack's child processes and inherit its
+    # environment (template variables are laid on top), so nothing of the caller's shell
+    # (AWS_PROFILE, RUST_LOG, ...) may leak into them. BIND_HOST keeps it on loopback.
+    child_env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(state)),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(state),
+        "BIND_HOST": HOST,
+        "GATEWAY_PORT": str(port()),
+        "LOG_LEVEL": env("MINISTACK_LOG_LEVEL", "INFO"),
+        "LAMBDA_EXECUTOR": "local",
+        "MINISTACK_REGION": REGION,
+    }
+    proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        [ministack_bin()],
+        env=child_env,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=state,
+    )
+    (state / "ministack.pid").write_text(str(proc.pid))
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
+        if proc.poll() is not None:
+            sys.exit(f"MiniStack exited with {proc.returncode}; see {state / 'ministack.log'}")
+        if healthy(0.5):
+            log(f"MiniStack {proc.pid} ready on {endpoint()} in {time.monotonic() - started:.1f}s")
+            return
+        time.sleep(0.1)
+    sys.exit(f"MiniStack did not answer on {endpoint()} within 60s")
+
+
+def stop() -> None:
+    pidfile = state_dir() / "ministack.pid"
+    if not pidfile.exists():
+        log("no MiniStack started by this script")
+        return
+    pid = int(pidfile.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pidfile.unlink(missing_ok=True)
+    log(f"MiniStack {pid} stopped")
+
+
+def clients():
+    import boto3
+
+    kwargs = {
+        "endpoint_url": endpoint(),
+        "region_name": REGION,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+    return boto3.client("s3", **kwargs), boto3.client("cloudformation", **kwargs)
+
+
+def deterministic_zip(bootstrap: Path) -> bytes:
+    """The zip of one bootstrap, byte-identical for identical binaries."""
+    buffer = io.BytesIO()
+    info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = (0o100755 & 0xFFFF) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(info, bootstrap.read_bytes())
+    return buffer.getvalue()
+
+
+def upload_code(s3, bucket: str) -> dict[str, dict[str, str]]:
+    root = os.environ.get("BOOTSTRAP_DIR")
+    if not root:
+        sys.exit("BOOTSTRAP_DIR is not set (expects $BOOTSTRAP_DIR/<function-name>/bootstrap)")
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 - any miss means create it
+        s3.create_bucket(Bucket=bucket)
+    code = {}
+    for logical_id, name in FUNCTIONS.items():
+        bootstrap = Path(root) / name / "bootstrap"
+        if not bootstrap.is_file():
+            sys.exit(f"missing {bootstrap}")
+        with open(bootstrap, "rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                log(f"warning: {bootstrap} is not an ELF binary")
+        blob = deterministic_zip(bootstrap)
+        key = f"{name}/{hashlib.sha256(blob).hexdigest()[:32]}.zip"
+        s3.put_object(Bucket=bucket, Key=key, Body=blob)
+        code[logical_id] = {"Bucket": bucket, "Key": key}
+    return code
+
+
+def parameters() -> dict[str, str]:
+    values = {
+        "AuthMode": env("AUTH_MODE", "jwt"),
+        "AuthJwtSecret": env("AUTH_JWT_SECRET", "local-development-secret-not-for-production"),
+        "AuthIssuer": env("AUTH_ISSUER", "order-service-local"),
+        "AuthAudience": env("AUTH_AUDIENCE", "order-service"),
+        "LogLevel": env("LOG_LEVEL", "info"),
+        "FaultInjectionRate": env("FAULT_INJECTION_RATE", "0"),
+        "ReservedConcurrency": env("RESERVED_CONCURRENCY", "20"),
+        "EmulatorEndpoint": endpoint(),
+        "CanaryDeployments": "false",
+        "DeletionProtection": "false",
+        "LogRetentionDays": "1",
+    }
+    for pair in os.environ.get("PARAMETER_OVERRIDES", "").split():
+        key, _, value = pair.partition("=")
+        values[key] = value
+    if values["AuthMode"] != "jwt":
+        values.pop("AuthJwtSecret")
+    return values
+
+
+def translate(code: dict[str, dict[str, str]], values: dict[str, str]) -> dict:
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse(TEMPLATE.read_text())
+    for logical_id, location in code.items():
+        template["Resources"][logical_id]["Properties"]["CodeUri"] = location
+    # No managed-policy lookups: the template names its policies explicitly.
+    return transform(template, dict(values), SimpleNamespace(load=lambda: {}))
+
+
+def stack_outputs(cfn, stack: str) -> dict[str, str]:
+    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def base_url(api_id: str) -> str:
+    return f"{endpoint()}/_aws/execute-api/{api_id}/{STAGE}"
+
+
+def deploy() -> None:
+    if not healthy():
+        sys.exit(f"no emulator answers on {endpoint()}: run `emulator.py start` first")
+    stack = env("STACK_NAME", "order-service")
+    started = time.monotonic()
+    s3, cfn = clients()
+    code = upload_code(s3, env("ARTIFACT_BUCKET", "order-service-artifacts"))
+    values = parameters()
+    body = json.dumps(translate(code, values))
+    args = {
+        "StackName": stack,
+        "TemplateBody": body,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    }
+    existing = None
+    try:
+        existing = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    except cfn.exceptions.ClientError:
+        existing = None
+    if existing in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"):
+        log(f"stack {stack} is {existing}: deleting it first")
+        cfn.delete_stack(StackName=stack)
+        wait(cfn, stack, allow_missing=True)
+        existing = None
+    if existing is None:
+        cfn.create_stack(**args, OnFailure="DELETE")
+        action = "created"
+    else:
+        try:
+            cfn.update_stack(**args)
+            action = "updated"
+        except cfn.exceptions.ClientError as error:
+            if "No updates are to be performed" not in str(error):
+                raise
+            action = "unchanged"
+    status = wait(cfn, stack)
+    if action != "unchanged" and status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        report_failure(cfn, stack, status)
+    outputs = stack_outputs(cfn, stack)
+    log(
+        f"stack {stack} {action} ({status}) in {time.monotonic() - started:.1f}s; "
+        f"table {outputs.get('TableName')}"
+    )
+    print(base_url(outputs["ApiId"]), flush=True)
+
+
+def wait(cfn, stack: str, allow_missing: bool = False) -> str:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            status = cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        except cfn.exceptions.ClientError:
+            if allow_missing:
+                return "DELETE_COMPLETE"
+            raise
+        if not status.endswith("_IN_PROGRESS"):
+            return status
+        time.sleep(0.3)
+    sys.exit(f"stack {stack} still in progress after 300s")
+
+
+def report_failure(cfn, stack: str, status: str) -> None:
+    try:
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    except cfn.exceptions.ClientError:
+        events = []
+    for event in events:
+        if "FAILED" in event["ResourceStatus"]:
+            log(
+                f"  {event['LogicalResourceId']} {event['ResourceType']}: "
+                f"{event.get('ResourceStatusReason')}"
+            )
+    sys.exit(f"stack {stack} ended {status}")
+
+
+def url() -> None:
+    _, cfn = clients()
+    print(base_url(stack_outputs(cfn, env("STACK_NAME", "order-service"))["ApiId"]))
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if command == "start":
+        start()
+    elif command == "deploy":
+        deploy()
+    elif command == "up":
+        start()
+        deploy()
+    elif command == "url":
+        url()
+    elif command == "stop":
+        stop()
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

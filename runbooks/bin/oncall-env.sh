@@ -1,0 +1,154 @@
+# shellcheck shell=bash
+# On-call environment for the order-service runbooks.
+#
+#   source runbooks/bin/oncall-env.sh            # production stack "order-service"
+#   STACK=order-service-staging source runbooks/bin/oncall-env.sh
+#
+# Resolves every physical name from the CloudFormation stack (SAM adds random suffixes to
+# function names, so no runbook hard-codes one) and defines the helpers the runbooks use:
+#   insights MINUTES 'QUERY' [LOG_GROUP...]   CloudWatch Logs Insights over all four functions
+#   metric NS METRIC STAT MINUTES [Name=..,Value=..]...   1-minute datapoints (STAT: Sum|Average|Maximum|p95|p99)
+#   alarms                                    state of every alarm that notifies order-service-alarms
+#   alias_state FN                            version(s) the `live` alias routes to
+#   previous_version FN                       version `live` pointed to before the current one
+#   active_deployments                        CodeDeploy deployments of this stack not yet finished
+#   deployment_group FN                       CodeDeploy deployment group of a function
+# Needs: aws CLI (v1 or v2) with credentials for the account, jq, GNU or BSD date.
+
+STACK="${STACK:-order-service}"
+AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region)}}"
+export STACK AWS_REGION AWS_DEFAULT_REGION="$AWS_REGION" AWS_PAGER=""
+
+_stack_resource() {
+  aws cloudformation describe-stack-resource --stack-name "$STACK" --logical-resource-id "$1" \
+    --query StackResourceDetail.PhysicalResourceId --output text
+}
+_stack_resources_of_type() {
+  aws cloudformation list-stack-resources --stack-name "$STACK" \
+    --query "StackResourceSummaries[?ResourceType=='$1'].PhysicalResourceId" --output text
+}
+
+FN_CREATE="$(_stack_resource CreateOrderFunction)"
+FN_PAY="$(_stack_resource PayOrderFunction)"
+FN_CANCEL="$(_stack_resource CancelOrderFunction)"
+FN_GET="$(_stack_resource GetOrderFunction)"
+FUNCTIONS=("$FN_CREATE" "$FN_PAY" "$FN_CANCEL" "$FN_GET")
+TABLE="$(_stack_resources_of_type AWS::DynamoDB::Table)"
+API_ID="$(_stack_resources_of_type AWS::ApiGateway::RestApi)"
+API_NAME="$(aws apigateway get-rest-api --rest-api-id "$API_ID" --query name --output text)"
+API_URL="https://${API_ID}.execute-api.${AWS_REGION}.amazonaws.com/live"
+CD_APP="$(_stack_resources_of_type AWS::CodeDeploy::Application)"
+TOPIC_ARN="$(aws sns list-topics --query "Topics[?ends_with(TopicArn, ':order-service-alarms')].TopicArn | [0]" --output text)"
+export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID API_NAME API_URL CD_APP TOPIC_ARN
+
+# Log group of each function (the template may set LoggingConfig.LogGroup; default is /aws/lambda/<name>).
+LOG_GROUPS=()
+for _fn in "${FUNCTIONS[@]}"; do
+  _lg="$(aws lambda get-function-configuration --function-name "$_fn" --query LoggingConfig.LogGroup --output text 2>/dev/null)"
+  [ -z "$_lg" ] || [ "$_lg" = "None" ] && _lg="/aws/lambda/$_fn"
+  LOG_GROUPS+=("$_lg")
+done
+unset _fn _lg
+
+# Epoch seconds / ISO-8601 UTC for "N minutes ago"; works with GNU date and BSD (macOS) date.
+ago_epoch() { date -u -d "-$1 min" +%s 2>/dev/null || date -u -v-"$1"M +%s; }
+ago_iso() { date -u -d "-$1 min" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -v-"$1"M +%Y-%m-%dT%H:%M:%SZ; }
+
+# insights MINUTES 'QUERY' [LOG_GROUP...]: runs a Logs Insights query and prints a TSV table.
+insights() {
+  local minutes="$1" query="$2"; shift 2
+  local groups=("$@"); [ ${#groups[@]} -eq 0 ] && groups=("${LOG_GROUPS[@]}")
+  local id status out
+  id="$(aws logs start-query --log-group-names "${groups[@]}" \
+        --start-time "$(ago_epoch "$minutes")" --end-time "$(date -u +%s)" \
+        --query-string "$query" --query queryId --output text)" || return 1
+  while :; do
+    out="$(aws logs get-query-results --query-id "$id" --output json)"
+    status="$(jq -r .status <<<"$out")"
+    case "$status" in Complete|Failed|Cancelled|Timeout) break ;; esac
+    sleep 2
+  done
+  [ "$status" = Complete ] || { echo "query $status" >&2; return 1; }
+  jq -r '[.results[] | map({(.field): .value}) | add] as $rows
+         | (reduce ($rows[] | keys_unsorted[]) as $k ([]; if any(.[]; . == $k) then . else . + [$k] end)
+            - ["@ptr"]) as $cols
+         | ($cols | @tsv), ($rows[] as $r | [$cols[] as $c | ($r[$c] // "-")] | @tsv)' <<<"$out" | column -t -s $'\t'
+}
+
+# metric NAMESPACE METRIC STAT MINUTES [Name=..,Value=..]...: 1-minute datapoints, oldest first.
+metric() {
+  local ns="$1" name="$2" stat="$3" minutes="$4"; shift 4
+  local statflag=(--statistics "$stat") field="$stat"
+  case "$stat" in p[0-9]*) statflag=(--extended-statistics "$stat"); field="ExtendedStatistics.$stat" ;; esac
+  local dims=(); [ $# -gt 0 ] && dims=(--dimensions "$@")
+  aws cloudwatch get-metric-statistics --namespace "$ns" --metric-name "$name" "${dims[@]}" \
+    --start-time "$(ago_iso "$minutes")" --end-time "$(ago_iso 0)" --period 60 "${statflag[@]}" \
+    --output json | jq -r --arg f "$field" '.Datapoints | sort_by(.Timestamp)[]
+      | [.Timestamp, (getpath($f | split(".")) | tostring)] | @tsv'
+}
+
+# alarms: every metric alarm that notifies the order-service-alarms topic.
+alarms() {
+  aws cloudwatch describe-alarms --output json | jq -r --arg t "$TOPIC_ARN" '
+    .MetricAlarms[] | select(((.AlarmActions // []) + (.OKActions // [])) | index($t))
+    | [.StateValue, .StateUpdatedTimestamp, .AlarmName] | @tsv' | sort | column -t -s $'\t'
+}
+
+# alias_state FN: the version `live` serves and, during a canary, the second version and its weight.
+alias_state() {
+  aws lambda get-alias --function-name "$1" --name live \
+    --query '{version: FunctionVersion, canary: RoutingConfig.AdditionalVersionWeights}' --output json
+}
+
+# deployment_group FN: the CodeDeploy deployment group SAM created for the function.
+deployment_group() {
+  local logical
+  case "$1" in
+    "$FN_CREATE") logical=CreateOrderFunction ;; "$FN_PAY") logical=PayOrderFunction ;;
+    "$FN_CANCEL") logical=CancelOrderFunction ;; "$FN_GET") logical=GetOrderFunction ;;
+    *) logical="$1" ;;
+  esac
+  aws deploy list-deployment-groups --application-name "$CD_APP" --output json \
+    | jq -r --arg l "$logical" '.deploymentGroups[] | select(contains($l))' | head -n1
+}
+
+# previous_version FN: the version the last successful deployment replaced with the current one.
+# Falls back to the highest published version below the current one (prints a warning), which is
+# wrong when an intermediate deployment was rolled back, so check the CodeSha256/LastModified.
+previous_version() {
+  local fn="$1" cur dg ids prev
+  cur="$(aws lambda get-alias --function-name "$fn" --name live --query FunctionVersion --output text)"
+  dg="$(deployment_group "$fn")"
+  ids="$(aws deploy list-deployments --application-name "$CD_APP" --deployment-group-name "$dg" \
+        --include-only-statuses Succeeded --query 'deployments[:25]' --output text)"
+  if [ -n "$ids" ] && [ "$ids" != None ]; then
+    # shellcheck disable=SC2086  # ids is a whitespace-separated list on purpose
+    prev="$(aws deploy batch-get-deployments --deployment-ids $ids --output json | jq -r --arg cur "$cur" '
+      [.deploymentsInfo[] | select(.revision.appSpecContent.content != null)
+       | .createTime as $t | (.revision.appSpecContent.content | fromjson? // {})
+       | .Resources[]? | to_entries[] | .value.Properties
+       | select((.TargetVersion | tostring) == $cur) | {t: $t, v: (.CurrentVersion | tostring)}]
+      | sort_by(.t) | last | .v // empty')"
+  fi
+  if [ -z "$prev" ]; then
+    echo "previous_version: no deployment record for $fn:$cur, using highest lower version; verify it" >&2
+    prev="$(aws lambda list-versions-by-function --function-name "$fn" --output json \
+      | jq -r --argjson cur "$cur" '[.Versions[].Version | select(. != "$LATEST") | tonumber | select(. < $cur)] | max // empty')"
+  fi
+  [ -n "$prev" ] && echo "$prev"
+}
+
+# active_deployments: CodeDeploy deployments of this stack's application that are still running.
+active_deployments() {
+  local ids
+  ids="$(aws deploy list-deployments --include-only-statuses Created Queued InProgress Baking Ready \
+        --query deployments --output text)"
+  [ -z "$ids" ] || [ "$ids" = None ] && { echo "no active deployments"; return 0; }
+  # shellcheck disable=SC2086
+  aws deploy batch-get-deployments --deployment-ids $ids --output json | jq -r --arg app "$CD_APP" '
+    .deploymentsInfo[] | select(.applicationName == $app)
+    | [.deploymentId, .status, .deploymentGroupName, (.createTime | tostring)] | @tsv' | column -t -s $'\t'
+}
+
+echo "stack=$STACK region=$AWS_REGION table=$TABLE api=$API_NAME($API_ID) codedeploy=$CD_APP"
+echo "functions: ${FUNCTIONS[*]}"

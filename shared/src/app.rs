@@ -1,0 +1,158 @@
+//! What every function shares at run time: the store, the authenticator and the injected-fault
+//! switch, built once at init, and `App::run`, which turns a handler's result into a response
+//! and writes the request's log line and metrics.
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::auth::{Access, Authenticator};
+use crate::config::AppConfig;
+use crate::domain::UserId;
+use crate::error::{ErrorChain, ServiceError};
+use crate::http::problem::{problem_response, status_of};
+use crate::http::{path_user_id, Reply};
+use crate::observability::{emit_metrics, RequestRecord};
+use crate::store::{build_client, count_store_retries, DynamoOrderStore};
+
+/// The operations, named as the functions and metrics name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateOrder,
+    PayOrder,
+    CancelOrder,
+    GetOrder,
+    ListOrders,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::CreateOrder => "create-order",
+            Operation::PayOrder => "pay-order",
+            Operation::CancelOrder => "cancel-order",
+            Operation::GetOrder => "get-order",
+            Operation::ListOrders => "list-orders",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct App<S> {
+    pub store: S,
+    pub auth: Authenticator,
+    fault_injection_rate: f64,
+}
+
+impl App<DynamoOrderStore> {
+    /// Builds the app from the environment: config, SDK client (once), authenticator.
+    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        let config = AppConfig::from_env()?;
+        let client = build_client(&config.store, config.store_endpoint.as_deref()).await;
+        let store = DynamoOrderStore::new(client, config.table_name.clone(), config.store.clone());
+        Ok(App::new(store, Authenticator::new(&config.auth), config.fault_injection_rate))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fault injected by FAULT_INJECTION_RATE")]
+struct InjectedFault;
+
+impl<S> App<S> {
+    pub fn new(store: S, auth: Authenticator, fault_injection_rate: f64) -> Self {
+        Self {
+            store,
+            auth,
+            fault_injection_rate,
+        }
+    }
+
+    /// Parses `{userId}` from the path and checks that the caller owns it.
+    pub fn authorized_user(&self, request: &Request, access: Access) -> Result<UserId, ServiceError> {
+        let user_id = path_user_id(request)?;
+        self.auth.authorize(request, &user_id, access)?;
+        Ok(user_id)
+    }
+
+    /// Runs a handler's work and renders its outcome, logging one line and emitting metrics.
+    /// A client error is an `Ok` response, so Lambda never sees a handler error.
+    pub async fn run(
+        &self,
+        operation: Operation,
+        request: &Request,
+        work: impl Future<Output = Result<Reply, ServiceError>>,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let injected = self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
+        let (result, store_retries) = if injected {
+            (Err(ServiceError::Internal(Box::new(InjectedFault))), 0)
+        } else {
+            count_store_retries(work).await
+        };
+        let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        let (response, code, status) = match result {
+            Ok(reply) => {
+                let status = reply.status().as_u16();
+                (reply.into_response(), None, status)
+            }
+            Err(error) => {
+                let status = status_of(&error).as_u16();
+                if status >= 500 {
+                    tracing::error!(
+                        operation = operation.as_str(),
+                        code = error.code(),
+                        error = %ErrorChain(&error),
+                        "request failed"
+                    );
+                }
+                (problem_response(&error), Some(error.code()), status)
+            }
+        };
+        let request_id = request
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone())
+            .unwrap_or_default();
+        let path = request.path_parameters_ref();
+        tracing::info!(
+            requestId = %request_id,
+            operation = operation.as_str(),
+            userId = path.and_then(|parameters| parameters.first("userId")).unwrap_or(""),
+            orderId = path.and_then(|parameters| parameters.first("orderId")).unwrap_or(""),
+            status,
+            code = code.unwrap_or(""),
+            latencyMs = (latency_ms * 1_000.0).round() / 1_000.0,
+            storeRetries = store_retries,
+            fault = injected,
+            "request"
+        );
+        emit_metrics(&RequestRecord {
+            operation: operation.as_str(),
+            status,
+            code,
+            latency_ms,
+            store_retries,
+            store_error: code == Some("STORE_UNAVAILABLE"),
+        });
+        response
+    }
+}
+
+/// The whole `main` of a function: JSON logs, the app built once from the environment (a bad
+/// configuration fails the init loudly), then the Lambda runtime loop with `handler`.
+pub async fn serve<Fut>(
+    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Send + Sync,
+) -> Result<(), lambda_http::Error>
+where
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    crate::observability::init_tracing();
+    let app = App::from_env().await?;
+    // The app lives as long as the process; leaking it lets every invocation borrow it.
+    let app: &'static App<DynamoOrderStore> = Box::leak(Box::new(app));
+    lambda_http::run(lambda_http::service_fn(|request: Request| {
+        let response = handler(app, request);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    }))
+    .await
+}

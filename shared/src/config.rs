@@ -1,0 +1,124 @@
+//! The function configuration, read from the environment once at init. A missing or invalid
+//! setting fails the init loudly: there is no default that turns authentication off.
+
+use std::env;
+use std::time::Duration;
+
+use crate::auth::AuthConfig;
+use crate::store::StoreSettings;
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub table_name: String,
+    pub auth: AuthConfig,
+    /// The DynamoDB endpoint to use instead of AWS's (DynamoDB Local, an emulator).
+    pub store_endpoint: Option<String>,
+    pub store: StoreSettings,
+    /// The fraction of requests that fail on purpose (the bad-deploy drill's injected fault).
+    pub fault_injection_rate: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// A variable's value, treating an empty value as unset (templates pass "" for "not set").
+fn var(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|value| !value.trim().is_empty())
+}
+
+fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| ConfigError(format!("{name} must be a whole number of milliseconds"))),
+    }
+}
+
+impl AppConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| var(name))
+    }
+
+    /// Reads the configuration through `lookup`, so tests need not touch the process env.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = lookup("TABLE_NAME")
+            .ok_or_else(|| ConfigError("TABLE_NAME is required".to_owned()))?;
+        let auth = AuthConfig::from_lookup(&lookup)?;
+        let store_endpoint =
+            lookup("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| lookup("AWS_ENDPOINT_URL"));
+        let defaults = StoreSettings::default();
+        let store = StoreSettings {
+            connect_timeout: millis("STORE_CONNECT_TIMEOUT_MS", defaults.connect_timeout)?,
+            attempt_timeout: millis("STORE_ATTEMPT_TIMEOUT_MS", defaults.attempt_timeout)?,
+            operation_timeout: millis("STORE_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
+            ..defaults
+        };
+        let fault_injection_rate = match lookup("FAULT_INJECTION_RATE") {
+            None => 0.0,
+            Some(text) => match text.parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+                _ => {
+                    return Err(ConfigError(
+                        "FAULT_INJECTION_RATE must be a number from 0 to 1".to_owned(),
+                    ))
+                }
+            },
+        };
+        Ok(Self {
+            table_name,
+            auth,
+            store_endpoint,
+            store,
+            fault_injection_rate,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<AppConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        AppConfig::from_lookup(|name| map.get(name).filter(|value| !value.is_empty()).cloned())
+    }
+
+    #[test]
+    fn requires_a_table_and_an_auth_mode() {
+        assert!(config(&[("AUTH_MODE", "apigateway")]).is_err());
+        assert!(config(&[("TABLE_NAME", "orders")]).is_err());
+        assert!(config(&[("TABLE_NAME", "orders"), ("AUTH_MODE", "off")]).is_err());
+        assert!(config(&[("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")]).is_ok());
+    }
+
+    #[test]
+    fn an_empty_endpoint_means_aws() {
+        let parsed = config(&[
+            ("TABLE_NAME", "orders"),
+            ("AUTH_MODE", "apigateway"),
+            ("AWS_ENDPOINT_URL", ""),
+        ])
+        .unwrap();
+        assert_eq!(parsed.store_endpoint, None);
+    }
+
+    #[test]
+    fn fault_rate_is_a_fraction() {
+        let base = [("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")];
+        let with = |rate: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("FAULT_INJECTION_RATE", rate));
+            config(&pairs)
+        };
+        assert_eq!(with("0.25").unwrap().fault_injection_rate, 0.25);
+        assert!(with("2").is_err());
+        assert!(with("lots").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! The one error type of the service. Each variant is an outcome a client can be told about;
+//! `code()` is its stable machine-readable name. How each maps to an HTTP status lives in one
+//! place only: `crate::http::problem`.
+
+use std::time::Duration;
+
+use crate::domain::{Money, ProductId, ValidationError};
+
+/// Why a request did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("the token's subject may not act on this user's orders")]
+    Forbidden,
+    #[error("the user does not exist")]
+    UserNotFound,
+    #[error("the order does not exist")]
+    OrderNotFound,
+    #[error("product {0} does not exist")]
+    ProductNotFound(ProductId),
+    #[error("product {0} does not have enough stock for this order")]
+    OutOfStock(ProductId),
+    #[error("the balance is lower than the order total of {required}")]
+    InsufficientBalance { required: Money },
+    #[error("the order has already been paid")]
+    OrderAlreadyPaid,
+    #[error("the order has been cancelled")]
+    OrderCancelled,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// Concurrent requests kept conflicting on the same items past the retry bound; nothing
+    /// was applied and the client may retry.
+    #[error("concurrent requests are changing the same items; nothing was applied, retry shortly")]
+    Contention { retry_after: Duration },
+    /// The store could not be reached, timed out or kept throttling after retries. The source
+    /// is kept for the log and never shown to the client.
+    #[error("the order store is temporarily unavailable")]
+    StoreUnavailable {
+        retry_after: Duration,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A bug or an impossible state. The source goes to the log; the client sees an opaque 500.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ServiceError {
+    /// The stable machine-readable code sent as `code` in the problem body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Validation(_) => "VALIDATION_ERROR",
+            ServiceError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ServiceError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ServiceError::Unauthorized(_) => "UNAUTHORIZED",
+            ServiceError::Forbidden => "FORBIDDEN",
+            ServiceError::UserNotFound => "USER_NOT_FOUND",
+            ServiceError::OrderNotFound => "ORDER_NOT_FOUND",
+            ServiceError::ProductNotFound(_) => "PRODUCT_NOT_FOUND",
+            ServiceError::OutOfStock(_) => "OUT_OF_STOCK",
+            ServiceError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+            ServiceError::OrderAlreadyPaid => "ORDER_ALREADY_PAID",
+            ServiceError::OrderCancelled => "ORDER_CANCELLED",
+            ServiceError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ServiceError::Contention { .. } => "CONCURRENT_REQUEST",
+            ServiceError::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
+            ServiceError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ServiceError::Internal(message.into().into())
+    }
+}
+
+impl From<ValidationError> for ServiceError {
+    fn from(error: ValidationError) -> Self {
+        ServiceError::Validation(error.0)
+    }
+}
+
+/// Renders an error with its whole source chain, for logs only (never for clients).
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(formatter, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

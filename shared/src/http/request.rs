@@ -1,0 +1,116 @@
+//! Request parsing with limits: path parameters into domain ids, the JSON body (size, content
+//! type, depth and shape), the Idempotency-Key header and the list query.
+
+use lambda_http::http::header;
+use lambda_http::{Body, Request, RequestExt};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{IdempotencyKey, OrderId, UserId};
+use crate::error::ServiceError;
+use crate::store::Cursor;
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub const DEFAULT_LIST_LIMIT: u16 = 20;
+pub const MAX_LIST_LIMIT: u16 = 100;
+
+fn path_parameter(request: &Request, name: &str) -> Result<String, ServiceError> {
+    request
+        .path_parameters_ref()
+        .and_then(|parameters| parameters.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::Validation(format!("the path parameter {name} is missing")))
+}
+
+pub fn path_user_id(request: &Request) -> Result<UserId, ServiceError> {
+    Ok(UserId::parse(&path_parameter(request, "userId")?)?)
+}
+
+pub fn path_order_id(request: &Request) -> Result<OrderId, ServiceError> {
+    Ok(OrderId::parse(&path_parameter(request, "orderId")?)?)
+}
+
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        #[allow(unreachable_patterns)]
+        _ => &[],
+    }
+}
+
+/// Refuses bodies over the limit (413), for routes that take no body.
+pub fn reject_oversized_body(request: &Request) -> Result<(), ServiceError> {
+    if body_bytes(request).len() > MAX_BODY_BYTES {
+        return Err(ServiceError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn is_json_content_type(request: &Request) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+/// Parses the JSON body: 413 over the size limit, 415 unless the content type is JSON, 400 for
+/// anything serde rejects (malformed JSON, wrong types, unknown fields, numbers out of range,
+/// nesting deeper than serde_json's recursion limit).
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ServiceError> {
+    reject_oversized_body(request)?;
+    let bytes = body_bytes(request);
+    if bytes.is_empty() {
+        return Err(ServiceError::Validation("a JSON request body is required".to_owned()));
+    }
+    if !is_json_content_type(request) {
+        return Err(ServiceError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|error| ServiceError::Validation(format!("the request body is not valid: {error}")))
+}
+
+/// The optional `Idempotency-Key` header.
+pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, ServiceError> {
+    match request.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ServiceError::Validation(
+                    "Idempotency-Key may contain only printable ASCII characters".to_owned(),
+                )
+            })?;
+            Ok(Some(IdempotencyKey::parse(text)?))
+        }
+    }
+}
+
+/// `limit` (1..=100, default 20) and `cursor` of the list route.
+pub fn list_query(request: &Request) -> Result<(u16, Option<Cursor>), ServiceError> {
+    let query = request.query_string_parameters_ref();
+    let limit = match query.and_then(|query| query.first("limit")) {
+        None => DEFAULT_LIST_LIMIT,
+        Some(text) => match text.parse::<u16>() {
+            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => limit,
+            _ => {
+                return Err(ServiceError::Validation(format!(
+                    "limit must be a whole number from 1 to {MAX_LIST_LIMIT}"
+                )))
+            }
+        },
+    };
+    let cursor = match query.and_then(|query| query.first("cursor")) {
+        None => None,
+        Some(text) => Some(Cursor::decode(text)?),
+    };
+    Ok((limit, cursor))
+}

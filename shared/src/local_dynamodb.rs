@@ -1,0 +1,194 @@
+//! DynamoDB Local (the real AWS emulator, a Java jar) as a child process on a free port, for
+//! integration tests and the local stack, plus fresh uniquely-named tables for each test.
+//!
+//! The jar is installed by `cargo xtask install` into `.local/dynamodb/`; `DYNAMODB_LOCAL_DIR`
+//! may point elsewhere. The process is started under a small shell watchdog that kills it when
+//! the process that started it exits, so no test run leaves Java behind.
+
+// Panicking is how a test harness reports that it cannot provide what the test needs.
+#![allow(clippy::panic)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+
+use crate::store::{build_local_client, schema, DynamoOrderStore, SeedPlan, StoreSettings};
+
+/// The folder holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`, if installed.
+pub fn find_install(start: &Path) -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("DYNAMODB_LOCAL_DIR") {
+        let dir = PathBuf::from(dir);
+        if dir.join("DynamoDBLocal.jar").is_file() {
+            return Some(dir);
+        }
+    }
+    for ancestor in start.ancestors() {
+        let lib = ancestor.join(".local/dynamodb/package/lib");
+        if let Ok(entries) = std::fs::read_dir(&lib) {
+            let mut candidates: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.join("DynamoDBLocal.jar").is_file())
+                .collect();
+            candidates.sort();
+            if let Some(newest) = candidates.pop() {
+                return Some(newest);
+            }
+        }
+    }
+    None
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running DynamoDB Local.
+#[derive(Debug)]
+pub struct DynamoDbLocal {
+    pub port: u16,
+    child: Child,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("DynamoDB Local is not installed: run `cargo xtask install` (looked under .local/dynamodb and DYNAMODB_LOCAL_DIR)")]
+    NotInstalled,
+    #[error("cannot start DynamoDB Local: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("DynamoDB Local did not open port {0} within 60 s")]
+    NotReady(u16),
+}
+
+impl DynamoDbLocal {
+    /// Starts DynamoDB Local from `install_dir` on `port`, in memory or persisting under
+    /// `data_dir`, and waits until it accepts connections. With `watch_parent` the process dies
+    /// when the current process exits.
+    pub fn start(
+        install_dir: &Path,
+        port: u16,
+        data_dir: Option<&Path>,
+        log_file: Option<&Path>,
+        watch_parent: bool,
+    ) -> Result<Self, StartError> {
+        let storage = match data_dir {
+            Some(dir) => format!("-dbPath '{}' -sharedDb", dir.display()),
+            None => "-inMemory".to_owned(),
+        };
+        let java = format!(
+            "exec java -Xms256m -Xmx1g -XX:+UseParallelGC -Djava.library.path='{lib}' -jar '{jar}' {storage} -port {port} -disableTelemetry",
+            lib = install_dir.join("DynamoDBLocal_lib").display(),
+            jar = install_dir.join("DynamoDBLocal.jar").display(),
+        );
+        let script = if watch_parent {
+            // The watchdog: run Java in the background and kill it once our parent is gone.
+            format!(
+                "{java_bg} & child=$!; trap 'kill $child 2>/dev/null' EXIT TERM INT; \
+                 while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done",
+                java_bg = java.trim_start_matches("exec "),
+                parent = std::process::id()
+            )
+        } else {
+            java
+        };
+        let output = match log_file {
+            Some(path) => Stdio::from(std::fs::File::create(path)?),
+            None => Stdio::null(),
+        };
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(install_dir)
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(Stdio::null())
+            .spawn()?;
+        let local = Self { port, child };
+        local.wait_ready(Duration::from_secs(60))?;
+        Ok(local)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<(), StartError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(StartError::NotReady(self.port))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The pid of the process started (the watchdog shell, or Java itself without one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One DynamoDB Local per test process, started on first use.
+fn shared_instance() -> &'static DynamoDbLocal {
+    static INSTANCE: OnceLock<DynamoDbLocal> = OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let install = find_install(&here)
+            .unwrap_or_else(|| panic!("{}", StartError::NotInstalled));
+        let port = free_port().unwrap_or_else(|error| panic!("no free port: {error}"));
+        DynamoDbLocal::start(&install, port, None, None, true)
+            .unwrap_or_else(|error| panic!("{error}"))
+    })
+}
+
+/// A fresh, empty table on the shared DynamoDB Local, with a store and a raw client.
+#[derive(Debug, Clone)]
+pub struct TestTable {
+    pub endpoint: String,
+    pub table: String,
+    pub client: Client,
+    pub store: DynamoOrderStore,
+}
+
+/// Creates a uniquely named table on the test process's DynamoDB Local.
+pub async fn fresh_table() -> TestTable {
+    fresh_table_with(StoreSettings::default()).await
+}
+
+pub async fn fresh_table_with(settings: StoreSettings) -> TestTable {
+    let endpoint = shared_instance().endpoint();
+    let table = format!("orders-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let client = build_local_client(&settings, &endpoint).await;
+    schema::create_table(&client, &table)
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the test table: {error:?}"));
+    let store = DynamoOrderStore::new(client.clone(), table.clone(), settings);
+    TestTable {
+        endpoint,
+        table,
+        client,
+        store,
+    }
+}
+
+/// A fresh table seeded with `plan`.
+pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
+    let table = fresh_table().await;
+    table
+        .store
+        .seed(plan)
+        .await
+        .unwrap_or_else(|error| panic!("cannot seed the test table: {error:?}"));
+    table
+}

@@ -1,0 +1,146 @@
+//! Logs and metrics. Logs are JSON lines from `tracing-subscriber`, one `request` line per
+//! request with its outcome. Metrics are CloudWatch Embedded Metric Format lines on stdout:
+//! in Lambda they become metrics without any API call, locally `cargo xtask monitor` reads them.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+use tracing_subscriber::EnvFilter;
+
+pub const METRICS_NAMESPACE: &str = "OrderService";
+
+/// Installs the JSON log subscriber once; `RUST_LOG` sets the level (default `info`).
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .try_init();
+}
+
+/// What one request did, for its log line and its metrics.
+#[derive(Debug, Clone)]
+pub struct RequestRecord<'a> {
+    pub operation: &'a str,
+    pub status: u16,
+    pub code: Option<&'a str>,
+    pub latency_ms: f64,
+    pub store_retries: u32,
+    pub store_error: bool,
+}
+
+/// The EMF document for one request: a latency sample per operation, an outcome counter,
+/// a rejection count by code, and store error/retry counts.
+pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
+    let mut metrics = vec![json!({"Name": "Latency", "Unit": "Milliseconds"})];
+    let mut values = Map::new();
+    values.insert("Operation".into(), json!(record.operation));
+    values.insert("Latency".into(), json!(record.latency_ms));
+    let success_metric = match (record.operation, record.status) {
+        ("create-order", 201) => Some("OrdersCreated"),
+        ("pay-order", 200) => Some("OrdersPaid"),
+        ("cancel-order", 200) => Some("OrdersCancelled"),
+        _ => None,
+    };
+    if let Some(name) = success_metric {
+        metrics.push(json!({"Name": name, "Unit": "Count"}));
+        values.insert(name.into(), json!(1));
+    }
+    if record.operation == "pay-order" && record.status >= 400 {
+        metrics.push(json!({"Name": "PaymentFailures", "Unit": "Count"}));
+        values.insert("PaymentFailures".into(), json!(1));
+    }
+    metrics.push(json!({"Name": "StoreRetries", "Unit": "Count"}));
+    values.insert("StoreRetries".into(), json!(record.store_retries));
+    metrics.push(json!({"Name": "StoreErrors", "Unit": "Count"}));
+    values.insert("StoreErrors".into(), json!(u32::from(record.store_error)));
+    metrics.push(json!({"Name": "ServerErrors", "Unit": "Count"}));
+    values.insert("ServerErrors".into(), json!(u32::from(record.status >= 500)));
+    let mut directives = vec![json!({
+        "Namespace": METRICS_NAMESPACE,
+        "Dimensions": [["Operation"]],
+        "Metrics": metrics,
+    })];
+    if let Some(code) = record.code {
+        values.insert("Code".into(), json!(code));
+        values.insert("Rejections".into(), json!(1));
+        directives.push(json!({
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["Code"]],
+            "Metrics": [{"Name": "Rejections", "Unit": "Count"}],
+        }));
+    }
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({"Timestamp": timestamp_ms as u64, "CloudWatchMetrics": directives}),
+    );
+    document.extend(values);
+    Value::Object(document)
+}
+
+/// Writes the request's EMF line to stdout.
+pub fn emit_metrics(record: &RequestRecord<'_>) {
+    let timestamp_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    let line = emf_document(record, timestamp_ms).to_string();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_payment_counts_as_a_payment_failure_with_its_code() {
+        let document = emf_document(
+            &RequestRecord {
+                operation: "pay-order",
+                status: 409,
+                code: Some("INSUFFICIENT_BALANCE"),
+                latency_ms: 3.5,
+                store_retries: 1,
+                store_error: false,
+            },
+            1_700_000_000_000,
+        );
+        assert_eq!(document["PaymentFailures"], 1);
+        assert_eq!(document["Rejections"], 1);
+        assert_eq!(document["Code"], "INSUFFICIENT_BALANCE");
+        assert_eq!(document["StoreRetries"], 1);
+        assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "OrderService");
+        // Every metric a directive names has a value at the top level, as EMF requires.
+        for directive in document["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            for metric in directive["Metrics"].as_array().unwrap() {
+                let name = metric["Name"].as_str().unwrap();
+                assert!(document.get(name).is_some(), "{name} has no value");
+            }
+        }
+    }
+
+    #[test]
+    fn a_created_order_counts_once() {
+        let document = emf_document(
+            &RequestRecord {
+                operation: "create-order",
+                status: 201,
+                code: None,
+                latency_ms: 1.0,
+                store_retries: 0,
+                store_error: false,
+            },
+            0,
+        );
+        assert_eq!(document["OrdersCreated"], 1);
+        assert!(document.get("Rejections").is_none());
+        assert!(document.get("PaymentFailures").is_none());
+    }
+}

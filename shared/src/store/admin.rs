@@ -1,0 +1,388 @@
+//! Operator tasks on the table: seeding deterministic users and products (recording the
+//! initial values the audit checks against), and the audit of exact conservation of money and
+//! stock.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use serde::Serialize;
+
+use super::errors::{mapping_error, store_error};
+use super::items::{
+    entity_of, from_item, product_pk, to_item, user_pk, Item, OrderRecord, ProductRecord,
+    UserRecord, PRODUCT_SK, USER_SK,
+};
+use super::retry::back_off;
+use super::DynamoOrderStore;
+use crate::domain::{Money, Order, OrderStatus, ProductId, UserId};
+use crate::error::ServiceError;
+
+/// What `seed` writes: `user-1..user-N` with `balance` each, `product-1..product-M` with
+/// deterministic prices and `stock` each, plus any named extra products (e.g. a flash-sale
+/// product with little stock).
+#[derive(Debug, Clone)]
+pub struct SeedPlan {
+    pub users: u32,
+    pub balance: i64,
+    pub products: u32,
+    pub stock: i64,
+    pub extra_products: Vec<(String, i64, i64)>,
+}
+
+impl Default for SeedPlan {
+    fn default() -> Self {
+        Self {
+            users: 1_000,
+            balance: 1_000_000,
+            products: 100,
+            stock: 1_000,
+            extra_products: Vec::new(),
+        }
+    }
+}
+
+/// The price of `product-<number>`: deterministic, between 1,000 and 50,000 KRW in steps of 100.
+pub fn seeded_price(number: u32) -> i64 {
+    1_000 + i64::from(number.wrapping_mul(7_919) % 491) * 100
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedSummary {
+    pub users: u32,
+    pub products: u32,
+    pub total_balance: i64,
+    pub total_stock: i64,
+}
+
+/// What the audit found. `violations` is empty when money and stock are exactly conserved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    pub users: u64,
+    pub products: u64,
+    pub orders: u64,
+    pub orders_by_status: BTreeMap<String, u64>,
+    pub total_balance: i64,
+    pub total_paid: i64,
+    pub total_stock: i64,
+    pub total_reserved: i64,
+    pub violations: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The most violations listed one by one; beyond that they are only counted.
+const MAX_LISTED_VIOLATIONS: usize = 50;
+
+impl DynamoOrderStore {
+    /// Writes the seed plan with `BatchWriteItem`, a few batches at a time.
+    pub async fn seed(&self, plan: &SeedPlan) -> Result<SeedSummary, ServiceError> {
+        let mut items: Vec<Item> =
+            Vec::with_capacity(plan.users as usize + plan.products as usize);
+        for number in 1..=plan.users {
+            let user_id = UserId::parse(&format!("user-{number}"))?;
+            let record = UserRecord {
+                pk: user_pk(&user_id),
+                sk: USER_SK.to_owned(),
+                entity: "USER".to_owned(),
+                user_id,
+                balance: plan.balance,
+                initial_balance: plan.balance,
+            };
+            items.push(to_item(&record).map_err(|error| mapping_error("a user", error))?);
+        }
+        let numbered = (1..=plan.products)
+            .map(|number| (format!("product-{number}"), seeded_price(number), plan.stock));
+        let mut total_stock = 0_i64;
+        for (name, price, stock) in numbered.chain(plan.extra_products.iter().cloned()) {
+            let product_id = ProductId::parse(&name)?;
+            total_stock += stock;
+            let record = ProductRecord {
+                pk: product_pk(&product_id),
+                sk: PRODUCT_SK.to_owned(),
+                entity: "PRODUCT".to_owned(),
+                product_id,
+                price: Money::new(price)?,
+                stock,
+                initial_stock: stock,
+            };
+            items.push(to_item(&record).map_err(|error| mapping_error("a product", error))?);
+        }
+        let mut batches = tokio::task::JoinSet::new();
+        for chunk in items.chunks(25) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|error| ServiceError::internal(error.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            let store = self.clone();
+            batches.spawn(async move { store.write_batch(requests).await });
+            if batches.len() >= 8 {
+                if let Some(done) = batches.join_next().await {
+                    done.map_err(|error| ServiceError::internal(error.to_string()))??;
+                }
+            }
+        }
+        while let Some(done) = batches.join_next().await {
+            done.map_err(|error| ServiceError::internal(error.to_string()))??;
+        }
+        Ok(SeedSummary {
+            users: plan.users,
+            products: plan.products + plan.extra_products.len() as u32,
+            total_balance: plan.balance * i64::from(plan.users),
+            total_stock,
+        })
+    }
+
+    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<(), ServiceError> {
+        for attempt in 1..=20 {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(self.table_name(), requests)
+                .send()
+                .await
+                .map_err(|error| store_error("BatchWriteItem", error))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut unprocessed| unprocessed.remove(self.table_name()))
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            back_off(attempt).await;
+        }
+        Err(ServiceError::internal("BatchWriteItem kept leaving items unprocessed"))
+    }
+
+    /// Every item of the table, read with a parallel scan.
+    async fn scan_all(&self) -> Result<Vec<Item>, ServiceError> {
+        const SEGMENTS: i32 = 4;
+        let mut segments = tokio::task::JoinSet::new();
+        for segment in 0..SEGMENTS {
+            let store = self.clone();
+            segments.spawn(async move {
+                let mut items = Vec::new();
+                let mut start = None;
+                loop {
+                    let output = store
+                        .client
+                        .scan()
+                        .table_name(store.table_name())
+                        .segment(segment)
+                        .total_segments(SEGMENTS)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|error| store_error("Scan", error))?;
+                    items.extend(output.items.unwrap_or_default());
+                    match output.last_evaluated_key {
+                        Some(key) if !key.is_empty() => start = Some(key),
+                        _ => return Ok::<_, ServiceError>(items),
+                    }
+                }
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(done) = segments.join_next().await {
+            all.extend(done.map_err(|error| ServiceError::internal(error.to_string()))??);
+        }
+        Ok(all)
+    }
+
+    /// Every order in the table (for the drills' ledger comparison and tests).
+    pub async fn all_orders(&self) -> Result<Vec<Order>, ServiceError> {
+        let mut orders = Vec::new();
+        for item in self.scan_all().await? {
+            if entity_of(&item) == Some("ORDER") {
+                let record: OrderRecord =
+                    from_item(item).map_err(|error| mapping_error("an order", error))?;
+                orders.push(record.to_order());
+            }
+        }
+        Ok(orders)
+    }
+
+    /// The current stock of a product, if it exists.
+    pub async fn product_stock(&self, product_id: &ProductId) -> Result<Option<i64>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name())
+            .set_key(Some(super::items::product_key(product_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| store_error("GetItem", error))?;
+        match output.item {
+            Some(item) if !item.is_empty() => from_item::<ProductRecord>(item)
+                .map(|product| Some(product.stock))
+                .map_err(|error| mapping_error("a product", error)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The current balance of a user, if it exists.
+    pub async fn user_balance(&self, user_id: &UserId) -> Result<Option<i64>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name())
+            .set_key(Some(super::items::user_key(user_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| store_error("GetItem", error))?;
+        match output.item {
+            Some(item) if !item.is_empty() => from_item::<UserRecord>(item)
+                .map(|user| Some(user.balance))
+                .map_err(|error| mapping_error("a user", error)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks exact conservation over the whole table:
+    /// for every product, initial stock = stock + units reserved by CREATED and PAID orders;
+    /// for every user, initial balance = balance + totals of PAID orders;
+    /// and no order in an impossible state.
+    pub async fn audit(&self) -> Result<AuditReport, ServiceError> {
+        let mut report = AuditReport::default();
+        let mut users: HashMap<String, UserRecord> = HashMap::new();
+        let mut products: HashMap<String, ProductRecord> = HashMap::new();
+        let mut reserved: HashMap<String, i64> = HashMap::new();
+        let mut paid: HashMap<String, i64> = HashMap::new();
+        let mut violations = Vec::new();
+        for item in self.scan_all().await? {
+            match entity_of(&item) {
+                Some("USER") => {
+                    let user: UserRecord =
+                        from_item(item).map_err(|error| mapping_error("a user", error))?;
+                    users.insert(user.user_id.to_string(), user);
+                }
+                Some("PRODUCT") => {
+                    let product: ProductRecord =
+                        from_item(item).map_err(|error| mapping_error("a product", error))?;
+                    products.insert(product.product_id.to_string(), product);
+                }
+                Some("ORDER") => {
+                    let order: OrderRecord =
+                        from_item(item).map_err(|error| mapping_error("an order", error))?;
+                    report.orders += 1;
+                    *report
+                        .orders_by_status
+                        .entry(order.status.as_str().to_owned())
+                        .or_default() += 1;
+                    check_order(&order, &mut violations);
+                    if order.status.holds_stock() {
+                        for line in &order.items {
+                            *reserved.entry(line.product_id.to_string()).or_default() +=
+                                i64::from(line.quantity.get());
+                        }
+                    }
+                    if order.status == OrderStatus::Paid {
+                        *paid.entry(order.user_id.to_string()).or_default() +=
+                            order.total_amount.won();
+                    }
+                }
+                other => violations.push(format!("an item of unknown entity {other:?}")),
+            }
+        }
+        for (user_id, total) in &paid {
+            if !users.contains_key(user_id) {
+                violations.push(format!("user {user_id} has paid orders but no user item ({total} KRW)"));
+            }
+        }
+        for (product_id, units) in &reserved {
+            if !products.contains_key(product_id) {
+                violations.push(format!("product {product_id} is reserved ({units} units) but does not exist"));
+            }
+        }
+        for (user_id, user) in &users {
+            let paid_total = paid.get(user_id).copied().unwrap_or(0);
+            report.total_balance += user.balance;
+            report.total_paid += paid_total;
+            if user.balance < 0 {
+                violations.push(format!("user {user_id} has a negative balance {}", user.balance));
+            }
+            if user.initial_balance != user.balance + paid_total {
+                violations.push(format!(
+                    "user {user_id}: initial balance {} != balance {} + paid {}",
+                    user.initial_balance, user.balance, paid_total
+                ));
+            }
+        }
+        for (product_id, product) in &products {
+            let reserved_units = reserved.get(product_id).copied().unwrap_or(0);
+            report.total_stock += product.stock;
+            report.total_reserved += reserved_units;
+            if product.stock < 0 {
+                violations.push(format!("product {product_id} has negative stock {}", product.stock));
+            }
+            if product.initial_stock != product.stock + reserved_units {
+                violations.push(format!(
+                    "product {product_id}: initial stock {} != stock {} + reserved {}",
+                    product.initial_stock, product.stock, reserved_units
+                ));
+            }
+        }
+        report.users = users.len() as u64;
+        report.products = products.len() as u64;
+        violations.sort();
+        if violations.len() > MAX_LISTED_VIOLATIONS {
+            let more = violations.len() - MAX_LISTED_VIOLATIONS;
+            violations.truncate(MAX_LISTED_VIOLATIONS);
+            violations.push(format!("... and {more} more violations"));
+        }
+        report.violations = violations;
+        Ok(report)
+    }
+}
+
+fn check_order(order: &OrderRecord, violations: &mut Vec<String>) {
+    let id = order.order_id;
+    if order.items.is_empty() {
+        violations.push(format!("order {id} has no lines"));
+    }
+    if Order::compute_total(&order.items) != Some(order.total_amount) {
+        violations.push(format!("order {id}: total does not equal the sum of its lines"));
+    }
+    match order.status {
+        OrderStatus::Created if order.paid_at.is_some() || order.cancelled_at.is_some() => {
+            violations.push(format!("order {id} is CREATED but has paidAt or cancelledAt"));
+        }
+        OrderStatus::Paid if order.paid_at.is_none() || order.cancelled_at.is_some() => {
+            violations.push(format!("order {id} is PAID without paidAt or with cancelledAt"));
+        }
+        OrderStatus::Cancelled if order.cancelled_at.is_none() => {
+            violations.push(format!("order {id} is CANCELLED without cancelledAt"));
+        }
+        _ => {}
+    }
+    if order.pk != user_pk(&order.user_id) {
+        violations.push(format!("order {id} is stored outside its user's partition"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_prices_are_deterministic_and_in_range() {
+        let prices: Vec<i64> = (1..=100).map(seeded_price).collect();
+        assert!(prices.iter().all(|price| (1_000..=50_000).contains(price)));
+        assert_eq!(prices, (1..=100).map(seeded_price).collect::<Vec<_>>());
+        // Prices vary, so totals differ between orders.
+        let distinct: std::collections::HashSet<_> = prices.iter().collect();
+        assert!(distinct.len() > 50);
+    }
+}

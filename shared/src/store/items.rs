@@ -1,0 +1,171 @@
+//! Item mapping between domain types and DynamoDB items (with `serde_dynamo`), and the key
+//! design of the single table:
+//!
+//! | entity  | pk                 | sk                | listSk (LSI byCreatedAt)  |
+//! |---------|--------------------|-------------------|---------------------------|
+//! | user    | `USER#<userId>`    | `USER`            | -                         |
+//! | product | `PRODUCT#<id>`     | `PRODUCT`         | -                         |
+//! | order   | `USER#<userId>`    | `ORDER#<orderId>` | `<createdAt>#<orderId>`   |
+//!
+//! Orders live in their user's partition, so "another user's order" is simply not found, and
+//! the list query newest-first is one `Query` on the LSI.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp, UserId,
+};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
+pub(crate) const LIST_SK: &str = "listSk";
+pub(crate) const USER_SK: &str = "USER";
+pub(crate) const PRODUCT_SK: &str = "PRODUCT";
+
+pub(crate) fn user_pk(user_id: &UserId) -> String {
+    format!("USER#{user_id}")
+}
+
+pub(crate) fn product_pk(product_id: &ProductId) -> String {
+    format!("PRODUCT#{product_id}")
+}
+
+pub(crate) fn order_sk(order_id: OrderId) -> String {
+    format!("ORDER#{order_id}")
+}
+
+pub(crate) fn list_sk(created_at: Timestamp, order_id: OrderId) -> String {
+    format!("{created_at}#{order_id}")
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk)),
+        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+pub(crate) fn user_key(user_id: &UserId) -> Item {
+    key(user_pk(user_id), USER_SK)
+}
+
+pub(crate) fn product_key(product_id: &ProductId) -> Item {
+    key(product_pk(product_id), PRODUCT_SK)
+}
+
+pub(crate) fn order_key(user_id: &UserId, order_id: OrderId) -> Item {
+    key(user_pk(user_id), &order_sk(order_id))
+}
+
+/// A user: the balance is what payments debit and refunds credit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub user_id: UserId,
+    pub balance: i64,
+    /// Written once by `seed`; the audit's reference point.
+    pub initial_balance: i64,
+}
+
+/// A product: the price creates snapshot and the stock they reserve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProductRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub product_id: ProductId,
+    pub price: Money,
+    pub stock: i64,
+    /// Written once by `seed`; the audit's reference point.
+    pub initial_stock: i64,
+}
+
+/// An order with the bookkeeping that makes writes idempotent: the hash of the create request,
+/// and the token of the request that paid or cancelled it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrderRecord {
+    pub pk: String,
+    pub sk: String,
+    pub list_sk: String,
+    pub entity: String,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub items: Vec<OrderLine>,
+    pub total_amount: Money,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
+    pub request_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_token: Option<String>,
+}
+
+impl OrderRecord {
+    pub fn new(order: Order, request_hash: String) -> Self {
+        Self {
+            pk: user_pk(&order.user_id),
+            sk: order_sk(order.order_id),
+            list_sk: list_sk(order.created_at, order.order_id),
+            entity: "ORDER".to_owned(),
+            order_id: order.order_id,
+            user_id: order.user_id,
+            status: order.status,
+            items: order.items,
+            total_amount: order.total_amount,
+            created_at: order.created_at,
+            paid_at: order.paid_at,
+            cancelled_at: order.cancelled_at,
+            request_hash,
+            pay_token: None,
+            cancel_token: None,
+        }
+    }
+
+    pub fn to_order(&self) -> Order {
+        Order {
+            order_id: self.order_id,
+            user_id: self.user_id.clone(),
+            status: self.status,
+            items: self.items.clone(),
+            total_amount: self.total_amount,
+            created_at: self.created_at,
+            paid_at: self.paid_at,
+            cancelled_at: self.cancelled_at,
+        }
+    }
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, serde_dynamo::Error> {
+    serde_dynamo::to_item(value)
+}
+
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, serde_dynamo::Error> {
+    serde_dynamo::from_item(item)
+}
+
+pub(crate) fn string_value(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+pub(crate) fn number_value(number: i64) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
+pub(crate) fn entity_of(item: &Item) -> Option<&str> {
+    item.get("entity").and_then(|value| value.as_s().ok()).map(String::as_str)
+}

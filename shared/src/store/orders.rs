@@ -1,0 +1,684 @@
+//! The order operations on DynamoDB. Every state change is one `TransactWriteItems` whose
+//! conditions make it correct under any interleaving; a cancelled transaction's reasons say
+//! which condition failed, and that is mapped to the domain error. No locks, no unconditioned
+//! read-modify-write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::cursor::Cursor;
+use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
+use super::items::{
+    entity_of, from_item, list_sk, number_value, order_key, product_key, string_value,
+    to_item, user_key, user_pk, Item, OrderRecord, ProductRecord, LIST_SK, PK, SK,
+};
+use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
+use super::schema::LIST_INDEX;
+use super::{CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders};
+use crate::domain::{
+    IdempotencyKey, Money, NewOrder, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp,
+    UserId,
+};
+use crate::error::ServiceError;
+
+/// How often one request re-reads an order whose state changed under it. States only move
+/// forwards (CREATED -> PAID -> CANCELLED), so two re-reads always suffice; the bound is slack.
+const MAX_STATE_READS: u32 = 4;
+
+/// Why a transaction did not commit.
+enum WriteRejected {
+    /// At least one condition was false; the reasons are in transaction item order.
+    Conditions(Vec<CancellationReason>),
+    Store(ServiceError),
+}
+
+fn condition_failed(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(OffsetDateTime::now_utc())
+}
+
+/// A token recorded on the order by the request that paid or cancelled it. With an
+/// Idempotency-Key it is derived from the key, so the client's retry recognises its own effect;
+/// without one it is unique to this request, so the SDK's own retry after an ambiguous timeout
+/// still recognises the write it already made.
+fn request_token(key: Option<&IdempotencyKey>) -> String {
+    match key {
+        Some(key) => format!("key:{}", key.as_str()),
+        None => format!("once:{}", ulid::Ulid::new()),
+    }
+}
+
+/// A digest of the create request's content, stored on the order so that a retry with the
+/// same key but a different body is recognised and refused.
+fn request_hash(order: &NewOrder) -> String {
+    let mut hasher = Sha256::new();
+    for line in order.lines() {
+        hasher.update(line.product_id.as_str().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(line.quantity.get().to_be_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn build_error(error: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal(format!("cannot build a DynamoDB request: {error}"))
+}
+
+impl DynamoOrderStore {
+    /// Runs one transaction, retrying with jittered backoff while DynamoDB cancels it only for
+    /// conflicts with other transactions or throttling.
+    async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), WriteRejected> {
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match sent {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let retryable = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    if reasons.iter().any(condition_failed) {
+                        return Err(WriteRejected::Conditions(reasons.to_vec()));
+                    }
+                    reasons.iter().all(|reason| {
+                        matches!(reason.code(), None | Some("None") | Some("TransactionConflict"))
+                            || is_throttling_code(reason.code())
+                    })
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                _ => return Err(WriteRejected::Store(store_error(operation, error))),
+            };
+            if !retryable {
+                return Err(WriteRejected::Store(store_error(operation, error)));
+            }
+            if attempt >= MAX_WRITE_ATTEMPTS {
+                tracing::warn!(operation, attempt, "transaction conflicts exhausted the retries");
+                return Err(WriteRejected::Store(ServiceError::Contention {
+                    retry_after: RETRY_AFTER,
+                }));
+            }
+            back_off(attempt).await;
+            attempt += 1;
+        }
+    }
+
+    /// Reads an order with a strongly consistent read.
+    async fn read_order_record(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+    ) -> Result<Option<OrderRecord>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name())
+            .set_key(Some(order_key(user_id, order_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| store_error("GetItem", error))?;
+        match output.item {
+            Some(item) if entity_of(&item) == Some("ORDER") => from_item(item)
+                .map(Some)
+                .map_err(|error| mapping_error("an order", error)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The order as DynamoDB returned it with a failed condition, or a fresh read when the
+    /// emulator in use does not return it.
+    async fn order_after_failed_condition(
+        &self,
+        reason: &CancellationReason,
+        user_id: &UserId,
+        order_id: OrderId,
+    ) -> Result<OrderRecord, ServiceError> {
+        if let Some(item) = reason.item().filter(|item| !item.is_empty()) {
+            if let Ok(record) = from_item::<OrderRecord>(item.clone()) {
+                return Ok(record);
+            }
+        }
+        self.read_order_record(user_id, order_id)
+            .await?
+            .ok_or(ServiceError::OrderNotFound)
+    }
+
+    /// Reads the user and every product of the order in one `BatchGetItem`.
+    async fn read_user_and_products(
+        &self,
+        user_id: &UserId,
+        order: &NewOrder,
+    ) -> Result<HashMap<ProductId, Money>, ServiceError> {
+        let mut keys = vec![user_key(user_id)];
+        keys.extend(order.lines().iter().map(|line| product_key(&line.product_id)));
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .build()
+            .map_err(build_error)?;
+        let mut found: Vec<Item> = Vec::with_capacity(order.lines().len() + 1);
+        let mut attempt = 1;
+        loop {
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(self.table_name(), pending)
+                .send()
+                .await
+                .map_err(|error| store_error("BatchGetItem", error))?;
+            if let Some(items) = output
+                .responses
+                .as_mut()
+                .and_then(|responses| responses.remove(self.table_name()))
+            {
+                found.extend(items);
+            }
+            match output
+                .unprocessed_keys
+                .and_then(|mut unprocessed| unprocessed.remove(self.table_name()))
+            {
+                Some(rest) if !rest.keys().is_empty() => {
+                    if attempt >= MAX_WRITE_ATTEMPTS {
+                        return Err(ServiceError::StoreUnavailable {
+                            retry_after: RETRY_AFTER,
+                            source: "BatchGetItem left keys unprocessed".into(),
+                        });
+                    }
+                    back_off(attempt).await;
+                    attempt += 1;
+                    pending = rest;
+                }
+                _ => break,
+            }
+        }
+        if !found.iter().any(|item| entity_of(item) == Some("USER")) {
+            return Err(ServiceError::UserNotFound);
+        }
+        let mut prices = HashMap::with_capacity(found.len());
+        for item in found {
+            if entity_of(&item) == Some("PRODUCT") {
+                let product: ProductRecord =
+                    from_item(item).map_err(|error| mapping_error("a product", error))?;
+                prices.insert(product.product_id, product.price);
+            }
+        }
+        Ok(prices)
+    }
+
+    async fn create_order_unguarded(
+        &self,
+        user_id: &UserId,
+        new_order: &NewOrder,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        let request_hash = request_hash(new_order);
+        let order_id = idempotency_key.map_or_else(OrderId::random, |key| {
+            OrderId::for_idempotency_key(user_id, key)
+        });
+        let prices = self.read_user_and_products(user_id, new_order).await?;
+        let mut lines = Vec::with_capacity(new_order.lines().len());
+        for line in new_order.lines() {
+            let unit_price = *prices
+                .get(&line.product_id)
+                .ok_or_else(|| ServiceError::ProductNotFound(line.product_id.clone()))?;
+            lines.push(OrderLine {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+                unit_price,
+            });
+        }
+        let total_amount = Order::compute_total(&lines)
+            .ok_or_else(|| ServiceError::Validation("the order total is too large".to_owned()))?;
+        let order = Order {
+            order_id,
+            user_id: user_id.clone(),
+            status: OrderStatus::Created,
+            items: lines,
+            total_amount,
+            created_at: now(),
+            paid_at: None,
+            cancelled_at: None,
+        };
+        let record = OrderRecord::new(order.clone(), request_hash.clone());
+        let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
+
+        let mut transaction = Vec::with_capacity(order.items.len() + 1);
+        transaction.push(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(self.table_name())
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        )
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+        );
+        for line in &order.items {
+            transaction.push(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(self.table_name())
+                            .set_key(Some(product_key(&line.product_id)))
+                            .update_expression("SET #stock = #stock - :quantity")
+                            .condition_expression("#stock >= :quantity")
+                            .expression_attribute_names("#stock", "stock")
+                            .expression_attribute_values(
+                                ":quantity",
+                                number_value(i64::from(line.quantity.get())),
+                            )
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+            );
+        }
+
+        match self.transact("CreateOrder", transaction).await {
+            Ok(()) => Ok(Outcome {
+                order,
+                replayed: false,
+            }),
+            Err(WriteRejected::Store(error)) => Err(error),
+            Err(WriteRejected::Conditions(reasons)) => {
+                if let Some(order_reason) = reasons.first().filter(|reason| condition_failed(reason)) {
+                    let existing = self
+                        .order_after_failed_condition(order_reason, user_id, order_id)
+                        .await?;
+                    if existing.request_hash != request_hash {
+                        return Err(ServiceError::IdempotencyKeyReused);
+                    }
+                    // Without a key the id is unique to this request, so an existing item is
+                    // our own earlier attempt that the SDK retried after an ambiguous timeout.
+                    return Ok(Outcome {
+                        order: existing.to_order(),
+                        replayed: idempotency_key.is_some(),
+                    });
+                }
+                let short_line = reasons
+                    .iter()
+                    .skip(1)
+                    .position(condition_failed)
+                    .and_then(|index| order.items.get(index));
+                match short_line {
+                    Some(line) => Err(ServiceError::OutOfStock(line.product_id.clone())),
+                    None => Err(ServiceError::internal("create cancelled without a failed condition")),
+                }
+            }
+        }
+    }
+
+    fn order_status_update(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        expected: OrderStatus,
+        set_clause: &str,
+        values: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let mut update = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(order_key(user_id, order_id)))
+            .update_expression(set_clause)
+            .condition_expression("#status = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", string_value(expected.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn balance_update(
+        &self,
+        user_id: &UserId,
+        expression: &str,
+        condition: &str,
+        amount: Money,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(user_key(user_id)))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .expression_attribute_names("#balance", "balance")
+                    .expression_attribute_values(":amount", number_value(amount.won()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    async fn pay_order_unguarded(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        let token = request_token(idempotency_key);
+        let mut record = self
+            .read_order_record(user_id, order_id)
+            .await?
+            .ok_or(ServiceError::OrderNotFound)?;
+        for _ in 0..MAX_STATE_READS {
+            match record.status {
+                OrderStatus::Paid if record.pay_token.as_deref() == Some(token.as_str()) => {
+                    return Ok(Outcome {
+                        order: record.to_order(),
+                        replayed: idempotency_key.is_some(),
+                    });
+                }
+                OrderStatus::Paid => return Err(ServiceError::OrderAlreadyPaid),
+                OrderStatus::Cancelled => return Err(ServiceError::OrderCancelled),
+                OrderStatus::Created => {}
+            }
+            let paid_at = now();
+            let transaction = vec![
+                self.order_status_update(
+                    user_id,
+                    order_id,
+                    OrderStatus::Created,
+                    "SET #status = :paid, paidAt = :paidAt, payToken = :token",
+                    vec![
+                        (":paid", string_value(OrderStatus::Paid.as_str())),
+                        (":paidAt", string_value(paid_at.to_string())),
+                        (":token", string_value(token.clone())),
+                    ],
+                )?,
+                self.balance_update(
+                    user_id,
+                    "SET #balance = #balance - :amount",
+                    "#balance >= :amount",
+                    record.total_amount,
+                )?,
+            ];
+            match self.transact("PayOrder", transaction).await {
+                Ok(()) => {
+                    record.status = OrderStatus::Paid;
+                    record.paid_at = Some(paid_at);
+                    return Ok(Outcome {
+                        order: record.to_order(),
+                        replayed: false,
+                    });
+                }
+                Err(WriteRejected::Store(error)) => return Err(error),
+                Err(WriteRejected::Conditions(reasons)) => {
+                    match (reasons.first(), reasons.get(1)) {
+                        (Some(order_reason), _) if condition_failed(order_reason) => {
+                            record = self
+                                .order_after_failed_condition(order_reason, user_id, order_id)
+                                .await?;
+                        }
+                        (_, Some(balance_reason)) if condition_failed(balance_reason) => {
+                            let user_exists =
+                                balance_reason.item().is_some_and(|item| !item.is_empty());
+                            return Err(if user_exists || balance_reason.item().is_none() {
+                                ServiceError::InsufficientBalance {
+                                    required: record.total_amount,
+                                }
+                            } else {
+                                ServiceError::UserNotFound
+                            });
+                        }
+                        _ => {
+                            return Err(ServiceError::internal(
+                                "payment cancelled without a failed condition",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Err(ServiceError::internal("the order's state kept changing during payment"))
+    }
+
+    async fn cancel_order_unguarded(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        let token = request_token(idempotency_key);
+        let mut record = self
+            .read_order_record(user_id, order_id)
+            .await?
+            .ok_or(ServiceError::OrderNotFound)?;
+        for _ in 0..MAX_STATE_READS {
+            let was = record.status;
+            if was == OrderStatus::Cancelled {
+                if record.cancel_token.as_deref() == Some(token.as_str()) {
+                    return Ok(Outcome {
+                        order: record.to_order(),
+                        replayed: idempotency_key.is_some(),
+                    });
+                }
+                return Err(ServiceError::OrderCancelled);
+            }
+            let cancelled_at = now();
+            let mut transaction = Vec::with_capacity(record.items.len() + 2);
+            transaction.push(self.order_status_update(
+                user_id,
+                order_id,
+                was,
+                "SET #status = :cancelled, cancelledAt = :cancelledAt, cancelToken = :token",
+                vec![
+                    (":cancelled", string_value(OrderStatus::Cancelled.as_str())),
+                    (":cancelledAt", string_value(cancelled_at.to_string())),
+                    (":token", string_value(token.clone())),
+                ],
+            )?);
+            for line in &record.items {
+                transaction.push(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name(self.table_name())
+                                .set_key(Some(product_key(&line.product_id)))
+                                .update_expression("SET #stock = #stock + :quantity")
+                                .condition_expression("attribute_exists(pk)")
+                                .expression_attribute_names("#stock", "stock")
+                                .expression_attribute_values(
+                                    ":quantity",
+                                    number_value(i64::from(line.quantity.get())),
+                                )
+                                .build()
+                                .map_err(build_error)?,
+                        )
+                        .build(),
+                );
+            }
+            if was == OrderStatus::Paid {
+                transaction.push(self.balance_update(
+                    user_id,
+                    "SET #balance = #balance + :amount",
+                    "attribute_exists(pk)",
+                    record.total_amount,
+                )?);
+            }
+            match self.transact("CancelOrder", transaction).await {
+                Ok(()) => {
+                    record.status = OrderStatus::Cancelled;
+                    record.cancelled_at = Some(cancelled_at);
+                    return Ok(Outcome {
+                        order: record.to_order(),
+                        replayed: false,
+                    });
+                }
+                Err(WriteRejected::Store(error)) => return Err(error),
+                Err(WriteRejected::Conditions(reasons)) => match reasons.first() {
+                    Some(order_reason) if condition_failed(order_reason) => {
+                        record = self
+                            .order_after_failed_condition(order_reason, user_id, order_id)
+                            .await?;
+                    }
+                    _ => {
+                        return Err(ServiceError::internal(
+                            "cancellation refused: a product or the user is missing",
+                        ))
+                    }
+                },
+            }
+        }
+        Err(ServiceError::internal("the order's state kept changing during cancellation"))
+    }
+
+    async fn list_orders_unguarded(
+        &self,
+        user_id: &UserId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<OrderPage, ServiceError> {
+        let pk = user_pk(user_id);
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table_name())
+            .index_name(LIST_INDEX)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", string_value(pk.clone()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(i32::from(limit));
+        if let Some(cursor) = cursor {
+            let mut start = order_key(user_id, cursor.order_id);
+            start.insert(
+                LIST_SK.to_owned(),
+                string_value(list_sk(cursor.created_at, cursor.order_id)),
+            );
+            query = query.set_exclusive_start_key(Some(start));
+        }
+        let output = query
+            .send()
+            .await
+            .map_err(|error| store_error("Query", error))?;
+        let mut orders = Vec::with_capacity(output.items().len());
+        for item in output.items.unwrap_or_default() {
+            let record: OrderRecord =
+                from_item(item).map_err(|error| mapping_error("an order", error))?;
+            orders.push(record.to_order());
+        }
+        if orders.is_empty() && cursor.is_none() && !self.user_exists(user_id).await? {
+            return Err(ServiceError::UserNotFound);
+        }
+        let next_cursor = match (output.last_evaluated_key, orders.last()) {
+            (Some(_), Some(last)) => Some(Cursor {
+                created_at: last.created_at,
+                order_id: last.order_id,
+            }),
+            _ => None,
+        };
+        Ok(OrderPage {
+            orders,
+            next_cursor,
+        })
+    }
+
+    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name())
+            .set_key(Some(user_key(user_id)))
+            .projection_expression("#pk, #sk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .send()
+            .await
+            .map_err(|error| store_error("GetItem", error))?;
+        Ok(output.item.is_some_and(|item| !item.is_empty()))
+    }
+}
+
+impl CreateOrders for DynamoOrderStore {
+    async fn create_order(
+        &self,
+        user_id: &UserId,
+        order: &NewOrder,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        self.guarded(self.create_order_unguarded(user_id, order, idempotency_key))
+            .await
+    }
+}
+
+impl PayOrders for DynamoOrderStore {
+    async fn pay_order(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        self.guarded(self.pay_order_unguarded(user_id, order_id, idempotency_key))
+            .await
+    }
+}
+
+impl CancelOrders for DynamoOrderStore {
+    async fn cancel_order(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Outcome, ServiceError> {
+        self.guarded(self.cancel_order_unguarded(user_id, order_id, idempotency_key))
+            .await
+    }
+}
+
+impl ReadOrders for DynamoOrderStore {
+    async fn get_order(&self, user_id: &UserId, order_id: OrderId) -> Result<Order, ServiceError> {
+        self.guarded(async {
+            self.read_order_record(user_id, order_id)
+                .await?
+                .map(|record| record.to_order())
+                .ok_or(ServiceError::OrderNotFound)
+        })
+        .await
+    }
+
+    async fn list_orders(
+        &self,
+        user_id: &UserId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<OrderPage, ServiceError> {
+        self.guarded(self.list_orders_unguarded(user_id, limit, cursor))
+            .await
+    }
+}

@@ -1,0 +1,56 @@
+//! Bounded, jittered retries for transaction conflicts, and a per-request count of store
+//! retries that the HTTP layer logs and publishes as a metric.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::time::Duration;
+
+tokio::task_local! {
+    static STORE_RETRIES: Cell<u32>;
+}
+
+/// Runs `request` with a fresh store-retry counter in scope and returns the count with its
+/// output. Outside such a scope retries are simply not counted.
+pub async fn count_store_retries<F: Future>(request: F) -> (F::Output, u32) {
+    STORE_RETRIES
+        .scope(Cell::new(0), async move {
+            let output = request.await;
+            (output, store_retries_so_far())
+        })
+        .await
+}
+
+/// The store retries counted so far in the current request scope.
+pub fn store_retries_so_far() -> u32 {
+    STORE_RETRIES.try_with(Cell::get).unwrap_or(0)
+}
+
+/// How many times one logical write is attempted when DynamoDB cancels it for a transaction
+/// conflict or throttling. The bound is what rules out livelock; the jitter spreads contenders.
+pub(crate) const MAX_WRITE_ATTEMPTS: u32 = 10;
+
+/// Sleeps before retry number `attempt` (1-based) with "full jitter" exponential backoff.
+pub(crate) async fn back_off(attempt: u32) {
+    let _ = STORE_RETRIES.try_with(|count| count.set(count.get() + 1));
+    let base_ms: u64 = 4;
+    let cap_ms: u64 = 250;
+    let ceiling = cap_ms.min(base_ms.saturating_mul(1 << attempt.min(16)));
+    let delay = fastrand::u64(1..=ceiling.max(1));
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retries_are_counted_per_scope() {
+        let ((), retries) = count_store_retries(async {
+            back_off(1).await;
+            back_off(2).await;
+        })
+        .await;
+        assert_eq!(retries, 2);
+        assert_eq!(store_retries_so_far(), 0);
+    }
+}
