@@ -163,7 +163,19 @@ pub struct TestTable {
 
 /// Creates a uniquely named table on the test process's DynamoDB Local.
 pub async fn fresh_table() -> TestTable {
-    fresh_table_with(StoreSettings::default()).await
+    fresh_table_with(test_settings()).await
+}
+
+/// Store settings for tests: generous timeouts, because a cold JVM on a two-core CI machine
+/// can take seconds for its first hundred concurrent transactions, and a test about
+/// contention must not fail on a timeout that production settings are tuned for.
+pub fn test_settings() -> StoreSettings {
+    StoreSettings {
+        attempt_timeout: Duration::from_secs(10),
+        operation_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(2),
+        ..StoreSettings::default()
+    }
 }
 
 pub async fn fresh_table_with(settings: StoreSettings) -> TestTable {

@@ -17,7 +17,7 @@ pub mod schema;
 
 use std::future::Future;
 
-pub use admin::{AuditReport, SeedPlan, SeedSummary};
+pub use admin::{seeded_price as seeded_price_of, AuditReport, SeedPlan, SeedSummary};
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;

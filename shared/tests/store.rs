@@ -1,0 +1,427 @@
+//! The store against a real DynamoDB Local: every operation, every business error, and the
+//! contention cases (flash sale, racing payments, racing idempotent retries), each followed by
+//! the conservation audit.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use order_service::domain::{
+    CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, OrderStatus, ProductId, UserId,
+};
+use order_service::local_dynamodb::{fresh_table_with, seeded_table, TestTable};
+use order_service::store::{
+    CancelOrders, CreateOrders, PayOrders, ReadOrders, SeedPlan, StoreSettings,
+};
+use order_service::ServiceError;
+
+fn user(number: u32) -> UserId {
+    UserId::parse(&format!("user-{number}")).unwrap()
+}
+
+fn product(name: &str) -> ProductId {
+    ProductId::parse(name).unwrap()
+}
+
+fn order_of(lines: &[(&str, u64)]) -> NewOrder {
+    let items: Vec<String> = lines
+        .iter()
+        .map(|(product, quantity)| format!(r#"{{"productId":"{product}","quantity":{quantity}}}"#))
+        .collect();
+    let request: CreateOrderRequest =
+        serde_json::from_str(&format!(r#"{{"items":[{}]}}"#, items.join(","))).unwrap();
+    NewOrder::try_from(request).unwrap()
+}
+
+fn key(text: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(text).unwrap()
+}
+
+fn small_plan() -> SeedPlan {
+    SeedPlan {
+        users: 5,
+        balance: 100_000,
+        products: 5,
+        stock: 10,
+        extra_products: vec![("product-scarce".into(), 10_000, 1)],
+    }
+}
+
+async fn assert_audit_clean(table: &TestTable) {
+    let report = table.store.audit().await.unwrap();
+    assert!(report.is_clean(), "audit violations: {:#?}", report.violations);
+}
+
+#[tokio::test]
+async fn an_order_goes_through_its_whole_lifecycle() {
+    let table = seeded_table(&small_plan()).await;
+    let store = &table.store;
+    let price_1 = order_service::store::seeded_price_of(1);
+    let price_2 = order_service::store::seeded_price_of(2);
+
+    // GIVEN a new order of two lines WHEN created THEN prices are snapshotted and stock reserved.
+    let created = store
+        .create_order(&user(1), &order_of(&[("product-1", 2), ("product-2", 1)]), None)
+        .await
+        .unwrap();
+    let order = created.order;
+    assert!(!created.replayed);
+    assert_eq!(order.status, OrderStatus::Created);
+    assert_eq!(order.total_amount.won(), 2 * price_1 + price_2);
+    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(8));
+    assert_audit_clean(&table).await;
+
+    // WHEN paid THEN the balance is debited by exactly the total.
+    let paid = store.pay_order(&user(1), order.order_id, None).await.unwrap().order;
+    assert_eq!(paid.status, OrderStatus::Paid);
+    assert!(paid.paid_at.is_some());
+    assert_eq!(
+        store.user_balance(&user(1)).await.unwrap(),
+        Some(100_000 - order.total_amount.won())
+    );
+    assert_eq!(store.get_order(&user(1), order.order_id).await.unwrap(), paid);
+    assert_audit_clean(&table).await;
+
+    // WHEN cancelled after payment THEN stock and balance are restored.
+    let cancelled = store
+        .cancel_order(&user(1), order.order_id, None)
+        .await
+        .unwrap()
+        .order;
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(store.user_balance(&user(1)).await.unwrap(), Some(100_000));
+    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(10));
+    assert_audit_clean(&table).await;
+
+    // AND a cancelled order can be neither paid nor cancelled again.
+    assert!(matches!(
+        store.pay_order(&user(1), order.order_id, None).await,
+        Err(ServiceError::OrderCancelled)
+    ));
+    assert!(matches!(
+        store.cancel_order(&user(1), order.order_id, None).await,
+        Err(ServiceError::OrderCancelled)
+    ));
+}
+
+#[tokio::test]
+async fn business_rules_are_enforced_with_specific_errors() {
+    let table = seeded_table(&small_plan()).await;
+    let store = &table.store;
+
+    assert!(matches!(
+        store.create_order(&user(99), &order_of(&[("product-1", 1)]), None).await,
+        Err(ServiceError::UserNotFound)
+    ));
+    match store.create_order(&user(1), &order_of(&[("product-1", 1), ("nope", 1)]), None).await {
+        Err(ServiceError::ProductNotFound(id)) => assert_eq!(id.as_str(), "nope"),
+        other => panic!("expected ProductNotFound, got {other:?}"),
+    }
+    match store
+        .create_order(&user(1), &order_of(&[("product-1", 1), ("product-2", 11)]), None)
+        .await
+    {
+        Err(ServiceError::OutOfStock(id)) => assert_eq!(id.as_str(), "product-2"),
+        other => panic!("expected OutOfStock naming product-2, got {other:?}"),
+    }
+    // Nothing was reserved by the refused order, not even the line that had stock.
+    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(10));
+
+    // Another user's order does not exist for this user.
+    let order = store
+        .create_order(&user(1), &order_of(&[("product-3", 1)]), None)
+        .await
+        .unwrap()
+        .order;
+    assert!(matches!(
+        store.get_order(&user(2), order.order_id).await,
+        Err(ServiceError::OrderNotFound)
+    ));
+    assert!(matches!(
+        store.pay_order(&user(2), order.order_id, None).await,
+        Err(ServiceError::OrderNotFound)
+    ));
+    assert!(matches!(
+        store.get_order(&user(1), OrderId::random()).await,
+        Err(ServiceError::OrderNotFound)
+    ));
+
+    store.pay_order(&user(1), order.order_id, None).await.unwrap();
+    assert!(matches!(
+        store.pay_order(&user(1), order.order_id, None).await,
+        Err(ServiceError::OrderAlreadyPaid)
+    ));
+    assert!(matches!(
+        store.list_orders(&user(99), 20, None).await,
+        Err(ServiceError::UserNotFound)
+    ));
+    assert_audit_clean(&table).await;
+}
+
+#[tokio::test]
+async fn payments_never_overdraw_the_balance() {
+    // GIVEN a user whose balance covers 7 of 20 equal orders
+    let mut plan = small_plan();
+    plan.stock = 1_000;
+    let table = seeded_table(&plan).await;
+    let price = order_service::store::seeded_price_of(1);
+    let balance = 7 * price + price / 2;
+    let table = Arc::new(table);
+    set_balance(&table, &user(1), balance).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        let outcome = table
+            .store
+            .create_order(&user(1), &order_of(&[("product-1", 1)]), None)
+            .await
+            .unwrap();
+        orders.push(outcome.order.order_id);
+    }
+    // WHEN all 20 are paid at once
+    let mut tasks = tokio::task::JoinSet::new();
+    for order_id in orders {
+        let table = table.clone();
+        tasks.spawn(async move { table.store.pay_order(&user(1), order_id, None).await });
+    }
+    let (mut paid, mut refused) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(_) => paid += 1,
+            Err(ServiceError::InsufficientBalance { .. }) => refused += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    // THEN exactly 7 are paid and the balance never goes negative
+    assert_eq!((paid, refused), (7, 13));
+    assert_eq!(
+        table.store.user_balance(&user(1)).await.unwrap(),
+        Some(balance - 7 * price)
+    );
+    assert_audit_clean(&table).await;
+}
+
+/// Re-seeds one user with a different balance, as the audit's initial balance too.
+async fn set_balance(table: &TestTable, user_id: &UserId, balance: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    table
+        .client
+        .update_item()
+        .table_name(&table.table)
+        .key("pk", AttributeValue::S(format!("USER#{user_id}")))
+        .key("sk", AttributeValue::S("USER".into()))
+        .update_expression("SET balance = :b, initialBalance = :b")
+        .expression_attribute_values(":b", AttributeValue::N(balance.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flash_sale_sells_exactly_the_stock() {
+    // GIVEN 50 units of one product and 200 buyers
+    let plan = SeedPlan {
+        users: 200,
+        balance: 100_000,
+        products: 1,
+        stock: 1,
+        extra_products: vec![("product-flash".into(), 5_000, 50)],
+    };
+    let table = Arc::new(seeded_table(&plan).await);
+    // WHEN all of them try to buy one unit at once
+    let mut tasks = tokio::task::JoinSet::new();
+    for number in 1..=200 {
+        let table = table.clone();
+        tasks.spawn(async move {
+            table
+                .store
+                .create_order(&user(number), &order_of(&[("product-flash", 1)]), None)
+                .await
+        });
+    }
+    let (mut sold, mut refused) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(_) => sold += 1,
+            Err(ServiceError::OutOfStock(id)) => {
+                assert_eq!(id.as_str(), "product-flash");
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    // THEN exactly 50 succeed, 150 are told it is out of stock, and the stock ends at zero
+    assert_eq!((sold, refused), (50, 150));
+    assert_eq!(table.store.product_stock(&product("product-flash")).await.unwrap(), Some(0));
+    assert_audit_clean(&table).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_payments_of_one_order_charge_once() {
+    let table = Arc::new(seeded_table(&small_plan()).await);
+    let order = table
+        .store
+        .create_order(&user(1), &order_of(&[("product-1", 3)]), None)
+        .await
+        .unwrap()
+        .order;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let table = table.clone();
+        tasks.spawn(async move { table.store.pay_order(&user(1), order.order_id, None).await });
+    }
+    let (mut paid, mut already) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(outcome) => {
+                assert!(!outcome.replayed);
+                paid += 1;
+            }
+            Err(ServiceError::OrderAlreadyPaid) => already += 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!((paid, already), (1, 49));
+    assert_eq!(
+        table.store.user_balance(&user(1)).await.unwrap(),
+        Some(100_000 - order.total_amount.won())
+    );
+    assert_audit_clean(&table).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_idempotent_retries_have_one_effect() {
+    let table = Arc::new(seeded_table(&small_plan()).await);
+    // GIVEN 20 copies of one create request with the same key, sent at once
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let table = table.clone();
+        tasks.spawn(async move {
+            table
+                .store
+                .create_order(&user(1), &order_of(&[("product-2", 2)]), Some(&key("create-1")))
+                .await
+        });
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut first_effects = 0;
+    while let Some(result) = tasks.join_next().await {
+        let outcome = result.unwrap().unwrap();
+        ids.insert(outcome.order.order_id);
+        if !outcome.replayed {
+            first_effects += 1;
+        }
+    }
+    // THEN every caller gets the same order, made once, and stock moved once
+    assert_eq!(ids.len(), 1);
+    assert_eq!(first_effects, 1);
+    assert_eq!(table.store.product_stock(&product("product-2")).await.unwrap(), Some(8));
+    let order_id = *ids.iter().next().unwrap();
+
+    // AND the same key with a different body is refused
+    assert!(matches!(
+        table
+            .store
+            .create_order(&user(1), &order_of(&[("product-2", 3)]), Some(&key("create-1")))
+            .await,
+        Err(ServiceError::IdempotencyKeyReused)
+    ));
+    // AND the same key is independent per user
+    let other = table
+        .store
+        .create_order(&user(2), &order_of(&[("product-2", 1)]), Some(&key("create-1")))
+        .await
+        .unwrap();
+    assert_ne!(other.order.order_id, order_id);
+
+    // WHEN 20 payments with one key race THEN all succeed with one debit
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let table = table.clone();
+        tasks.spawn(async move {
+            table.store.pay_order(&user(1), order_id, Some(&key("pay-1"))).await
+        });
+    }
+    let mut first_effects = 0;
+    while let Some(result) = tasks.join_next().await {
+        let outcome = result.unwrap().unwrap();
+        assert_eq!(outcome.order.status, OrderStatus::Paid);
+        if !outcome.replayed {
+            first_effects += 1;
+        }
+    }
+    assert_eq!(first_effects, 1);
+    let total = table.store.get_order(&user(1), order_id).await.unwrap().total_amount;
+    assert_eq!(
+        table.store.user_balance(&user(1)).await.unwrap(),
+        Some(100_000 - total.won())
+    );
+    // A different key on a paid order is "already paid", not a second charge.
+    assert!(matches!(
+        table.store.pay_order(&user(1), order_id, Some(&key("pay-2"))).await,
+        Err(ServiceError::OrderAlreadyPaid)
+    ));
+    assert_audit_clean(&table).await;
+}
+
+#[tokio::test]
+async fn lists_are_newest_first_and_paginate_with_cursors() {
+    let table = seeded_table(&small_plan()).await;
+    let mut created = Vec::new();
+    for number in 1..=5 {
+        let order = table
+            .store
+            .create_order(&user(3), &order_of(&[(&format!("product-{number}"), 1)]), None)
+            .await
+            .unwrap()
+            .order;
+        created.push(order.order_id);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    created.reverse();
+    let first = table.store.list_orders(&user(3), 2, None).await.unwrap();
+    let cursor = first.next_cursor.expect("a second page");
+    let second = table.store.list_orders(&user(3), 2, Some(&cursor)).await.unwrap();
+    let third = table
+        .store
+        .list_orders(&user(3), 2, second.next_cursor.as_ref())
+        .await
+        .unwrap();
+    let listed: Vec<OrderId> = first
+        .orders
+        .iter()
+        .chain(&second.orders)
+        .chain(&third.orders)
+        .map(|order| order.order_id)
+        .collect();
+    assert_eq!(listed, created);
+    // Another user's list does not contain these orders.
+    let other = table.store.list_orders(&user(4), 100, None).await.unwrap();
+    assert!(other.orders.is_empty());
+    assert!(other.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_unavailable_and_trips_the_breaker() {
+    // GIVEN a store whose endpoint refuses connections
+    let settings = StoreSettings {
+        breaker_failure_threshold: 2,
+        ..StoreSettings::default()
+    };
+    let healthy = fresh_table_with(settings.clone()).await;
+    let port = order_service::local_dynamodb::free_port().unwrap();
+    let client = order_service::store::build_local_client(&settings, &format!("http://127.0.0.1:{port}")).await;
+    let store = order_service::store::DynamoOrderStore::new(client, healthy.table.clone(), settings);
+    // WHEN called THEN the error is StoreUnavailable, and after the threshold it fails fast
+    for _ in 0..2 {
+        assert!(matches!(
+            store.get_order(&user(1), OrderId::random()).await,
+            Err(ServiceError::StoreUnavailable { .. })
+        ));
+    }
+    let started = std::time::Instant::now();
+    let fast = store.get_order(&user(1), OrderId::random()).await;
+    assert!(matches!(fast, Err(ServiceError::StoreUnavailable { .. })));
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(50),
+        "an open breaker answers without calling the store"
+    );
+}
