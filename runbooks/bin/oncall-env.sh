@@ -4,15 +4,18 @@
 #   source runbooks/bin/oncall-env.sh            # production stack "order-service"
 #   STACK=order-service-staging source runbooks/bin/oncall-env.sh
 #
-# Resolves every physical name from the CloudFormation stack (SAM adds random suffixes to
-# function names, so no runbook hard-codes one) and defines the helpers the runbooks use:
+# Resolves every physical name from the CloudFormation stack and its outputs (functions, table,
+# API id and stage, topic, access log group, CodeDeploy application), so that no runbook
+# hard-codes one, and defines the helpers the runbooks use:
 #   insights MINUTES 'QUERY' [LOG_GROUP...]   CloudWatch Logs Insights over all four functions
-#   metric NS METRIC STAT MINUTES [Name=..,Value=..]...   1-minute datapoints (STAT: Sum|Average|Maximum|p95|p99)
+#   metric NS METRIC STAT MINUTES [Name=..,Value=..]...   1-minute datapoints (STAT: Sum|Average|Maximum|pNN)
+#   ago_epoch N / ago_iso N                   "N minutes ago" as epoch seconds / ISO-8601 UTC
 #   alarms                                    state of every alarm that notifies order-service-alarms
 #   alias_state FN                            version(s) the `live` alias routes to
 #   previous_version FN                       version `live` pointed to before the current one
 #   active_deployments                        CodeDeploy deployments of this stack not yet finished
 #   deployment_group FN                       CodeDeploy deployment group of a function
+#   audit_table TABLE                         `cargo xtask audit` against a table in AWS (exit 0 = conserved)
 # Needs: aws CLI (v1 or v2) with credentials for the account, jq, GNU or BSD date.
 
 STACK="${STACK:-order-service}"
@@ -28,18 +31,28 @@ _stack_resources_of_type() {
     --query "StackResourceSummaries[?ResourceType=='$1'].PhysicalResourceId" --output text
 }
 
+_stack_output() {
+  aws cloudformation describe-stacks --stack-name "$STACK" \
+    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue | [0]" --output text
+}
+
+# Functions are named <stack>-<operation> by template.yaml; resolved anyway, so a renamed
+# resource or another stack still works.
 FN_CREATE="$(_stack_resource CreateOrderFunction)"
 FN_PAY="$(_stack_resource PayOrderFunction)"
 FN_CANCEL="$(_stack_resource CancelOrderFunction)"
 FN_GET="$(_stack_resource GetOrderFunction)"
 FUNCTIONS=("$FN_CREATE" "$FN_PAY" "$FN_CANCEL" "$FN_GET")
-TABLE="$(_stack_resources_of_type AWS::DynamoDB::Table)"
-API_ID="$(_stack_resources_of_type AWS::ApiGateway::RestApi)"
+TABLE="$(_stack_output TableName)"
+API_ID="$(_stack_output ApiId)"
+STAGE="$(_stack_output ApiStage)"          # the API Gateway stage (template.yaml: v1); the Lambda alias is always `live`
+API_URL="$(_stack_output ApiUrl)"
+TOPIC_ARN="$(_stack_output AlarmTopicArn)"
 API_NAME="$(aws apigateway get-rest-api --rest-api-id "$API_ID" --query name --output text)"
-API_URL="https://${API_ID}.execute-api.${AWS_REGION}.amazonaws.com/live"
+ACCESS_LOG_GROUP="$(aws apigateway get-stage --rest-api-id "$API_ID" --stage-name "$STAGE" \
+  --query accessLogSettings.destinationArn --output text | sed -e 's/^arn:[^:]*:logs:[^:]*:[^:]*:log-group://' -e 's/:\*$//')"
 CD_APP="$(_stack_resources_of_type AWS::CodeDeploy::Application)"
-TOPIC_ARN="$(aws sns list-topics --query "Topics[?ends_with(TopicArn, ':order-service-alarms')].TopicArn | [0]" --output text)"
-export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID API_NAME API_URL CD_APP TOPIC_ARN
+export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID STAGE API_URL TOPIC_ARN API_NAME ACCESS_LOG_GROUP CD_APP
 
 # Log group of each function (the template may set LoggingConfig.LogGroup; default is /aws/lambda/<name>).
 LOG_GROUPS=()
@@ -150,5 +163,22 @@ active_deployments() {
     | [.deploymentId, .status, .deploymentGroupName, (.createTime | tostring)] | @tsv' | column -t -s $'\t'
 }
 
-echo "stack=$STACK region=$AWS_REGION table=$TABLE api=$API_NAME($API_ID) codedeploy=$CD_APP"
+# audit_table TABLE: the conservation audit against a table in AWS instead of DynamoDB Local.
+# The one place that knows how xtask is pointed at AWS: `cargo xtask audit --table NAME` with no
+# endpoint override (the functions' own convention). Prints the audit's JSON report; the exit
+# status is the audit's (0 = conserved). Refuses, rather than auditing the local stack by mistake,
+# when this checkout's xtask cannot target a table.
+audit_table() {
+  local root
+  root="$(git rev-parse --show-toplevel)" || return 2
+  if ! (cd "$root" && cargo xtask audit --help 2>/dev/null | grep -q -- '--table'); then
+    echo "audit_table: this checkout's 'cargo xtask audit' only audits the local stack (no --table)." >&2
+    echo "             Use a checkout whose xtask supports it; do not trust a local audit for $1." >&2
+    return 2
+  fi
+  ( cd "$root" && env -u AWS_ENDPOINT_URL_DYNAMODB -u AWS_ENDPOINT_URL AWS_REGION="$AWS_REGION" \
+      cargo xtask audit --table "$1" )
+}
+
+echo "stack=$STACK region=$AWS_REGION table=$TABLE api=$API_NAME($API_ID) stage=$STAGE codedeploy=$CD_APP"
 echo "functions: ${FUNCTIONS[*]}"

@@ -63,7 +63,9 @@ pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
     values.insert("ServerErrors".into(), json!(u32::from(record.status >= 500)));
     let mut directives = vec![json!({
         "Namespace": METRICS_NAMESPACE,
-        "Dimensions": [["Operation"]],
+        // The empty set also publishes each metric without dimensions: the service-wide series
+        // that the alarms and the dashboard's totals read.
+        "Dimensions": [["Operation"], []],
         "Metrics": metrics,
     })];
     if let Some(code) = record.code {

@@ -1,1 +1,81 @@
-fn main() {}
+//! `cargo xtask`: the project's automation. Installs what is missing into `.local/`, runs the
+//! local stack (DynamoDB Local + the four functions under `cargo lambda watch`), seeds, audits,
+//! signs development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
+
+mod bench;
+mod data;
+mod drill;
+mod emulator;
+mod incidents;
+mod install;
+mod invoke;
+mod loadtest;
+mod monitor;
+mod paths;
+mod stack;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Automation for the order service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install DynamoDB Local, k6 and cargo-lambda into .local/ (idempotent).
+    Install,
+    /// Start the local stack in the foreground; Ctrl-C stops everything it started.
+    Up(stack::UpArgs),
+    /// Stop a stack started with `up --detach`.
+    Down,
+    /// The main job: start the local stack, run a one-minute k6 load at 200 requests/s, write
+    /// the report, stop the stack.
+    Demo(loadtest::DemoArgs),
+    /// Reset the table of the running stack and seed it.
+    Seed(data::SeedArgs),
+    /// Check exact conservation of money and stock.
+    Audit(data::AuditArgs),
+    /// Print a development token for a user (for curl and k6).
+    Token {
+        /// The user the token is for, e.g. user-7.
+        user: String,
+    },
+    /// Run a k6 scenario against the local stack (or --base-url) and write reports/<time>-<scenario>/.
+    Loadtest(loadtest::Args),
+    /// Measure the raw store limit and the whole service at the same concurrency.
+    Bench(bench::Args),
+    /// Send one saved API Gateway event from events/ to the running local stack.
+    Invoke(invoke::Args),
+    /// Run the service on the Docker-free MiniStack emulator from template.yaml.
+    Emulator(emulator::Args),
+    /// A terminal dashboard over the local logs that raises the template's alarms.
+    Monitor(monitor::Args),
+    /// Run a fault drill under load and write its incident report.
+    Drill(drill::Args),
+    /// MTTD / MTTR / MTBF and their trend from the incident log.
+    Incidents(incidents::Args),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Install => install::install_all().map(|_| ()),
+        Command::Up(args) => stack::up(&args),
+        Command::Down => stack::down(),
+        Command::Demo(args) => loadtest::demo(&args),
+        Command::Seed(args) => data::seed_command(&args),
+        Command::Audit(args) => data::audit_command(&args),
+        Command::Token { user } => data::token_command(&user),
+        Command::Loadtest(args) => loadtest::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Invoke(args) => invoke::run(&args),
+        Command::Emulator(args) => emulator::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
+        Command::Drill(args) => drill::run(&args),
+        Command::Incidents(args) => incidents::run(&args),
+    }
+}

@@ -1,0 +1,10 @@
+//! `cargo xtask monitor` (being written).
+
+use anyhow::{bail, Result};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> Result<()> {
+    bail!("cargo xtask monitor is not written yet")
+}

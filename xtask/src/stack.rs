@@ -1,0 +1,276 @@
+//! The local stack: DynamoDB Local, the table and its seed, and the four functions served by
+//! `cargo lambda watch` on 127.0.0.1 with the routes of the workspace router table. The pids
+//! are kept in `.local/stack.json`, so `down` (or Ctrl-C in the foreground) stops exactly what
+//! `up` started.
+
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, SeedArgs};
+use crate::install::{self, run};
+use crate::paths;
+
+pub const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-order", "get-order"];
+pub const TABLE_NAME: &str = "orders-local";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// The port the functions are served on.
+    #[arg(long, default_value_t = 9000)]
+    pub port: u16,
+    /// The port of DynamoDB Local.
+    #[arg(long, default_value_t = 8000)]
+    pub dynamodb_port: u16,
+    /// Function instances per function (cargo lambda watch --concurrency).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
+    /// Start, print the URL and return, leaving the stack running (stop it with `down`).
+    #[arg(long)]
+    pub detach: bool,
+    /// The fraction of requests the functions fail on purpose (the bad-deploy drill).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_injection_rate: f64,
+    #[command(flatten)]
+    pub seed: SeedArgs,
+}
+
+/// What is running, for `down`, `seed`, `audit` and the load tests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackState {
+    pub dynamodb_pid: u32,
+    pub watch_pgid: u32,
+    pub dynamodb_endpoint: String,
+    pub base_url: String,
+    pub table: String,
+    pub port: u16,
+    pub concurrency: u32,
+}
+
+fn state_path() -> PathBuf {
+    paths::local().join("stack.json")
+}
+
+pub fn read_state() -> Option<StackState> {
+    let text = std::fs::read_to_string(state_path()).ok()?;
+    let state: StackState = serde_json::from_str(&text).ok()?;
+    let alive = |pid: u32| Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    (alive(state.dynamodb_pid) && alive(state.watch_pgid)).then_some(state)
+}
+
+pub fn require_state() -> Result<StackState> {
+    read_state().context("the local stack is not running: start it with `cargo xtask up`")
+}
+
+fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("nothing is listening on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// Sends one unauthenticated request to every route, so every function is built and started
+/// before the first real request (the answer is a 401 from the function itself).
+fn warm_up(base_url: &str) -> Result<()> {
+    let order = "01J0000000000000000000000A";
+    let routes = [
+        ("POST", "/users/user-1/orders".to_owned()),
+        ("GET", "/users/user-1/orders".to_owned()),
+        ("GET", format!("/users/user-1/orders/{order}")),
+        ("POST", format!("/users/user-1/orders/{order}/payment")),
+        ("POST", format!("/users/user-1/orders/{order}/cancel")),
+    ];
+    for (method, path) in routes {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let output = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+                .arg(format!("{base_url}{path}"))
+                .output()?;
+            let status = String::from_utf8_lossy(&output.stdout).to_string();
+            if status == "401" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{method} {path} answered {status} instead of 401 during warm-up");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    Ok(())
+}
+
+pub fn function_env(
+    dynamodb_endpoint: &str,
+    table: &str,
+    secret: &str,
+    fault_injection_rate: f64,
+) -> Vec<(String, String)> {
+    [
+        ("TABLE_NAME", table.to_owned()),
+        ("AUTH_MODE", "jwt".to_owned()),
+        ("AUTH_JWT_SECRET", secret.to_owned()),
+        ("AUTH_ISSUER", order_service::auth::LOCAL_ISSUER.to_owned()),
+        ("AUTH_AUDIENCE", order_service::auth::LOCAL_AUDIENCE.to_owned()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+        ("FAULT_INJECTION_RATE", fault_injection_rate.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
+}
+
+/// Builds each function the way `cargo lambda watch --release` runs it (`--bin <name>` from
+/// the workspace root), so that watch finds the binaries fresh and starts them at once.
+pub fn build_functions() -> Result<()> {
+    for function in FUNCTIONS {
+        run(Command::new("cargo")
+            .args(["build", "--quiet", "--manifest-path", "Cargo.toml", "--release", "--bin", function])
+            .current_dir(paths::root()))?;
+    }
+    Ok(())
+}
+
+/// Starts the functions under `cargo lambda watch` in a process group of their own.
+pub fn start_functions(port: u16, concurrency: u32, env: &[(String, String)]) -> Result<u32> {
+    let log = std::fs::File::create(paths::logs().join("functions.log"))?;
+    let mut command = Command::new(paths::venv_bin("cargo-lambda"));
+    command
+        .args(["lambda", "watch", "--release", "--ignore-changes", "--quiet", "--disable-cors"])
+        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .current_dir(paths::root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    for (key, value) in env {
+        command.arg("--env-var").arg(format!("{key}={value}"));
+    }
+    let child = command.spawn().context("cannot start cargo lambda watch")?;
+    Ok(child.id())
+}
+
+pub fn stop_functions(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+pub fn up(args: &UpArgs) -> Result<()> {
+    if let Some(state) = read_state() {
+        bail!(
+            "the local stack is already running at {} (stop it with `cargo xtask down`)",
+            state.base_url
+        );
+    }
+    let installed = install::install_all()?;
+    eprintln!("Building the functions (release) ...");
+    build_functions()?;
+
+    eprintln!("Starting DynamoDB Local on 127.0.0.1:{} ...", args.dynamodb_port);
+    if TcpStream::connect(("127.0.0.1", args.dynamodb_port)).is_ok() {
+        bail!("port {} is taken; pass --dynamodb-port", args.dynamodb_port);
+    }
+    let dynamodb = order_service::local_dynamodb::DynamoDbLocal::start(
+        &installed.dynamodb_dir,
+        args.dynamodb_port,
+        None,
+        Some(&paths::logs().join("dynamodb.log")),
+        false,
+    )?;
+    let dynamodb_endpoint = dynamodb.endpoint();
+    let dynamodb_pid = dynamodb.pid();
+    std::mem::forget(dynamodb);
+
+    let summary = data::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
+    eprintln!(
+        "Seeded {} users ({} KRW each) and {} products.",
+        summary.users, args.seed.balance, summary.products
+    );
+
+    eprintln!("Starting the functions on 127.0.0.1:{} (cargo lambda watch) ...", args.port);
+    let env = function_env(
+        &dynamodb_endpoint,
+        TABLE_NAME,
+        &installed.jwt_secret,
+        args.fault_injection_rate,
+    );
+    let watch_pgid = start_functions(args.port, args.concurrency, &env)?;
+    let base_url = format!("http://127.0.0.1:{}", args.port);
+    let state = StackState {
+        dynamodb_pid,
+        watch_pgid,
+        dynamodb_endpoint,
+        base_url: base_url.clone(),
+        table: TABLE_NAME.to_owned(),
+        port: args.port,
+        concurrency: args.concurrency,
+    };
+    std::fs::write(state_path(), serde_json::to_string_pretty(&state)?)?;
+    let started = wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
+    if let Err(error) = started {
+        stop(&state);
+        return Err(error.context("the functions did not come up; see .local/logs/functions.log"));
+    }
+    print_welcome(&state, &installed.jwt_secret)?;
+    if args.detach {
+        return Ok(());
+    }
+    eprintln!("Press Ctrl-C to stop the stack.");
+    wait_for_ctrl_c()?;
+    eprintln!("Stopping ...");
+    stop(&state);
+    Ok(())
+}
+
+fn wait_for_ctrl_c() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    Ok(())
+}
+
+fn print_welcome(state: &StackState, secret: &str) -> Result<()> {
+    let token = data::sign(secret, "user-1")?;
+    println!("The order service is up at {}", state.base_url);
+    println!("  logs:     .local/logs/functions.log, .local/logs/dynamodb.log");
+    println!("  token:    TOKEN=$(cargo xtask token user-1)");
+    println!("  try:      curl -s -H \"Authorization: Bearer {token}\" {}/users/user-1/orders", state.base_url);
+    Ok(())
+}
+
+pub fn stop(state: &StackState) {
+    stop_functions(state.watch_pgid);
+    let _ = Command::new("kill")
+        .arg(state.dynamodb_pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_file(state_path());
+}
+
+pub fn down() -> Result<()> {
+    match read_state() {
+        Some(state) => {
+            stop(&state);
+            println!("Stopped the local stack.");
+        }
+        None => println!("The local stack is not running."),
+    }
+    Ok(())
+}
