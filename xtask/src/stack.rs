@@ -51,14 +51,39 @@ pub struct StackState {
     pub table: String,
     pub port: u16,
     pub concurrency: u32,
+    /// Where the functions' output (JSON logs and EMF lines) goes.
+    pub function_log: PathBuf,
+    pub jwt_secret: String,
 }
 
-fn state_path() -> PathBuf {
-    paths::local().join("stack.json")
+/// The state file of the stack on `port`: the default port's is `.local/stack.json`, so
+/// that `down`, `seed` and `audit` find it without flags; other ports (drills) get their own.
+fn state_path_for(port: u16) -> PathBuf {
+    if port == DEFAULT_PORT {
+        paths::local().join("stack.json")
+    } else {
+        paths::local().join(format!("stack-{port}.json"))
+    }
 }
+
+/// The log folder of the stack on `port` (`.local/logs/` for the default port).
+pub fn log_dir_for(port: u16) -> PathBuf {
+    if port == DEFAULT_PORT {
+        paths::logs()
+    } else {
+        paths::local().join(format!("logs-{port}"))
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 9000;
 
 pub fn read_state() -> Option<StackState> {
-    let text = std::fs::read_to_string(state_path()).ok()?;
+    read_state_at(DEFAULT_PORT)
+}
+
+/// The state of the stack on `port`, if it is running.
+pub fn read_state_at(port: u16) -> Option<StackState> {
+    let text = std::fs::read_to_string(state_path_for(port)).ok()?;
     let state: StackState = serde_json::from_str(&text).ok()?;
     let alive = |pid: u32| Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     (alive(state.dynamodb_pid) && alive(state.watch_pgid)).then_some(state)
@@ -146,9 +171,21 @@ pub fn build_functions() -> Result<()> {
     Ok(())
 }
 
-/// Starts the functions under `cargo lambda watch` in a process group of their own.
-pub fn start_functions(port: u16, concurrency: u32, env: &[(String, String)]) -> Result<u32> {
-    let log = std::fs::File::create(paths::logs().join("functions.log"))?;
+/// Starts the functions under `cargo lambda watch` in a process group of their own, appending
+/// their output to `log_file`. Returns the process group id.
+pub fn start_functions(
+    port: u16,
+    concurrency: u32,
+    env: &[(String, String)],
+    log_file: &std::path::Path,
+) -> Result<u32> {
+    if let Some(dir) = log_file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file)?;
     let mut command = Command::new(paths::venv_bin("cargo-lambda"));
     command
         .args(["lambda", "watch", "--release", "--ignore-changes", "--quiet", "--disable-cors"])
@@ -174,7 +211,22 @@ pub fn stop_functions(pgid: u32) {
 }
 
 pub fn up(args: &UpArgs) -> Result<()> {
-    if let Some(state) = read_state() {
+    let state = start(args)?;
+    print_welcome(&state)?;
+    if args.detach {
+        return Ok(());
+    }
+    eprintln!("Press Ctrl-C to stop the stack.");
+    wait_for_ctrl_c()?;
+    eprintln!("Stopping ...");
+    stop(&state);
+    Ok(())
+}
+
+/// Starts the whole stack on the ports in `args` and returns its state (also written to the
+/// port's state file). The caller stops it with `stop`.
+pub fn start(args: &UpArgs) -> Result<StackState> {
+    if let Some(state) = read_state_at(args.port) {
         bail!(
             "the local stack is already running at {} (stop it with `cargo xtask down`)",
             state.base_url
@@ -185,6 +237,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
     build_functions()?;
 
     eprintln!("Starting DynamoDB Local on 127.0.0.1:{} ...", args.dynamodb_port);
+    std::fs::create_dir_all(log_dir_for(args.port))?;
     if TcpStream::connect(("127.0.0.1", args.dynamodb_port)).is_ok() {
         bail!("port {} is taken; pass --dynamodb-port", args.dynamodb_port);
     }
@@ -192,7 +245,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
         &installed.dynamodb_dir,
         args.dynamodb_port,
         None,
-        Some(&paths::logs().join("dynamodb.log")),
+        Some(&log_dir_for(args.port).join("dynamodb.log")),
         false,
     )?;
     let dynamodb_endpoint = dynamodb.endpoint();
@@ -206,13 +259,17 @@ pub fn up(args: &UpArgs) -> Result<()> {
     );
 
     eprintln!("Starting the functions on 127.0.0.1:{} (cargo lambda watch) ...", args.port);
+    let log_dir = log_dir_for(args.port);
+    std::fs::create_dir_all(&log_dir)?;
+    let function_log = log_dir.join("functions.log");
+    let _ = std::fs::remove_file(&function_log);
     let env = function_env(
         &dynamodb_endpoint,
         TABLE_NAME,
         &installed.jwt_secret,
         args.fault_injection_rate,
     );
-    let watch_pgid = start_functions(args.port, args.concurrency, &env)?;
+    let watch_pgid = start_functions(args.port, args.concurrency, &env, &function_log)?;
     let base_url = format!("http://127.0.0.1:{}", args.port);
     let state = StackState {
         dynamodb_pid,
@@ -222,22 +279,19 @@ pub fn up(args: &UpArgs) -> Result<()> {
         table: TABLE_NAME.to_owned(),
         port: args.port,
         concurrency: args.concurrency,
+        function_log,
+        jwt_secret: installed.jwt_secret.clone(),
     };
-    std::fs::write(state_path(), serde_json::to_string_pretty(&state)?)?;
+    std::fs::write(state_path_for(args.port), serde_json::to_string_pretty(&state)?)?;
     let started = wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
     if let Err(error) = started {
         stop(&state);
-        return Err(error.context("the functions did not come up; see .local/logs/functions.log"));
+        return Err(error.context(format!(
+            "the functions did not come up; see {}",
+            state.function_log.display()
+        )));
     }
-    print_welcome(&state, &installed.jwt_secret)?;
-    if args.detach {
-        return Ok(());
-    }
-    eprintln!("Press Ctrl-C to stop the stack.");
-    wait_for_ctrl_c()?;
-    eprintln!("Stopping ...");
-    stop(&state);
-    Ok(())
+    Ok(state)
 }
 
 fn wait_for_ctrl_c() -> Result<()> {
@@ -246,10 +300,10 @@ fn wait_for_ctrl_c() -> Result<()> {
     Ok(())
 }
 
-fn print_welcome(state: &StackState, secret: &str) -> Result<()> {
-    let token = data::sign(secret, "user-1")?;
+fn print_welcome(state: &StackState) -> Result<()> {
+    let token = data::sign(&state.jwt_secret, "user-1")?;
     println!("The order service is up at {}", state.base_url);
-    println!("  logs:     .local/logs/functions.log, .local/logs/dynamodb.log");
+    println!("  logs:     {}", state.function_log.display());
     println!("  token:    TOKEN=$(cargo xtask token user-1)");
     println!("  try:      curl -s -H \"Authorization: Bearer {token}\" {}/users/user-1/orders", state.base_url);
     Ok(())
@@ -261,7 +315,7 @@ pub fn stop(state: &StackState) {
         .arg(state.dynamodb_pid.to_string())
         .stderr(Stdio::null())
         .status();
-    let _ = std::fs::remove_file(state_path());
+    let _ = std::fs::remove_file(state_path_for(state.port));
 }
 
 pub fn down() -> Result<()> {
