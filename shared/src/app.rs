@@ -51,7 +51,11 @@ impl App<DynamoOrderStore> {
         let config = AppConfig::from_env()?;
         let client = build_client(&config.store, config.store_endpoint.as_deref()).await;
         let store = DynamoOrderStore::new(client, config.table_name.clone(), config.store.clone());
-        Ok(App::new(store, Authenticator::new(&config.auth), config.fault_injection_rate))
+        Ok(App::new(
+            store,
+            Authenticator::new(&config.auth),
+            config.fault_injection_rate,
+        ))
     }
 }
 
@@ -69,7 +73,11 @@ impl<S> App<S> {
     }
 
     /// Parses `{userId}` from the path and checks that the caller owns it.
-    pub fn authorized_user(&self, request: &Request, access: Access) -> Result<UserId, ServiceError> {
+    pub fn authorized_user(
+        &self,
+        request: &Request,
+        access: Access,
+    ) -> Result<UserId, ServiceError> {
         let user_id = path_user_id(request)?;
         self.auth.authorize(request, &user_id, access)?;
         Ok(user_id)
@@ -84,7 +92,8 @@ impl<S> App<S> {
         work: impl Future<Output = Result<Reply, ServiceError>>,
     ) -> Response<Body> {
         let started = Instant::now();
-        let injected = self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
+        let injected =
+            self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
         let (result, store_retries) = if injected {
             (Err(ServiceError::Internal(Box::new(InjectedFault))), 0)
         } else {

@@ -33,7 +33,10 @@ impl std::fmt::Debug for AuthConfig {
             AuthConfig::ApiGateway => formatter.write_str("ApiGateway"),
             AuthConfig::Jwt {
                 issuer, audience, ..
-            } => write!(formatter, "Jwt {{ issuer: {issuer:?}, audience: {audience:?}, secret: <redacted> }}"),
+            } => write!(
+                formatter,
+                "Jwt {{ issuer: {issuer:?}, audience: {audience:?}, secret: <redacted> }}"
+            ),
         }
     }
 }
@@ -92,8 +95,12 @@ pub fn sign_token(
         exp: issued_at + lifetime_seconds,
         iat: issued_at,
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
-        .map_err(|error| ServiceError::internal(format!("cannot sign a token: {error}")))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|error| ServiceError::internal(format!("cannot sign a token: {error}")))
 }
 
 /// Whether the caller wants to read an order (a stranger is told it does not exist) or do
@@ -153,20 +160,25 @@ impl Authenticator {
     /// The verified subject of the request.
     pub fn subject(&self, request: &Request) -> Result<String, ServiceError> {
         match &self.mode {
-            Mode::ApiGateway => authorizer_subject(request)
-                .ok_or(ServiceError::Unauthorized("the request carries no authorizer claims")),
+            Mode::ApiGateway => authorizer_subject(request).ok_or(ServiceError::Unauthorized(
+                "the request carries no authorizer claims",
+            )),
             Mode::Jwt { key, validation } => {
                 let header = request
                     .headers()
                     .get(lambda_http::http::header::AUTHORIZATION)
-                    .ok_or(ServiceError::Unauthorized("an Authorization: Bearer token is required"))?;
+                    .ok_or(ServiceError::Unauthorized(
+                        "an Authorization: Bearer token is required",
+                    ))?;
                 let token = header
                     .to_str()
                     .ok()
                     .and_then(|value| value.strip_prefix("Bearer "))
                     .map(str::trim)
                     .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_LENGTH)
-                    .ok_or(ServiceError::Unauthorized("the Authorization header is not a Bearer token"))?;
+                    .ok_or(ServiceError::Unauthorized(
+                        "the Authorization header is not a Bearer token",
+                    ))?;
                 decode::<Claims>(token, key, validation)
                     .map(|data| data.claims.sub)
                     .map_err(|_| ServiceError::Unauthorized("the token is invalid or expired"))

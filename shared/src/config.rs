@@ -44,8 +44,8 @@ impl AppConfig {
 
     /// Reads the configuration through `lookup`, so tests need not touch the process env.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let table_name = lookup("TABLE_NAME")
-            .ok_or_else(|| ConfigError("TABLE_NAME is required".to_owned()))?;
+        let table_name =
+            lookup("TABLE_NAME").ok_or_else(|| ConfigError("TABLE_NAME is required".to_owned()))?;
         let auth = AuthConfig::from_lookup(&lookup)?;
         let store_endpoint =
             lookup("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| lookup("AWS_ENDPOINT_URL"));

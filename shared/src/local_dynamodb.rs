@@ -144,8 +144,7 @@ fn shared_instance() -> &'static DynamoDbLocal {
     static INSTANCE: OnceLock<DynamoDbLocal> = OnceLock::new();
     INSTANCE.get_or_init(|| {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let install = find_install(&here)
-            .unwrap_or_else(|| panic!("{}", StartError::NotInstalled));
+        let install = find_install(&here).unwrap_or_else(|| panic!("{}", StartError::NotInstalled));
         let port = free_port().unwrap_or_else(|error| panic!("no free port: {error}"));
         DynamoDbLocal::start(&install, port, None, None, true)
             .unwrap_or_else(|error| panic!("{error}"))
@@ -203,4 +202,163 @@ pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
         .await
         .unwrap_or_else(|error| panic!("cannot seed the test table: {error:?}"));
     table
+}
+
+/// The signing secret of test apps.
+pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters-long";
+
+/// An app over a freshly seeded table, authenticating HS256 tokens signed with
+/// `TEST_JWT_SECRET`, as the local stack does.
+pub async fn test_app(plan: &SeedPlan) -> (crate::app::App<DynamoOrderStore>, TestTable) {
+    let table = seeded_table(plan).await;
+    let auth = crate::auth::Authenticator::new(&crate::auth::AuthConfig::Jwt {
+        secret: TEST_JWT_SECRET.as_bytes().to_vec(),
+        issuer: crate::auth::LOCAL_ISSUER.to_owned(),
+        audience: crate::auth::LOCAL_AUDIENCE.to_owned(),
+    });
+    (crate::app::App::new(table.store.clone(), auth, 0.0), table)
+}
+
+/// A valid test token for `user`.
+pub fn test_token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0);
+    crate::auth::sign_token(
+        TEST_JWT_SECRET.as_bytes(),
+        crate::auth::LOCAL_ISSUER,
+        crate::auth::LOCAL_AUDIENCE,
+        user,
+        now,
+        600,
+    )
+    .unwrap_or_else(|error| panic!("cannot sign a test token: {error}"))
+}
+
+/// An HTTP request to the function, made the way Lambda delivers it: an API Gateway v2
+/// (HTTP API, payload 2.0) event parsed by `lambda_http`. `route` is the route key's path
+/// with `{userId}`/`{orderId}` placeholders, filled from `path_parameters`.
+#[derive(Debug, Clone, Default)]
+pub struct EventBuilder {
+    method: String,
+    route: String,
+    path_parameters: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl EventBuilder {
+    pub fn new(method: &str, route: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            route: route.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn path(mut self, name: &str, value: &str) -> Self {
+        self.path_parameters
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// Adds a bearer token for `user`.
+    pub fn as_user(self, user: &str) -> Self {
+        let token = test_token(user);
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(self, body: &str) -> Self {
+        self.header("content-type", "application/json").body(body)
+    }
+
+    pub fn body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    pub fn event_json(&self) -> serde_json::Value {
+        let mut raw_path = self.route.clone();
+        for (name, value) in &self.path_parameters {
+            raw_path = raw_path.replace(&format!("{{{name}}}"), value);
+        }
+        let raw_query = self
+            .query
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let headers: serde_json::Map<String, serde_json::Value> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        let query: serde_json::Map<String, serde_json::Value> = self
+            .query
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        let path_parameters: serde_json::Map<String, serde_json::Value> = self
+            .path_parameters
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("{} {}", self.method, self.route),
+            "rawPath": raw_path,
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "queryStringParameters": if query.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(query) },
+            "pathParameters": path_parameters,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "local",
+                "domainName": "localhost",
+                "domainPrefix": "localhost",
+                "http": {
+                    "method": self.method,
+                    "path": raw_path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "handler-test"
+                },
+                "requestId": ulid::Ulid::new().to_string(),
+                "routeKey": format!("{} {}", self.method, self.route),
+                "stage": "$default",
+                "time": "25/Nov/2026:21:00:00 +0000",
+                "timeEpoch": 1_795_640_400_000_u64
+            },
+            "body": self.body,
+            "isBase64Encoded": false
+        })
+    }
+
+    /// The `lambda_http::Request` that the Lambda runtime would hand the function.
+    pub fn build(&self) -> lambda_http::Request {
+        lambda_http::request::from_str(&self.event_json().to_string())
+            .unwrap_or_else(|error| panic!("the test event does not parse: {error}"))
+    }
+}
+
+/// The status and the JSON body of a response.
+pub fn response_json(
+    response: &lambda_http::Response<lambda_http::Body>,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(serde_json::Value::Null);
+    (response.status().as_u16(), body)
 }

@@ -60,7 +60,10 @@ pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
     metrics.push(json!({"Name": "StoreErrors", "Unit": "Count"}));
     values.insert("StoreErrors".into(), json!(u32::from(record.store_error)));
     metrics.push(json!({"Name": "ServerErrors", "Unit": "Count"}));
-    values.insert("ServerErrors".into(), json!(u32::from(record.status >= 500)));
+    values.insert(
+        "ServerErrors".into(),
+        json!(u32::from(record.status >= 500)),
+    );
     let mut directives = vec![json!({
         "Namespace": METRICS_NAMESPACE,
         // The empty set also publishes each metric without dimensions: the service-wide series
@@ -118,7 +121,10 @@ mod tests {
         assert_eq!(document["Rejections"], 1);
         assert_eq!(document["Code"], "INSUFFICIENT_BALANCE");
         assert_eq!(document["StoreRetries"], 1);
-        assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "OrderService");
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "OrderService"
+        );
         // Every metric a directive names has a value at the top level, as EMF requires.
         for directive in document["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
             for metric in directive["Metrics"].as_array().unwrap() {

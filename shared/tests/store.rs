@@ -48,7 +48,11 @@ fn small_plan() -> SeedPlan {
 
 async fn assert_audit_clean(table: &TestTable) {
     let report = table.store.audit().await.unwrap();
-    assert!(report.is_clean(), "audit violations: {:#?}", report.violations);
+    assert!(
+        report.is_clean(),
+        "audit violations: {:#?}",
+        report.violations
+    );
 }
 
 #[tokio::test]
@@ -60,25 +64,39 @@ async fn an_order_goes_through_its_whole_lifecycle() {
 
     // GIVEN a new order of two lines WHEN created THEN prices are snapshotted and stock reserved.
     let created = store
-        .create_order(&user(1), &order_of(&[("product-1", 2), ("product-2", 1)]), None)
+        .create_order(
+            &user(1),
+            &order_of(&[("product-1", 2), ("product-2", 1)]),
+            None,
+        )
         .await
         .unwrap();
     let order = created.order;
     assert!(!created.replayed);
     assert_eq!(order.status, OrderStatus::Created);
     assert_eq!(order.total_amount.won(), 2 * price_1 + price_2);
-    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(8));
+    assert_eq!(
+        store.product_stock(&product("product-1")).await.unwrap(),
+        Some(8)
+    );
     assert_audit_clean(&table).await;
 
     // WHEN paid THEN the balance is debited by exactly the total.
-    let paid = store.pay_order(&user(1), order.order_id, None).await.unwrap().order;
+    let paid = store
+        .pay_order(&user(1), order.order_id, None)
+        .await
+        .unwrap()
+        .order;
     assert_eq!(paid.status, OrderStatus::Paid);
     assert!(paid.paid_at.is_some());
     assert_eq!(
         store.user_balance(&user(1)).await.unwrap(),
         Some(100_000 - order.total_amount.won())
     );
-    assert_eq!(store.get_order(&user(1), order.order_id).await.unwrap(), paid);
+    assert_eq!(
+        store.get_order(&user(1), order.order_id).await.unwrap(),
+        paid
+    );
     assert_audit_clean(&table).await;
 
     // WHEN cancelled after payment THEN stock and balance are restored.
@@ -89,7 +107,10 @@ async fn an_order_goes_through_its_whole_lifecycle() {
         .order;
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(store.user_balance(&user(1)).await.unwrap(), Some(100_000));
-    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(10));
+    assert_eq!(
+        store.product_stock(&product("product-1")).await.unwrap(),
+        Some(10)
+    );
     assert_audit_clean(&table).await;
 
     // AND a cancelled order can be neither paid nor cancelled again.
@@ -109,22 +130,34 @@ async fn business_rules_are_enforced_with_specific_errors() {
     let store = &table.store;
 
     assert!(matches!(
-        store.create_order(&user(99), &order_of(&[("product-1", 1)]), None).await,
+        store
+            .create_order(&user(99), &order_of(&[("product-1", 1)]), None)
+            .await,
         Err(ServiceError::UserNotFound)
     ));
-    match store.create_order(&user(1), &order_of(&[("product-1", 1), ("nope", 1)]), None).await {
+    match store
+        .create_order(&user(1), &order_of(&[("product-1", 1), ("nope", 1)]), None)
+        .await
+    {
         Err(ServiceError::ProductNotFound(id)) => assert_eq!(id.as_str(), "nope"),
         other => panic!("expected ProductNotFound, got {other:?}"),
     }
     match store
-        .create_order(&user(1), &order_of(&[("product-1", 1), ("product-2", 11)]), None)
+        .create_order(
+            &user(1),
+            &order_of(&[("product-1", 1), ("product-2", 11)]),
+            None,
+        )
         .await
     {
         Err(ServiceError::OutOfStock(id)) => assert_eq!(id.as_str(), "product-2"),
         other => panic!("expected OutOfStock naming product-2, got {other:?}"),
     }
     // Nothing was reserved by the refused order, not even the line that had stock.
-    assert_eq!(store.product_stock(&product("product-1")).await.unwrap(), Some(10));
+    assert_eq!(
+        store.product_stock(&product("product-1")).await.unwrap(),
+        Some(10)
+    );
 
     // Another user's order does not exist for this user.
     let order = store
@@ -145,7 +178,10 @@ async fn business_rules_are_enforced_with_specific_errors() {
         Err(ServiceError::OrderNotFound)
     ));
 
-    store.pay_order(&user(1), order.order_id, None).await.unwrap();
+    store
+        .pay_order(&user(1), order.order_id, None)
+        .await
+        .unwrap();
     assert!(matches!(
         store.pay_order(&user(1), order.order_id, None).await,
         Err(ServiceError::OrderAlreadyPaid)
@@ -250,7 +286,14 @@ async fn a_flash_sale_sells_exactly_the_stock() {
     }
     // THEN exactly 50 succeed, 150 are told it is out of stock, and the stock ends at zero
     assert_eq!((sold, refused), (50, 150));
-    assert_eq!(table.store.product_stock(&product("product-flash")).await.unwrap(), Some(0));
+    assert_eq!(
+        table
+            .store
+            .product_stock(&product("product-flash"))
+            .await
+            .unwrap(),
+        Some(0)
+    );
     assert_audit_clean(&table).await;
 }
 
@@ -297,7 +340,11 @@ async fn racing_idempotent_retries_have_one_effect() {
         tasks.spawn(async move {
             table
                 .store
-                .create_order(&user(1), &order_of(&[("product-2", 2)]), Some(&key("create-1")))
+                .create_order(
+                    &user(1),
+                    &order_of(&[("product-2", 2)]),
+                    Some(&key("create-1")),
+                )
                 .await
         });
     }
@@ -313,21 +360,36 @@ async fn racing_idempotent_retries_have_one_effect() {
     // THEN every caller gets the same order, made once, and stock moved once
     assert_eq!(ids.len(), 1);
     assert_eq!(first_effects, 1);
-    assert_eq!(table.store.product_stock(&product("product-2")).await.unwrap(), Some(8));
+    assert_eq!(
+        table
+            .store
+            .product_stock(&product("product-2"))
+            .await
+            .unwrap(),
+        Some(8)
+    );
     let order_id = *ids.iter().next().unwrap();
 
     // AND the same key with a different body is refused
     assert!(matches!(
         table
             .store
-            .create_order(&user(1), &order_of(&[("product-2", 3)]), Some(&key("create-1")))
+            .create_order(
+                &user(1),
+                &order_of(&[("product-2", 3)]),
+                Some(&key("create-1"))
+            )
             .await,
         Err(ServiceError::IdempotencyKeyReused)
     ));
     // AND the same key is independent per user
     let other = table
         .store
-        .create_order(&user(2), &order_of(&[("product-2", 1)]), Some(&key("create-1")))
+        .create_order(
+            &user(2),
+            &order_of(&[("product-2", 1)]),
+            Some(&key("create-1")),
+        )
         .await
         .unwrap();
     assert_ne!(other.order.order_id, order_id);
@@ -337,7 +399,10 @@ async fn racing_idempotent_retries_have_one_effect() {
     for _ in 0..20 {
         let table = table.clone();
         tasks.spawn(async move {
-            table.store.pay_order(&user(1), order_id, Some(&key("pay-1"))).await
+            table
+                .store
+                .pay_order(&user(1), order_id, Some(&key("pay-1")))
+                .await
         });
     }
     let mut first_effects = 0;
@@ -349,14 +414,22 @@ async fn racing_idempotent_retries_have_one_effect() {
         }
     }
     assert_eq!(first_effects, 1);
-    let total = table.store.get_order(&user(1), order_id).await.unwrap().total_amount;
+    let total = table
+        .store
+        .get_order(&user(1), order_id)
+        .await
+        .unwrap()
+        .total_amount;
     assert_eq!(
         table.store.user_balance(&user(1)).await.unwrap(),
         Some(100_000 - total.won())
     );
     // A different key on a paid order is "already paid", not a second charge.
     assert!(matches!(
-        table.store.pay_order(&user(1), order_id, Some(&key("pay-2"))).await,
+        table
+            .store
+            .pay_order(&user(1), order_id, Some(&key("pay-2")))
+            .await,
         Err(ServiceError::OrderAlreadyPaid)
     ));
     assert_audit_clean(&table).await;
@@ -369,7 +442,11 @@ async fn lists_are_newest_first_and_paginate_with_cursors() {
     for number in 1..=5 {
         let order = table
             .store
-            .create_order(&user(3), &order_of(&[(&format!("product-{number}"), 1)]), None)
+            .create_order(
+                &user(3),
+                &order_of(&[(&format!("product-{number}"), 1)]),
+                None,
+            )
             .await
             .unwrap()
             .order;
@@ -379,7 +456,11 @@ async fn lists_are_newest_first_and_paginate_with_cursors() {
     created.reverse();
     let first = table.store.list_orders(&user(3), 2, None).await.unwrap();
     let cursor = first.next_cursor.expect("a second page");
-    let second = table.store.list_orders(&user(3), 2, Some(&cursor)).await.unwrap();
+    let second = table
+        .store
+        .list_orders(&user(3), 2, Some(&cursor))
+        .await
+        .unwrap();
     let third = table
         .store
         .list_orders(&user(3), 2, second.next_cursor.as_ref())
@@ -408,8 +489,11 @@ async fn an_unreachable_store_is_unavailable_and_trips_the_breaker() {
     };
     let healthy = fresh_table_with(settings.clone()).await;
     let port = order_service::local_dynamodb::free_port().unwrap();
-    let client = order_service::store::build_local_client(&settings, &format!("http://127.0.0.1:{port}")).await;
-    let store = order_service::store::DynamoOrderStore::new(client, healthy.table.clone(), settings);
+    let client =
+        order_service::store::build_local_client(&settings, &format!("http://127.0.0.1:{port}"))
+            .await;
+    let store =
+        order_service::store::DynamoOrderStore::new(client, healthy.table.clone(), settings);
     // WHEN called THEN the error is StoreUnavailable, and after the threshold it fails fast
     for _ in 0..2 {
         assert!(matches!(

@@ -9,8 +9,12 @@ use order_service::store::CancelOrders;
 use order_service::ServiceError;
 
 pub async fn handle<S: CancelOrders>(app: &App<S>, request: Request) -> Response<Body> {
-    app.run(Operation::CancelOrder, &request, cancel_order(app, &request))
-        .await
+    app.run(
+        Operation::CancelOrder,
+        &request,
+        cancel_order(app, &request),
+    )
+    .await
 }
 
 async fn cancel_order<S: CancelOrders>(
@@ -21,6 +25,9 @@ async fn cancel_order<S: CancelOrders>(
     let order_id = http::path_order_id(request)?;
     http::reject_oversized_body(request)?;
     let key = http::idempotency_key(request)?;
-    let outcome = app.store.cancel_order(&user_id, order_id, key.as_ref()).await?;
+    let outcome = app
+        .store
+        .cancel_order(&user_id, order_id, key.as_ref())
+        .await?;
     Ok(Reply::ok(&outcome.order)?.replayed(outcome.replayed))
 }

@@ -9,8 +9,12 @@ use order_service::store::CreateOrders;
 use order_service::ServiceError;
 
 pub async fn handle<S: CreateOrders>(app: &App<S>, request: Request) -> Response<Body> {
-    app.run(Operation::CreateOrder, &request, create_order(app, &request))
-        .await
+    app.run(
+        Operation::CreateOrder,
+        &request,
+        create_order(app, &request),
+    )
+    .await
 }
 
 async fn create_order<S: CreateOrders>(
@@ -21,7 +25,10 @@ async fn create_order<S: CreateOrders>(
     let key = http::idempotency_key(request)?;
     let body: CreateOrderRequest = http::json_body(request)?;
     let order = NewOrder::try_from(body)?;
-    let outcome = app.store.create_order(&user_id, &order, key.as_ref()).await?;
+    let outcome = app
+        .store
+        .create_order(&user_id, &order, key.as_ref())
+        .await?;
     let location = format!("/users/{user_id}/orders/{}", outcome.order.order_id);
     Ok(Reply::created(location, &outcome.order)?.replayed(outcome.replayed))
 }

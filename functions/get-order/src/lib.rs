@@ -42,7 +42,10 @@ async fn list_orders<S: ReadOrders>(
 ) -> Result<Reply, ServiceError> {
     let user_id = app.authorized_user(request, Access::Other)?;
     let (limit, cursor) = http::list_query(request)?;
-    let page = app.store.list_orders(&user_id, limit, cursor.as_ref()).await?;
+    let page = app
+        .store
+        .list_orders(&user_id, limit, cursor.as_ref())
+        .await?;
     Reply::ok(&OrderList {
         orders: page.orders,
         next_cursor: page.next_cursor.map(|cursor| cursor.encode()),

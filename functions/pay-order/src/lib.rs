@@ -18,6 +18,9 @@ async fn pay_order<S: PayOrders>(app: &App<S>, request: &Request) -> Result<Repl
     let order_id = http::path_order_id(request)?;
     http::reject_oversized_body(request)?;
     let key = http::idempotency_key(request)?;
-    let outcome = app.store.pay_order(&user_id, order_id, key.as_ref()).await?;
+    let outcome = app
+        .store
+        .pay_order(&user_id, order_id, key.as_ref())
+        .await?;
     Ok(Reply::ok(&outcome.order)?.replayed(outcome.replayed))
 }

@@ -182,7 +182,10 @@ mod tests {
 
     #[test]
     fn plain_ids_accept_the_seeded_shapes() {
-        assert_eq!(UserId::parse("user-1").map(|id| id.to_string()), Ok("user-1".to_owned()));
+        assert_eq!(
+            UserId::parse("user-1").map(|id| id.to_string()),
+            Ok("user-1".to_owned())
+        );
         assert!(ProductId::parse("product_flash-2").is_ok());
     }
 

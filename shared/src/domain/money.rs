@@ -17,7 +17,9 @@ impl Money {
 
     pub fn new(won: i64) -> Result<Self, ValidationError> {
         if won < 0 {
-            return Err(ValidationError::new("an amount of money cannot be negative"));
+            return Err(ValidationError::new(
+                "an amount of money cannot be negative",
+            ));
         }
         Ok(Self(won))
     }
@@ -31,7 +33,10 @@ impl Money {
     }
 
     pub fn checked_sub(self, other: Money) -> Option<Money> {
-        self.0.checked_sub(other.0).filter(|won| *won >= 0).map(Money)
+        self.0
+            .checked_sub(other.0)
+            .filter(|won| *won >= 0)
+            .map(Money)
     }
 
     pub fn checked_times(self, quantity: Quantity) -> Option<Money> {
@@ -108,10 +113,15 @@ mod tests {
     fn money_arithmetic_is_checked() {
         let max = Money::new(i64::MAX).unwrap();
         assert_eq!(max.checked_add(Money::new(1).unwrap()), None);
-        assert_eq!(Money::new(5).unwrap().checked_sub(Money::new(6).unwrap()), None);
+        assert_eq!(
+            Money::new(5).unwrap().checked_sub(Money::new(6).unwrap()),
+            None
+        );
         assert_eq!(max.checked_times(Quantity::new(2).unwrap()), None);
         assert_eq!(
-            Money::new(1_500).unwrap().checked_times(Quantity::new(3).unwrap()),
+            Money::new(1_500)
+                .unwrap()
+                .checked_times(Quantity::new(3).unwrap()),
             Some(Money::new(4_500).unwrap())
         );
     }

@@ -120,9 +120,9 @@ pub struct Order {
 impl Order {
     /// The sum of the line totals, or `None` if it would overflow.
     pub fn compute_total(items: &[OrderLine]) -> Option<Money> {
-        items.iter().try_fold(Money::ZERO, |sum, line| {
-            sum.checked_add(line.line_total()?)
-        })
+        items
+            .iter()
+            .try_fold(Money::ZERO, |sum, line| sum.checked_add(line.line_total()?))
     }
 }
 
@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn statuses_use_the_api_spelling() {
-        assert_eq!(serde_json::to_string(&OrderStatus::Paid).unwrap(), "\"PAID\"");
+        assert_eq!(
+            serde_json::to_string(&OrderStatus::Paid).unwrap(),
+            "\"PAID\""
+        );
         assert!(OrderStatus::Paid.holds_stock());
         assert!(!OrderStatus::Cancelled.holds_stock());
     }

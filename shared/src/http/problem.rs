@@ -136,7 +136,10 @@ mod tests {
             ProductId::parse("product-9").unwrap(),
         ));
         assert_eq!(response.status(), StatusCode::CONFLICT);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            PROBLEM_CONTENT_TYPE
+        );
         let body = body_json(&response);
         assert_eq!(body["code"], "OUT_OF_STOCK");
         assert_eq!(body["status"], 409);
@@ -155,11 +158,21 @@ mod tests {
             (ServiceError::Forbidden, 403),
             (ServiceError::UserNotFound, 404),
             (ServiceError::OrderNotFound, 404),
-            (ServiceError::InsufficientBalance { required: Money::ZERO }, 409),
+            (
+                ServiceError::InsufficientBalance {
+                    required: Money::ZERO,
+                },
+                409,
+            ),
             (ServiceError::OrderAlreadyPaid, 409),
             (ServiceError::OrderCancelled, 409),
             (ServiceError::IdempotencyKeyReused, 422),
-            (ServiceError::Contention { retry_after: Duration::from_secs(1) }, 409),
+            (
+                ServiceError::Contention {
+                    retry_after: Duration::from_secs(1),
+                },
+                409,
+            ),
             (ServiceError::internal("boom"), 500),
         ];
         for (error, status) in cases {

@@ -55,7 +55,10 @@ impl Reply {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(location) = self.location.and_then(|location| HeaderValue::from_str(&location).ok()) {
+        if let Some(location) = self
+            .location
+            .and_then(|location| HeaderValue::from_str(&location).ok())
+        {
             headers.insert(header::LOCATION, location);
         }
         if self.replayed {

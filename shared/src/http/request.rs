@@ -58,7 +58,12 @@ fn is_json_content_type(request: &Request) -> bool {
     else {
         return false;
     };
-    let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media_type = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media_type == "application/json"
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
@@ -70,13 +75,16 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ServiceErr
     reject_oversized_body(request)?;
     let bytes = body_bytes(request);
     if bytes.is_empty() {
-        return Err(ServiceError::Validation("a JSON request body is required".to_owned()));
+        return Err(ServiceError::Validation(
+            "a JSON request body is required".to_owned(),
+        ));
     }
     if !is_json_content_type(request) {
         return Err(ServiceError::UnsupportedMediaType);
     }
-    serde_json::from_slice(bytes)
-        .map_err(|error| ServiceError::Validation(format!("the request body is not valid: {error}")))
+    serde_json::from_slice(bytes).map_err(|error| {
+        ServiceError::Validation(format!("the request body is not valid: {error}"))
+    })
 }
 
 /// The optional `Idempotency-Key` header.

@@ -80,8 +80,7 @@ const MAX_LISTED_VIOLATIONS: usize = 50;
 impl DynamoOrderStore {
     /// Writes the seed plan with `BatchWriteItem`, a few batches at a time.
     pub async fn seed(&self, plan: &SeedPlan) -> Result<SeedSummary, ServiceError> {
-        let mut items: Vec<Item> =
-            Vec::with_capacity(plan.users as usize + plan.products as usize);
+        let mut items: Vec<Item> = Vec::with_capacity(plan.users as usize + plan.products as usize);
         for number in 1..=plan.users {
             let user_id = UserId::parse(&format!("user-{number}"))?;
             let record = UserRecord {
@@ -94,8 +93,13 @@ impl DynamoOrderStore {
             };
             items.push(to_item(&record).map_err(|error| mapping_error("a user", error))?);
         }
-        let numbered = (1..=plan.products)
-            .map(|number| (format!("product-{number}"), seeded_price(number), plan.stock));
+        let numbered = (1..=plan.products).map(|number| {
+            (
+                format!("product-{number}"),
+                seeded_price(number),
+                plan.stock,
+            )
+        });
         let mut total_stock = 0_i64;
         for (name, price, stock) in numbered.chain(plan.extra_products.iter().cloned()) {
             let product_id = ProductId::parse(&name)?;
@@ -160,7 +164,9 @@ impl DynamoOrderStore {
             }
             back_off(attempt).await;
         }
-        Err(ServiceError::internal("BatchWriteItem kept leaving items unprocessed"))
+        Err(ServiceError::internal(
+            "BatchWriteItem kept leaving items unprocessed",
+        ))
     }
 
     /// Every item of the table, read with a parallel scan.
@@ -298,12 +304,16 @@ impl DynamoOrderStore {
         }
         for (user_id, total) in &paid {
             if !users.contains_key(user_id) {
-                violations.push(format!("user {user_id} has paid orders but no user item ({total} KRW)"));
+                violations.push(format!(
+                    "user {user_id} has paid orders but no user item ({total} KRW)"
+                ));
             }
         }
         for (product_id, units) in &reserved {
             if !products.contains_key(product_id) {
-                violations.push(format!("product {product_id} is reserved ({units} units) but does not exist"));
+                violations.push(format!(
+                    "product {product_id} is reserved ({units} units) but does not exist"
+                ));
             }
         }
         for (user_id, user) in &users {
@@ -311,7 +321,10 @@ impl DynamoOrderStore {
             report.total_balance += user.balance;
             report.total_paid += paid_total;
             if user.balance < 0 {
-                violations.push(format!("user {user_id} has a negative balance {}", user.balance));
+                violations.push(format!(
+                    "user {user_id} has a negative balance {}",
+                    user.balance
+                ));
             }
             if user.initial_balance != user.balance + paid_total {
                 violations.push(format!(
@@ -325,7 +338,10 @@ impl DynamoOrderStore {
             report.total_stock += product.stock;
             report.total_reserved += reserved_units;
             if product.stock < 0 {
-                violations.push(format!("product {product_id} has negative stock {}", product.stock));
+                violations.push(format!(
+                    "product {product_id} has negative stock {}",
+                    product.stock
+                ));
             }
             if product.initial_stock != product.stock + reserved_units {
                 violations.push(format!(
@@ -353,14 +369,20 @@ fn check_order(order: &OrderRecord, violations: &mut Vec<String>) {
         violations.push(format!("order {id} has no lines"));
     }
     if Order::compute_total(&order.items) != Some(order.total_amount) {
-        violations.push(format!("order {id}: total does not equal the sum of its lines"));
+        violations.push(format!(
+            "order {id}: total does not equal the sum of its lines"
+        ));
     }
     match order.status {
         OrderStatus::Created if order.paid_at.is_some() || order.cancelled_at.is_some() => {
-            violations.push(format!("order {id} is CREATED but has paidAt or cancelledAt"));
+            violations.push(format!(
+                "order {id} is CREATED but has paidAt or cancelledAt"
+            ));
         }
         OrderStatus::Paid if order.paid_at.is_none() || order.cancelled_at.is_some() => {
-            violations.push(format!("order {id} is PAID without paidAt or with cancelledAt"));
+            violations.push(format!(
+                "order {id} is PAID without paidAt or with cancelledAt"
+            ));
         }
         OrderStatus::Cancelled if order.cancelled_at.is_none() => {
             violations.push(format!("order {id} is CANCELLED without cancelledAt"));

@@ -34,7 +34,10 @@ impl CircuitBreaker {
     /// (half-open): one more failure re-opens it at once, one success closes it.
     pub fn check(&self) -> Result<(), ServiceError> {
         let now = Instant::now();
-        let open_until = *self.open_until.lock().unwrap_or_else(|poison| poison.into_inner());
+        let open_until = *self
+            .open_until
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         match open_until {
             Some(until) if until > now => Err(ServiceError::StoreUnavailable {
                 retry_after: (until - now).max(Duration::from_secs(1)),
@@ -46,14 +49,20 @@ impl CircuitBreaker {
 
     pub fn record_success(&self) {
         if self.consecutive_failures.swap(0, Ordering::Relaxed) != 0 {
-            *self.open_until.lock().unwrap_or_else(|poison| poison.into_inner()) = None;
+            *self
+                .open_until
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()) = None;
         }
     }
 
     pub fn record_failure(&self) {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.failure_threshold {
-            let mut open_until = self.open_until.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut open_until = self
+                .open_until
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             *open_until = Some(Instant::now() + self.open_for);
             tracing::warn!(failures, "store circuit breaker opened");
         }

@@ -15,9 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{
-    Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp, UserId,
-};
+use crate::domain::{Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp, UserId};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -154,7 +152,9 @@ pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, serde_dynamo::Err
     serde_dynamo::to_item(value)
 }
 
-pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, serde_dynamo::Error> {
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(
+    item: Item,
+) -> Result<T, serde_dynamo::Error> {
     serde_dynamo::from_item(item)
 }
 
@@ -167,5 +167,7 @@ pub(crate) fn number_value(number: i64) -> AttributeValue {
 }
 
 pub(crate) fn entity_of(item: &Item) -> Option<&str> {
-    item.get("entity").and_then(|value| value.as_s().ok()).map(String::as_str)
+    item.get("entity")
+        .and_then(|value| value.as_s().ok())
+        .map(String::as_str)
 }

@@ -16,12 +16,14 @@ use time::OffsetDateTime;
 use super::cursor::Cursor;
 use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
 use super::items::{
-    entity_of, from_item, list_sk, number_value, order_key, product_key, string_value,
-    to_item, user_key, user_pk, Item, OrderRecord, ProductRecord, LIST_SK, PK, SK,
+    entity_of, from_item, list_sk, number_value, order_key, product_key, string_value, to_item,
+    user_key, user_pk, Item, OrderRecord, ProductRecord, LIST_SK, PK, SK,
 };
 use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
-use super::{CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders};
+use super::{
+    CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders,
+};
 use crate::domain::{
     IdempotencyKey, Money, NewOrder, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp,
     UserId,
@@ -105,8 +107,10 @@ impl DynamoOrderStore {
                         return Err(WriteRejected::Conditions(reasons.to_vec()));
                     }
                     reasons.iter().all(|reason| {
-                        matches!(reason.code(), None | Some("None") | Some("TransactionConflict"))
-                            || is_throttling_code(reason.code())
+                        matches!(
+                            reason.code(),
+                            None | Some("None") | Some("TransactionConflict")
+                        ) || is_throttling_code(reason.code())
                     })
                 }
                 Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
@@ -116,7 +120,11 @@ impl DynamoOrderStore {
                 return Err(WriteRejected::Store(store_error(operation, error)));
             }
             if attempt >= MAX_WRITE_ATTEMPTS {
-                tracing::warn!(operation, attempt, "transaction conflicts exhausted the retries");
+                tracing::warn!(
+                    operation,
+                    attempt,
+                    "transaction conflicts exhausted the retries"
+                );
                 return Err(WriteRejected::Store(ServiceError::Contention {
                     retry_after: RETRY_AFTER,
                 }));
@@ -174,7 +182,12 @@ impl DynamoOrderStore {
         order: &NewOrder,
     ) -> Result<HashMap<ProductId, Money>, ServiceError> {
         let mut keys = vec![user_key(user_id)];
-        keys.extend(order.lines().iter().map(|line| product_key(&line.product_id)));
+        keys.extend(
+            order
+                .lines()
+                .iter()
+                .map(|line| product_key(&line.product_id)),
+        );
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .build()
@@ -309,7 +322,9 @@ impl DynamoOrderStore {
             }),
             Err(WriteRejected::Store(error)) => Err(error),
             Err(WriteRejected::Conditions(reasons)) => {
-                if let Some(order_reason) = reasons.first().filter(|reason| condition_failed(reason)) {
+                if let Some(order_reason) =
+                    reasons.first().filter(|reason| condition_failed(reason))
+                {
                     let existing = self
                         .order_after_failed_condition(order_reason, user_id, order_id)
                         .await?;
@@ -330,7 +345,9 @@ impl DynamoOrderStore {
                     .and_then(|index| order.items.get(index));
                 match short_line {
                     Some(line) => Err(ServiceError::OutOfStock(line.product_id.clone())),
-                    None => Err(ServiceError::internal("create cancelled without a failed condition")),
+                    None => Err(ServiceError::internal(
+                        "create cancelled without a failed condition",
+                    )),
                 }
             }
         }
@@ -465,7 +482,9 @@ impl DynamoOrderStore {
                 }
             }
         }
-        Err(ServiceError::internal("the order's state kept changing during payment"))
+        Err(ServiceError::internal(
+            "the order's state kept changing during payment",
+        ))
     }
 
     async fn cancel_order_unguarded(
@@ -555,7 +574,9 @@ impl DynamoOrderStore {
                 },
             }
         }
-        Err(ServiceError::internal("the order's state kept changing during cancellation"))
+        Err(ServiceError::internal(
+            "the order's state kept changing during cancellation",
+        ))
     }
 
     async fn list_orders_unguarded(

@@ -23,7 +23,11 @@ pub struct TableSchema {
     /// (attribute name, HASH|RANGE) of the table's primary key.
     pub key: Vec<(&'static str, &'static str)>,
     /// (index name, key, projection type) of every local secondary index.
-    pub local_indexes: Vec<(&'static str, Vec<(&'static str, &'static str)>, &'static str)>,
+    pub local_indexes: Vec<(
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    )>,
 }
 
 pub fn table_schema() -> TableSchema {
@@ -62,11 +66,13 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), ServiceErr
         request = request.key_schema(key_element(name, kind)?);
     }
     for (index_name, key, projection) in &schema.local_indexes {
-        let mut index = LocalSecondaryIndex::builder().index_name(*index_name).projection(
-            Projection::builder()
-                .projection_type(ProjectionType::from(*projection))
-                .build(),
-        );
+        let mut index = LocalSecondaryIndex::builder()
+            .index_name(*index_name)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::from(*projection))
+                    .build(),
+            );
         for (name, kind) in key {
             index = index.key_schema(key_element(name, kind)?);
         }
@@ -96,7 +102,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), ServiceErr
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err(ServiceError::internal(format!("table {table} did not become active")))
+    Err(ServiceError::internal(format!(
+        "table {table} did not become active"
+    )))
 }
 
 /// Whether the table exists.

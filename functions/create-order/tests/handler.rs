@@ -1,0 +1,236 @@
+//! create-order's handler on API Gateway v2 events against a real DynamoDB Local table.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use order_service::local_dynamodb::{response_json, test_app, EventBuilder};
+use order_service::store::SeedPlan;
+
+const ROUTE: &str = "/users/{userId}/orders";
+
+fn plan() -> SeedPlan {
+    SeedPlan {
+        users: 3,
+        balance: 100_000,
+        products: 3,
+        stock: 5,
+        extra_products: vec![],
+    }
+}
+
+fn create(user_path: &str, token_user: &str, body: &str) -> EventBuilder {
+    EventBuilder::new("POST", ROUTE)
+        .path("userId", user_path)
+        .as_user(token_user)
+        .json(body)
+}
+
+#[tokio::test]
+async fn creates_an_order_with_location_and_snapshotted_prices() {
+    let (app, _table) = test_app(&plan()).await;
+    let event = create(
+        "user-1",
+        "user-1",
+        r#"{"items":[{"productId":"product-2","quantity":3}]}"#,
+    );
+    let response = create_order::handle(&app, event.build()).await;
+    let (status, body) = response_json(&response);
+    assert_eq!(status, 201, "{body}");
+    let order_id = body["orderId"].as_str().unwrap();
+    assert_eq!(
+        response.headers()["location"],
+        format!("/users/user-1/orders/{order_id}").as_str()
+    );
+    assert_eq!(body["status"], "CREATED");
+    let unit_price = order_service::store::seeded_price_of(2);
+    assert_eq!(body["items"][0]["unitPrice"], unit_price);
+    assert_eq!(body["totalAmount"], 3 * unit_price);
+}
+
+#[tokio::test]
+async fn client_mistakes_are_problems_never_500s() {
+    let (app, _table) = test_app(&plan()).await;
+    let cases: Vec<(EventBuilder, u16, &str)> = vec![
+        (
+            create("user-1", "user-1", "{not json"),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create("user-1", "user-1", r#"{"items":[]}"#),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-1","quantity":1.5}]}"#,
+            ),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-1","quantity":99999999999999999999}]}"#,
+            ),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-1","quantity":1}],"extra":1}"#,
+            ),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                &format!("{}1{}", "[".repeat(500), "]".repeat(500)),
+            ),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            EventBuilder::new("POST", ROUTE)
+                .path("userId", "user-1")
+                .as_user("user-1")
+                .header("content-type", "text/plain")
+                .body(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                &format!(r#"{{"items":[],"pad":"{}"}}"#, "x".repeat(17_000)),
+            ),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            EventBuilder::new("POST", ROUTE)
+                .path("userId", "user-1")
+                .json(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            EventBuilder::new("POST", ROUTE)
+                .path("userId", "user-1")
+                .header("authorization", "Bearer not.a.token")
+                .json(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            create(
+                "user-1",
+                "user-2",
+                r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
+            ),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            create(
+                "us\u{0435}r-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
+            ),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-404","quantity":1}]}"#,
+            ),
+            404,
+            "PRODUCT_NOT_FOUND",
+        ),
+        (
+            create(
+                "user-1",
+                "user-1",
+                r#"{"items":[{"productId":"product-1","quantity":6}]}"#,
+            ),
+            409,
+            "OUT_OF_STOCK",
+        ),
+    ];
+    for (event, expected_status, expected_code) in cases {
+        let response = create_order::handle(&app, event.build()).await;
+        let (status, body) = response_json(&response);
+        assert_eq!(status, expected_status, "{body}");
+        assert_eq!(body["code"], expected_code, "{body}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(body["status"], expected_status);
+        assert!(
+            body["title"].is_string() && body["detail"].is_string() && body["type"].is_string()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_404() {
+    let (app, _table) = test_app(&plan()).await;
+    let event = create(
+        "user-77",
+        "user-77",
+        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
+    );
+    let (status, body) = response_json(&create_order::handle(&app, event.build()).await);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("USER_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_and_refuses_a_different_body() {
+    let (app, table) = test_app(&plan()).await;
+    let body = r#"{"items":[{"productId":"product-1","quantity":2}]}"#;
+    let keyed = |body: &str| create("user-1", "user-1", body).header("idempotency-key", "order-42");
+    let first = create_order::handle(&app, keyed(body).build()).await;
+    let second = create_order::handle(&app, keyed(body).build()).await;
+    let (first_status, first_body) = response_json(&first);
+    let (second_status, second_body) = response_json(&second);
+    assert_eq!((first_status, second_status), (201, 201));
+    assert_eq!(first_body["orderId"], second_body["orderId"]);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let stock = table
+        .store
+        .product_stock(&order_service::domain::ProductId::parse("product-1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stock, Some(3), "the replay reserved nothing");
+
+    let different = create_order::handle(
+        &app,
+        keyed(r#"{"items":[{"productId":"product-1","quantity":1}]}"#).build(),
+    )
+    .await;
+    let (status, body) = response_json(&different);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("IDEMPOTENCY_KEY_REUSED"))
+    );
+    let bad_key = create("user-1", "user-1", body_str()).header("idempotency-key", "tab\tkey");
+    let (status, _) = response_json(&create_order::handle(&app, bad_key.build()).await);
+    assert_eq!(status, 400);
+}
+
+fn body_str() -> &'static str {
+    r#"{"items":[{"productId":"product-1","quantity":1}]}"#
+}
