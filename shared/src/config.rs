@@ -39,7 +39,7 @@ fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
 
 impl AppConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| var(name))
+        Self::from_lookup(var)
     }
 
     /// Reads the configuration through `lookup`, so tests need not touch the process env.

@@ -14,6 +14,9 @@ use crate::error::ServiceError;
 /// The name of the local secondary index that lists a user's orders by creation time.
 pub const LIST_INDEX: &str = "byCreatedAt";
 
+/// A key schema: (attribute name, HASH|RANGE) pairs.
+pub type KeySchema = Vec<(&'static str, &'static str)>;
+
 /// The schema as plain data, in the shape CloudFormation uses, so it can be compared with
 /// `template.yaml` and printed for other tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +24,9 @@ pub struct TableSchema {
     /// (attribute name, type) for every key attribute.
     pub attributes: Vec<(&'static str, &'static str)>,
     /// (attribute name, HASH|RANGE) of the table's primary key.
-    pub key: Vec<(&'static str, &'static str)>,
+    pub key: KeySchema,
     /// (index name, key, projection type) of every local secondary index.
-    pub local_indexes: Vec<(
-        &'static str,
-        Vec<(&'static str, &'static str)>,
-        &'static str,
-    )>,
+    pub local_indexes: Vec<(&'static str, KeySchema, &'static str)>,
 }
 
 pub fn table_schema() -> TableSchema {
