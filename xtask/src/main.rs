@@ -12,6 +12,8 @@ mod invoke;
 mod loadtest;
 mod monitor;
 mod paths;
+mod report;
+mod resources;
 mod stack;
 
 use anyhow::Result;

@@ -85,7 +85,13 @@ pub fn read_state() -> Option<StackState> {
 pub fn read_state_at(port: u16) -> Option<StackState> {
     let text = std::fs::read_to_string(state_path_for(port)).ok()?;
     let state: StackState = serde_json::from_str(&text).ok()?;
-    let alive = |pid: u32| Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let alive = |pid: u32| {
+        Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     (alive(state.dynamodb_pid) && alive(state.watch_pgid)).then_some(state)
 }
 
@@ -146,7 +152,10 @@ pub fn function_env(
         ("AUTH_MODE", "jwt".to_owned()),
         ("AUTH_JWT_SECRET", secret.to_owned()),
         ("AUTH_ISSUER", order_service::auth::LOCAL_ISSUER.to_owned()),
-        ("AUTH_AUDIENCE", order_service::auth::LOCAL_AUDIENCE.to_owned()),
+        (
+            "AUTH_AUDIENCE",
+            order_service::auth::LOCAL_AUDIENCE.to_owned(),
+        ),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
@@ -165,7 +174,15 @@ pub fn function_env(
 pub fn build_functions() -> Result<()> {
     for function in FUNCTIONS {
         run(Command::new("cargo")
-            .args(["build", "--quiet", "--manifest-path", "Cargo.toml", "--release", "--bin", function])
+            .args([
+                "build",
+                "--quiet",
+                "--manifest-path",
+                "Cargo.toml",
+                "--release",
+                "--bin",
+                function,
+            ])
             .current_dir(paths::root()))?;
     }
     Ok(())
@@ -188,8 +205,20 @@ pub fn start_functions(
         .open(log_file)?;
     let mut command = Command::new(paths::venv_bin("cargo-lambda"));
     command
-        .args(["lambda", "watch", "--release", "--ignore-changes", "--quiet", "--disable-cors"])
-        .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args([
+            "lambda",
+            "watch",
+            "--release",
+            "--ignore-changes",
+            "--quiet",
+            "--disable-cors",
+        ])
+        .args([
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+        ])
         .args(["--concurrency", &concurrency.to_string()])
         .current_dir(paths::root())
         .stdin(Stdio::null())
@@ -236,7 +265,10 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
     eprintln!("Building the functions (release) ...");
     build_functions()?;
 
-    eprintln!("Starting DynamoDB Local on 127.0.0.1:{} ...", args.dynamodb_port);
+    eprintln!(
+        "Starting DynamoDB Local on 127.0.0.1:{} ...",
+        args.dynamodb_port
+    );
     std::fs::create_dir_all(log_dir_for(args.port))?;
     if TcpStream::connect(("127.0.0.1", args.dynamodb_port)).is_ok() {
         bail!("port {} is taken; pass --dynamodb-port", args.dynamodb_port);
@@ -258,7 +290,10 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         summary.users, args.seed.balance, summary.products
     );
 
-    eprintln!("Starting the functions on 127.0.0.1:{} (cargo lambda watch) ...", args.port);
+    eprintln!(
+        "Starting the functions on 127.0.0.1:{} (cargo lambda watch) ...",
+        args.port
+    );
     let log_dir = log_dir_for(args.port);
     std::fs::create_dir_all(&log_dir)?;
     let function_log = log_dir.join("functions.log");
@@ -282,8 +317,12 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         function_log,
         jwt_secret: installed.jwt_secret.clone(),
     };
-    std::fs::write(state_path_for(args.port), serde_json::to_string_pretty(&state)?)?;
-    let started = wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
+    std::fs::write(
+        state_path_for(args.port),
+        serde_json::to_string_pretty(&state)?,
+    )?;
+    let started =
+        wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
     if let Err(error) = started {
         stop(&state);
         return Err(error.context(format!(
@@ -295,7 +334,9 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
 }
 
 fn wait_for_ctrl_c() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(tokio::signal::ctrl_c())?;
     Ok(())
 }
@@ -305,7 +346,10 @@ fn print_welcome(state: &StackState) -> Result<()> {
     println!("The order service is up at {}", state.base_url);
     println!("  logs:     {}", state.function_log.display());
     println!("  token:    TOKEN=$(cargo xtask token user-1)");
-    println!("  try:      curl -s -H \"Authorization: Bearer {token}\" {}/users/user-1/orders", state.base_url);
+    println!(
+        "  try:      curl -s -H \"Authorization: Bearer {token}\" {}/users/user-1/orders",
+        state.base_url
+    );
     Ok(())
 }
 

@@ -1,0 +1,185 @@
+//! Samples CPU and RSS of the local stack's processes (DynamoDB Local's JVM, cargo lambda
+//! watch, each function instance) from `/proc` while a load runs, and summarises start vs.
+//! end and peaks, so a report can say what saturated first and whether memory drifted.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::stack::StackState;
+
+/// Kernel clock ticks per second (`getconf CLK_TCK`), 100 on Linux.
+const TICKS_PER_SECOND: f64 = 100.0;
+const PAGE_KB: u64 = 4;
+
+#[derive(Debug, Clone)]
+struct ProcessSample {
+    group: String,
+    pid: u32,
+    cpu_ticks: u64,
+    rss_kb: u64,
+}
+
+/// Reads `/proc/<pid>/stat`: (command, parent pid, utime + stime, rss in KiB).
+fn read_stat(pid: u32) -> Option<(String, u32, u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let command = text[open + 1..close].to_owned();
+    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
+    let parent = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    Some((command, parent, utime + stime, rss_pages * PAGE_KB))
+}
+
+fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
+    let mut samples = Vec::new();
+    if let Some((_, _, ticks, rss)) = read_stat(dynamodb_pid) {
+        samples.push(ProcessSample {
+            group: "dynamodb-local".to_owned(),
+            pid: dynamodb_pid,
+            cpu_ticks: ticks,
+            rss_kb: rss,
+        });
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return samples;
+    };
+    let processes: BTreeMap<u32, (String, u32, u64, u64)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, read_stat(pid)?)))
+        .collect();
+    // The watch process and everything it started (function instances run under `cargo run`).
+    let descends_from_watch = |mut pid: u32| {
+        for _ in 0..16 {
+            if pid == watch_pgid {
+                return true;
+            }
+            match processes.get(&pid) {
+                Some((_, parent, _, _)) if *parent > 1 => pid = *parent,
+                _ => return false,
+            }
+        }
+        false
+    };
+    for (pid, (command, _, ticks, rss)) in &processes {
+        let is_function = crate::stack::FUNCTIONS.contains(&command.as_str());
+        if (is_function || command == "cargo-lambda") && descends_from_watch(*pid) {
+            samples.push(ProcessSample {
+                group: command.clone(),
+                pid: *pid,
+                cpu_ticks: *ticks,
+                rss_kb: *rss,
+            });
+        }
+    }
+    samples
+}
+
+/// Per process group (e.g. all `create-order` instances together).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupUsage {
+    pub processes: usize,
+    pub rss_start_mb: f64,
+    pub rss_end_mb: f64,
+    pub rss_peak_mb: f64,
+    pub cpu_avg_percent: f64,
+    pub cpu_peak_percent: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSummary {
+    pub interval_seconds: f64,
+    pub samples: usize,
+    pub groups: BTreeMap<String, GroupUsage>,
+    /// (seconds since start, group, cpu %, rss MiB) rows.
+    #[serde(skip)]
+    pub series: Vec<(f64, String, f64, f64)>,
+}
+
+impl ResourceSummary {
+    /// The group with the highest average CPU: what saturates first as load grows.
+    pub fn busiest(&self) -> Option<(&String, &GroupUsage)> {
+        self.groups
+            .iter()
+            .max_by(|a, b| a.1.cpu_avg_percent.total_cmp(&b.1.cpu_avg_percent))
+    }
+}
+
+pub struct ResourceSampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<ResourceSummary>,
+}
+
+impl ResourceSampler {
+    pub fn start(state: &StackState, interval: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (dynamodb_pid, watch_pgid) = (state.dynamodb_pid, state.watch_pgid);
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut previous: BTreeMap<u32, u64> = BTreeMap::new();
+            let mut per_group: BTreeMap<String, Vec<(f64, f64, usize)>> = BTreeMap::new();
+            let mut summary = ResourceSummary {
+                interval_seconds: interval.as_secs_f64(),
+                ..ResourceSummary::default()
+            };
+            let mut last = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if last.elapsed() < interval {
+                    continue;
+                }
+                let elapsed = last.elapsed().as_secs_f64();
+                last = Instant::now();
+                let mut groups: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
+                for process in sample(dynamodb_pid, watch_pgid) {
+                    let cpu = previous
+                        .insert(process.pid, process.cpu_ticks)
+                        .map_or(0.0, |before| {
+                            process.cpu_ticks.saturating_sub(before) as f64 / TICKS_PER_SECOND / elapsed * 100.0
+                        });
+                    let entry = groups.entry(process.group).or_default();
+                    entry.0 += cpu;
+                    entry.1 += process.rss_kb as f64 / 1_024.0;
+                    entry.2 += 1;
+                }
+                summary.samples += 1;
+                let at = started.elapsed().as_secs_f64();
+                for (group, (cpu, rss, count)) in groups {
+                    summary.series.push((at, group.clone(), cpu, rss));
+                    per_group.entry(group).or_default().push((cpu, rss, count));
+                }
+            }
+            for (group, rows) in per_group {
+                // The first row has no CPU delta yet; leave it out of the CPU figures.
+                let cpu: Vec<f64> = rows.iter().skip(1).map(|row| row.0).collect();
+                let usage = GroupUsage {
+                    processes: rows.iter().map(|row| row.2).max().unwrap_or(0),
+                    rss_start_mb: rows.first().map_or(0.0, |row| row.1),
+                    rss_end_mb: rows.last().map_or(0.0, |row| row.1),
+                    rss_peak_mb: rows.iter().map(|row| row.1).fold(0.0, f64::max),
+                    cpu_avg_percent: if cpu.is_empty() { 0.0 } else { cpu.iter().sum::<f64>() / cpu.len() as f64 },
+                    cpu_peak_percent: cpu.iter().copied().fold(0.0, f64::max),
+                };
+                summary.groups.insert(group, usage);
+            }
+            summary
+        });
+        Self { stop, handle }
+    }
+
+    pub fn finish(self) -> ResourceSummary {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
