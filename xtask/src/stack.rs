@@ -95,6 +95,12 @@ pub fn read_state_at(port: u16) -> Option<StackState> {
     (alive(state.dynamodb_pid) && alive(state.watch_pgid)).then_some(state)
 }
 
+/// Records the state of a running stack (e.g. after its functions were restarted).
+pub fn save_state(state: &StackState) -> Result<()> {
+    std::fs::write(state_path_for(state.port), serde_json::to_string_pretty(state)?)?;
+    Ok(())
+}
+
 pub fn require_state() -> Result<StackState> {
     read_state().context("the local stack is not running: start it with `cargo xtask up`")
 }

@@ -1,0 +1,118 @@
+//! `cargo xtask test`: the whole test suite, as CI runs it (`.ci/run`). Installs what is
+//! missing, then runs each step in order, reports each with its time, and ends with one
+//! "N passed, N failed" line. Any failed step fails the run.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::install::{self, run};
+use crate::loadtest::{self, Scenario};
+use crate::paths;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Skip the steps that start the local stack or the emulator (quick inner loop).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+fn cargo(arguments: &[&str]) -> Result<()> {
+    run(Command::new("cargo")
+        .args(arguments)
+        .current_dir(paths::root()))
+}
+
+fn k6_inspect_all() -> Result<()> {
+    for scenario in ["smoke", "load", "soak", "stress", "spike", "flash-sale"] {
+        let output = Command::new(paths::venv_bin("k6"))
+            .args(["inspect", &format!("k6/{scenario}.js")])
+            .current_dir(paths::root())
+            .env("K6_NO_USAGE_REPORT", "true")
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "k6 inspect k6/{scenario}.js failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
+    loadtest::run(&loadtest::Args {
+        scenario,
+        rate: None,
+        duration: None,
+        base_url: None,
+        extra_env: Vec::new(),
+        keep_stack,
+        seed: None,
+    })
+}
+
+pub fn run_suite(args: &Args) -> Result<()> {
+    type Step = (&'static str, Box<dyn Fn() -> Result<()>>);
+    let mut steps: Vec<Step> = vec![
+        ("install", Box::new(|| install::install_all().map(|_| ()))),
+        (
+            "cargo fmt --check",
+            Box::new(|| cargo(&["fmt", "--all", "--check"])),
+        ),
+        (
+            "cargo clippy --all-targets -D warnings",
+            Box::new(|| {
+                cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--quiet",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+            }),
+        ),
+        (
+            "cargo test (unit, handler, store, contract)",
+            Box::new(|| cargo(&["test", "--workspace"])),
+        ),
+        ("k6 inspect (every scenario)", Box::new(k6_inspect_all)),
+    ];
+    if !args.quick {
+        steps.push((
+            "k6 smoke of load, then audit",
+            Box::new(|| smoke(Scenario::Smoke, false)),
+        ));
+        steps.push((
+            "k6 flash-sale, exact stock check, audit",
+            Box::new(|| smoke(Scenario::FlashSale, false)),
+        ));
+    }
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    for (name, step) in &steps {
+        let started = Instant::now();
+        eprintln!("\n==> {name}");
+        match step() {
+            Ok(()) => {
+                passed += 1;
+                eprintln!("<== {name}: ok ({:.0} s)", started.elapsed().as_secs_f64());
+            }
+            Err(error) => {
+                eprintln!(
+                    "<== {name}: FAILED ({:.0} s): {error:#}",
+                    started.elapsed().as_secs_f64()
+                );
+                failed.push(*name);
+            }
+        }
+    }
+    println!("\nsuite: {passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        bail!("failed steps: {}", failed.join(", "));
+    }
+    Ok(())
+}
