@@ -122,3 +122,105 @@ pub fn list_query(request: &Request) -> Result<(u16, Option<Cursor>), ServiceErr
     };
     Ok((limit, cursor))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CreateOrderRequest, NewOrder};
+    use lambda_http::http::Request as HttpRequest;
+    use proptest::prelude::*;
+
+    fn request_with(content_type: Option<&str>, body: Vec<u8>) -> Request {
+        let mut builder = HttpRequest::builder().method("POST").uri("/users/u/orders");
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        builder.body(Body::Binary(body)).unwrap()
+    }
+
+    /// The whole create-order parse: body -> request -> validated order.
+    fn parse_create(request: &Request) -> Result<NewOrder, ServiceError> {
+        let body: CreateOrderRequest = json_body(request)?;
+        Ok(NewOrder::try_from(body)?)
+    }
+
+    fn is_client_error(error: &ServiceError) -> bool {
+        matches!(
+            error,
+            ServiceError::Validation(_)
+                | ServiceError::PayloadTooLarge { .. }
+                | ServiceError::UnsupportedMediaType
+        )
+    }
+
+    #[test]
+    fn limits_come_before_parsing() {
+        let big = request_with(Some("application/json"), vec![b' '; MAX_BODY_BYTES + 1]);
+        assert!(matches!(
+            parse_create(&big),
+            Err(ServiceError::PayloadTooLarge { .. })
+        ));
+        let text = request_with(Some("text/plain"), b"{}".to_vec());
+        assert!(matches!(
+            parse_create(&text),
+            Err(ServiceError::UnsupportedMediaType)
+        ));
+        let charset = request_with(
+            Some("application/json; charset=utf-8"),
+            br#"{"items":[{"productId":"p","quantity":1}]}"#.to_vec(),
+        );
+        assert!(parse_create(&charset).is_ok());
+        let deep = request_with(
+            Some("application/json"),
+            format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)).into_bytes(),
+        );
+        assert!(matches!(
+            parse_create(&deep),
+            Err(ServiceError::Validation(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_are_client_errors(body in proptest::collection::vec(any::<u8>(), 0..2_048)) {
+            let request = request_with(Some("application/json"), body);
+            if let Err(error) = parse_create(&request) {
+                prop_assert!(is_client_error(&error), "{error:?}");
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_shaped_text_is_accepted_or_a_400(
+            product in ".{0,80}",
+            quantity in prop_oneof![
+                any::<i64>().prop_map(|n| n.to_string()),
+                any::<f64>().prop_map(|n| n.to_string()),
+                Just("1e400".to_owned()),
+                Just("99999999999999999999999".to_owned()),
+                Just("\"7\"".to_owned()),
+                Just("null".to_owned()),
+            ],
+        ) {
+            let body = format!(
+                r#"{{"items":[{{"productId":{},"quantity":{quantity}}}]}}"#,
+                serde_json::Value::String(product)
+            );
+            let request = request_with(Some("application/json"), body.into_bytes());
+            match parse_create(&request) {
+                Ok(order) => {
+                    let line = &order.lines()[0];
+                    prop_assert!((1..=100).contains(&line.quantity.get()));
+                    prop_assert!(line.product_id.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                }
+                Err(error) => prop_assert!(matches!(error, ServiceError::Validation(_)), "{error:?}"),
+            }
+        }
+
+        #[test]
+        fn arbitrary_path_ids_and_keys_never_panic(text in "\\PC{0,300}") {
+            let _ = crate::domain::UserId::parse(&text);
+            let _ = crate::domain::OrderId::parse(&text);
+            let _ = crate::domain::IdempotencyKey::parse(&text);
+        }
+    }
+}
