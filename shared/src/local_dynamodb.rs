@@ -348,17 +348,123 @@ impl EventBuilder {
         })
     }
 
-    /// The `lambda_http::Request` that the Lambda runtime would hand the function.
+    /// The `lambda_http::Request` that the Lambda runtime would hand the function. The
+    /// event's method and route are remembered on this thread, so that `response_json` can
+    /// check the response against `openapi.yaml`.
     pub fn build(&self) -> lambda_http::Request {
+        LAST_ROUTE
+            .with(|last| *last.borrow_mut() = Some((self.method.clone(), self.route.clone())));
         lambda_http::request::from_str(&self.event_json().to_string())
             .unwrap_or_else(|error| panic!("the test event does not parse: {error}"))
     }
 }
 
-/// The status and the JSON body of a response.
+thread_local! {
+    static LAST_ROUTE: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The status and the JSON body of a response, after checking that the response conforms to
+/// `openapi.yaml` for the route of the last event built on this thread (handler tests run on
+/// tokio's current-thread runtime).
 pub fn response_json(
     response: &lambda_http::Response<lambda_http::Body>,
 ) -> (u16, serde_json::Value) {
     let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(serde_json::Value::Null);
-    (response.status().as_u16(), body)
+    let status = response.status().as_u16();
+    if let Some((method, route)) = LAST_ROUTE.with(|last| last.borrow().clone()) {
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        if let Err(problem) = openapi::check_response(&method, &route, status, content_type, &body)
+        {
+            panic!(
+                "{method} {route} -> {status} does not conform to openapi.yaml: {problem}\n{body}"
+            );
+        }
+    }
+    (status, body)
+}
+
+/// Checks responses against the OpenAPI contract with a JSON Schema validator.
+pub mod openapi {
+    use serde_json::Value;
+    use std::sync::OnceLock;
+
+    /// `openapi.yaml` as JSON.
+    pub fn document() -> &'static Value {
+        static DOCUMENT: OnceLock<Value> = OnceLock::new();
+        DOCUMENT.get_or_init(|| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.yaml");
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+            serde_yaml::from_str(&text).unwrap_or_else(|error| panic!("openapi.yaml: {error}"))
+        })
+    }
+
+    /// The media type and schema `$ref` documented for this response.
+    fn response_schema(method: &str, route: &str, status: u16) -> Result<(String, String), String> {
+        let path_key = route.replace('~', "~0").replace('/', "~1");
+        let operation = document()
+            .pointer(&format!(
+                "/paths/{path_key}/{}",
+                method.to_ascii_lowercase()
+            ))
+            .ok_or_else(|| format!("openapi.yaml has no {method} {route}"))?;
+        let mut response = operation
+            .pointer(&format!("/responses/{status}"))
+            .ok_or_else(|| format!("status {status} is not documented"))?;
+        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+            response = document()
+                .pointer(reference.trim_start_matches('#'))
+                .ok_or_else(|| format!("dangling {reference}"))?;
+        }
+        let (media_type, content) = response
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|content| content.iter().next())
+            .ok_or_else(|| "the response documents no content".to_owned())?;
+        let schema = content
+            .pointer("/schema/$ref")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "the response schema is not a $ref".to_owned())?;
+        Ok((media_type.clone(), schema.to_owned()))
+    }
+
+    /// Whether a response with this status, content type and body is what the contract says.
+    pub fn check_response(
+        method: &str,
+        route: &str,
+        status: u16,
+        content_type: &str,
+        body: &Value,
+    ) -> Result<(), String> {
+        let (media_type, reference) = response_schema(method, route, status)?;
+        if media_type != content_type {
+            return Err(format!(
+                "content type {content_type:?}, documented {media_type:?}"
+            ));
+        }
+        // The whole document with a root $ref: the validator resolves every reference in it.
+        let mut root = document().clone();
+        if let Some(object) = root.as_object_mut() {
+            object.insert("$ref".to_owned(), Value::String(reference));
+            object.insert(
+                "$schema".to_owned(),
+                Value::String("https://json-schema.org/draft/2020-12/schema".to_owned()),
+            );
+        }
+        let validator =
+            jsonschema::validator_for(&root).map_err(|error| format!("schema: {error}"))?;
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|error| format!("{error} at {}", error.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
 }
