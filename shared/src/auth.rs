@@ -17,8 +17,11 @@ const MAX_TOKEN_LENGTH: usize = 4_096;
 
 #[derive(Clone)]
 pub enum AuthConfig {
-    /// Trust the subject that API Gateway's authorizer put into the request context.
-    ApiGateway,
+    /// Trust the subject that API Gateway's authorizer put into the request context. A REST
+    /// API's Cognito authorizer checks the signature and expiry but not the audience, so when
+    /// an audience is configured the function checks the token's `aud` (ID tokens) or
+    /// `client_id` (access tokens) itself.
+    ApiGateway { audience: Option<String> },
     /// Verify `Authorization: Bearer <HS256 JWT>` with this secret, issuer and audience.
     Jwt {
         secret: Vec<u8>,
@@ -30,7 +33,9 @@ pub enum AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuthConfig::ApiGateway => formatter.write_str("ApiGateway"),
+            AuthConfig::ApiGateway { audience } => {
+                write!(formatter, "ApiGateway {{ audience: {audience:?} }}")
+            }
             AuthConfig::Jwt {
                 issuer, audience, ..
             } => write!(
@@ -47,7 +52,9 @@ pub const LOCAL_AUDIENCE: &str = "order-service";
 impl AuthConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         match lookup("AUTH_MODE").as_deref() {
-            Some("apigateway") => Ok(AuthConfig::ApiGateway),
+            Some("apigateway") => Ok(AuthConfig::ApiGateway {
+                audience: lookup("AUTH_AUDIENCE"),
+            }),
             Some("jwt") => {
                 let secret = lookup("AUTH_JWT_SECRET").ok_or_else(|| {
                     ConfigError("AUTH_MODE=jwt requires AUTH_JWT_SECRET".to_owned())
@@ -118,7 +125,9 @@ pub struct Authenticator {
 
 #[derive(Clone)]
 enum Mode {
-    ApiGateway,
+    ApiGateway {
+        audience: Option<String>,
+    },
     Jwt {
         key: DecodingKey,
         validation: Box<Validation>,
@@ -128,7 +137,7 @@ enum Mode {
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.mode {
-            Mode::ApiGateway => formatter.write_str("Authenticator(ApiGateway)"),
+            Mode::ApiGateway { .. } => formatter.write_str("Authenticator(ApiGateway)"),
             Mode::Jwt { .. } => formatter.write_str("Authenticator(Jwt)"),
         }
     }
@@ -137,7 +146,9 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
         let mode = match config {
-            AuthConfig::ApiGateway => Mode::ApiGateway,
+            AuthConfig::ApiGateway { audience } => Mode::ApiGateway {
+                audience: audience.clone(),
+            },
             AuthConfig::Jwt {
                 secret,
                 issuer,
@@ -160,9 +171,26 @@ impl Authenticator {
     /// The verified subject of the request.
     pub fn subject(&self, request: &Request) -> Result<String, ServiceError> {
         match &self.mode {
-            Mode::ApiGateway => authorizer_subject(request).ok_or(ServiceError::Unauthorized(
-                "the request carries no authorizer claims",
-            )),
+            Mode::ApiGateway { audience } => {
+                let claims = authorizer_claims(request).ok_or(ServiceError::Unauthorized(
+                    "the request carries no authorizer claims",
+                ))?;
+                if let Some(audience) = audience {
+                    let matches = ["aud", "client_id"]
+                        .iter()
+                        .any(|name| claims.get(*name).is_some_and(|value| value == audience));
+                    if !matches {
+                        return Err(ServiceError::Unauthorized(
+                            "the token is for another audience",
+                        ));
+                    }
+                }
+                claims
+                    .get("sub")
+                    .filter(|subject| !subject.is_empty())
+                    .cloned()
+                    .ok_or(ServiceError::Unauthorized("the token has no subject"))
+            }
             Mode::Jwt { key, validation } => {
                 let header = request
                     .headers()
@@ -204,27 +232,171 @@ impl Authenticator {
     }
 }
 
-/// The `sub` claim from API Gateway's authorizer context: HTTP API JWT authorizers put it in
-/// `authorizer.jwt.claims`, REST API Cognito authorizers in `authorizer.claims`.
-fn authorizer_subject(request: &Request) -> Option<String> {
+/// The claims API Gateway's authorizer put into the request context: HTTP API JWT
+/// authorizers in `authorizer.jwt.claims`, REST API Cognito authorizers in `authorizer.claims`.
+fn authorizer_claims(request: &Request) -> Option<std::collections::HashMap<String, String>> {
     let authorizer = match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => context.authorizer.as_ref()?,
         RequestContext::ApiGatewayV1(context) => &context.authorizer,
         #[allow(unreachable_patterns)]
         _ => return None,
     };
-    if let Some(subject) = authorizer
-        .jwt
-        .as_ref()
-        .and_then(|jwt| jwt.claims.get("sub"))
-    {
-        return Some(subject.clone());
+    if let Some(jwt) = authorizer.jwt.as_ref().filter(|jwt| !jwt.claims.is_empty()) {
+        return Some(jwt.claims.clone());
     }
-    authorizer
-        .fields
-        .get("claims")
-        .and_then(|claims| claims.get("sub"))
-        .and_then(|subject| subject.as_str())
-        .map(str::to_owned)
-        .filter(|subject| !subject.is_empty())
+    let claims = authorizer.fields.get("claims")?.as_object()?;
+    Some(
+        claims
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v2_request(claims: serde_json::Value, authorization: Option<&str>) -> Request {
+        let mut headers = serde_json::Map::new();
+        if let Some(value) = authorization {
+            headers.insert("authorization".into(), value.into());
+        }
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "GET /users/{userId}/orders",
+            "rawPath": "/users/user-1/orders",
+            "rawQueryString": "",
+            "headers": headers,
+            "pathParameters": {"userId": "user-1"},
+            "requestContext": {
+                "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "GET", "path": "/users/user-1/orders", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "GET /users/{userId}/orders", "stage": "$default",
+                "time": "25/Nov/2026:21:00:00 +0000", "timeEpoch": 0,
+                "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    #[test]
+    fn api_gateway_claims_decide_ownership() {
+        let auth = Authenticator::new(&AuthConfig::ApiGateway { audience: None });
+        let request = v2_request(serde_json::json!({"sub": "user-1"}), None);
+        assert!(auth
+            .authorize(&request, &user("user-1"), Access::Other)
+            .is_ok());
+        assert!(matches!(
+            auth.authorize(&request, &user("user-2"), Access::Other),
+            Err(ServiceError::Forbidden)
+        ));
+        assert!(matches!(
+            auth.authorize(&request, &user("user-2"), Access::ReadOrder),
+            Err(ServiceError::OrderNotFound)
+        ));
+        let anonymous = v2_request(serde_json::json!({}), None);
+        assert!(matches!(
+            auth.subject(&anonymous),
+            Err(ServiceError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn api_gateway_mode_checks_the_audience_when_configured() {
+        let auth = Authenticator::new(&AuthConfig::ApiGateway {
+            audience: Some("client-a".into()),
+        });
+        let id_token = v2_request(
+            serde_json::json!({"sub": "user-1", "aud": "client-a"}),
+            None,
+        );
+        let access_token = v2_request(
+            serde_json::json!({"sub": "user-1", "client_id": "client-a"}),
+            None,
+        );
+        let foreign = v2_request(
+            serde_json::json!({"sub": "user-1", "aud": "client-b"}),
+            None,
+        );
+        assert_eq!(auth.subject(&id_token).unwrap(), "user-1");
+        assert_eq!(auth.subject(&access_token).unwrap(), "user-1");
+        assert!(matches!(
+            auth.subject(&foreign),
+            Err(ServiceError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn jwt_mode_verifies_signature_issuer_audience_and_expiry() {
+        let secret = b"0123456789abcdef0123456789abcdef".to_vec();
+        let auth = Authenticator::new(&AuthConfig::Jwt {
+            secret: secret.clone(),
+            issuer: LOCAL_ISSUER.into(),
+            audience: LOCAL_AUDIENCE.into(),
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let bearer =
+            |token: String| v2_request(serde_json::json!({}), Some(&format!("Bearer {token}")));
+        let good = sign_token(&secret, LOCAL_ISSUER, LOCAL_AUDIENCE, "user-1", now, 60).unwrap();
+        assert_eq!(auth.subject(&bearer(good.clone())).unwrap(), "user-1");
+        let wrong_key = sign_token(
+            b"another-secret-another-secret-xx",
+            LOCAL_ISSUER,
+            LOCAL_AUDIENCE,
+            "user-1",
+            now,
+            60,
+        )
+        .unwrap();
+        let wrong_issuer =
+            sign_token(&secret, "someone-else", LOCAL_AUDIENCE, "user-1", now, 60).unwrap();
+        let wrong_audience =
+            sign_token(&secret, LOCAL_ISSUER, "other-api", "user-1", now, 60).unwrap();
+        let expired = sign_token(
+            &secret,
+            LOCAL_ISSUER,
+            LOCAL_AUDIENCE,
+            "user-1",
+            now - 3_600,
+            60,
+        )
+        .unwrap();
+        for token in [
+            wrong_key,
+            wrong_issuer,
+            wrong_audience,
+            expired,
+            "garbage".into(),
+            String::new(),
+        ] {
+            assert!(matches!(
+                auth.subject(&bearer(token)),
+                Err(ServiceError::Unauthorized(_))
+            ));
+        }
+        // A token in the claims alone does not authenticate in jwt mode.
+        let claims_only = v2_request(serde_json::json!({"sub": "user-1"}), None);
+        assert!(matches!(
+            auth.subject(&claims_only),
+            Err(ServiceError::Unauthorized(_))
+        ));
+        // The "none" algorithm is refused.
+        let unsigned = format!(
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+            good.split('.').nth(1).unwrap()
+        );
+        assert!(matches!(
+            auth.subject(&bearer(unsigned)),
+            Err(ServiceError::Unauthorized(_))
+        ));
+    }
 }

