@@ -25,7 +25,7 @@ function fmtBytes(v) {
   if (v >= 1 << 30) return `${(v / (1 << 30)).toFixed(1)} GiB`;
   if (v >= 1 << 20) return `${(v / (1 << 20)).toFixed(1)} MiB`;
   if (v >= 1 << 10) return `${(v / (1 << 10)).toFixed(1)} KiB`;
-  return `${v} B`;
+  return `${Math.round(v)} B`;
 }
 
 function rank(k, order) {
