@@ -72,13 +72,17 @@ fn k6_inspect_all() -> Result<()> {
     Ok(())
 }
 
+/// A short scenario run with its correctness thresholds (zero unexpected errors, exact
+/// flash-sale counts, the audit). Its latency bound is raised to 1 s: tests do not assert
+/// wall-clock times on a shared two-core CI machine; latency is what `loadtest` and `bench`
+/// measure and report.
 fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
     loadtest::run(&loadtest::Args {
         scenario,
         rate: None,
         duration: None,
         base_url: None,
-        extra_env: Vec::new(),
+        extra_env: vec![("P95_MS".to_owned(), "1000".to_owned())],
         keep_stack,
         seed: None,
     })
