@@ -1,0 +1,759 @@
+//! `template.yaml` against the sources of truth it copies: the route table in Cargo.toml
+//! (`[workspace.metadata.lambda.watch.router]`), the table schema in `store::schema`, the alarm
+//! numbers in `ops/alarms.json` (and their runbooks), and the DynamoDB calls the store's code
+//! makes (each function's IAM policy). Also checks that the saved events in `events/` use the
+//! routes of that table and reference the orders their keys create.
+//!
+//! The template uses CloudFormation short tags (`!Ref`, `!Sub`, `!GetAtt`, `!If` ...), which
+//! serde_yaml keeps as `Value::Tagged`; the helpers below read them as such.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(relative: &str) -> String {
+    let path = root().join(relative);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&read("template.yaml")).expect("template.yaml is YAML")
+}
+
+/// `(tag without "!", tagged value)` of a short-form intrinsic such as `!Ref X`.
+fn tagged(value: &Value) -> Option<(String, &Value)> {
+    match value {
+        Value::Tagged(tagged) => Some((
+            tagged.tag.to_string().trim_start_matches('!').to_owned(),
+            &tagged.value,
+        )),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {value:?}"))
+}
+
+fn number(value: &Value) -> f64 {
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("expected a number, got {value:?}"))
+}
+
+/// The resources of one type, by logical id.
+fn resources<'a>(template: &'a Value, kind: &str) -> BTreeMap<String, &'a Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources is a mapping")
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some(kind))
+        .map(|(id, resource)| (text(id).to_owned(), resource))
+        .collect()
+}
+
+/// Function logical id -> cargo binary (BuildProperties.Binary).
+fn function_binaries(template: &Value) -> BTreeMap<String, String> {
+    resources(template, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(id, resource)| {
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no Metadata.BuildProperties.Binary"));
+            (id, binary.to_owned())
+        })
+        .collect()
+}
+
+type Route = (String, String, String); // (METHOD, path, function)
+
+/// The route table of Cargo.toml.
+fn router() -> BTreeSet<Route> {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).expect("Cargo.toml is TOML");
+    let table = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .expect("[workspace.metadata.lambda.watch.router] is a table");
+    let mut routes = BTreeSet::new();
+    for (path, entries) in table {
+        for entry in entries.as_array().expect("each router path lists methods") {
+            let method = entry["method"]
+                .as_str()
+                .expect("method")
+                .to_ascii_uppercase();
+            let function = entry["function"].as_str().expect("function").to_owned();
+            assert!(
+                routes.insert((method.clone(), path.clone(), function)),
+                "the router lists {method} {path} twice"
+            );
+        }
+    }
+    assert!(!routes.is_empty(), "the router table is empty");
+    routes
+}
+
+fn workspace_functions() -> BTreeSet<String> {
+    router()
+        .into_iter()
+        .map(|(_, _, function)| function)
+        .collect()
+}
+
+// ------------------------------------------------------------------------------ (a) routes
+
+/// The `Api` events of the functions.
+fn event_routes(template: &Value) -> BTreeSet<Route> {
+    let binaries = function_binaries(template);
+    let mut routes = BTreeSet::new();
+    for (id, resource) in resources(template, "AWS::Serverless::Function") {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (name, event) in events {
+            let kind = event["Type"].as_str();
+            assert_eq!(
+                kind,
+                Some("Api"),
+                "{id}.Events.{name:?} is not an Api event"
+            );
+            let properties = &event["Properties"];
+            let api = tagged(&properties["RestApiId"]);
+            assert!(
+                matches!(&api, Some((tag, target)) if tag == "Ref" && target.as_str() == Some("Api")),
+                "{id}.Events.{name:?} must attach to the Api resource (RestApiId: !Ref Api)"
+            );
+            let route = (
+                text(&properties["Method"]).to_ascii_uppercase(),
+                text(&properties["Path"]).to_owned(),
+                binaries[&id].clone(),
+            );
+            assert!(
+                routes.insert(route.clone()),
+                "{route:?} is declared twice as an event"
+            );
+        }
+    }
+    routes
+}
+
+/// The function a `!Sub "...${<Function>Aliaslive}/invocations"` integration URI points at.
+fn integration_function(uri: &Value, binaries: &BTreeMap<String, String>) -> String {
+    let (tag, value) = tagged(uri).expect("the integration uri is a !Sub");
+    assert_eq!(tag, "Sub");
+    let uri = text(value);
+    assert!(
+        uri.starts_with(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+        ) && uri.ends_with("/invocations"),
+        "not a Lambda proxy integration uri: {uri}"
+    );
+    let start = uri
+        .find("/functions/${")
+        .expect("the uri names the function")
+        + "/functions/${".len();
+    let reference = &uri[start..start + uri[start..].find('}').expect("closing brace")];
+    let logical_id = reference
+        .strip_suffix("Aliaslive")
+        .unwrap_or_else(|| panic!("the integration must target the live alias, not {reference}"));
+    binaries
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("the integration targets {logical_id}, which is not a function"))
+        .clone()
+}
+
+/// The paths of the API's explicit DefinitionBody.
+fn definition_routes(template: &Value) -> BTreeSet<Route> {
+    let binaries = function_binaries(template);
+    let apis = resources(template, "AWS::Serverless::Api");
+    assert_eq!(apis.len(), 1, "one API expected");
+    let body = &apis["Api"]["Properties"]["DefinitionBody"];
+    let mut routes = BTreeSet::new();
+    for (path, methods) in body["paths"].as_mapping().expect("DefinitionBody.paths") {
+        for (method, operation) in methods.as_mapping().expect("methods of a path") {
+            let integration = &operation["x-amazon-apigateway-integration"];
+            assert_eq!(
+                integration["type"].as_str(),
+                Some("aws_proxy"),
+                "{path:?} {method:?}"
+            );
+            assert_eq!(
+                integration["httpMethod"].as_str(),
+                Some("POST"),
+                "{path:?} {method:?}"
+            );
+            let function = integration_function(&integration["uri"], &binaries);
+            routes.insert((
+                text(method).to_ascii_uppercase(),
+                text(path).to_owned(),
+                function,
+            ));
+        }
+    }
+    routes
+}
+
+#[test]
+fn routes_of_the_template_equal_the_router_table() {
+    let template = template();
+    let router = router();
+    assert_eq!(
+        event_routes(&template),
+        router,
+        "function Api events differ from the Cargo.toml router"
+    );
+    assert_eq!(
+        definition_routes(&template),
+        router,
+        "Api DefinitionBody paths differ from the Cargo.toml router"
+    );
+    // Every function of the router is built by the template under its own name.
+    let binaries: BTreeSet<String> = function_binaries(&template).into_values().collect();
+    assert_eq!(binaries, workspace_functions());
+}
+
+#[test]
+fn every_route_is_guarded_by_the_same_conditional_authorizer() {
+    let template = template();
+    let body = &resources(&template, "AWS::Serverless::Api")["Api"]["Properties"]["DefinitionBody"];
+    for (path, methods) in body["paths"].as_mapping().expect("paths") {
+        for (method, operation) in methods.as_mapping().expect("methods") {
+            let (tag, arguments) = tagged(&operation["security"])
+                .unwrap_or_else(|| panic!("{path:?} {method:?} has no conditional security"));
+            assert_eq!(tag, "If", "{path:?} {method:?}");
+            assert_eq!(
+                arguments[0].as_str(),
+                Some("UseApiGatewayAuth"),
+                "{path:?} {method:?}"
+            );
+            assert!(
+                arguments[1][0]["CognitoAuthorizer"].is_sequence(),
+                "{path:?} {method:?}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ (b) table
+
+/// (index name, key, projection type).
+type Index = (String, Vec<(String, String)>, String);
+
+#[test]
+fn the_table_has_exactly_the_schema_of_the_store() {
+    let template = template();
+    let tables = resources(&template, "AWS::DynamoDB::Table");
+    assert_eq!(tables.len(), 1, "one table expected");
+    let properties = &tables.values().next().expect("the table")["Properties"];
+    let schema = order_service::store::schema::table_schema();
+    let pairs = |list: &Value, name: &str, kind: &str| -> Vec<(String, String)> {
+        list.as_sequence()
+            .unwrap_or_else(|| panic!("expected a list, got {list:?}"))
+            .iter()
+            .map(|entry| (text(&entry[name]).to_owned(), text(&entry[kind]).to_owned()))
+            .collect()
+    };
+    let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+
+    let mut attributes = pairs(
+        &properties["AttributeDefinitions"],
+        "AttributeName",
+        "AttributeType",
+    );
+    let mut expected_attributes = owned(&schema.attributes);
+    attributes.sort();
+    expected_attributes.sort();
+    assert_eq!(attributes, expected_attributes, "AttributeDefinitions");
+
+    // Key order matters: HASH first.
+    assert_eq!(
+        pairs(&properties["KeySchema"], "AttributeName", "KeyType"),
+        owned(&schema.key),
+        "KeySchema"
+    );
+
+    let indexes: Vec<Index> = properties["LocalSecondaryIndexes"]
+        .as_sequence()
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|index| {
+                    (
+                        text(&index["IndexName"]).to_owned(),
+                        pairs(&index["KeySchema"], "AttributeName", "KeyType"),
+                        text(&index["Projection"]["ProjectionType"]).to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected_indexes: Vec<Index> = schema
+        .local_indexes
+        .iter()
+        .map(|(name, key, projection)| ((*name).to_owned(), owned(key), (*projection).to_owned()))
+        .collect();
+    assert_eq!(indexes, expected_indexes, "LocalSecondaryIndexes");
+    assert!(
+        properties["GlobalSecondaryIndexes"].is_null(),
+        "the store uses no GSI"
+    );
+    assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+}
+
+// ------------------------------------------------------------------------------ (c) alarms
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlarmSpec {
+    name: String,
+    metric: String,
+    statistic: String,
+    threshold: f64,
+    comparison: String,
+    period_seconds: f64,
+    evaluation_periods: f64,
+    datapoints_to_alarm: f64,
+    runbook: String,
+}
+
+/// The alarm name a template alarm gets, with `${AWS::StackName}-` removed.
+fn alarm_suffix(id: &str, alarm: &Value) -> String {
+    let (tag, name) = tagged(&alarm["Properties"]["AlarmName"])
+        .unwrap_or_else(|| panic!("{id}: AlarmName must be !Sub \"${{AWS::StackName}}-...\""));
+    assert_eq!(tag, "Sub", "{id}");
+    text(name)
+        .strip_prefix("${AWS::StackName}-")
+        .unwrap_or_else(|| panic!("{id}: AlarmName must start with the stack name"))
+        .to_owned()
+}
+
+/// The MetricStat entries of a metric-math alarm.
+fn metric_stats(properties: &Value) -> Vec<&Value> {
+    properties["Metrics"]
+        .as_sequence()
+        .map(|metrics| {
+            metrics
+                .iter()
+                .map(|metric| &metric["MetricStat"])
+                .filter(|stat| !stat.is_null())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
+    let specs: Vec<AlarmSpec> =
+        serde_json::from_str(&read("ops/alarms.json")).expect("ops/alarms.json");
+    let template = template();
+    let alarms = resources(&template, "AWS::CloudWatch::Alarm");
+    let functions = workspace_functions();
+    let mut covered = BTreeSet::new();
+    for spec in &specs {
+        // Per-function alarms are named <name>-<function>; the others <name>.
+        let matching: BTreeMap<String, &Value> = alarms
+            .iter()
+            .filter(|(id, alarm)| {
+                let suffix = alarm_suffix(id, alarm);
+                suffix == spec.name
+                    || suffix
+                        .strip_prefix(&format!("{}-", spec.name))
+                        .is_some_and(|function| functions.contains(function))
+            })
+            .map(|(id, alarm)| (id.clone(), *alarm))
+            .collect();
+        let per_function = spec.name.starts_with("lambda-");
+        let expected_count = if per_function { functions.len() } else { 1 };
+        assert_eq!(
+            matching.len(),
+            expected_count,
+            "alarm {}: {} template alarm(s) found: {:?}",
+            spec.name,
+            matching.len(),
+            matching.keys().collect::<Vec<_>>()
+        );
+        for (id, alarm) in matching {
+            covered.insert(id.clone());
+            let properties = &alarm["Properties"];
+            let context = format!("{} ({id})", spec.name);
+            assert_eq!(
+                number(&properties["Threshold"]),
+                spec.threshold,
+                "{context}: Threshold"
+            );
+            assert_eq!(
+                text(&properties["ComparisonOperator"]),
+                spec.comparison,
+                "{context}: ComparisonOperator"
+            );
+            assert_eq!(
+                number(&properties["EvaluationPeriods"]),
+                spec.evaluation_periods,
+                "{context}: EvaluationPeriods"
+            );
+            assert_eq!(
+                number(&properties["DatapointsToAlarm"]),
+                spec.datapoints_to_alarm,
+                "{context}: DatapointsToAlarm"
+            );
+            let stats = metric_stats(properties);
+            if stats.is_empty() {
+                assert_eq!(
+                    number(&properties["Period"]),
+                    spec.period_seconds,
+                    "{context}: Period"
+                );
+                assert_eq!(
+                    text(&properties["MetricName"]),
+                    spec.metric,
+                    "{context}: MetricName"
+                );
+                let statistic = properties["Statistic"]
+                    .as_str()
+                    .or_else(|| properties["ExtendedStatistic"].as_str())
+                    .unwrap_or_else(|| panic!("{context}: no Statistic"));
+                assert_eq!(statistic, spec.statistic, "{context}: Statistic");
+            } else {
+                // Metric math: every input metric has the spec's period and statistic, and
+                // one of them is the spec's metric.
+                for stat in &stats {
+                    assert_eq!(
+                        number(&stat["Period"]),
+                        spec.period_seconds,
+                        "{context}: MetricStat.Period"
+                    );
+                    assert_eq!(
+                        text(&stat["Stat"]),
+                        spec.statistic,
+                        "{context}: MetricStat.Stat"
+                    );
+                }
+                assert!(
+                    stats
+                        .iter()
+                        .any(|stat| stat["Metric"]["MetricName"].as_str()
+                            == Some(spec.metric.as_str())),
+                    "{context}: no input metric is {}",
+                    spec.metric
+                );
+                assert!(
+                    properties["Period"].is_null(),
+                    "{context}: Period beside Metrics"
+                );
+            }
+            let description = text(&properties["AlarmDescription"]);
+            assert!(
+                description.contains(&format!("Runbook: {}", spec.runbook)),
+                "{context}: the description must name its runbook {}: {description}",
+                spec.runbook
+            );
+        }
+        assert!(
+            root().join(&spec.runbook).is_file(),
+            "{}: runbook {} is missing",
+            spec.name,
+            spec.runbook
+        );
+    }
+    let undocumented: Vec<&String> = alarms.keys().filter(|id| !covered.contains(*id)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "template alarms missing from ops/alarms.json: {undocumented:?}"
+    );
+}
+
+// ------------------------------------------------------------------------------ (d) IAM
+
+/// `(required, tolerated)` DynamoDB actions per function, from the store code each one runs
+/// (shared/src/store/orders.rs):
+/// * create-order: BatchGetItem (user + products), a transaction of Put (order) and Update
+///   (stock), GetItem (the existing order after a failed condition, when the emulator does
+///   not return it with the cancellation reasons);
+/// * pay-order, cancel-order: GetItem (the order), a transaction of Updates (order, balance,
+///   stock);
+/// * get-order: GetItem (one order, the user of an empty list) and Query (the list index).
+///
+/// `TransactWriteItems` is no IAM action: a transaction is authorized per contained action.
+/// No function sends a ConditionCheck, so none may hold ConditionCheckItem
+/// (`store_code_calls_the_operations_the_policies_assume` notices when one starts to).
+fn expected_actions(function: &str) -> (BTreeSet<&'static str>, BTreeSet<&'static str>) {
+    let set = |actions: &[&'static str]| actions.iter().copied().collect::<BTreeSet<_>>();
+    match function {
+        "create-order" => (
+            set(&[
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ]),
+            set(&[]),
+        ),
+        "pay-order" | "cancel-order" => {
+            (set(&["dynamodb:GetItem", "dynamodb:UpdateItem"]), set(&[]))
+        }
+        "get-order" => (set(&["dynamodb:GetItem", "dynamodb:Query"]), set(&[])),
+        other => panic!("no IAM expectation for function {other}: add one here"),
+    }
+}
+
+fn strings(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// Whether a policy resource is the table (`!GetAtt OrdersTable.Arn`) or its indexes
+/// (`!Sub "${OrdersTable.Arn}/index/..."`).
+fn is_table_or_index(resource: &Value, table_id: &str) -> bool {
+    match tagged(resource) {
+        Some((tag, value)) if tag == "GetAtt" => match value {
+            Value::String(text) => *text == format!("{table_id}.Arn"),
+            Value::Sequence(parts) => {
+                parts.len() == 2
+                    && parts[0].as_str() == Some(table_id)
+                    && parts[1].as_str() == Some("Arn")
+            }
+            _ => false,
+        },
+        Some((tag, value)) if tag == "Sub" => value.as_str().is_some_and(|text| {
+            text.strip_prefix(&format!("${{{table_id}.Arn}}/index/"))
+                .is_some_and(|index| {
+                    index == "*" || index == order_service::store::schema::LIST_INDEX
+                })
+        }),
+        _ => false,
+    }
+}
+
+#[test]
+fn each_function_may_call_exactly_the_dynamodb_actions_its_code_needs() {
+    let template = template();
+    let table_id = resources(&template, "AWS::DynamoDB::Table")
+        .into_keys()
+        .next()
+        .expect("a table");
+    assert!(
+        template["Globals"]["Function"]["Policies"].is_null(),
+        "no policies in Globals: each function states its own"
+    );
+    let binaries = function_binaries(&template);
+    for (id, resource) in resources(&template, "AWS::Serverless::Function") {
+        let function = &binaries[&id];
+        let policies = resource["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id} has no Policies list"));
+        let mut granted = BTreeSet::new();
+        for policy in policies {
+            // Only inline documents: a SAM policy template (DynamoDBCrudPolicy ...) or a
+            // managed policy would grant more than the code needs.
+            let statements = policy["Statement"].as_sequence().unwrap_or_else(|| {
+                panic!("{id}: only inline policy documents are allowed, got {policy:?}")
+            });
+            for statement in statements {
+                assert_eq!(
+                    statement["Effect"].as_str(),
+                    Some("Allow"),
+                    "{id}: {statement:?}"
+                );
+                assert!(
+                    statement["NotAction"].is_null() && statement["NotResource"].is_null(),
+                    "{id}: {statement:?}"
+                );
+                for action in strings(&statement["Action"]) {
+                    let action = text(action);
+                    assert!(
+                        action.starts_with("dynamodb:"),
+                        "{id} ({function}) is granted {action}"
+                    );
+                    granted.insert(action.to_owned());
+                }
+                for resource in strings(&statement["Resource"]) {
+                    assert!(
+                        is_table_or_index(resource, &table_id),
+                        "{id} ({function}): resource {resource:?} is neither the table nor its indexes"
+                    );
+                }
+            }
+        }
+        for forbidden in [
+            "dynamodb:*",
+            "dynamodb:Scan",
+            "dynamodb:DeleteItem",
+            "dynamodb:BatchWriteItem",
+        ] {
+            assert!(
+                !granted.contains(forbidden),
+                "{function} must not be granted {forbidden}"
+            );
+        }
+        assert!(
+            !granted.iter().any(|action| action.contains('*')),
+            "{function}: wildcard action in {granted:?}"
+        );
+        let (required, tolerated) = expected_actions(function);
+        let granted: BTreeSet<&str> = granted.iter().map(String::as_str).collect();
+        let missing: Vec<&&str> = required.difference(&granted).collect();
+        assert!(
+            missing.is_empty(),
+            "{function} lacks {missing:?} (granted {granted:?})"
+        );
+        let allowed: BTreeSet<&str> = required.union(&tolerated).copied().collect();
+        let extra: Vec<&&str> = granted.difference(&allowed).collect();
+        assert!(
+            extra.is_empty(),
+            "{function} is granted more than its code needs: {extra:?}"
+        );
+    }
+    // No other IAM resource hands out DynamoDB access.
+    for kind in [
+        "AWS::IAM::Role",
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+    ] {
+        for (id, resource) in resources(&template, kind) {
+            let dumped = serde_yaml::to_string(resource).expect("serializable");
+            assert!(
+                !dumped.contains("dynamodb"),
+                "{id} ({kind}) grants DynamoDB access"
+            );
+        }
+    }
+}
+
+/// The tripwire of `expected_actions`: the store's request code uses exactly the operations
+/// that table was written from. When this fails, update `expected_actions` and the policies.
+#[test]
+fn store_code_calls_the_operations_the_policies_assume() {
+    let code = read("shared/src/store/orders.rs");
+    for used in [
+        ".batch_get_item()",
+        ".get_item()",
+        ".query()",
+        ".transact_write_items()",
+        ".put(",
+        ".update(",
+    ] {
+        assert!(
+            code.contains(used),
+            "orders.rs no longer calls {used}: revisit expected_actions"
+        );
+    }
+    for unused in [
+        ".condition_check(",
+        ".delete(",
+        ".delete_item()",
+        ".scan()",
+        ".put_item()",
+        ".update_item()",
+        ".batch_write_item()",
+    ] {
+        assert!(
+            !code.contains(unused),
+            "orders.rs now calls {unused}: revisit expected_actions and the policies"
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------ events
+
+#[derive(Debug, serde::Deserialize)]
+struct Expectation {
+    event: String,
+    function: String,
+    status: u16,
+}
+
+/// Every saved event is a v2 event of a route of the router table, sent to that route's
+/// function; the keyed creates produce the order ids the later events address.
+#[test]
+fn saved_events_use_the_routes_of_the_router_table() {
+    use order_service::domain::{IdempotencyKey, OrderId, UserId};
+
+    let router = router();
+    let expected: Vec<Expectation> =
+        serde_json::from_str(&read("events/expected.json")).expect("events/expected.json");
+    assert!(!expected.is_empty());
+    let mut created = BTreeSet::new();
+    for entry in &expected {
+        let event: serde_json::Value =
+            serde_json::from_str(&read(&format!("events/{}", entry.event)))
+                .expect("an event is JSON");
+        assert_eq!(event["version"], "2.0", "{}", entry.event);
+        let route_key = event["routeKey"].as_str().expect("routeKey");
+        assert_eq!(
+            event["requestContext"]["routeKey"], route_key,
+            "{}",
+            entry.event
+        );
+        let (method, template_path) = route_key.split_once(' ').expect("METHOD /path");
+        assert_eq!(
+            event["requestContext"]["http"]["method"], method,
+            "{}",
+            entry.event
+        );
+        assert!(
+            router.contains(&(
+                method.to_owned(),
+                template_path.to_owned(),
+                entry.function.clone()
+            )),
+            "{}: {route_key} -> {} is not in the router table",
+            entry.event,
+            entry.function
+        );
+        // rawPath is the route with the path parameters filled in.
+        let mut path = template_path.to_owned();
+        if let Some(parameters) = event["pathParameters"].as_object() {
+            for (name, value) in parameters {
+                path = path.replace(&format!("{{{name}}}"), value.as_str().expect("a string"));
+            }
+        }
+        assert_eq!(event["rawPath"], path.as_str(), "{}", entry.event);
+        assert_eq!(
+            event["requestContext"]["http"]["path"],
+            path.as_str(),
+            "{}",
+            entry.event
+        );
+
+        let user = event["pathParameters"]["userId"].as_str().expect("userId");
+        let key = event["headers"]["idempotency-key"].as_str();
+        if method == "POST" && template_path == "/users/{userId}/orders" && entry.status == 201 {
+            let key = key.unwrap_or_else(|| {
+                panic!(
+                    "{}: a create that later events use needs a key",
+                    entry.event
+                )
+            });
+            created.insert(
+                OrderId::for_idempotency_key(
+                    &UserId::parse(user).unwrap(),
+                    &IdempotencyKey::parse(key).unwrap(),
+                )
+                .to_string(),
+            );
+        }
+        if let Some(order) = event["pathParameters"]["orderId"].as_str() {
+            // Events that expect to find the order address one a keyed create made earlier.
+            if entry.status == 200 || entry.status == 409 {
+                assert!(
+                    created.contains(order),
+                    "{}: order {order} is not created by an earlier keyed create",
+                    entry.event
+                );
+            }
+        }
+    }
+}
