@@ -69,13 +69,17 @@ fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64,
                 let mut durations = Vec::new();
                 let mut iteration: u32 = 0;
                 while Instant::now() < deadline {
-                    let user = UserId::parse(&format!("user-{}", (worker * 7_919 + iteration) % 1_000 + 1))
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let user = UserId::parse(&format!(
+                        "user-{}",
+                        (worker * 7_919 + iteration) % 1_000 + 1
+                    ))
+                    .map_err(|error| anyhow::anyhow!("{error}"))?;
                     let product = format!("product-{}", (worker * 31 + iteration) % 100 + 1);
                     let request: CreateOrderRequest = serde_json::from_str(&format!(
                         r#"{{"items":[{{"productId":"{product}","quantity":1}}]}}"#
                     ))?;
-                    let order = NewOrder::try_from(request).map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let order =
+                        NewOrder::try_from(request).map_err(|error| anyhow::anyhow!("{error}"))?;
                     let started = Instant::now();
                     let created = store
                         .create_order(&user, &order, None)
@@ -129,13 +133,21 @@ fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64)> {
     let value = |key: &str, field: &str| {
         outcome
             .summary
-            .pointer(&format!("/metrics/{}/values/{}", key.replace('/', "~1"), field.replace('/', "~1")))
+            .pointer(&format!(
+                "/metrics/{}/values/{}",
+                key.replace('/', "~1"),
+                field.replace('/', "~1")
+            ))
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0)
     };
     let requests = value("http_reqs", "count");
     let run = loadtest_run_seconds(&outcome.summary).max(1.0);
-    Ok((requests / run, value("http_req_duration", "p(95)"), value("http_req_failed", "passes")))
+    Ok((
+        requests / run,
+        value("http_req_duration", "p(95)"),
+        value("http_req_failed", "passes"),
+    ))
 }
 
 fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
@@ -147,7 +159,12 @@ fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
 fn cold_starts(state: &StackState) -> Result<Vec<(String, f64, f64)>> {
     stack::stop_functions(state.watch_pgid);
     std::thread::sleep(Duration::from_secs(2));
-    let env = stack::function_env(&state.dynamodb_endpoint, &state.table, &state.jwt_secret, 0.0);
+    let env = stack::function_env(
+        &state.dynamodb_endpoint,
+        &state.table,
+        &state.jwt_secret,
+        0.0,
+    );
     let pgid = stack::start_functions(state.port, 1, &env, &state.function_log)?;
     let mut updated = state.clone();
     updated.watch_pgid = pgid;
@@ -165,22 +182,40 @@ fn cold_starts(state: &StackState) -> Result<Vec<(String, f64, f64)>> {
             .args(["-s", "-o", "/dev/null", "-w", "%{time_total}", "-X", method])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args(["-H", "Content-Type: application/json"])
-            .args(if method == "POST" { vec!["-d", "{}"] } else { vec![] })
+            .args(if method == "POST" {
+                vec!["-d", "{}"]
+            } else {
+                vec![]
+            })
             .arg(format!("{}{path}", state.base_url))
             .output()?;
-        Ok(String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().unwrap_or(0.0) * 1_000.0)
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.0)
+            * 1_000.0)
     };
     let order = "01J0000000000000000000000A";
     let routes = [
         ("create-order", "POST", "/users/user-1/orders".to_owned()),
-        ("pay-order", "POST", format!("/users/user-1/orders/{order}/payment")),
-        ("cancel-order", "POST", format!("/users/user-1/orders/{order}/cancel")),
+        (
+            "pay-order",
+            "POST",
+            format!("/users/user-1/orders/{order}/payment"),
+        ),
+        (
+            "cancel-order",
+            "POST",
+            format!("/users/user-1/orders/{order}/cancel"),
+        ),
         ("get-order", "GET", format!("/users/user-1/orders/{order}")),
     ];
     let mut rows = Vec::new();
     for (function, method, path) in routes {
         let first = probe(method, &path)?;
-        let mut warm: Vec<f64> = (0..20).map(|_| probe(method, &path)).collect::<Result<_>>()?;
+        let mut warm: Vec<f64> = (0..20)
+            .map(|_| probe(method, &path))
+            .collect::<Result<_>>()?;
         warm.sort_by(f64::total_cmp);
         rows.push((function.to_owned(), first, warm[warm.len() / 2]));
     }
@@ -191,10 +226,16 @@ fn binary_sizes() -> Vec<(String, u64, Option<u64>)> {
     stack::FUNCTIONS
         .iter()
         .map(|function| {
-            let host = std::fs::metadata(paths::root().join("target/release").join(function)).map_or(0, |meta| meta.len());
-            let arm = std::fs::metadata(paths::root().join("target/lambda").join(function).join("bootstrap"))
-                .ok()
-                .map(|meta| meta.len());
+            let host = std::fs::metadata(paths::root().join("target/release").join(function))
+                .map_or(0, |meta| meta.len());
+            let arm = std::fs::metadata(
+                paths::root()
+                    .join("target/lambda")
+                    .join(function)
+                    .join("bootstrap"),
+            )
+            .ok()
+            .map(|meta| meta.len());
             ((*function).to_owned(), host, arm)
         })
         .collect()
@@ -205,13 +246,29 @@ pub fn run(args: &Args) -> Result<()> {
         // The raw side must not be handicapped by a debug build: rerun this command in release.
         let mut command = Command::new("cargo");
         command
-            .args(["run", "--release", "--quiet", "--package", "xtask", "--", "bench"])
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--",
+                "bench",
+            ])
             .arg("--concurrency")
-            .arg(args.concurrency.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+            .arg(
+                args.concurrency
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .arg("--seconds")
             .arg(args.seconds.to_string())
             .current_dir(paths::root());
-        let status = command.status().context("cannot rerun the bench in release")?;
+        let status = command
+            .status()
+            .context("cannot rerun the bench in release")?;
         if !status.success() {
             bail!("bench failed with {status}");
         }
@@ -255,7 +312,10 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     let usage = sampler.finish();
     let colds = cold_starts(&latest)?;
-    let best_service = levels.iter().map(|level| level.service_requests_per_second).fold(0.0, f64::max);
+    let best_service = levels
+        .iter()
+        .map(|level| level.service_requests_per_second)
+        .fold(0.0, f64::max);
 
     let mut table = String::from("# Bench: the service against the store's own limit\n\n");
     table.push_str("Raw: create -> pay -> get through the store crate (3 DynamoDB-level operations per journey, release build). Service: the same journey through HTTP, cargo lambda watch and the functions, driven by k6 with the same number of closed-loop virtual users.\n\n");
@@ -279,18 +339,30 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     ));
     table.push_str("## Cold start (first invoke after process start, includes init) vs warm\n\n| function | first request ms | warm median ms | init cost ms |\n|---|---:|---:|---:|\n");
     for (function, first, warm) in &colds {
-        table.push_str(&format!("| {function} | {first:.1} | {warm:.1} | {:.1} |\n", first - warm));
+        table.push_str(&format!(
+            "| {function} | {first:.1} | {warm:.1} | {:.1} |\n",
+            first - warm
+        ));
     }
     table.push_str("\n## Binaries and memory\n\n| function | release binary (x86_64) bytes | arm64 bootstrap bytes | RSS MiB (all instances) |\n|---|---:|---:|---:|\n");
     for (function, host, arm) in binary_sizes() {
-        let rss = usage.groups.get(&function).map_or(0.0, |group| group.rss_end_mb);
+        let rss = usage
+            .groups
+            .get(&function)
+            .map_or(0.0, |group| group.rss_end_mb);
         table.push_str(&format!(
             "| {function} | {host} | {} | {rss:.1} |\n",
-            arm.map_or("not built (cargo lambda build --release --arm64)".to_owned(), |size| size.to_string())
+            arm.map_or(
+                "not built (cargo lambda build --release --arm64)".to_owned(),
+                |size| size.to_string()
+            )
         ));
     }
     if let Some(usage) = usage.groups.get("dynamodb-local") {
-        table.push_str(&format!("\nDynamoDB Local RSS: {:.0} MiB.\n", usage.rss_end_mb));
+        table.push_str(&format!(
+            "\nDynamoDB Local RSS: {:.0} MiB.\n",
+            usage.rss_end_mb
+        ));
     }
     let dir = paths::reports().join(format!("{}-bench", loadtest::utc_stamp()));
     std::fs::create_dir_all(&dir)?;

@@ -42,16 +42,34 @@ pub fn cargo_deny() -> Result<()> {
         let _ = std::fs::remove_dir_all(&target);
         std::fs::create_dir_all(target.parent().unwrap_or(&target))?;
         run(Command::new("cp").arg("-r").arg(&snapshot).arg(&target))?;
-        run(Command::new("git").args(["init", "-q"]).current_dir(&target))?;
+        run(Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&target))?;
         run(Command::new("git").args(["add", "-A"]).current_dir(&target))?;
         run(Command::new("git")
-            .args(["-c", "user.name=xtask", "-c", "user.email=xtask@localhost", "commit", "-q", "-m", "RustSec snapshot"])
+            .args([
+                "-c",
+                "user.name=xtask",
+                "-c",
+                "user.email=xtask@localhost",
+                "commit",
+                "-q",
+                "-m",
+                "RustSec snapshot",
+            ])
             .current_dir(&target))?;
         std::fs::write(&marker, wanted)?;
     }
     cargo(&["fetch", "--quiet"])?;
     run(Command::new(paths::venv_bin("cargo-deny"))
-        .args(["--offline", "check", "advisories", "licenses", "bans", "sources"])
+        .args([
+            "--offline",
+            "check",
+            "advisories",
+            "licenses",
+            "bans",
+            "sources",
+        ])
         .current_dir(paths::root()))
 }
 
@@ -115,7 +133,10 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(|| cargo(&["test", "--workspace"])),
         ),
         ("k6 inspect (every scenario)", Box::new(k6_inspect_all)),
-        ("cargo deny (advisories, licences, bans, sources)", Box::new(cargo_deny)),
+        (
+            "cargo deny (advisories, licences, bans, sources)",
+            Box::new(cargo_deny),
+        ),
     ];
     if !args.quick {
         steps.push((

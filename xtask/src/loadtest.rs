@@ -228,7 +228,10 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
     std::fs::create_dir_all(&report_dir)?;
-    let seed = args.seed.clone().unwrap_or_else(|| seed_for(planned_requests(args)));
+    let seed = args
+        .seed
+        .clone()
+        .unwrap_or_else(|| seed_for(planned_requests(args)));
 
     let local = args.base_url.is_none();
     let (state, started) = if local {

@@ -97,7 +97,10 @@ pub fn read_state_at(port: u16) -> Option<StackState> {
 
 /// Records the state of a running stack (e.g. after its functions were restarted).
 pub fn save_state(state: &StackState) -> Result<()> {
-    std::fs::write(state_path_for(state.port), serde_json::to_string_pretty(state)?)?;
+    std::fs::write(
+        state_path_for(state.port),
+        serde_json::to_string_pretty(state)?,
+    )?;
     Ok(())
 }
 
