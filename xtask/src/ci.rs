@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::install::{self, run};
 use crate::loadtest::{self, Scenario};
-use crate::paths;
+use crate::{paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -106,6 +106,27 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
     })
 }
 
+/// Every saved event against the running local stack, on a freshly seeded table, each
+/// checked against its expected status and code.
+fn replay_events() -> Result<()> {
+    let state = stack::require_state()?;
+    crate::data::reset_and_seed(
+        &state.dynamodb_endpoint,
+        &state.table,
+        &crate::loadtest::seed_for(0.0),
+    )?;
+    run(Command::new(std::env::current_exe()?)
+        .args(["invoke", "--all"])
+        .current_dir(paths::root()))
+}
+
+/// The same template.yaml deployed to MiniStack, exercised through its API Gateway.
+fn emulator_test() -> Result<()> {
+    run(Command::new(std::env::current_exe()?)
+        .args(["emulator", "test", "--from-release"])
+        .current_dir(paths::root()))
+}
+
 pub fn run_suite(args: &Args) -> Result<()> {
     type Step = (&'static str, Box<dyn Fn() -> Result<()>>);
     let mut steps: Vec<Step> = vec![
@@ -141,11 +162,20 @@ pub fn run_suite(args: &Args) -> Result<()> {
     if !args.quick {
         steps.push((
             "k6 smoke of load, then audit",
-            Box::new(|| smoke(Scenario::Smoke, false)),
+            Box::new(|| smoke(Scenario::Smoke, true)),
         ));
         steps.push((
             "k6 flash-sale, exact stock check, audit",
-            Box::new(|| smoke(Scenario::FlashSale, false)),
+            Box::new(|| smoke(Scenario::FlashSale, true)),
+        ));
+        steps.push((
+            "events/ replayed against the local stack",
+            Box::new(replay_events),
+        ));
+        steps.push(("stop the local stack", Box::new(stack::down)));
+        steps.push((
+            "MiniStack: deploy template.yaml, replay events, k6 smoke, audit",
+            Box::new(emulator_test),
         ));
     }
     let mut passed = 0;

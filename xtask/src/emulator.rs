@@ -55,6 +55,11 @@ pub struct UpArgs {
     /// Deploy the bootstraps already in target/lambda instead of building them first.
     #[arg(long)]
     pub skip_build: bool,
+    /// Use the host release binaries of the local stack (target/release/<function>) as the
+    /// bootstraps instead of a second, cross-linked build: MiniStack runs them as local
+    /// processes, so the host build is exactly what it needs (CI saves a full release build).
+    #[arg(long, conflicts_with = "skip_build")]
+    pub from_release: bool,
     #[command(flatten)]
     pub seed: SeedArgs,
 }
@@ -196,6 +201,22 @@ fn build_bootstraps() -> Result<f64> {
     Ok(seconds(started))
 }
 
+/// Builds the functions for the host (as the local stack does) and copies each binary to
+/// target/lambda/<function>/bootstrap.
+fn copy_release_binaries() -> Result<f64> {
+    let started = Instant::now();
+    stack::build_functions()?;
+    for function in stack::FUNCTIONS {
+        let target = bootstrap_dir().join(function);
+        std::fs::create_dir_all(&target)?;
+        std::fs::copy(
+            paths::root().join("target/release").join(function),
+            target.join("bootstrap"),
+        )?;
+    }
+    Ok(seconds(started))
+}
+
 fn bootstrap_sizes() -> Result<BTreeMap<String, u64>> {
     let mut sizes = BTreeMap::new();
     for function in stack::FUNCTIONS {
@@ -282,6 +303,8 @@ pub fn up(args: &UpArgs) -> Result<EmulatorState> {
     let install_seconds = seconds(started);
     let build_seconds = if args.skip_build {
         None
+    } else if args.from_release {
+        Some(copy_release_binaries()?)
     } else {
         Some(build_bootstraps()?)
     };
