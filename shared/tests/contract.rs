@@ -116,3 +116,27 @@ fn the_schemas_reject_what_they_should() {
     )
     .is_err());
 }
+
+#[test]
+fn every_saved_event_is_an_api_gateway_event_lambda_http_accepts() {
+    use lambda_http::RequestExt;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut parsed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name == "expected.json" || !name.ends_with(".json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|error| panic!("{name} is not an API Gateway event: {error}"));
+        let user = request
+            .path_parameters_ref()
+            .and_then(|parameters| parameters.first("userId"))
+            .map(str::to_owned);
+        assert!(user.is_some(), "{name} has no userId path parameter");
+        parsed += 1;
+    }
+    assert!(parsed >= 20, "only {parsed} events");
+}
