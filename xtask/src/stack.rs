@@ -242,8 +242,14 @@ pub fn start_functions(
 }
 
 pub fn stop_functions(pgid: u32) {
+    // The `--` matters: procps-ng's `kill -TERM -<pgid>` reads "-1..." as an option and can
+    // end up as kill(-1), signalling every process we may signal. A pgid of 0 or 1 would mean
+    // our own group or everything, so it is never signalled.
+    if pgid <= 1 {
+        return;
+    }
     let _ = Command::new("kill")
-        .args(["-TERM", &format!("-{pgid}")])
+        .args(["-s", "TERM", "--", &format!("-{pgid}")])
         .stderr(Stdio::null())
         .status();
 }
