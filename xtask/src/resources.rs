@@ -71,7 +71,11 @@ fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
     };
     for (pid, (command, _, ticks, rss)) in &processes {
         let is_function = crate::stack::FUNCTIONS.contains(&command.as_str());
-        if (is_function || command == "cargo-lambda") && descends_from_watch(*pid) {
+        // k6 is sampled too: on a two-core machine the load generator competes for the same
+        // CPU as the service, and a report should say how much it took.
+        if ((is_function || command == "cargo-lambda") && descends_from_watch(*pid))
+            || command == "k6"
+        {
             samples.push(ProcessSample {
                 group: command.clone(),
                 pid: *pid,
