@@ -147,8 +147,23 @@ impl<S> App<S> {
     }
 }
 
-/// The whole `main` of a function: JSON logs, the app built once from the environment (a bad
-/// configuration fails the init loudly), then the Lambda runtime loop with `handler`.
+/// The whole `main` of a function binary. Lambda hands an instance one request at a time, so
+/// a single-threaded runtime has all the concurrency it can use and none of the cross-thread
+/// wake-ups of a multi-threaded one.
+pub fn run_function<Fut>(
+    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Send + Sync,
+) -> Result<(), lambda_http::Error>
+where
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(handler))
+}
+
+/// JSON logs, the app built once from the environment (a bad configuration fails the init
+/// loudly), then the Lambda runtime loop with `handler`.
 pub async fn serve<Fut>(
     handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Send + Sync,
 ) -> Result<(), lambda_http::Error>

@@ -1,6 +1,5 @@
-//! The `create-order` Lambda entry point: all wiring lives in `order_service::app::serve`.
+//! The `create-order` Lambda entry point: all wiring lives in `order_service::app`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    order_service::app::serve(create_order::handle).await
+fn main() -> Result<(), lambda_http::Error> {
+    order_service::app::run_function(create_order::handle)
 }

@@ -1,6 +1,5 @@
-//! The `get-order` Lambda entry point: all wiring lives in `order_service::app::serve`.
+//! The `get-order` Lambda entry point: all wiring lives in `order_service::app`.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    order_service::app::serve(get_order::handle).await
+fn main() -> Result<(), lambda_http::Error> {
+    order_service::app::run_function(get_order::handle)
 }
