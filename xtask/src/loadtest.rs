@@ -217,7 +217,7 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
     let state = stack::start(&UpArgs {
         port: stack::DEFAULT_PORT,
         dynamodb_port: 8000,
-        concurrency: 4,
+        concurrency: 1,
         detach: true,
         fault_injection_rate: 0.0,
         seed: seed.clone(),

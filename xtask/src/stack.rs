@@ -27,8 +27,11 @@ pub struct UpArgs {
     /// The port of DynamoDB Local.
     #[arg(long, default_value_t = 8000)]
     pub dynamodb_port: u16,
-    /// Function instances per function (cargo lambda watch --concurrency).
-    #[arg(long, default_value_t = 4)]
+    /// Function instances per function (cargo lambda watch --concurrency). The default is one
+    /// instance each, like a function with reserved concurrency 1: cargo-lambda 1.9.2's
+    /// on-demand instance spawning (--concurrency > 1) was seen to wedge the whole emulator
+    /// under load, with every request hanging while the instances sat idle.
+    #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
     /// Start, print the URL and return, leaving the stack running (stop it with `down`).
     #[arg(long)]
@@ -148,74 +151,6 @@ fn warm_up(base_url: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// How many instances of each function `cargo lambda watch` (pid `watch_pid`) runs now.
-fn instance_counts(watch_pid: u32) -> std::collections::BTreeMap<String, usize> {
-    let mut counts = std::collections::BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return counts;
-    };
-    for pid in entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let command = &stat[open + 1..close];
-        let parent = stat[close + 2..].split_whitespace().nth(1);
-        if FUNCTIONS.contains(&command) && parent == Some(&watch_pid.to_string()) {
-            *counts.entry(command.to_owned()).or_default() += 1;
-        }
-    }
-    counts
-}
-
-/// Brings every function to its full number of instances before any load arrives, with bursts
-/// of parallel requests. `cargo lambda watch` spawns instances as its queues grow; spawning
-/// under real load has been seen to wedge it (all requests hanging while the instances sat
-/// idle), and a stack whose pools are full never spawns again.
-fn fill_instance_pools(base_url: &str, watch_pid: u32, concurrency: u32) -> Result<()> {
-    let order = "01J0000000000000000000000A";
-    let routes = [
-        ("POST", "/users/user-1/orders".to_owned()),
-        ("GET", format!("/users/user-1/orders/{order}")),
-        ("POST", format!("/users/user-1/orders/{order}/payment")),
-        ("POST", format!("/users/user-1/orders/{order}/cancel")),
-    ];
-    let wanted = concurrency as usize;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let counts = instance_counts(watch_pid);
-        if FUNCTIONS
-            .iter()
-            .all(|function| counts.get(*function).copied().unwrap_or(0) >= wanted)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the function instance pools did not fill: {counts:?}");
-        }
-        let burst: Vec<_> = routes
-            .iter()
-            .flat_map(|(method, path)| {
-                (0..concurrency * 8).map(move |_| {
-                    let url = format!("{base_url}{path}");
-                    let method = (*method).to_owned();
-                    std::thread::spawn(move || {
-                        let _ = Command::new("curl")
-                            .args(["-s", "-o", "/dev/null", "-m", "10", "-X", &method, &url])
-                            .status();
-                    })
-                })
-            })
-            .collect();
-        for request in burst {
-            let _ = request.join();
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 pub fn function_env(
