@@ -339,9 +339,8 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         state_path_for(args.port),
         serde_json::to_string_pretty(&state)?,
     )?;
-    let started = wait_for_port(args.port, Duration::from_secs(120))
-        .and_then(|()| warm_up(&base_url))
-        .and_then(|()| fill_instance_pools(&base_url, watch_pgid, args.concurrency));
+    let started =
+        wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
     if let Err(error) = started {
         stop(&state);
         return Err(error.context(format!(
