@@ -209,7 +209,10 @@ fn elf_architecture(path: &std::path::Path) -> Option<&'static str> {
     }
 }
 
-fn binary_sizes() -> Vec<(String, u64, Option<(u64, &'static str)>)> {
+/// (function, host release binary bytes, cargo lambda bootstrap bytes and architecture).
+type BinarySizes = Vec<(String, u64, Option<(u64, &'static str)>)>;
+
+fn binary_sizes() -> BinarySizes {
     stack::FUNCTIONS
         .iter()
         .map(|function| {

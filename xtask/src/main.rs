@@ -13,6 +13,7 @@ mod invoke;
 mod loadtest;
 mod monitor;
 mod paths;
+mod proxy;
 mod report;
 mod resources;
 mod stack;

