@@ -125,13 +125,21 @@ pub struct FuzzArgs {
     /// Examples per operation and phase (the CI run uses the default; raise it for a long run).
     #[arg(long, default_value_t = 30)]
     pub max_examples: u32,
+    /// The port of the local stack to fuzz.
+    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    pub port: u16,
 }
 
 /// Schemathesis against the running local stack, from openapi.yaml: examples, coverage,
 /// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
 /// conformance of status, content type, headers and bodies), deterministic generation.
 pub fn fuzz(args: &FuzzArgs) -> Result<()> {
-    let state = stack::require_state()?;
+    let state = stack::read_state_at(args.port).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no local stack on port {}: start it with `cargo xtask up`",
+            args.port
+        )
+    })?;
     let token = crate::data::sign(&state.jwt_secret, "user-1")?;
     run(Command::new(paths::venv_bin("st"))
         .args([
@@ -147,6 +155,52 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
         .env("BASE_URL", &state.base_url)
         .env("API_TOKEN", token)
         .current_dir(paths::root()))
+}
+
+/// cfn-lint over template.yaml, from the emulator tools' venv (pinned in
+/// localstack/requirements-emulator.txt).
+fn cfn_lint() -> Result<()> {
+    let venv = paths::local().join("emulator-venv");
+    if !venv.join("bin/cfn-lint").is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(paths::root().join("localstack/requirements-emulator.txt")))?;
+    }
+    run(Command::new(venv.join("bin/cfn-lint"))
+        .arg("template.yaml")
+        .current_dir(paths::root()))
+}
+
+/// The deployable artefacts: `cargo lambda build --release --arm64`, one bootstrap per
+/// function, as `sam build` would produce them.
+fn arm64_bootstraps() -> Result<()> {
+    let bin = paths::local().join("venv/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut search = vec![bin];
+    search.extend(std::env::split_paths(&path));
+    let mut command = Command::new(paths::venv_bin("cargo-lambda"));
+    command
+        .args(["lambda", "build", "--release", "--arm64"])
+        .env("PATH", std::env::join_paths(search)?)
+        .current_dir(paths::root());
+    for function in stack::FUNCTIONS {
+        command.args(["--bin", function]);
+    }
+    run(&mut command)?;
+    for function in stack::FUNCTIONS {
+        let bootstrap = paths::root()
+            .join("target/lambda")
+            .join(function)
+            .join("bootstrap");
+        let bytes = std::fs::read(&bootstrap)?;
+        // e_machine 0xB7 is AArch64.
+        if bytes.get(18..20) != Some(&[0xb7, 0x00]) {
+            bail!("{} is not an arm64 binary", bootstrap.display());
+        }
+        eprintln!("  {function}: {} bytes (arm64)", bytes.len());
+    }
+    Ok(())
 }
 
 /// The same template.yaml deployed to MiniStack, exercised through its API Gateway.
@@ -205,6 +259,11 @@ pub fn run_suite(args: &Args) -> Result<()> {
         steps.push((
             "MiniStack: deploy template.yaml, replay events, k6 smoke, audit",
             Box::new(emulator_test),
+        ));
+        steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
+        steps.push((
+            "cargo lambda build --release --arm64 (one bootstrap per function)",
+            Box::new(arm64_bootstraps),
         ));
     }
     let mut passed = 0;
