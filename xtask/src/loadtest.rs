@@ -80,6 +80,9 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {text}"))
 }
 
+/// The most requests k6 keeps in flight against the local stack (see `run_k6`).
+const LOCAL_MAX_IN_FLIGHT: u32 = 90;
+
 /// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = 0_u64;
@@ -381,6 +384,16 @@ fn run_k6(
     }
     if let Some(duration) = &args.duration {
         command.env("DURATION", duration);
+    }
+    if args.base_url.is_none() {
+        // cargo lambda watch 1.9.2 deadlocks for good once more than 100 requests wait for one
+        // function (its request queue holds a write lock while it waits for room that only a
+        // reader can make). Locally, k6 therefore never has more than 90 requests in flight;
+        // `--env VUS=...` / `--env MAX_VUS=...` override this.
+        command.env("MAX_VUS", LOCAL_MAX_IN_FLIGHT.to_string());
+        if args.scenario == Scenario::FlashSale {
+            command.env("VUS", LOCAL_MAX_IN_FLIGHT.to_string());
+        }
     }
     for (key, value) in &args.extra_env {
         command.env(key, value);
