@@ -186,19 +186,7 @@ fn cfn_lint() -> Result<()> {
 /// The deployable artefacts: `cargo lambda build --release --arm64`, one bootstrap per
 /// function, as `sam build` would produce them.
 fn arm64_bootstraps() -> Result<()> {
-    let bin = paths::local().join("venv/bin");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut search = vec![bin];
-    search.extend(std::env::split_paths(&path));
-    let mut command = Command::new(paths::venv_bin("cargo-lambda"));
-    command
-        .args(["lambda", "build", "--release", "--arm64"])
-        .env("PATH", std::env::join_paths(search)?)
-        .current_dir(paths::root());
-    for function in stack::FUNCTIONS {
-        command.args(["--bin", function]);
-    }
-    run(&mut command)?;
+    crate::emulator::cargo_lambda_build("--arm64")?;
     for function in stack::FUNCTIONS {
         let bootstrap = paths::root()
             .join("target/lambda")

@@ -913,15 +913,7 @@ impl Drill {
     /// Every route answers something (any status: an injected fault may answer 500).
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = now_ms() + timeout.as_millis() as i64;
-        let order = "01J0000000000000000000000A";
-        let routes = [
-            ("POST", "/users/user-1/orders".to_owned()),
-            ("GET", "/users/user-1/orders".to_owned()),
-            ("GET", format!("/users/user-1/orders/{order}")),
-            ("POST", format!("/users/user-1/orders/{order}/payment")),
-            ("POST", format!("/users/user-1/orders/{order}/cancel")),
-        ];
-        for (method, path) in routes {
+        for (method, path) in stack::probe_routes() {
             loop {
                 let answer = http(
                     method,

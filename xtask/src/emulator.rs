@@ -184,21 +184,26 @@ fn seconds(since: Instant) -> f64 {
 fn build_bootstraps() -> Result<f64> {
     eprintln!("Building the x86_64 bootstraps (cargo lambda build --release --x86-64) ...");
     let started = Instant::now();
-    let venv_bin = paths::local().join("venv/bin");
-    // cargo-lambda links with zig; the ziglang wheel lives in the same venv.
+    cargo_lambda_build("--x86-64")?;
+    Ok(seconds(started))
+}
+
+/// `cargo lambda build --release <architecture flag>` for the four functions, with the venv
+/// (where cargo-lambda's zig linker lives) first on PATH. Writes
+/// target/lambda/<function>/bootstrap.
+pub fn cargo_lambda_build(architecture: &str) -> Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut search = vec![venv_bin];
+    let mut search = vec![paths::local().join("venv/bin")];
     search.extend(std::env::split_paths(&path));
     let mut command = Command::new(paths::venv_bin("cargo-lambda"));
     command
-        .args(["lambda", "build", "--release", "--x86-64"])
+        .args(["lambda", "build", "--release", architecture])
         .env("PATH", std::env::join_paths(search)?)
         .current_dir(paths::root());
     for function in stack::FUNCTIONS {
         command.args(["--bin", function]);
     }
-    install::run(&mut command)?;
-    Ok(seconds(started))
+    install::run(&mut command)
 }
 
 /// Builds the functions for the host (as the local stack does) and copies each binary to
@@ -318,7 +323,7 @@ pub fn up(args: &UpArgs) -> Result<EmulatorState> {
         endpoint: endpoint(),
         stack: STACK_NAME.to_owned(),
         table: table_name(),
-        deployed_at: utc_stamp(),
+        deployed_at: crate::loadtest::utc_stamp(),
         bootstraps,
         timings: Timings {
             install_seconds,
@@ -388,7 +393,8 @@ struct Smoke {
 }
 
 fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
-    let report_dir = paths::reports().join(format!("{}-emulator-smoke", utc_stamp()));
+    let report_dir =
+        paths::reports().join(format!("{}-emulator-smoke", crate::loadtest::utc_stamp()));
     std::fs::create_dir_all(&report_dir)?;
     let log_path = report_dir.join("k6.log");
     let log = std::fs::File::create(&log_path)?;
@@ -564,17 +570,4 @@ fn exercise(args: &TestArgs, state: &EmulatorState, timings: &mut Vec<(&str, f64
     } else {
         bail!("emulator test failed: {}", failures.join("; "))
     }
-}
-
-fn utc_stamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }

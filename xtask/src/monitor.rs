@@ -106,16 +106,7 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
 /// `2026-11-25T21:50:00.123Z`.
 pub fn format_ms(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
+        Ok(instant) => order_service::domain::Timestamp::from_datetime(instant).to_string(),
         Err(_) => ms.to_string(),
     }
 }

@@ -124,16 +124,21 @@ fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
 
 /// Sends one unauthenticated request to every route, so every function is built and started
 /// before the first real request (the answer is a 401 from the function itself).
-fn warm_up(base_url: &str) -> Result<()> {
+/// One request per route (method, path), with a made-up order id: enough to start and reach
+/// every function without changing any data.
+pub fn probe_routes() -> [(&'static str, String); 5] {
     let order = "01J0000000000000000000000A";
-    let routes = [
+    [
         ("POST", "/users/user-1/orders".to_owned()),
         ("GET", "/users/user-1/orders".to_owned()),
         ("GET", format!("/users/user-1/orders/{order}")),
         ("POST", format!("/users/user-1/orders/{order}/payment")),
         ("POST", format!("/users/user-1/orders/{order}/cancel")),
-    ];
-    for (method, path) in routes {
+    ]
+}
+
+fn warm_up(base_url: &str) -> Result<()> {
+    for (method, path) in probe_routes() {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let output = Command::new("curl")
