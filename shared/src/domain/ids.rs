@@ -91,9 +91,14 @@ impl OrderId {
         if value.len() != ulid::ULID_LEN {
             return Err(ValidationError::new("orderId must be 26 characters long"));
         }
-        Ulid::from_string(value)
-            .map(Self)
-            .map_err(|_| ValidationError::new("orderId is not a valid order id"))
+        let invalid = || ValidationError::new("orderId is not a valid order id");
+        let ulid = Ulid::from_string(value).map_err(|_| invalid())?;
+        // Only the canonical spelling (case aside) names an order: this refuses values that
+        // overflow 128 bits, which the decoder would otherwise wrap to another id.
+        if !ulid.to_string().eq_ignore_ascii_case(value) {
+            return Err(invalid());
+        }
+        Ok(Self(ulid))
     }
 
     /// A fresh, time-ordered id for a request without an Idempotency-Key.
