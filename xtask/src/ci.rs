@@ -115,7 +115,8 @@ fn replay_events() -> Result<()> {
         &state.table,
         &crate::loadtest::seed_for(0.0),
     )?;
-    run(Command::new(std::env::current_exe()?)
+    run(Command::new("cargo")
+        .args(["xtask"])
         .args(["invoke", "--all"])
         .current_dir(paths::root()))
 }
@@ -204,7 +205,8 @@ fn arm64_bootstraps() -> Result<()> {
 
 /// The same template.yaml deployed to MiniStack, exercised through its API Gateway.
 fn emulator_test() -> Result<()> {
-    run(Command::new(std::env::current_exe()?)
+    run(Command::new("cargo")
+        .args(["xtask"])
         .args(["emulator", "test", "--from-release"])
         .current_dir(paths::root()))
 }
