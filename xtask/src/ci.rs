@@ -256,6 +256,15 @@ pub fn run_suite(args: &Args) -> Result<()> {
             "events/ replayed against the local stack",
             Box::new(replay_events),
         ));
+        steps.push((
+            "Schemathesis against the local stack (bounded)",
+            Box::new(|| {
+                fuzz(&FuzzArgs {
+                    max_examples: 30,
+                    port: stack::DEFAULT_PORT,
+                })
+            }),
+        ));
         steps.push(("stop the local stack", Box::new(stack::down)));
         steps.push((
             "MiniStack: deploy template.yaml, replay events, k6 smoke, audit",
