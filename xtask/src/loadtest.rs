@@ -230,6 +230,9 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 
 pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
+    let run_started =
+        order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
+            .to_string();
     std::fs::create_dir_all(&report_dir)?;
     let seed = args
         .seed
@@ -283,6 +286,14 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         &std::fs::read_to_string(&summary_path)
             .with_context(|| format!("k6 wrote no {}", summary_path.display()))?,
     )?;
+    let latency_drift = match (&state, args.scenario) {
+        (Some(state), Scenario::Soak | Scenario::Load) => {
+            std::fs::read_to_string(&state.function_log)
+                .ok()
+                .and_then(|log| report::latency_drift(&log, &run_started))
+        }
+        _ => None,
+    };
     let markdown = report::render(&report::ReportInput {
         scenario: args.scenario.name(),
         base_url: &base_url,
@@ -291,6 +302,7 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         resources: resources.as_ref(),
         audit: audit.as_ref(),
         flash_check: flash_check.as_deref(),
+        latency_drift,
         k6_passed,
     });
     std::fs::write(report_dir.join("report.md"), markdown)?;

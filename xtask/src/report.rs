@@ -21,7 +21,41 @@ pub struct ReportInput<'a> {
     pub resources: Option<&'a ResourceSummary>,
     pub audit: Option<&'a AuditReport>,
     pub flash_check: Option<&'a str>,
+    /// p95 of the functions' own latency over the first and the last tenth of the run.
+    pub latency_drift: Option<(f64, f64)>,
     pub k6_passed: bool,
+}
+
+/// The p95 of `latencyMs` over the first and the last tenth (by time) of the request lines in
+/// a function log written at or after `since` (RFC 3339): how much the service's own latency
+/// drifted during a long run.
+pub fn latency_drift(log: &str, since: &str) -> Option<(f64, f64)> {
+    let mut samples: Vec<(String, f64)> = log
+        .lines()
+        .filter(|line| line.contains("\"message\":\"request\""))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|record| {
+            Some((
+                record.get("timestamp")?.as_str()?.to_owned(),
+                record.get("latencyMs")?.as_f64()?,
+            ))
+        })
+        .filter(|(timestamp, _)| timestamp.as_str() >= since)
+        .collect();
+    if samples.len() < 20 {
+        return None;
+    }
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    let tenth = samples.len() / 10;
+    let p95 = |slice: &[(String, f64)]| {
+        let mut values: Vec<f64> = slice.iter().map(|sample| sample.1).collect();
+        values.sort_by(f64::total_cmp);
+        values[((values.len() as f64 * 0.95) as usize).min(values.len() - 1)]
+    };
+    Some((
+        p95(&samples[..tenth]),
+        p95(&samples[samples.len() - tenth..]),
+    ))
 }
 
 fn metric<'a>(summary: &'a Value, key: &str) -> Option<&'a Value> {
@@ -273,6 +307,13 @@ pub fn render(input: &ReportInput<'_>) -> String {
 
     stress_section(summary, input.resources, &mut out);
     spike_section(summary, &mut out);
+    if let Some((start, end)) = input.latency_drift {
+        let _ = writeln!(
+            out,
+            "## Drift\n\nThe functions' own p95 latency: {start:.2} ms over the first tenth of the run, {end:.2} ms over the last tenth ({:+.1}%). RSS drift per process is in the resource table (start vs end).\n",
+            (end - start) / start.max(f64::EPSILON) * 100.0
+        );
+    }
     if let Some(check) = input.flash_check {
         let _ = writeln!(out, "## Flash sale\n\n{check}.\n");
     }
@@ -362,6 +403,23 @@ mod tests {
     }
 
     #[test]
+    fn drift_compares_the_first_and_last_tenth() {
+        let mut log = String::new();
+        for second in 0..100 {
+            let latency = if second < 50 { 2.0 } else { 4.0 };
+            log.push_str(&format!(
+                "{{\"timestamp\":\"2026-11-25T21:00:{:02}.{:03}Z\",\"message\":\"request\",\"latencyMs\":{latency}}}\n",
+                second / 2,
+                second % 2 * 500
+            ));
+            log.push_str("{\"_aws\":{}}\n");
+        }
+        assert_eq!(latency_drift(&log, ""), Some((2.0, 4.0)));
+        assert_eq!(latency_drift(&log, "2026-11-25T21:00:25"), Some((4.0, 4.0)));
+        assert_eq!(latency_drift("nothing", ""), None);
+    }
+
+    #[test]
     fn the_knee_is_the_last_step_that_held() {
         let mut out = String::new();
         stress_section(&summary(), None, &mut out);
@@ -383,6 +441,7 @@ mod tests {
             resources: None,
             audit: None,
             flash_check: None,
+            latency_drift: None,
             k6_passed: false,
         });
         assert!(text.contains("| create | 2000 | 200.0 | 4.00 | 3.00 | 1.00 | 40.00 | 8.00 | 12.50 | 20.00 | 0.000% |"), "{text}");
