@@ -30,6 +30,17 @@ pub struct SeedArgs {
 }
 
 impl SeedArgs {
+    /// The variables that tell the k6 scenarios what was seeded.
+    pub fn k6_env(&self) -> [(&'static str, String); 5] {
+        [
+            ("USERS", self.users.to_string()),
+            ("PRODUCTS", self.products.to_string()),
+            ("BALANCE", self.balance.to_string()),
+            ("STOCK", self.stock.to_string()),
+            ("FLASH_STOCK", self.flash_stock.to_string()),
+        ]
+    }
+
     pub fn plan(&self) -> SeedPlan {
         SeedPlan {
             users: self.users,

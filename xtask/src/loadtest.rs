@@ -378,11 +378,7 @@ fn run_k6(
         .env("BASE_URL", base_url)
         .env("AUTH_SECRET", secret)
         .env("REPORT_DIR", report_dir)
-        .env("USERS", seed.users.to_string())
-        .env("PRODUCTS", seed.products.to_string())
-        .env("BALANCE", seed.balance.to_string())
-        .env("STOCK", seed.stock.to_string())
-        .env("FLASH_STOCK", seed.flash_stock.to_string())
+        .envs(seed.k6_env())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
