@@ -2,7 +2,7 @@
 // summary's root_group stays small) and, on failure, counts an unexpected_errors
 // sample tagged with the endpoint and a reason code.
 import { check } from 'k6';
-import { unexpectedErrors } from './metrics.js';
+import { refusedRequests, unexpectedErrors } from './metrics.js';
 import { config } from './config.js';
 
 const MAX_LOGGED = 5; // per VU, to keep stdout readable under a failure storm
@@ -46,6 +46,7 @@ export function reasonCode(res, body) {
 export function recordUnexpected(endpoint, res, code, detail) {
   const status = res ? String(res.status) : '0';
   unexpectedErrors.add(1, { endpoint, status, code });
+  if (status === '429' || status === '503') refusedRequests.add(1, { endpoint, status, code });
   const url = res && res.request ? `${res.request.method} ${res.request.url}` : endpoint;
   const body = res && res.body ? String(res.body).slice(0, 300) : res && res.error ? res.error : '';
   logOnce(`unexpected ${endpoint} status=${status} code=${code}${detail ? ' (' + detail + ')' : ''}: ${url} ${body}`);

@@ -8,6 +8,12 @@ import { Counter, Trend } from 'k6/metrics';
 // TRANSPORT or CONTRACT). Every scenario thresholds this at count==0.
 export const unexpectedErrors = new Counter('unexpected_errors');
 
+// The part of the failures that were overload refused fast: 429 (the gateway's
+// throttle, as Lambda and API Gateway throttle) and 503 (STORE_UNAVAILABLE), both
+// with Retry-After. Tagged like unexpected_errors. Past a stress knee every failure
+// should be one of these, never a timeout or a 500.
+export const refusedRequests = new Counter('refused_requests');
+
 // create -> pay|cancel -> get (+list) wall time, only for journeys that completed.
 export const journeyDuration = new Trend('journey_duration', true);
 export const journeysCompleted = new Counter('journeys_completed');

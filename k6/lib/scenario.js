@@ -46,6 +46,7 @@ export function segmentThresholds(key, labels, { p95Ms = config.p95Ms, endpoints
     th[`http_req_failed{${key}:${l}}`] = [t('rate==0')];
     th[`http_reqs{${key}:${l}}`] = [t('count>=0')];
     th[`unexpected_errors{${key}:${l}}`] = [t('count>=0')];
+    th[`refused_requests{${key}:${l}}`] = [t('count>=0')];
     th[`journey_duration{${key}:${l}}`] = [t('max>=0')];
     th[`journeys_completed{${key}:${l}}`] = [t('count>=0')];
     for (const ep of endpoints) th[`http_req_duration{${key}:${l},endpoint:${ep}}`] = [t(`p(95)<${p95Ms}`)];

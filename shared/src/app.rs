@@ -147,11 +147,13 @@ impl<S> App<S> {
     }
 }
 
-/// The whole `main` of a function binary. Lambda hands an instance one request at a time, so
-/// a single-threaded runtime has all the concurrency it can use and none of the cross-thread
-/// wake-ups of a multi-threaded one.
+/// The whole `main` of a function binary: a single-threaded runtime. An instance serves as
+/// many invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` allows (one on classic Lambda,
+/// more on Lambda Managed Instances and in the local stack); each waits on DynamoDB almost all
+/// of its time, so one thread interleaves them all without the cross-thread wake-ups of a
+/// multi-threaded runtime, and the instance never takes more than one core.
 pub fn run_function<Fut>(
-    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Send + Sync,
+    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Clone + Send + Sync + 'static,
 ) -> Result<(), lambda_http::Error>
 where
     Fut: Future<Output = Response<Body>> + Send + 'static,
@@ -163,9 +165,10 @@ where
 }
 
 /// JSON logs, the app built once from the environment (a bad configuration fails the init
-/// loudly), then the Lambda runtime loop with `handler`.
+/// loudly), then the Lambda runtime loop with `handler`: `AWS_LAMBDA_MAX_CONCURRENCY`
+/// long-polling workers, or the classic one-at-a-time loop when it is unset or 1.
 pub async fn serve<Fut>(
-    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Send + Sync,
+    handler: impl Fn(&'static App<DynamoOrderStore>, Request) -> Fut + Clone + Send + Sync + 'static,
 ) -> Result<(), lambda_http::Error>
 where
     Fut: Future<Output = Response<Body>> + Send + 'static,
@@ -174,7 +177,7 @@ where
     let app = App::from_env().await?;
     // The app lives as long as the process; leaking it lets every invocation borrow it.
     let app: &'static App<DynamoOrderStore> = Box::leak(Box::new(app));
-    lambda_http::run(lambda_http::service_fn(|request: Request| {
+    lambda_http::run_concurrent(lambda_http::service_fn(move |request: Request| {
         let response = handler(app, request);
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))

@@ -37,6 +37,9 @@ struct Level {
     service_requests_per_second: f64,
     service_p95_ms: f64,
     service_errors: f64,
+    /// CPU milliseconds per API request: the four functions together, and the local gateway.
+    functions_cpu_ms: f64,
+    gateway_cpu_ms: f64,
 }
 
 fn bench_seed() -> SeedArgs {
@@ -52,7 +55,7 @@ fn bench_seed() -> SeedArgs {
 /// Journeys through the store directly: `concurrency` workers, each create -> pay -> get in a
 /// loop for `seconds`; returns DynamoDB-level operations per second (3 per journey) and p95 of
 /// a journey.
-fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64, f64)> {
+pub fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64, f64)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -115,7 +118,9 @@ fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64,
     })
 }
 
-fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64)> {
+/// One closed-loop level through the whole service: (requests/s, p95 ms, failed requests,
+/// functions' CPU ms per request, gateway CPU ms per request).
+fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64, f64, f64)> {
     let outcome = loadtest::run_scenario(&loadtest::Args {
         scenario: Scenario::Bench,
         rate: None,
@@ -143,10 +148,22 @@ fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64)> {
     };
     let requests = value("http_reqs", "count");
     let run = loadtest_run_seconds(&outcome.summary).max(1.0);
+    let cpu_ms_per_request = |groups: &[&str]| {
+        let seconds: f64 = outcome.resources.as_ref().map_or(0.0, |usage| {
+            groups
+                .iter()
+                .filter_map(|group| usage.groups.get(*group))
+                .map(|group| group.cpu_seconds)
+                .sum()
+        });
+        seconds * 1_000.0 / requests.max(1.0)
+    };
     Ok((
         requests / run,
         value("http_req_duration", "p(95)"),
         value("http_req_failed", "passes"),
+        cpu_ms_per_request(&stack::FUNCTIONS),
+        cpu_ms_per_request(&["cargo-lambda"]),
     ))
 }
 
@@ -279,14 +296,22 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
     raw_level(state, 4, 5)?;
     service_level(4, 5)?;
+    eprintln!(
+        "serving: {} instance(s) x {} concurrent invocations per function, queue {}",
+        state.concurrency, state.max_concurrency, state.queue_depth
+    );
     let mut best_raw = 0.0_f64;
     let mut flat_levels = 0;
     for &concurrency in &args.concurrency {
         data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
         let (raw, raw_p95) = raw_level(state, concurrency, args.seconds)?;
         eprintln!("raw      c={concurrency:>3}: {raw:>8.1} ops/s, journey p95 {raw_p95:.1} ms");
-        let (service, p95, errors) = service_level(concurrency, args.seconds)?;
-        eprintln!("service  c={concurrency:>3}: {service:>8.1} req/s, p95 {p95:.1} ms, errors {errors:.0}");
+        let (service, p95, errors, functions_cpu_ms, gateway_cpu_ms) =
+            service_level(concurrency, args.seconds)?;
+        eprintln!(
+            "service  c={concurrency:>3}: {service:>8.1} req/s, p95 {p95:.1} ms, errors {errors:.0}, \
+             CPU per request: functions {functions_cpu_ms:.3} ms, gateway {gateway_cpu_ms:.3} ms"
+        );
         levels.push(Level {
             concurrency,
             raw_ops_per_second: raw,
@@ -294,6 +319,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
             service_requests_per_second: service,
             service_p95_ms: p95,
             service_errors: errors,
+            functions_cpu_ms,
+            gateway_cpu_ms,
         });
         // Throughput has stopped growing when two levels in a row add less than 5%.
         if raw > best_raw * 1.05 {
@@ -322,23 +349,27 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
 
     let mut table = String::from("# Bench: the service against the store's own limit\n\n");
     table.push_str("Raw: create -> pay -> get through the store crate (3 DynamoDB-level operations per journey, release build). Service: the same journey through HTTP, cargo lambda watch and the functions, driven by k6 with the same number of closed-loop virtual users.\n\n");
-    table.push_str("| concurrency | raw ops/s | raw journey p95 ms | service req/s | service p95 ms | service errors | service / raw |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+    table.push_str("| concurrency | raw ops/s | raw journey p95 ms | service req/s | service p95 ms | service errors | service / raw | functions CPU ms/req | gateway CPU ms/req |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for level in &levels {
         table.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.2} | {:.3} | {:.3} |\n",
             level.concurrency,
             level.raw_ops_per_second,
             level.raw_journey_p95_ms,
             level.service_requests_per_second,
             level.service_p95_ms,
             level.service_errors,
-            level.service_requests_per_second / level.raw_ops_per_second.max(f64::EPSILON)
+            level.service_requests_per_second / level.raw_ops_per_second.max(f64::EPSILON),
+            level.functions_cpu_ms,
+            level.gateway_cpu_ms,
         ));
     }
     table.push_str(&format!(
-        "\n**Peak: raw {best_raw:.1} ops/s, service {best_service:.1} req/s, ratio {:.2}.** The local stack runs {} instances per function.\n\n",
+        "\n**Peak: raw {best_raw:.1} ops/s, service {best_service:.1} req/s, ratio {:.2}.** The local stack runs {} instance(s) per function, {} concurrent invocations each, queue {}. CPU per request is user + system time of the processes over the level divided by its requests.\n\n",
         best_service / best_raw.max(f64::EPSILON),
-        state.concurrency
+        state.concurrency,
+        state.max_concurrency,
+        state.queue_depth
     ));
     table.push_str("## Cold start\n\nInit duration as Lambda reports it: from starting the binary to its first request for an invocation (SDK client, configuration, authenticator built), median of 5 starts.\n\n| function | init ms |\n|---|---:|\n");
     for (function, init) in &colds {

@@ -443,6 +443,8 @@ fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         port: options.port,
         dynamodb_port: options.dynamodb_port,
         concurrency: 4,
+        max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
+        queue_depth: stack::DEFAULT_QUEUE_DEPTH,
         detach: true,
         fault_injection_rate: 0.0,
         seed: SeedArgs {
@@ -898,7 +900,7 @@ impl Drill {
         }
         let pgid = stack::start_functions(
             self.state.port,
-            self.state.concurrency,
+            self.state.serving(),
             &env,
             &self.state.function_log,
         )?;

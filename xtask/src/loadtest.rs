@@ -80,9 +80,6 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {text}"))
 }
 
-/// The most requests k6 keeps in flight against the local stack (see `run_k6`).
-const LOCAL_MAX_IN_FLIGHT: u32 = 90;
-
 /// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = 0_u64;
@@ -107,8 +104,81 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (total > 0).then(|| Duration::from_secs(total))
 }
 
+/// Seconds of store journeys that warm DynamoDB Local's JVM before a measured window: its
+/// first seconds under load run interpreted code, slow enough to queue every request behind
+/// them (p95 0.8-1.5 s over the first 15-25 s of a cold run).
+const WARM_UP_SECONDS: u64 = 20;
+/// Concurrency of the warm-up journeys.
+const WARM_UP_CONCURRENCY: u32 = 8;
+/// The closed-loop concurrencies and seconds of the store-limit probe before a stress run.
+const STORE_LIMIT_LEVELS: [u32; 2] = [16, 32];
+const STORE_LIMIT_SECONDS: u64 = 15;
+/// An upper bound on the store operations per second of the raw journeys, for sizing the seed.
+const RAW_OPS_PER_SECOND_BOUND: f64 = 1_500.0;
+
+/// What ran before the measured window, for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Preamble {
+    pub warm_up: Option<String>,
+    /// The store's own limit measured in this run: API requests/s (DynamoDB operations of the
+    /// same journeys issued straight through the store crate).
+    pub store_limit: Option<f64>,
+}
+
+fn warms_up(scenario: Scenario) -> bool {
+    matches!(
+        scenario,
+        Scenario::Load | Scenario::Soak | Scenario::Stress | Scenario::Spike
+    )
+}
+
+fn measures_store_limit(scenario: Scenario) -> bool {
+    matches!(scenario, Scenario::Stress | Scenario::Spike)
+}
+
+/// Warms DynamoDB Local with store journeys and, before a stress or spike run, measures the
+/// store's own limit, so that the run's figures can be stated against it.
+fn preamble(scenario: Scenario, state: &StackState) -> Result<Preamble> {
+    let mut preamble = Preamble::default();
+    if warms_up(scenario) {
+        eprintln!("Warming DynamoDB Local up ({WARM_UP_SECONDS} s of store journeys) ...");
+        let (ops, _) = crate::bench::raw_level(state, WARM_UP_CONCURRENCY, WARM_UP_SECONDS)?;
+        preamble.warm_up = Some(format!(
+            "DynamoDB Local was warmed before the measured window: {WARM_UP_SECONDS} s of create -> pay -> get journeys \
+             straight through the store crate at concurrency {WARM_UP_CONCURRENCY} ({ops:.0} operations/s); those orders are in the audit."
+        ));
+    }
+    if measures_store_limit(scenario) {
+        let mut best: f64 = 0.0;
+        for concurrency in STORE_LIMIT_LEVELS {
+            let (ops, _) = crate::bench::raw_level(state, concurrency, STORE_LIMIT_SECONDS)?;
+            eprintln!("Store limit probe c={concurrency}: {ops:.0} operations/s");
+            best = best.max(ops);
+        }
+        preamble.store_limit = Some(best);
+    }
+    Ok(preamble)
+}
+
+/// The store operations the preamble issues at most, for sizing the seed.
+fn preamble_requests(scenario: Scenario) -> f64 {
+    let mut seconds = 0;
+    if warms_up(scenario) {
+        seconds += WARM_UP_SECONDS;
+    }
+    if measures_store_limit(scenario) {
+        seconds += STORE_LIMIT_SECONDS * STORE_LIMIT_LEVELS.len() as u64;
+    }
+    seconds as f64 * RAW_OPS_PER_SECOND_BOUND
+}
+
 /// How many requests a run may issue at most, for sizing the seed.
 fn planned_requests(args: &Args) -> f64 {
+    preamble_requests(args.scenario) + planned_k6_requests(args)
+}
+
+/// How many requests the k6 run may issue at most.
+fn planned_k6_requests(args: &Args) -> f64 {
     let env = |key: &str, default: f64| {
         args.extra_env
             .iter()
@@ -194,6 +264,8 @@ pub struct RunOutcome {
     pub k6_passed: bool,
     pub audit_clean: Option<bool>,
     pub summary: Value,
+    /// CPU and RSS of the stack's processes over the run (local runs only).
+    pub resources: Option<ResourceSummary>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -217,14 +289,7 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
     if let Some(state) = stack::read_state() {
         return Ok((state, false));
     }
-    let state = stack::start(&UpArgs {
-        port: stack::DEFAULT_PORT,
-        dynamodb_port: 8000,
-        concurrency: 1,
-        detach: true,
-        fault_injection_rate: 0.0,
-        seed: seed.clone(),
-    })?;
+    let state = stack::start(&UpArgs::local_default(seed.clone()))?;
     Ok((state, true))
 }
 
@@ -260,6 +325,10 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         (None, None) => bail!("no base URL"),
     };
 
+    let preamble = match &state {
+        Some(state) => Some(preamble(args.scenario, state)?),
+        None => None,
+    };
     let sampler = state
         .as_ref()
         .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
@@ -304,6 +373,10 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         flash_check: flash_check.as_deref(),
         latency_drift,
         k6_passed,
+        warm_up: preamble
+            .as_ref()
+            .and_then(|preamble| preamble.warm_up.as_deref()),
+        store_limit: preamble.as_ref().and_then(|preamble| preamble.store_limit),
     });
     std::fs::write(report_dir.join("report.md"), markdown)?;
     if started && !args.keep_stack {
@@ -319,6 +392,7 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         k6_passed: k6_passed && flash_ok,
         audit_clean: audit.map(|audit| audit.is_clean()),
         summary,
+        resources,
     })
 }
 
@@ -393,16 +467,6 @@ fn run_k6(
     if let Some(duration) = &args.duration {
         command.env("DURATION", duration);
     }
-    if args.base_url.is_none() {
-        // cargo lambda watch 1.9.2 deadlocks for good once more than 100 requests wait for one
-        // function (its request queue holds a write lock while it waits for room that only a
-        // reader can make). Locally, k6 therefore never has more than 90 requests in flight;
-        // `--env VUS=...` / `--env MAX_VUS=...` override this.
-        command.env("MAX_VUS", LOCAL_MAX_IN_FLIGHT.to_string());
-        if args.scenario == Scenario::FlashSale {
-            command.env("VUS", LOCAL_MAX_IN_FLIGHT.to_string());
-        }
-    }
     for (key, value) in &args.extra_env {
         command.env(key, value);
     }
@@ -434,7 +498,9 @@ pub struct DemoArgs {
     pub duration: String,
 }
 
-/// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report.
+/// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
+/// that misses a threshold or the audit prints the verdict, what failed and where the report
+/// is, and exits with status 1 (no error trace: the report is the explanation).
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let outcome = run_scenario(&Args {
         scenario: Scenario::Load,
@@ -447,14 +513,32 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     })?;
     let report = std::fs::read_to_string(outcome.report_dir.join("report.md"))?;
     println!("{report}");
-    println!("Report written to {}", outcome.report_dir.display());
+    let failed = report::failed_thresholds(&outcome.summary);
+    let audit_failed = outcome.audit_clean == Some(false);
+    if !outcome.k6_passed || audit_failed {
+        println!("VERDICT: FAILED");
+        for line in &failed {
+            println!("  - threshold {line}");
+        }
+        if audit_failed {
+            println!("  - the audit found violations (see the Audit section)");
+        }
+        println!(
+            "  report: {}\n  charts: {}",
+            outcome.report_dir.join("report.md").display(),
+            outcome.report_dir.join("report.html").display()
+        );
+        std::process::exit(1);
+    }
     println!(
-        "  open {} for the charts",
+        "VERDICT: PASSED ({} req/s for {}, every threshold held, audit clean)",
+        args.rate, args.duration
+    );
+    println!(
+        "  report: {}\n  charts: {}",
+        outcome.report_dir.join("report.md").display(),
         outcome.report_dir.join("report.html").display()
     );
-    if outcome.audit_clean == Some(false) || !outcome.k6_passed {
-        bail!("the run did not hold its thresholds or the audit failed; see the report");
-    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! signs development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 mod bench;
+mod cargo_lambda;
 mod ci;
 mod data;
 mod drill;

@@ -24,6 +24,10 @@ pub struct ReportInput<'a> {
     /// p95 of the functions' own latency over the first and the last tenth of the run.
     pub latency_drift: Option<(f64, f64)>,
     pub k6_passed: bool,
+    /// How DynamoDB Local was warmed before the measured window, if it was.
+    pub warm_up: Option<&'a str>,
+    /// The store's own limit measured in the same run (API requests/s), if it was.
+    pub store_limit: Option<f64>,
 }
 
 /// The p95 of `latencyMs` over the first and the last tenth (by time) of the request lines in
@@ -113,19 +117,39 @@ pub fn daily_active_users(requests_per_second: f64) -> f64 {
     requests_per_second * 3_600.0 / (DAU_PEAK_HOUR_SHARE * DAU_REQUESTS_PER_USER)
 }
 
-fn thresholds_section(summary: &Value, out: &mut String) {
+/// Every k6 threshold that failed, as "`metric`: `expression`" (with the observed value when
+/// the summary has it).
+pub fn failed_thresholds(summary: &Value) -> Vec<String> {
     let mut failed = Vec::new();
     if let Some(metrics) = summary.get("metrics").and_then(Value::as_object) {
         for (name, body) in metrics {
             if let Some(thresholds) = body.get("thresholds").and_then(Value::as_object) {
                 for (expression, verdict) in thresholds {
                     if verdict.get("ok").and_then(Value::as_bool) == Some(false) {
-                        failed.push(format!("`{name}`: `{expression}`"));
+                        let observed = observed_value(body, expression)
+                            .map_or(String::new(), |value| format!(" (observed {value})"));
+                        failed.push(format!("`{name}`: `{expression}`{observed}"));
                     }
                 }
             }
         }
     }
+    failed
+}
+
+/// The value a threshold expression such as `p(95)<25` or `rate==0` was judged on.
+fn observed_value(metric: &Value, expression: &str) -> Option<String> {
+    let statistic = expression
+        .split(['<', '>', '=', '!'])
+        .next()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())?;
+    let value = metric.pointer(&format!("/values/{statistic}"))?.as_f64()?;
+    Some(format!("{statistic} = {value:.3}").replace(".000", ""))
+}
+
+fn thresholds_section(summary: &Value, out: &mut String) {
+    let failed = failed_thresholds(summary);
     if failed.is_empty() {
         let _ = writeln!(out, "All thresholds held.\n");
     } else {
@@ -138,7 +162,12 @@ fn thresholds_section(summary: &Value, out: &mut String) {
 }
 
 /// The stress knee: the highest step held with no failed request and p95 within bound.
-pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out: &mut String) {
+pub fn stress_section(
+    summary: &Value,
+    resources: Option<&ResourceSummary>,
+    store_limit: Option<f64>,
+    out: &mut String,
+) {
     let Some(stages) = summary.pointer("/suite/stages").and_then(Value::as_array) else {
         return;
     };
@@ -146,9 +175,13 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
         .pointer("/suite/p95Ms")
         .and_then(Value::as_f64)
         .unwrap_or(25.0);
-    let _ = writeln!(out, "## Stress steps\n\n| target req/s | achieved req/s | p95 ms | failed | unexpected | held |\n|---:|---:|---:|---:|---:|:---:|");
+    let _ = writeln!(out, "## Stress steps\n\n| target req/s | achieved req/s | p95 ms | failed | of which refused fast (429/503) | unexpected | held |\n|---:|---:|---:|---:|---:|---:|:---:|");
     let mut knee: Option<f64> = None;
     let mut first_broken: Option<f64> = None;
+    // Past the knee, overload must be refused fast: every step keeps p95 under a second and
+    // fails only with 429/503.
+    let mut past_knee_slowest_p95: f64 = 0.0;
+    let mut past_knee_other_failures: f64 = 0.0;
     for stage in stages {
         let Some(name) = stage.get("stage").and_then(|value| {
             value
@@ -185,6 +218,12 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
             "count",
         )
         .unwrap_or(0.0);
+        let refused = number(
+            summary,
+            &format!("refused_requests{{stage:{name}}}"),
+            "count",
+        )
+        .unwrap_or(0.0);
         let achieved = if seconds > 0.0 { count / seconds } else { 0.0 };
         // A step holds when nothing failed, p95 is in bound and k6 kept up with the target.
         let held = count > 0.0
@@ -197,9 +236,13 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
         } else if !held && first_broken.is_none() {
             first_broken = Some(target);
         }
+        if first_broken.is_some() {
+            past_knee_slowest_p95 = past_knee_slowest_p95.max(p95.unwrap_or(f64::INFINITY));
+            past_knee_other_failures += (failed - refused).max(0.0);
+        }
         let _ = writeln!(
             out,
-            "| {target:.0} | {achieved:.1} | {} | {failed:.0} | {unexpected:.0} | {} |",
+            "| {target:.0} | {achieved:.1} | {} | {failed:.0} | {refused:.0} | {unexpected:.0} | {} |",
             ms(p95),
             if held { "yes" } else { "no" }
         );
@@ -210,6 +253,20 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
         knee.map_or("none held".to_owned(), |rate| format!("{rate:.0} req/s")),
         first_broken.map_or(String::new(), |rate| format!("; the first step that broke: {rate:.0} req/s"))
     );
+    if let Some(limit) = store_limit {
+        let _ = writeln!(
+            out,
+            "\nStore limit measured in this run: **{limit:.0} API requests/s**; the knee is **{:.2}** of it.",
+            knee.unwrap_or(0.0) / limit.max(f64::EPSILON)
+        );
+    }
+    if first_broken.is_some() {
+        let _ = writeln!(
+            out,
+            "\nPast the knee: slowest step p95 **{}**, failures other than fast 429/503 refusals: **{past_knee_other_failures:.0}**.",
+            ms(Some(past_knee_slowest_p95))
+        );
+    }
     if let Some((group, usage)) = resources.and_then(ResourceSummary::busiest) {
         let _ = writeln!(
             out,
@@ -219,40 +276,73 @@ pub fn stress_section(summary: &Value, resources: Option<&ResourceSummary>, out:
     }
 }
 
+/// The spike's phases, and how long p95 took to return to the baseline's after the surge
+/// left: the end of the first 5 s recovery window whose p95 is within 1.5 x the baseline p95
+/// (or within 5 ms of it, for a baseline of a few milliseconds).
 fn spike_section(summary: &Value, out: &mut String) {
     let Some(phases) = summary.pointer("/suite/phases").and_then(Value::as_array) else {
         return;
     };
-    let _ = writeln!(out, "## Spike phases\n\n| phase | target req/s | requests | p95 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "## Spike phases\n\n| phase | target req/s | surge VUs | requests | p95 ms | p99 ms | failed | of which refused fast (429/503) |\n|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut baseline_p95: Option<f64> = None;
+    let mut recovered_after: Option<String> = None;
+    let mut other_failures = 0.0;
     for phase in phases {
         let name = phase.get("phase").and_then(Value::as_str).unwrap_or("?");
         let target = phase
             .get("targetRate")
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
+        let surge_vus = phase.get("surgeVus").and_then(Value::as_f64).unwrap_or(0.0);
+        let p95 = number(
+            summary,
+            &format!("http_req_duration{{phase:{name}}}"),
+            "p(95)",
+        );
+        let failed = number(
+            summary,
+            &format!("http_req_failed{{phase:{name}}}"),
+            "passes",
+        )
+        .unwrap_or(0.0);
+        let refused = number(
+            summary,
+            &format!("refused_requests{{phase:{name}}}"),
+            "count",
+        )
+        .unwrap_or(0.0);
+        other_failures += (failed - refused).max(0.0);
+        if name == "baseline" {
+            baseline_p95 = p95;
+        }
+        if let (Some(seconds), Some(base), Some(p95), None) = (
+            name.strip_prefix("recovery-"),
+            baseline_p95,
+            p95,
+            &recovered_after,
+        ) {
+            if p95 <= (base * 1.5).max(base + 5.0) {
+                recovered_after = Some(seconds.to_owned());
+            }
+        }
         let _ = writeln!(
             out,
-            "| {name} | {target:.0} | {:.0} | {} | {} | {:.0} |",
+            "| {name} | {target:.0} | {surge_vus:.0} | {:.0} | {} | {} | {failed:.0} | {refused:.0} |",
             number(summary, &format!("http_reqs{{phase:{name}}}"), "count").unwrap_or(0.0),
-            ms(number(
-                summary,
-                &format!("http_req_duration{{phase:{name}}}"),
-                "p(95)"
-            )),
+            ms(p95),
             ms(number(
                 summary,
                 &format!("http_req_duration{{phase:{name}}}"),
                 "p(99)"
             )),
-            number(
-                summary,
-                &format!("http_req_failed{{phase:{name}}}"),
-                "passes"
-            )
-            .unwrap_or(0.0),
         );
     }
-    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "\n**p95 back to baseline: {}** after the surge left (first 5 s window within 1.5x the baseline p95 of {}). Failures other than fast 429/503 refusals: **{other_failures:.0}**.\n",
+        recovered_after.map_or("not within the run".to_owned(), |seconds| format!("{seconds} s")),
+        ms(baseline_p95)
+    );
 }
 
 pub fn render(input: &ReportInput<'_>) -> String {
@@ -270,6 +360,15 @@ pub fn render(input: &ReportInput<'_>) -> String {
         run_seconds(summary),
         if input.k6_passed { "passed" } else { "FAILED" }
     );
+    if let Some(warm_up) = input.warm_up {
+        let _ = writeln!(out, "{warm_up}\n");
+    }
+    if let Some(limit) = input.store_limit {
+        let _ = writeln!(
+            out,
+            "The store's own limit, measured in this run before the load: **{limit:.0} API requests/s** (the same journeys' DynamoDB operations straight through the store crate, closed loop at concurrency 16 and 32, best of both).\n"
+        );
+    }
     let _ = writeln!(
         out,
         "## Latency and throughput per endpoint\n\n{TABLE_HEADER}"
@@ -305,7 +404,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
         DAU_REQUESTS_PER_USER
     );
 
-    stress_section(summary, input.resources, &mut out);
+    stress_section(summary, input.resources, input.store_limit, &mut out);
     spike_section(summary, &mut out);
     if let Some((start, end)) = input.latency_drift {
         let _ = writeln!(
@@ -397,7 +496,8 @@ mod tests {
                 "http_reqs{stage:300}": {"values": {"count": 2500.0}},
                 "http_req_duration{stage:300}": {"values": {"p(95)": 80.0}},
                 "http_req_failed{stage:300}": {"values": {"passes": 3.0}},
-                "http_req_duration": {"thresholds": {"p(95)<25": {"ok": false}}, "values": {}}
+                "refused_requests{stage:300}": {"values": {"count": 2.0}},
+                "http_req_duration": {"thresholds": {"p(95)<25": {"ok": false}}, "values": {"p(95)": 30.5}}
             }
         })
     }
@@ -422,11 +522,30 @@ mod tests {
     #[test]
     fn the_knee_is_the_last_step_that_held() {
         let mut out = String::new();
-        stress_section(&summary(), None, &mut out);
+        stress_section(&summary(), None, Some(400.0), &mut out);
         assert!(out.contains("**Knee: 200 req/s**"), "{out}");
         assert!(
             out.contains("the first step that broke: 300 req/s"),
             "{out}"
+        );
+        assert!(out.contains("the knee is **0.50** of it"), "{out}");
+        // Two of the three failures at 300 were fast refusals, one was not.
+        assert!(
+            out.contains("| 300 | 250.0 | 80.00 | 3 | 2 | 0 | no |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("failures other than fast 429/503 refusals: **1**"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_failed_threshold_names_the_value_it_was_judged_on() {
+        let failed = failed_thresholds(&summary());
+        assert_eq!(
+            failed,
+            vec!["`http_req_duration`: `p(95)<25` (observed p(95) = 30.500)".to_owned()]
         );
     }
 
@@ -443,7 +562,11 @@ mod tests {
             flash_check: None,
             latency_drift: None,
             k6_passed: false,
+            warm_up: Some("DynamoDB Local was warmed before the measured window"),
+            store_limit: Some(500.0),
         });
+        assert!(text.contains("DynamoDB Local was warmed"), "{text}");
+        assert!(text.contains("**500 API requests/s**"), "{text}");
         assert!(text.contains("| create | 2000 | 200.0 | 4.00 | 3.00 | 1.00 | 40.00 | 8.00 | 12.50 | 20.00 | 0.000% |"), "{text}");
         assert!(text.contains("`http_req_duration`: `p(95)<25`"), "{text}");
         assert!(text.contains("DAU"));

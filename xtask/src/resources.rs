@@ -97,6 +97,8 @@ pub struct GroupUsage {
     pub rss_peak_mb: f64,
     pub cpu_avg_percent: f64,
     pub cpu_peak_percent: f64,
+    /// CPU time the group used over the sampled window (user + system), in seconds.
+    pub cpu_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -132,7 +134,7 @@ impl ResourceSampler {
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
             let mut previous: BTreeMap<u32, u64> = BTreeMap::new();
-            let mut per_group: BTreeMap<String, Vec<(f64, f64, usize)>> = BTreeMap::new();
+            let mut per_group: BTreeMap<String, Vec<(f64, f64, usize, f64)>> = BTreeMap::new();
             let mut summary = ResourceSummary {
                 interval_seconds: interval.as_secs_f64(),
                 ..ResourceSummary::default()
@@ -145,27 +147,27 @@ impl ResourceSampler {
                 }
                 let elapsed = last.elapsed().as_secs_f64();
                 last = Instant::now();
-                let mut groups: BTreeMap<String, (f64, f64, usize)> = BTreeMap::new();
+                let mut groups: BTreeMap<String, (f64, f64, usize, f64)> = BTreeMap::new();
                 for process in sample(dynamodb_pid, watch_pgid) {
-                    let cpu =
-                        previous
-                            .insert(process.pid, process.cpu_ticks)
-                            .map_or(0.0, |before| {
-                                process.cpu_ticks.saturating_sub(before) as f64
-                                    / TICKS_PER_SECOND
-                                    / elapsed
-                                    * 100.0
-                            });
+                    let cpu_seconds = previous
+                        .insert(process.pid, process.cpu_ticks)
+                        .map_or(0.0, |before| {
+                            process.cpu_ticks.saturating_sub(before) as f64 / TICKS_PER_SECOND
+                        });
                     let entry = groups.entry(process.group).or_default();
-                    entry.0 += cpu;
+                    entry.0 += cpu_seconds / elapsed * 100.0;
                     entry.1 += process.rss_kb as f64 / 1_024.0;
                     entry.2 += 1;
+                    entry.3 += cpu_seconds;
                 }
                 summary.samples += 1;
                 let at = started.elapsed().as_secs_f64();
-                for (group, (cpu, rss, count)) in groups {
+                for (group, (cpu, rss, count, cpu_seconds)) in groups {
                     summary.series.push((at, group.clone(), cpu, rss));
-                    per_group.entry(group).or_default().push((cpu, rss, count));
+                    per_group
+                        .entry(group)
+                        .or_default()
+                        .push((cpu, rss, count, cpu_seconds));
                 }
             }
             for (group, rows) in per_group {
@@ -182,6 +184,7 @@ impl ResourceSampler {
                         cpu.iter().sum::<f64>() / cpu.len() as f64
                     },
                     cpu_peak_percent: cpu.iter().copied().fold(0.0, f64::max),
+                    cpu_seconds: rows.iter().map(|row| row.3).sum(),
                 };
                 summary.groups.insert(group, usage);
             }

@@ -27,12 +27,17 @@ pub struct UpArgs {
     /// The port of DynamoDB Local.
     #[arg(long, default_value_t = 8000)]
     pub dynamodb_port: u16,
-    /// Function instances per function (cargo lambda watch --concurrency). The default is one
-    /// instance each, like a function with reserved concurrency 1: cargo-lambda 1.9.2's
-    /// on-demand instance spawning (--concurrency > 1) was seen to wedge the whole emulator
-    /// under load, with every request hanging while the instances sat idle.
+    /// Function instances (processes) per function: cargo lambda watch --concurrency.
     #[arg(long, default_value_t = 1)]
     pub concurrency: u32,
+    /// Invocations one instance serves at once (AWS_LAMBDA_MAX_CONCURRENCY, as on Lambda
+    /// Managed Instances): the functions wait on DynamoDB, so one process interleaves many.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENCY)]
+    pub max_concurrency: u32,
+    /// Invocations that may wait per function beyond those being served; past it the gateway
+    /// answers 429 with Retry-After at once, as Lambda throttles a function at its limit.
+    #[arg(long, default_value_t = DEFAULT_QUEUE_DEPTH)]
+    pub queue_depth: u32,
     /// Start, print the URL and return, leaving the stack running (stop it with `down`).
     #[arg(long)]
     pub detach: bool,
@@ -54,9 +59,73 @@ pub struct StackState {
     pub table: String,
     pub port: u16,
     pub concurrency: u32,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: u32,
     /// Where the functions' output (JSON logs and EMF lines) goes.
     pub function_log: PathBuf,
     pub jwt_secret: String,
+}
+
+/// Invocations one function instance serves at once in the local stack. Measured with
+/// `cargo xtask bench` (ARCHITECTURE.md): past about this many, more only queue inside
+/// DynamoDB Local.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+/// Invocations that may wait per function before the gateway throttles: enough to ride out a
+/// pause of DynamoDB Local's JVM at the target rate, small enough that an admitted request
+/// never waits long (its wait is about depth / throughput).
+pub const DEFAULT_QUEUE_DEPTH: u32 = 32;
+
+fn default_max_concurrency() -> u32 {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+fn default_queue_depth() -> u32 {
+    DEFAULT_QUEUE_DEPTH
+}
+
+/// How the gateway serves the functions: instances per function, invocations per instance,
+/// and the queue per function before throttling.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    pub instances: u32,
+    pub max_concurrency: u32,
+    pub queue_depth: u32,
+}
+
+impl StackState {
+    pub fn serving(&self) -> Serving {
+        Serving {
+            instances: self.concurrency,
+            max_concurrency: self.max_concurrency,
+            queue_depth: self.queue_depth,
+        }
+    }
+}
+
+impl UpArgs {
+    /// The default stack: DynamoDB Local on 8000, the functions on 9000, the default serving.
+    pub fn local_default(seed: SeedArgs) -> Self {
+        UpArgs {
+            port: DEFAULT_PORT,
+            dynamodb_port: 8000,
+            concurrency: 1,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            queue_depth: DEFAULT_QUEUE_DEPTH,
+            detach: true,
+            fault_injection_rate: 0.0,
+            seed,
+        }
+    }
+
+    pub fn serving(&self) -> Serving {
+        Serving {
+            instances: self.concurrency,
+            max_concurrency: self.max_concurrency,
+            queue_depth: self.queue_depth,
+        }
+    }
 }
 
 /// The state file of the stack on `port`: the default port's is `.local/stack.json`, so
@@ -205,11 +274,12 @@ pub fn build_functions() -> Result<()> {
     Ok(())
 }
 
-/// Starts the functions under `cargo lambda watch` in a process group of their own, appending
-/// their output to `log_file`. Returns the process group id.
+/// Starts the functions under the patched `cargo lambda watch` (see `cargo_lambda.rs`) in a
+/// process group of their own, appending their output to `log_file`. Returns the process
+/// group id.
 pub fn start_functions(
     port: u16,
-    concurrency: u32,
+    serving: Serving,
     env: &[(String, String)],
     log_file: &std::path::Path,
 ) -> Result<u32> {
@@ -220,7 +290,7 @@ pub fn start_functions(
         .create(true)
         .append(true)
         .open(log_file)?;
-    let mut command = Command::new(paths::venv_bin("cargo-lambda"));
+    let mut command = Command::new(crate::cargo_lambda::ensure()?);
     command
         .args([
             "lambda",
@@ -236,7 +306,11 @@ pub fn start_functions(
             "--invoke-port",
             &port.to_string(),
         ])
-        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--concurrency", &serving.instances.to_string()])
+        .env(
+            "CARGO_LAMBDA_MAX_QUEUE_DEPTH",
+            serving.queue_depth.max(1).to_string(),
+        )
         .current_dir(paths::root())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -245,6 +319,10 @@ pub fn start_functions(
     for (key, value) in env {
         command.arg("--env-var").arg(format!("{key}={value}"));
     }
+    command.arg("--env-var").arg(format!(
+        "AWS_LAMBDA_MAX_CONCURRENCY={}",
+        serving.max_concurrency.max(1)
+    ));
     let child = command.spawn().context("cannot start cargo lambda watch")?;
     Ok(child.id())
 }
@@ -314,8 +392,8 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
     );
 
     eprintln!(
-        "Starting the functions on 127.0.0.1:{} (cargo lambda watch) ...",
-        args.port
+        "Starting the functions on 127.0.0.1:{} (cargo lambda watch: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
+        args.port, args.concurrency, args.max_concurrency, args.queue_depth
     );
     let log_dir = log_dir_for(args.port);
     std::fs::create_dir_all(&log_dir)?;
@@ -327,7 +405,7 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         &installed.jwt_secret,
         args.fault_injection_rate,
     );
-    let watch_pgid = start_functions(args.port, args.concurrency, &env, &function_log)?;
+    let watch_pgid = start_functions(args.port, args.serving(), &env, &function_log)?;
     let base_url = format!("http://127.0.0.1:{}", args.port);
     let state = StackState {
         dynamodb_pid,
@@ -337,6 +415,8 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         table: TABLE_NAME.to_owned(),
         port: args.port,
         concurrency: args.concurrency,
+        max_concurrency: args.max_concurrency,
+        queue_depth: args.queue_depth,
         function_log,
         jwt_secret: installed.jwt_secret.clone(),
     };
