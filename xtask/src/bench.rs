@@ -27,6 +27,13 @@ pub struct Args {
     /// Seconds per level.
     #[arg(long, default_value_t = 15)]
     pub seconds: u64,
+    /// Also build the deployed bootstraps (`cargo lambda build --release`, the LTO profile:
+    /// minutes) and report their unzipped and zipped sizes and init durations.
+    #[arg(long)]
+    pub bootstraps: bool,
+    /// Only the bootstraps: no stack, no load.
+    #[arg(long)]
+    pub bootstraps_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -174,21 +181,19 @@ fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
 /// Lambda's "Init Duration" for one function: the time from starting its binary until it
 /// first asks the runtime API for an invocation (`GET .../runtime/invocation/next`), measured
 /// with a listener that plays the runtime API. Returns the median of `runs` starts, in ms.
-fn init_duration(state: &StackState, function: &str, runs: usize) -> Result<f64> {
+fn init_duration(
+    binary: &std::path::Path,
+    env: &[(String, String)],
+    function: &str,
+    runs: usize,
+) -> Result<f64> {
     use std::io::Read;
-    let binary = paths::root().join("target/release").join(function);
-    let env = stack::function_env(
-        &state.dynamodb_endpoint,
-        &state.table,
-        &state.jwt_secret,
-        0.0,
-    );
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let started = Instant::now();
-        let mut child = Command::new(&binary)
+        let mut child = Command::new(binary)
             .envs(
                 env.iter()
                     .map(|(key, value)| (key.as_str(), value.as_str())),
@@ -233,7 +238,7 @@ fn binary_sizes() -> BinarySizes {
     stack::FUNCTIONS
         .iter()
         .map(|function| {
-            let host = std::fs::metadata(paths::root().join("target/release").join(function))
+            let host = std::fs::metadata(paths::function_binary(function))
                 .map_or(0, |meta| meta.len());
             let bootstrap = paths::root()
                 .join("target/lambda")
@@ -248,13 +253,14 @@ fn binary_sizes() -> BinarySizes {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) && !args.bootstraps_only {
         // The raw side must not be handicapped by a debug build: rerun this command in release.
         let mut command = Command::new("cargo");
         command
             .args([
                 "run",
-                "--release",
+                "--profile",
+                paths::FUNCTION_PROFILE,
                 "--quiet",
                 "--package",
                 "xtask",
@@ -272,13 +278,19 @@ pub fn run(args: &Args) -> Result<()> {
             .arg("--seconds")
             .arg(args.seconds.to_string())
             .current_dir(paths::root());
+        if args.bootstraps {
+            command.arg("--bootstraps");
+        }
         let status = command
             .status()
-            .context("cannot rerun the bench in release")?;
+            .context("cannot rerun the bench in the local (optimised) profile")?;
         if !status.success() {
             bail!("bench failed with {status}");
         }
         return Ok(());
+    }
+    if args.bootstraps_only {
+        return print_table(&bootstraps_section()?);
     }
     let (state, started) = loadtest::ensure_stack(&bench_seed())?;
     let result = measure(args, &state);
@@ -338,9 +350,18 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let sampler = resources::ResourceSampler::start(&latest, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(2));
     let usage = sampler.finish();
+    let env = stack::function_env(
+        &latest.dynamodb_endpoint,
+        &latest.table,
+        &latest.jwt_secret,
+        0.0,
+    );
     let colds: Vec<(String, f64)> = stack::FUNCTIONS
         .iter()
-        .map(|function| Ok(((*function).to_owned(), init_duration(&latest, function, 5)?)))
+        .map(|function| {
+            let binary = paths::function_binary(function);
+            Ok(((*function).to_owned(), init_duration(&binary, &env, function, 5)?))
+        })
         .collect::<Result<_>>()?;
     let best_service = levels
         .iter()
@@ -395,10 +416,79 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
             usage.rss_end_mb
         ));
     }
+    if args.bootstraps {
+        table.push_str(&bootstraps_section()?);
+    }
+    print_table(&table)
+}
+
+fn print_table(table: &str) -> Result<()> {
     let dir = paths::reports().join(format!("{}-bench", loadtest::utc_stamp()));
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("bench.md"), &table)?;
+    std::fs::write(dir.join("bench.md"), table)?;
     println!("{table}");
     println!("Written to {}", dir.join("bench.md").display());
     Ok(())
+}
+
+/// The bytes of `path` zipped as Lambda receives it (`zip -9`, the bootstrap alone).
+fn zipped_size(path: &std::path::Path) -> Result<u64> {
+    let archive = std::env::temp_dir().join(format!("bootstrap-{}.zip", std::process::id()));
+    let _ = std::fs::remove_file(&archive);
+    crate::install::run(
+        Command::new("zip")
+            .args(["-q", "-9", "-j"])
+            .arg(&archive)
+            .arg(path),
+    )?;
+    let size = std::fs::metadata(&archive)?.len();
+    let _ = std::fs::remove_file(&archive);
+    Ok(size)
+}
+
+/// Builds the deployed bootstraps (the `release` profile: fat LTO, one codegen unit, strip)
+/// for x86_64, measures their init duration here, then for arm64 (what the template deploys),
+/// and reports unzipped and zipped bytes of each.
+fn bootstraps_section() -> Result<String> {
+    let bootstrap = |function: &str| {
+        paths::root()
+            .join("target/lambda")
+            .join(function)
+            .join("bootstrap")
+    };
+    // Init does not contact the store (the SDK client connects on first use): any endpoint does.
+    let env = stack::function_env("http://127.0.0.1:9", "init-only", "x".repeat(48).as_str(), 0.0);
+    let mut rows: Vec<(String, String, u64, u64, Option<f64>)> = Vec::new();
+    for (flag, architecture) in [("--x86-64", "x86_64"), ("--arm64", "arm64")] {
+        let started = Instant::now();
+        crate::emulator::cargo_lambda_build(flag, "release")?;
+        eprintln!(
+            "cargo lambda build --release {flag}: {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        for function in stack::FUNCTIONS {
+            let path = bootstrap(function);
+            let init = if architecture == "x86_64" {
+                Some(init_duration(&path, &env, function, 5)?)
+            } else {
+                None
+            };
+            rows.push((
+                function.to_owned(),
+                architecture.to_owned(),
+                std::fs::metadata(&path)?.len(),
+                zipped_size(&path)?,
+                init,
+            ));
+        }
+    }
+    let mut section = String::from("## Deployed bootstraps\n\n`cargo lambda build --release` (profile `release`: fat LTO, one codegen unit, stripped, panics unwind). Init duration measured here for the x86_64 build (median of 5 starts); the arm64 build cannot run on this machine.\n\n| function | arch | unzipped bytes | unzipped MB | zipped bytes | init ms |\n|---|---|---:|---:|---:|---:|\n");
+    for (function, architecture, unzipped, zipped, init) in rows {
+        section.push_str(&format!(
+            "| {function} | {architecture} | {unzipped} | {:.2} | {zipped} | {} |\n",
+            unzipped as f64 / 1e6,
+            init.map_or("-".to_owned(), |ms| format!("{ms:.1}"))
+        ));
+    }
+    Ok(section)
 }

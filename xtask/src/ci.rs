@@ -184,10 +184,11 @@ fn cfn_lint() -> Result<()> {
         .current_dir(paths::root()))
 }
 
-/// The deployable artefacts: `cargo lambda build --release --arm64`, one bootstrap per
-/// function, as `sam build` would produce them.
+/// The arm64 cross-build: `cargo lambda build --arm64`, one bootstrap per function, in the
+/// fast `local` profile (the deploy profile's LTO would add minutes to every run; `cargo
+/// xtask bench --bootstraps` measures the deployed ones).
 fn arm64_bootstraps() -> Result<()> {
-    crate::emulator::cargo_lambda_build("--arm64")?;
+    crate::emulator::cargo_lambda_build("--arm64", crate::paths::FUNCTION_PROFILE)?;
     for function in stack::FUNCTIONS {
         let bootstrap = paths::root()
             .join("target/lambda")
@@ -272,7 +273,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
         ));
         steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
         steps.push((
-            "cargo lambda build --release --arm64 (one bootstrap per function)",
+            "cargo lambda build --profile local --arm64 (one bootstrap per function)",
             Box::new(arm64_bootstraps),
         ));
     }

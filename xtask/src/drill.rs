@@ -974,7 +974,7 @@ impl Drill {
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(&self.state.function_log)?;
-        let child = Command::new(paths::root().join("target/release").join(function))
+        let child = Command::new(paths::function_binary(function))
             .env_clear()
             .envs(env)
             .current_dir(paths::root())
@@ -2164,7 +2164,7 @@ impl Drill {
                 "Known by construction: execution environments die (SIGKILL) in the middle of the load. A request an \
                  instance was handling is cut off: its transaction committed entirely or not at all."
                     .to_owned(),
-                "`cargo xtask drill function-crash`: `kill -9` of `target/release/<function>` children of cargo lambda \
+                "`cargo xtask drill function-crash`: `kill -9` of `target/local/<function>` children of cargo lambda \
                  watch, two per round, 10 s apart."
                     .to_owned(),
                 "Each dead instance was replaced by a new one with the same environment (the drill emulates Lambda: cargo \

@@ -55,7 +55,7 @@ pub struct UpArgs {
     /// Deploy the bootstraps already in target/lambda instead of building them first.
     #[arg(long)]
     pub skip_build: bool,
-    /// Use the host release binaries of the local stack (target/release/<function>) as the
+    /// Use the host binaries of the local stack (target/local/<function>) as the
     /// bootstraps instead of a second, cross-linked build: MiniStack runs them as local
     /// processes, so the host build is exactly what it needs (CI saves a full release build).
     #[arg(long, conflicts_with = "skip_build")]
@@ -184,20 +184,21 @@ fn seconds(since: Instant) -> f64 {
 fn build_bootstraps() -> Result<f64> {
     eprintln!("Building the x86_64 bootstraps (cargo lambda build --release --x86-64) ...");
     let started = Instant::now();
-    cargo_lambda_build("--x86-64")?;
+    cargo_lambda_build("--x86-64", "release")?;
     Ok(seconds(started))
 }
 
-/// `cargo lambda build --release <architecture flag>` for the four functions, with the venv
-/// (where cargo-lambda's zig linker lives) first on PATH. Writes
-/// target/lambda/<function>/bootstrap.
-pub fn cargo_lambda_build(architecture: &str) -> Result<()> {
+/// `cargo lambda build --profile <profile> <architecture flag>` for the four functions, with
+/// the venv (where cargo-lambda's zig linker lives) first on PATH. Writes
+/// target/lambda/<function>/bootstrap. `release` is what is deployed (and what `sam build`
+/// builds); `local` is the fast profile CI uses to prove the cross-build.
+pub fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut search = vec![paths::local().join("venv/bin")];
     search.extend(std::env::split_paths(&path));
     let mut command = Command::new(paths::venv_bin("cargo-lambda"));
     command
-        .args(["lambda", "build", "--release", architecture])
+        .args(["lambda", "build", "--profile", profile, architecture])
         .env("PATH", std::env::join_paths(search)?)
         .current_dir(paths::root());
     for function in stack::FUNCTIONS {
@@ -215,7 +216,7 @@ fn copy_release_binaries() -> Result<f64> {
         let target = bootstrap_dir().join(function);
         std::fs::create_dir_all(&target)?;
         std::fs::copy(
-            paths::root().join("target/release").join(function),
+            paths::function_binary(function),
             target.join("bootstrap"),
         )?;
     }

@@ -18,6 +18,14 @@ pub fn logs() -> PathBuf {
     local().join("logs")
 }
 
+/// The cargo profile of the local stack's function binaries (see `[profile.local]`).
+pub const FUNCTION_PROFILE: &str = "local";
+
+/// A function binary as the local stack runs it: `target/local/<function>`.
+pub fn function_binary(function: &str) -> PathBuf {
+    root().join("target").join(FUNCTION_PROFILE).join(function)
+}
+
 pub fn venv_bin(tool: &str) -> PathBuf {
     local().join("venv/bin").join(tool)
 }

@@ -541,6 +541,35 @@ mod tests {
     }
 
     #[test]
+    fn the_spike_reports_when_p95_returned_to_baseline_and_what_failed() {
+        let summary = json!({
+            "suite": {"phases": [
+                {"phase": "baseline", "targetRate": 100, "surgeVus": 0},
+                {"phase": "surge", "targetRate": 0, "surgeVus": 550},
+                {"phase": "recovery-5", "targetRate": 100, "surgeVus": 0},
+                {"phase": "recovery-10", "targetRate": 100, "surgeVus": 0},
+                {"phase": "recovery-15", "targetRate": 100, "surgeVus": 0}
+            ]},
+            "metrics": {
+                "http_req_duration{phase:baseline}": {"values": {"p(95)": 10.0}},
+                "http_req_duration{phase:surge}": {"values": {"p(95)": 400.0}},
+                "http_req_failed{phase:surge}": {"values": {"passes": 120.0}},
+                "refused_requests{phase:surge}": {"values": {"count": 119.0}},
+                "http_req_duration{phase:recovery-5}": {"values": {"p(95)": 90.0}},
+                "http_req_duration{phase:recovery-10}": {"values": {"p(95)": 14.0}},
+                "http_req_duration{phase:recovery-15}": {"values": {"p(95)": 9.0}}
+            }
+        });
+        let mut out = String::new();
+        spike_section(&summary, &mut out);
+        assert!(out.contains("**p95 back to baseline: 10 s**"), "{out}");
+        assert!(
+            out.contains("Failures other than fast 429/503 refusals: **1**"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn a_failed_threshold_names_the_value_it_was_judged_on() {
         let failed = failed_thresholds(&summary());
         assert_eq!(

@@ -255,8 +255,8 @@ pub fn function_env(
     .collect()
 }
 
-/// Builds each function the way `cargo lambda watch --release` runs it (`--bin <name>` from
-/// the workspace root), so that watch finds the binaries fresh and starts them at once.
+/// Builds each function the way `cargo lambda watch --profile local` runs it (`--bin <name>`
+/// from the workspace root), so that watch finds the binaries fresh and starts them at once.
 pub fn build_functions() -> Result<()> {
     for function in FUNCTIONS {
         run(Command::new("cargo")
@@ -265,7 +265,8 @@ pub fn build_functions() -> Result<()> {
                 "--quiet",
                 "--manifest-path",
                 "Cargo.toml",
-                "--release",
+                "--profile",
+                paths::FUNCTION_PROFILE,
                 "--bin",
                 function,
             ])
@@ -295,7 +296,8 @@ pub fn start_functions(
         .args([
             "lambda",
             "watch",
-            "--release",
+            "--profile",
+            paths::FUNCTION_PROFILE,
             "--ignore-changes",
             "--quiet",
             "--disable-cors",

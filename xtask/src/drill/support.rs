@@ -105,7 +105,7 @@ fn command_line(pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A running function instance (a `target/release/<function>` process).
+/// A running function instance (a `target/local/<function>` process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub pid: u32,
