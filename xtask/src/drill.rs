@@ -87,13 +87,11 @@ pub struct Options {
     /// function-crash: rounds of kills (two instances each, 10 s apart).
     #[arg(long, default_value_t = 3)]
     pub kill_rounds: u32,
-    /// k6's VU cap for the load (see K6_MAX_VUS: above ~100 requests waiting for one function,
-    /// cargo lambda watch 1.9.2 deadlocks).
+    /// k6's VU cap for the drills' background load (see K6_MAX_VUS).
     #[arg(long, default_value_t = K6_MAX_VUS)]
     pub max_vus: u32,
-    /// hot-product: buyers in the flash sale (one VU and one user each, all at once). Above ~95
-    /// they wedge cargo lambda watch (see --max-vus); the load's VUs are capped so that buyers
-    /// plus load VUs stay under 100.
+    /// hot-product: buyers in the flash sale (one VU and one user each, all at once). The
+    /// load's VUs are capped so that buyers plus load VUs stay under 100 (see FLASH_BUYERS).
     #[arg(long, default_value_t = FLASH_BUYERS)]
     pub flash_buyers: u32,
     /// How long to wait for recovery (clean window and alarms OK) after the fault is removed.
@@ -174,8 +172,9 @@ const PROBE_USER: &str = "user-1000";
 const PROBE_PRODUCT: &str = "product-100";
 const FLASH_PRODUCT: &str = "product-flash";
 const FLASH_STOCK: i64 = 50;
-/// Not k6's default of 200: 200 buyers at once put more than 100 requests in create-order's
-/// queue and deadlock cargo lambda watch 1.9.2 (see K6_MAX_VUS).
+/// Not k6's default of 200: the drill's findings (MTTR of the sale, what was sold) are compared
+/// across runs since the first drills, which had to stay under the unpatched cargo lambda
+/// watch's 100 waiting requests per function (ops/upstream/cargo-lambda.md).
 const FLASH_BUYERS: u32 = 80;
 const SEED_BALANCE: i64 = 100_000_000;
 const SEED_STOCK: i64 = 100_000;
@@ -185,11 +184,11 @@ const RECOVERY_WINDOW_MS: i64 = 10_000;
 const LOAD_P95_MS: f64 = 25.0;
 /// Lambda's timeout: no request may take longer.
 const FUNCTION_TIMEOUT_MS: f64 = 10_000.0;
-/// k6's VU cap. cargo lambda watch 1.9.2 deadlocks for good once more than 100 requests wait
-/// for one function: `RequestCache::upsert` holds the queue map's write lock while it awaits
-/// room in the full 100-slot queue, and `RequestCache::pop`, which would make room, needs the
-/// read lock. While the store hangs, every VU waits on a request, so capping the VUs below 100
-/// keeps the local gateway alive; iterations k6 cannot start are its `dropped_iterations`.
+/// k6's VU cap for the drills' load. While the store hangs, every VU waits on a request; the
+/// cap bounds the client side so that MTTD and MTTR stay comparable across drills since the
+/// first ones, which had to stay under the unpatched cargo lambda watch's deadlock at 100
+/// waiting requests per function (ops/upstream/cargo-lambda.md). Iterations k6 cannot start
+/// are its `dropped_iterations`.
 const K6_MAX_VUS: u32 = 90;
 /// k6's client timeout. Longer than the 10 s the drills judge, so that a slow answer is
 /// measured (k6's max duration) rather than abandoned, and abandoned requests do not pile up
@@ -692,7 +691,7 @@ impl Drill {
         .collect()
     }
 
-    /// The load's VU cap: for hot-product, buyers + load VUs stay under cargo lambda's 100.
+    /// The load's VU cap: for hot-product, buyers + load VUs stay under 100 (see FLASH_BUYERS).
     fn load_max_vus(&self) -> u32 {
         if self.kind == Kind::HotProduct {
             self.options
@@ -826,9 +825,9 @@ impl Drill {
                 && now - latest > GATEWAY_SILENCE_MS
             {
                 self.note(format!(
-                    "the local gateway served no request for {} s although the load was running: cargo lambda \
-                     watch stopped dispatching (its queue deadlocks once a function has more than 100 requests \
-                     waiting, see K6_MAX_VUS in xtask/src/drill.rs); not waiting any longer",
+                    "the local gateway served no request for {} s although the load was running: the gateway \
+                     stopped dispatching (a wedged cargo lambda watch: see ops/upstream/cargo-lambda.md); not \
+                     waiting any longer",
                     (now - latest) / 1_000
                 ));
                 break;
@@ -1396,9 +1395,9 @@ impl Drill {
             if now > deadline || silent {
                 self.note(if silent {
                     format!(
-                        "the local gateway served no request for {} s during the flash sale: cargo lambda watch \
-                         stopped dispatching ({} buyers at once put more than 100 requests in create-order's \
-                         queue, see K6_MAX_VUS); stopping the sale",
+                        "the local gateway served no request for {} s during the flash sale: the gateway \
+                         stopped dispatching with {} buyers at once (a wedged cargo lambda watch: see \
+                         ops/upstream/cargo-lambda.md); stopping the sale",
                         (now - latest) / 1_000,
                         self.options.flash_buyers
                     )

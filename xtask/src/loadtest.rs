@@ -208,8 +208,10 @@ fn planned_k6_requests(args: &Args) -> f64 {
             total
         }
         Scenario::Spike => {
+            // The baseline runs throughout (30 s + 40 s of surge + 60 s); the surge's closed-loop
+            // users can go no faster than the service, bounded here by the store's limit.
             let base = f64::from(args.rate.unwrap_or(100));
-            base * 30.0 + base * env("SPIKE_FACTOR", 10.0) * 30.0 + base * 60.0
+            base * 130.0 + RAW_OPS_PER_SECOND_BOUND * 40.0
         }
         Scenario::FlashSale | Scenario::Bench => 0.0,
         _ => {
