@@ -169,9 +169,9 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
         .current_dir(paths::root()))
 }
 
-/// cfn-lint over template.yaml, from the emulator tools' venv (pinned in
-/// localstack/requirements-emulator.txt).
-fn cfn_lint() -> Result<()> {
+/// The emulator tools' venv (cfn-lint, aws-sam-translator, pinned in
+/// localstack/requirements-emulator.txt), installed when missing.
+fn emulator_venv() -> Result<std::path::PathBuf> {
     let venv = paths::local().join("emulator-venv");
     if !venv.join("bin/cfn-lint").is_file() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
@@ -179,8 +179,41 @@ fn cfn_lint() -> Result<()> {
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(paths::root().join("localstack/requirements-emulator.txt")))?;
     }
+    Ok(venv)
+}
+
+/// cfn-lint over template.yaml, from the emulator tools' venv.
+fn cfn_lint() -> Result<()> {
+    let venv = emulator_venv()?;
     run(Command::new(venv.join("bin/cfn-lint"))
         .arg("template.yaml")
+        .current_dir(paths::root()))
+}
+
+/// The Lambda Managed Instances variant, as `cargo xtask template --managed-instances` writes
+/// it: through aws-sam-translator (which rejects templates cfn-lint passes, such as a
+/// conditional CapacityProviderConfig), its CloudFormation checked (every function on the
+/// capacity provider, at 2048 MB, unreserved), then cfn-lint. Offline, a few seconds.
+fn managed_instances_variant() -> Result<()> {
+    let venv = emulator_venv()?;
+    let variant = crate::template::default_out();
+    let max_concurrency = stack::DEFAULT_MAX_CONCURRENCY;
+    crate::template::write_managed_instances(max_concurrency, &variant)?;
+    let translated = variant.with_extension("json");
+    run(Command::new(venv.join("bin/python"))
+        .arg("localstack/sam_translate.py")
+        .arg(&variant)
+        .arg("--out")
+        .arg(&translated)
+        // The network a deployment must name (the variant has no defaults for it).
+        .arg("ManagedInstancesSubnetIds=subnet-0123456789abcdef0,subnet-0fedcba9876543210")
+        .arg("ManagedInstancesSecurityGroupIds=sg-0123456789abcdef0")
+        .current_dir(paths::root()))?;
+    let translated: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&translated)?)?;
+    crate::template::check_translated(&translated, max_concurrency)?;
+    run(Command::new(venv.join("bin/cfn-lint"))
+        .arg(&variant)
         .current_dir(paths::root()))
 }
 
@@ -272,6 +305,10 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(emulator_test),
         ));
         steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
+        steps.push((
+            "the Managed Instances variant: generate, SAM-translate, cfn-lint",
+            Box::new(managed_instances_variant),
+        ));
         steps.push((
             "cargo lambda build --profile local --arm64 (one bootstrap per function)",
             Box::new(arm64_bootstraps),

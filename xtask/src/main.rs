@@ -18,6 +18,7 @@ mod proxy;
 mod report;
 mod resources;
 mod stack;
+mod template;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -67,6 +68,8 @@ enum Command {
     Fuzz(ci::FuzzArgs),
     /// MTTD / MTTR / MTBF and their trend from the incident log.
     Incidents(incidents::Args),
+    /// Write the Lambda Managed Instances variant of template.yaml (a stack of its own).
+    Template(template::Args),
 }
 
 fn main() -> Result<()> {
@@ -88,5 +91,6 @@ fn main() -> Result<()> {
         Command::Drill(args) => drill::run(&args),
         Command::Incidents(args) => incidents::run(&args),
         Command::Fuzz(args) => ci::fuzz(&args),
+        Command::Template(args) => template::run(&args),
     }
 }

@@ -365,7 +365,7 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
         );
     }
     let installed = install::install_all()?;
-    eprintln!("Building the functions (release) ...");
+    eprintln!("Building the functions (profile local) ...");
     build_functions()?;
 
     eprintln!(
