@@ -238,8 +238,8 @@ fn binary_sizes() -> BinarySizes {
     stack::FUNCTIONS
         .iter()
         .map(|function| {
-            let host = std::fs::metadata(paths::function_binary(function))
-                .map_or(0, |meta| meta.len());
+            let host =
+                std::fs::metadata(paths::function_binary(function)).map_or(0, |meta| meta.len());
             let bootstrap = paths::root()
                 .join("target/lambda")
                 .join(function)
@@ -254,40 +254,8 @@ fn binary_sizes() -> BinarySizes {
 
 pub fn run(args: &Args) -> Result<()> {
     if cfg!(debug_assertions) && !args.bootstraps_only {
-        // The raw side must not be handicapped by a debug build: rerun this command in release.
-        let mut command = Command::new("cargo");
-        command
-            .args([
-                "run",
-                "--profile",
-                paths::FUNCTION_PROFILE,
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "bench",
-            ])
-            .arg("--concurrency")
-            .arg(
-                args.concurrency
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )
-            .arg("--seconds")
-            .arg(args.seconds.to_string())
-            .current_dir(paths::root());
-        if args.bootstraps {
-            command.arg("--bootstraps");
-        }
-        let status = command
-            .status()
-            .context("cannot rerun the bench in the local (optimised) profile")?;
-        if !status.success() {
-            bail!("bench failed with {status}");
-        }
-        return Ok(());
+        // The raw side must not be handicapped by a debug build.
+        return loadtest::rerun_optimised();
     }
     if args.bootstraps_only {
         return print_table(&bootstraps_section()?);
@@ -360,7 +328,10 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         .iter()
         .map(|function| {
             let binary = paths::function_binary(function);
-            Ok(((*function).to_owned(), init_duration(&binary, &env, function, 5)?))
+            Ok((
+                (*function).to_owned(),
+                init_duration(&binary, &env, function, 5)?,
+            ))
         })
         .collect::<Result<_>>()?;
     let best_service = levels
@@ -457,7 +428,12 @@ fn bootstraps_section() -> Result<String> {
             .join("bootstrap")
     };
     // Init does not contact the store (the SDK client connects on first use): any endpoint does.
-    let env = stack::function_env("http://127.0.0.1:9", "init-only", "x".repeat(48).as_str(), 0.0);
+    let env = stack::function_env(
+        "http://127.0.0.1:9",
+        "init-only",
+        "x".repeat(48).as_str(),
+        0.0,
+    );
     let mut rows: Vec<(String, String, u64, u64, Option<f64>)> = Vec::new();
     for (flag, architecture) in [("--x86-64", "x86_64"), ("--arm64", "arm64")] {
         let started = Instant::now();

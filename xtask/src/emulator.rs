@@ -215,10 +215,7 @@ fn copy_release_binaries() -> Result<f64> {
     for function in stack::FUNCTIONS {
         let target = bootstrap_dir().join(function);
         std::fs::create_dir_all(&target)?;
-        std::fs::copy(
-            paths::function_binary(function),
-            target.join("bootstrap"),
-        )?;
+        std::fs::copy(paths::function_binary(function), target.join("bootstrap"))?;
     }
     Ok(seconds(started))
 }
