@@ -7,8 +7,8 @@
 //!
 //! The build takes about 15 minutes of two cores, so it is cached per machine, outside the
 //! clone (`$XDG_CACHE_HOME/order-service/cargo-lambda`, else `~/.cache/...`), under a name that
-//! carries the patch's hash: every clone on the machine reuses it, and a changed patch rebuilds
-//! only the patched crate and the binary. The PyPI wheel's cargo-lambda stays for
+//! carries the patch's hash: every clone on the machine reuses it, and a changed patch builds
+//! a new binary (reusing part of the cached target dir). The PyPI wheel's cargo-lambda stays for
 //! `cargo lambda build` (it brings zig for the arm64 cross-build).
 
 use std::path::{Path, PathBuf};

@@ -95,7 +95,7 @@ fn k6_inspect_all() -> Result<()> {
 /// wall-clock times on a shared two-core CI machine; latency is what `loadtest` and `bench`
 /// measure and report.
 fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
-    loadtest::run(&loadtest::Args {
+    let passed = loadtest::run_with_verdict(&loadtest::Args {
         scenario,
         rate: None,
         duration: None,
@@ -103,7 +103,11 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
         extra_env: vec![("P95_MS".to_owned(), "1000".to_owned())],
         keep_stack,
         seed: None,
-    })
+    })?;
+    if !passed {
+        bail!("the {} run failed (see its verdict above)", scenario.name());
+    }
+    Ok(())
 }
 
 /// Every saved event against the running local stack, on a freshly seeded table, each
@@ -285,6 +289,10 @@ pub fn run_suite(args: &Args) -> Result<()> {
         steps.push((
             "k6 flash-sale, exact stock check, audit",
             Box::new(|| smoke(Scenario::FlashSale, true)),
+        ));
+        steps.push((
+            "gateway overload: a burst beyond capacity is refused with 429, then served",
+            Box::new(|| crate::overload::burst_check(&stack::require_state()?, 400)),
         ));
         steps.push((
             "events/ replayed against the local stack",

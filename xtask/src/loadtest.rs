@@ -276,6 +276,14 @@ pub fn run(args: &Args) -> Result<()> {
         // process: a debug build would understate the limit, so run optimised.
         return rerun_optimised();
     }
+    if !run_with_verdict(args)? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Runs a scenario, prints its verdict and where the report is, and says whether it passed.
+pub fn run_with_verdict(args: &Args) -> Result<bool> {
     let outcome = run_scenario(args)?;
     let failed = report::failed_thresholds(&outcome.summary);
     let audit_failed = outcome.audit_clean == Some(false);
@@ -305,10 +313,7 @@ pub fn run(args: &Args) -> Result<()> {
         outcome.report_dir.join("report.md").display(),
         outcome.report_dir.join("report.html").display()
     );
-    if !passed {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(passed)
 }
 
 /// Runs this same xtask command line again from the `local` (optimised) profile.

@@ -13,6 +13,7 @@ mod install;
 mod invoke;
 mod loadtest;
 mod monitor;
+mod overload;
 mod paths;
 mod proxy;
 mod report;
