@@ -107,7 +107,9 @@ function send(endpoint, method, path, userId, payload, opts) {
     res = http.request(method, url, bodyStr, params);
     if (last || expected.indexOf(res.status) >= 0 || !isRetryable(res)) break;
     retries.add(1, { endpoint, status: String(res.status) });
-    sleep(res.status === 0 ? 0.1 : retryAfterMs(res) / 1000);
+    // Retry-After plus up to as much again at random: refused clients that all came back
+    // at the same instant would be refused together again.
+    sleep(res.status === 0 ? 0.1 : (retryAfterMs(res) * (1 + Math.random())) / 1000);
   }
 
   const body = safeJson(res);

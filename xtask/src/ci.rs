@@ -16,6 +16,10 @@ pub struct Args {
     /// Skip the steps that start the local stack or the emulator (quick inner loop).
     #[arg(long)]
     pub quick: bool,
+    /// Run only the steps whose name contains one of these words (e.g. `--only smoke,overload`);
+    /// the install step always runs.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 fn cargo(arguments: &[&str]) -> Result<()> {
@@ -321,6 +325,11 @@ pub fn run_suite(args: &Args) -> Result<()> {
             "cargo lambda build --profile local --arm64 (one bootstrap per function)",
             Box::new(arm64_bootstraps),
         ));
+    }
+    if !args.only.is_empty() {
+        steps.retain(|(name, _)| {
+            *name == "install" || args.only.iter().any(|word| name.contains(word.as_str()))
+        });
     }
     let mut passed = 0;
     let mut failed = Vec::new();

@@ -518,6 +518,12 @@ fn run_k6(
     if let Some(duration) = &args.duration {
         command.env("DURATION", duration);
     }
+    if args.scenario == Scenario::FlashSale {
+        // 200 buyers at once are more than create-order admits (in flight + queue): the rest
+        // are throttled with 429 + Retry-After and, like real clients, try again with the same
+        // Idempotency-Key until the sale has answered every buyer.
+        command.env("RETRIES", "10");
+    }
     for (key, value) in &args.extra_env {
         command.env(key, value);
     }
