@@ -275,7 +275,14 @@ def deploy() -> None:
     s3, cfn = clients()
     code = upload_code(s3, env("ARTIFACT_BUCKET", "order-service-artifacts"))
     values = parameters()
-    body = json.dumps(translate(code, values))
+    # Compact JSON: CloudFormation takes at most 51,200 bytes of template inline (sam deploy
+    # uploads larger ones to S3), and the translated template is close to that.
+    body = json.dumps(translate(code, values), separators=(",", ":"))
+    if len(body.encode()) > 51_200:
+        sys.exit(
+            f"the translated template is {len(body.encode())} bytes, over CloudFormation's inline "
+            "limit of 51,200: shorten descriptions in template.yaml or deploy it through S3"
+        )
     args = {
         "StackName": stack,
         "TemplateBody": body,

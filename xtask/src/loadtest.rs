@@ -285,21 +285,27 @@ pub fn run(args: &Args) -> Result<()> {
 /// Runs a scenario, prints its verdict and where the report is, and says whether it passed.
 pub fn run_with_verdict(args: &Args) -> Result<bool> {
     let outcome = run_scenario(args)?;
+    Ok(print_verdict(
+        &outcome,
+        args.scenario,
+        "PASSED (every threshold held, audit clean)",
+    ))
+}
+
+/// Prints a run's verdict, the thresholds that failed and where its report is; returns
+/// whether it passed. Stress and spike push past capacity on purpose: their thresholds fail
+/// once the service refuses, and their verdict is the report's knee, refusals and recovery.
+fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) -> bool {
     let failed = report::failed_thresholds(&outcome.summary);
     let audit_failed = outcome.audit_clean == Some(false);
-    // Stress and spike push past capacity on purpose: their thresholds fail once the service
-    // refuses, and the verdict is the report's knee, refusals and recovery, not k6's exit code.
-    let judged_by_thresholds = !matches!(args.scenario, Scenario::Stress | Scenario::Spike);
+    let judged_by_thresholds = !matches!(scenario, Scenario::Stress | Scenario::Spike);
     let passed = !audit_failed && (outcome.k6_passed || !judged_by_thresholds);
-    println!(
-        "VERDICT: {}",
-        match (passed, judged_by_thresholds) {
-            (true, true) => "PASSED (every threshold held, audit clean)",
-            (true, false) =>
-                "DONE (audit clean; read the report for the knee, refusals and recovery)",
-            (false, _) => "FAILED",
-        }
-    );
+    let verdict = match (passed, judged_by_thresholds) {
+        (true, true) => passed_text,
+        (true, false) => "DONE (audit clean; read the report for the knee, refusals and recovery)",
+        (false, _) => "FAILED",
+    };
+    println!("VERDICT: {verdict}");
     if judged_by_thresholds || audit_failed {
         for line in &failed {
             println!("  - threshold {line}");
@@ -313,7 +319,7 @@ pub fn run_with_verdict(args: &Args) -> Result<bool> {
         outcome.report_dir.join("report.md").display(),
         outcome.report_dir.join("report.html").display()
     );
-    Ok(passed)
+    passed
 }
 
 /// Runs this same xtask command line again from the `local` (optimised) profile.
@@ -570,32 +576,13 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     })?;
     let report = std::fs::read_to_string(outcome.report_dir.join("report.md"))?;
     println!("{report}");
-    let failed = report::failed_thresholds(&outcome.summary);
-    let audit_failed = outcome.audit_clean == Some(false);
-    if !outcome.k6_passed || audit_failed {
-        println!("VERDICT: FAILED");
-        for line in &failed {
-            println!("  - threshold {line}");
-        }
-        if audit_failed {
-            println!("  - the audit found violations (see the Audit section)");
-        }
-        println!(
-            "  report: {}\n  charts: {}",
-            outcome.report_dir.join("report.md").display(),
-            outcome.report_dir.join("report.html").display()
-        );
-        std::process::exit(1);
-    }
-    println!(
-        "VERDICT: PASSED ({} req/s for {}, every threshold held, audit clean)",
+    let passed_text = format!(
+        "PASSED ({} req/s for {}, every threshold held, audit clean)",
         args.rate, args.duration
     );
-    println!(
-        "  report: {}\n  charts: {}",
-        outcome.report_dir.join("report.md").display(),
-        outcome.report_dir.join("report.html").display()
-    );
+    if !print_verdict(&outcome, Scenario::Load, &passed_text) {
+        std::process::exit(1);
+    }
     Ok(())
 }
 
