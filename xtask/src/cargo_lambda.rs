@@ -37,17 +37,21 @@ fn cache_dir() -> PathBuf {
 pub fn binary() -> Result<PathBuf> {
     let patch =
         std::fs::read(paths::root().join(PATCH)).with_context(|| format!("cannot read {PATCH}"))?;
-    let digest = Sha256::digest(&patch);
-    let key: String = digest
-        .iter()
-        .take(6)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let key = key_of(&patch);
     // The file keeps the name `cargo-lambda`, which is how process listings show it.
     Ok(cache_dir()
         .join("bin")
         .join(format!("{VERSION}-{key}"))
         .join("cargo-lambda"))
+}
+
+/// The cache key of a patch: the first 12 hex digits of its SHA-256.
+fn key_of(patch: &[u8]) -> String {
+    Sha256::digest(patch)
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Returns the patched cargo-lambda, building it first if this machine has not yet.
@@ -143,4 +147,33 @@ fn find_crate_archive(file: &str) -> Result<PathBuf> {
         }
     }
     bail!("cargo fetch left no {file} under {}", registries.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_named_after_the_patch_it_was_built_with() -> Result<()> {
+        let binary = binary()?;
+        assert_eq!(
+            binary.file_name().and_then(|name| name.to_str()),
+            Some("cargo-lambda")
+        );
+        let folder = binary
+            .parent()
+            .and_then(|folder| folder.file_name())
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        let key = folder.strip_prefix("1.9.2-").unwrap_or_default();
+        assert_eq!(key.len(), 12, "{folder}");
+        assert!(key.chars().all(|character| character.is_ascii_hexdigit()));
+        Ok(())
+    }
+
+    #[test]
+    fn a_changed_patch_gets_another_build() {
+        assert_eq!(key_of(b"one patch"), key_of(b"one patch"));
+        assert_ne!(key_of(b"one patch"), key_of(b"one patch, changed"));
+    }
 }
