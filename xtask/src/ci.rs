@@ -104,7 +104,10 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
         rate: None,
         duration: None,
         base_url: None,
-        extra_env: vec![("P95_MS".to_owned(), "1000".to_owned())],
+        // Correctness only (errors, exact stock, audit): latency belongs to the benchmarks, and
+        // a cold JVM on a busy 2-core machine can take seconds. The bound is Lambda's timeout,
+        // so only a hang fails it.
+        extra_env: vec![("P95_MS".to_owned(), "10000".to_owned())],
         keep_stack,
         seed: None,
     })?;
@@ -249,7 +252,8 @@ fn arm64_bootstraps() -> Result<()> {
 fn emulator_test() -> Result<()> {
     run(Command::new("cargo")
         .args(["xtask"])
-        .args(["emulator", "test", "--from-release"])
+        // Correctness only, as in the local smoke: a hang fails it, a slow machine does not.
+        .args(["emulator", "test", "--from-release", "--p95-ms", "10000"])
         .current_dir(paths::root()))
 }
 
