@@ -9,12 +9,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::auth::{Access, Authenticator};
 use crate::config::AppConfig;
-use crate::domain::UserId;
+use crate::domain::Order;
+use crate::domain::{Answer, Claim, Fingerprint, IdempotencyKey, UserId};
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
 use crate::http::{path_user_id, Reply};
 use crate::observability::{emit_metrics, RequestRecord};
-use crate::store::{build_client, count_store_retries, DynamoOrderStore};
+use crate::store::{build_client, count_store_retries, DynamoOrderStore, KeepAnswers, Outcome};
 
 /// The operations, named as the functions and metrics name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,10 +101,11 @@ impl<S> App<S> {
             count_store_retries(work).await
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
-        let (response, code, status) = match result {
+        let (response, code, status, replayed) = match result {
             Ok(reply) => {
                 let status = reply.status().as_u16();
-                (reply.into_response(), None, status)
+                let (code, replayed) = (reply.code(), reply.is_replayed());
+                (reply.into_response(), code, status, replayed)
             }
             Err(error) => {
                 let status = status_of(&error).as_u16();
@@ -115,7 +117,7 @@ impl<S> App<S> {
                         "request failed"
                     );
                 }
-                (problem_response(&error), Some(error.code()), status)
+                (problem_response(&error), Some(error.code()), status, false)
             }
         };
         let request_id = request
@@ -132,6 +134,7 @@ impl<S> App<S> {
             code = code.unwrap_or(""),
             latencyMs = (latency_ms * 1_000.0).round() / 1_000.0,
             storeRetries = store_retries,
+            replayed,
             fault = injected,
             "request"
         );
@@ -142,8 +145,60 @@ impl<S> App<S> {
             latency_ms,
             store_retries,
             store_error: code == Some("STORE_UNAVAILABLE"),
+            replayed,
         });
         response
+    }
+}
+
+/// Runs a state-changing request under its Idempotency-Key (see `domain::idempotency`), or
+/// once without one, and renders its answer.
+///
+/// With a key: claim it, or answer from its record (the first answer, `Idempotent-Replayed`),
+/// or refuse (422 reused key, 409 + `Retry-After` while the first request is in flight). The
+/// operation's own transaction answers the claim when it changes something; a business refusal
+/// answers it with a conditional update; any other failure releases it, so nothing but a
+/// business outcome is ever kept.
+pub async fn answer_once<S, Op, Fut>(
+    store: &S,
+    user_id: &UserId,
+    key: Option<IdempotencyKey>,
+    fingerprint: Fingerprint,
+    answer: fn(Order) -> Answer,
+    operation: Op,
+) -> Result<Reply, ServiceError>
+where
+    S: KeepAnswers,
+    Op: FnOnce(Option<Claim>) -> Fut,
+    Fut: Future<Output = Result<Outcome, ServiceError>>,
+{
+    let Some(key) = key else {
+        let outcome = operation(None).await?;
+        return Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed));
+    };
+    let claim = Claim::new(key, fingerprint);
+    if let Some(prior) = store.claim(user_id, &claim).await? {
+        return Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true));
+    }
+    match operation(Some(claim.clone())).await {
+        Ok(outcome) => {
+            if outcome.replayed {
+                // The key's answer had expired and the effect was found in place: nothing
+                // answered the new claim, so give it up rather than let it hold the key.
+                store.release(user_id, &claim).await;
+            }
+            Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed))
+        }
+        Err(error) => match error.refusal() {
+            Some(refusal) => match store.answer_refusal(user_id, &claim, refusal).await? {
+                None => Err(error),
+                Some(prior) => Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true)),
+            },
+            None => {
+                store.release(user_id, &claim).await;
+                Err(error)
+            }
+        },
     }
 }
 

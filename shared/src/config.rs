@@ -54,6 +54,20 @@ impl AppConfig {
             connect_timeout: millis("STORE_CONNECT_TIMEOUT_MS", defaults.connect_timeout)?,
             attempt_timeout: millis("STORE_ATTEMPT_TIMEOUT_MS", defaults.attempt_timeout)?,
             operation_timeout: millis("STORE_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
+            answer_ttl: match lookup("IDEMPOTENCY_TTL_HOURS") {
+                None => defaults.answer_ttl,
+                Some(text) => {
+                    match text.parse::<u64>() {
+                        Ok(hours) if (1..=24 * 365).contains(&hours) => {
+                            Duration::from_secs(hours * 60 * 60)
+                        }
+                        _ => return Err(ConfigError(
+                            "IDEMPOTENCY_TTL_HOURS must be a whole number of hours from 1 to 8760"
+                                .to_owned(),
+                        )),
+                    }
+                }
+            },
             ..defaults
         };
         let fault_injection_rate = match lookup("FAULT_INJECTION_RATE") {

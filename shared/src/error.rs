@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Money, ProductId, ValidationError};
+use crate::domain::{Conflict, Money, ProductId, Refusal, ValidationError};
 
 /// Why a request did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,12 @@ pub enum ServiceError {
     OrderCancelled,
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
+    /// An earlier request with the same Idempotency-Key is still running; nothing was done for
+    /// this one. Retrying after the delay gets that request's answer.
+    #[error(
+        "a request with this Idempotency-Key is still in progress; retry shortly for its answer"
+    )]
+    RequestInProgress { retry_after: Duration },
     /// Concurrent requests kept conflicting on the same items past the retry bound; nothing
     /// was applied and the client may retry.
     #[error("concurrent requests are changing the same items; nothing was applied, retry shortly")]
@@ -69,6 +75,7 @@ impl ServiceError {
             ServiceError::OrderAlreadyPaid => "ORDER_ALREADY_PAID",
             ServiceError::OrderCancelled => "ORDER_CANCELLED",
             ServiceError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ServiceError::RequestInProgress { .. } => "REQUEST_IN_PROGRESS",
             ServiceError::Contention { .. } => "CONCURRENT_REQUEST",
             ServiceError::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
             ServiceError::Internal(_) => "INTERNAL_ERROR",
@@ -77,6 +84,57 @@ impl ServiceError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         ServiceError::Internal(message.into().into())
+    }
+
+    /// The business refusal this error is, if it is one: the errors an Idempotency-Key keeps
+    /// as its answer. Invalid input, contention and store or server failures are not.
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            ServiceError::UserNotFound => Refusal::UserNotFound,
+            ServiceError::OrderNotFound => Refusal::OrderNotFound,
+            ServiceError::ProductNotFound(product_id) => Refusal::ProductNotFound {
+                product_id: product_id.clone(),
+            },
+            ServiceError::OutOfStock(product_id) => Refusal::OutOfStock {
+                product_id: product_id.clone(),
+            },
+            ServiceError::InsufficientBalance { required } => Refusal::InsufficientBalance {
+                required: *required,
+            },
+            ServiceError::OrderAlreadyPaid => Refusal::OrderAlreadyPaid,
+            ServiceError::OrderCancelled => Refusal::OrderCancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl From<Refusal> for ServiceError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::UserNotFound => ServiceError::UserNotFound,
+            Refusal::OrderNotFound => ServiceError::OrderNotFound,
+            Refusal::ProductNotFound { product_id } => ServiceError::ProductNotFound(product_id),
+            Refusal::OutOfStock { product_id } => ServiceError::OutOfStock(product_id),
+            Refusal::InsufficientBalance { required } => {
+                ServiceError::InsufficientBalance { required }
+            }
+            Refusal::OrderAlreadyPaid => ServiceError::OrderAlreadyPaid,
+            Refusal::OrderCancelled => ServiceError::OrderCancelled,
+        }
+    }
+}
+
+/// How long a client is asked to wait before retrying a request whose key is in flight.
+pub const IN_FLIGHT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl From<Conflict> for ServiceError {
+    fn from(conflict: Conflict) -> Self {
+        match conflict {
+            Conflict::KeyReused => ServiceError::IdempotencyKeyReused,
+            Conflict::InFlight => ServiceError::RequestInProgress {
+                retry_after: IN_FLIGHT_RETRY_AFTER,
+            },
+        }
     }
 }
 

@@ -204,6 +204,70 @@ pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
     table
 }
 
+/// A state change as its function runs it: under its Idempotency-Key (when given) through
+/// `answer_once`, rendered as the response the client gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Create(&'a crate::domain::NewOrder),
+    Pay(crate::domain::OrderId),
+    Cancel(crate::domain::OrderId),
+}
+
+pub async fn answered(
+    store: &DynamoOrderStore,
+    user: &crate::domain::UserId,
+    key: Option<&str>,
+    change: Change<'_>,
+) -> Result<lambda_http::Response<lambda_http::Body>, crate::ServiceError> {
+    use crate::domain::{Answer, Fingerprint, IdempotencyKey};
+    use crate::store::{CancelOrders, CreateOrders, PayOrders};
+    let key = key.map(|key| IdempotencyKey::parse(key).unwrap_or_else(|error| panic!("{error}")));
+    let reply = match change {
+        Change::Create(order) => {
+            crate::app::answer_once(
+                store,
+                user,
+                key,
+                Fingerprint::create(order),
+                Answer::Created,
+                |claim| async move { store.create_order(user, order, claim.as_ref()).await },
+            )
+            .await
+        }
+        Change::Pay(order_id) => {
+            crate::app::answer_once(
+                store,
+                user,
+                key,
+                Fingerprint::pay(order_id),
+                Answer::Updated,
+                |claim| async move { store.pay_order(user, order_id, claim.as_ref()).await },
+            )
+            .await
+        }
+        Change::Cancel(order_id) => {
+            crate::app::answer_once(
+                store,
+                user,
+                key,
+                Fingerprint::cancel(order_id),
+                Answer::Updated,
+                |claim| async move { store.cancel_order(user, order_id, claim.as_ref()).await },
+            )
+            .await
+        }
+    };
+    reply.map(crate::http::Reply::into_response)
+}
+
+/// Whether a response was answered from an Idempotency-Key's record.
+pub fn is_replayed(response: &lambda_http::Response<lambda_http::Body>) -> bool {
+    response
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|value| value == "true")
+}
+
 /// The signing secret of test apps.
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters-long";
 

@@ -32,6 +32,8 @@ pub struct RequestRecord<'a> {
     pub latency_ms: f64,
     pub store_retries: u32,
     pub store_error: bool,
+    /// Answered from an Idempotency-Key's record: no new business event.
+    pub replayed: bool,
 }
 
 /// The EMF document for one request: a latency sample per operation, an outcome counter,
@@ -41,17 +43,22 @@ pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
     let mut values = Map::new();
     values.insert("Operation".into(), json!(record.operation));
     values.insert("Latency".into(), json!(record.latency_ms));
-    let success_metric = match (record.operation, record.status) {
-        ("create-order", 201) => Some("OrdersCreated"),
-        ("pay-order", 200) => Some("OrdersPaid"),
-        ("cancel-order", 200) => Some("OrdersCancelled"),
+    let success_metric = match (record.operation, record.status, record.replayed) {
+        (_, _, true) => None,
+        ("create-order", 201, _) => Some("OrdersCreated"),
+        ("pay-order", 200, _) => Some("OrdersPaid"),
+        ("cancel-order", 200, _) => Some("OrdersCancelled"),
         _ => None,
     };
     if let Some(name) = success_metric {
         metrics.push(json!({"Name": name, "Unit": "Count"}));
         values.insert(name.into(), json!(1));
     }
-    if record.operation == "pay-order" && record.status >= 400 {
+    if record.replayed {
+        metrics.push(json!({"Name": "Replays", "Unit": "Count"}));
+        values.insert("Replays".into(), json!(1));
+    }
+    if record.operation == "pay-order" && record.status >= 400 && !record.replayed {
         metrics.push(json!({"Name": "PaymentFailures", "Unit": "Count"}));
         values.insert("PaymentFailures".into(), json!(1));
     }
@@ -71,7 +78,7 @@ pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
         "Dimensions": [["Operation"], []],
         "Metrics": metrics,
     })];
-    if let Some(code) = record.code {
+    if let Some(code) = record.code.filter(|_| !record.replayed) {
         values.insert("Code".into(), json!(code));
         values.insert("Rejections".into(), json!(1));
         directives.push(json!({
@@ -114,6 +121,7 @@ mod tests {
                 latency_ms: 3.5,
                 store_retries: 1,
                 store_error: false,
+                replayed: false,
             },
             1_700_000_000_000,
         );
@@ -144,6 +152,7 @@ mod tests {
                 latency_ms: 1.0,
                 store_retries: 0,
                 store_error: false,
+                replayed: false,
             },
             0,
         );

@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use order_service::domain::{CreateOrderRequest, IdempotencyKey, NewOrder, ProductId, UserId};
-use order_service::local_dynamodb::{seeded_table, test_settings, TestTable};
+use lambda_http::{Body, Response};
+use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, ProductId, UserId};
+use order_service::local_dynamodb::{
+    answered, is_replayed, seeded_table, test_settings, Change, TestTable,
+};
 use order_service::store::{
     build_local_client, CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, SeedPlan,
     StoreSettings,
@@ -123,6 +126,27 @@ async fn stock_of(table: &TestTable, product: &str) -> i64 {
         .unwrap()
 }
 
+async fn keyed_create(
+    store: &DynamoOrderStore,
+    user: &UserId,
+    key: &str,
+) -> Result<Response<Body>, ServiceError> {
+    answered(store, user, Some(key), Change::Create(&one_unit())).await
+}
+
+async fn keyed_pay(
+    store: &DynamoOrderStore,
+    user: &UserId,
+    order_id: OrderId,
+    key: &str,
+) -> Result<Response<Body>, ServiceError> {
+    answered(store, user, Some(key), Change::Pay(order_id)).await
+}
+
+fn body(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
 #[tokio::test]
 async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
     let table = seeded_table(&plan()).await;
@@ -130,12 +154,11 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
     // One attempt per call: the client gives up, as an impatient caller would.
     let store = slow_store(&table, delay.clone(), 1).await;
     let user = UserId::parse("user-1").unwrap();
-    let key = IdempotencyKey::parse("checkout-1").unwrap();
 
     // GIVEN a store that answers only after the client's timeout
     delay.store(800, Ordering::Relaxed);
     // WHEN a keyed create times out on the client side
-    let first = store.create_order(&user, &one_unit(), Some(&key)).await;
+    let first = keyed_create(&store, &user, "checkout-1").await;
     assert!(
         matches!(first, Err(ServiceError::StoreUnavailable { .. })),
         "expected a timeout, got {first:?}"
@@ -146,21 +169,20 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
 
     // AND the client retries with the same key once the store is fast again
     delay.store(0, Ordering::Relaxed);
-    let retry = store
-        .create_order(&user, &one_unit(), Some(&key))
-        .await
-        .unwrap();
+    let retry = keyed_create(&store, &user, "checkout-1").await.unwrap();
 
-    // THEN the retry is a replay: one order, stock moved once, the audit holds
-    assert!(retry.replayed);
-    assert_eq!(table.store.all_orders().await.unwrap().len(), 1);
+    // THEN the retry is answered with the first answer: one order, stock moved once
+    assert!(is_replayed(&retry), "{:?}", retry.headers());
+    assert_eq!(retry.status(), 201);
+    let orders = table.store.all_orders().await.unwrap();
+    assert_eq!(orders.len(), 1);
     assert_eq!(stock_of(&table, "product-1").await, 9);
+    let order_id = OrderId::parse(body(&retry)["orderId"].as_str().unwrap()).unwrap();
+    assert_eq!(orders[0].order_id, order_id);
 
     // AND the same holds for a payment whose answer was lost
-    let order_id = retry.order.order_id;
-    let pay_key = IdempotencyKey::parse("pay-1").unwrap();
     delay.store(800, Ordering::Relaxed);
-    let lost = store.pay_order(&user, order_id, Some(&pay_key)).await;
+    let lost = keyed_pay(&store, &user, order_id, "pay-1").await;
     assert!(
         matches!(lost, Err(ServiceError::StoreUnavailable { .. })),
         "{lost:?}"
@@ -173,17 +195,13 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
         "the lost payment committed"
     );
     delay.store(0, Ordering::Relaxed);
-    let paid = store
-        .pay_order(&user, order_id, Some(&pay_key))
-        .await
-        .unwrap();
-    assert!(paid.replayed);
+    let paid = keyed_pay(&store, &user, order_id, "pay-1").await.unwrap();
+    assert!(is_replayed(&paid));
+    assert_eq!(paid.status(), 200);
+    assert_eq!(body(&paid)["status"], "PAID");
+    let total = body(&paid)["totalAmount"].as_i64().unwrap();
     let balance = table.store.user_balance(&user).await.unwrap().unwrap();
-    assert_eq!(
-        balance,
-        100_000 - paid.order.total_amount.won(),
-        "charged once"
-    );
+    assert_eq!(balance, 100_000 - total, "charged once");
     assert!(table.store.audit().await.unwrap().is_clean());
 }
 

@@ -1,12 +1,12 @@
 //! The store against a real DynamoDB Local: every operation, every business error, and the
-//! contention cases (flash sale, racing payments, racing idempotent retries), each followed by
-//! the conservation audit.
+//! contention cases (flash sale, racing payments), each followed by the conservation audit.
+//! Idempotency-Keys have their own file, tests/idempotency.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
 use order_service::domain::{
-    CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, OrderStatus, ProductId, UserId,
+    CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
 use order_service::local_dynamodb::{fresh_table_with, seeded_table, TestTable};
 use order_service::store::{
@@ -30,10 +30,6 @@ fn order_of(lines: &[(&str, u64)]) -> NewOrder {
     let request: CreateOrderRequest =
         serde_json::from_str(&format!(r#"{{"items":[{}]}}"#, items.join(","))).unwrap();
     NewOrder::try_from(request).unwrap()
-}
-
-fn key(text: &str) -> IdempotencyKey {
-    IdempotencyKey::parse(text).unwrap()
 }
 
 fn small_plan() -> SeedPlan {
@@ -327,111 +323,6 @@ async fn fifty_concurrent_payments_of_one_order_charge_once() {
         table.store.user_balance(&user(1)).await.unwrap(),
         Some(100_000 - order.total_amount.won())
     );
-    assert_audit_clean(&table).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_idempotent_retries_have_one_effect() {
-    let table = Arc::new(seeded_table(&small_plan()).await);
-    // GIVEN 20 copies of one create request with the same key, sent at once
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let table = table.clone();
-        tasks.spawn(async move {
-            table
-                .store
-                .create_order(
-                    &user(1),
-                    &order_of(&[("product-2", 2)]),
-                    Some(&key("create-1")),
-                )
-                .await
-        });
-    }
-    let mut ids = std::collections::HashSet::new();
-    let mut first_effects = 0;
-    while let Some(result) = tasks.join_next().await {
-        let outcome = result.unwrap().unwrap();
-        ids.insert(outcome.order.order_id);
-        if !outcome.replayed {
-            first_effects += 1;
-        }
-    }
-    // THEN every caller gets the same order, made once, and stock moved once
-    assert_eq!(ids.len(), 1);
-    assert_eq!(first_effects, 1);
-    assert_eq!(
-        table
-            .store
-            .product_stock(&product("product-2"))
-            .await
-            .unwrap(),
-        Some(8)
-    );
-    let order_id = *ids.iter().next().unwrap();
-
-    // AND the same key with a different body is refused
-    assert!(matches!(
-        table
-            .store
-            .create_order(
-                &user(1),
-                &order_of(&[("product-2", 3)]),
-                Some(&key("create-1"))
-            )
-            .await,
-        Err(ServiceError::IdempotencyKeyReused)
-    ));
-    // AND the same key is independent per user
-    let other = table
-        .store
-        .create_order(
-            &user(2),
-            &order_of(&[("product-2", 1)]),
-            Some(&key("create-1")),
-        )
-        .await
-        .unwrap();
-    assert_ne!(other.order.order_id, order_id);
-
-    // WHEN 20 payments with one key race THEN all succeed with one debit
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let table = table.clone();
-        tasks.spawn(async move {
-            table
-                .store
-                .pay_order(&user(1), order_id, Some(&key("pay-1")))
-                .await
-        });
-    }
-    let mut first_effects = 0;
-    while let Some(result) = tasks.join_next().await {
-        let outcome = result.unwrap().unwrap();
-        assert_eq!(outcome.order.status, OrderStatus::Paid);
-        if !outcome.replayed {
-            first_effects += 1;
-        }
-    }
-    assert_eq!(first_effects, 1);
-    let total = table
-        .store
-        .get_order(&user(1), order_id)
-        .await
-        .unwrap()
-        .total_amount;
-    assert_eq!(
-        table.store.user_balance(&user(1)).await.unwrap(),
-        Some(100_000 - total.won())
-    );
-    // A different key on a paid order is "already paid", not a second charge.
-    assert!(matches!(
-        table
-            .store
-            .pay_order(&user(1), order_id, Some(&key("pay-2")))
-            .await,
-        Err(ServiceError::OrderAlreadyPaid)
-    ));
     assert_audit_clean(&table).await;
 }
 

@@ -310,6 +310,15 @@ fn the_table_has_exactly_the_schema_of_the_store() {
         "the store uses no GSI"
     );
     assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        properties["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(schema.ttl_attribute),
+        "TTL expires the Idempotency-Key records"
+    );
+    assert_eq!(
+        properties["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(true)
+    );
 }
 
 // ------------------------------------------------------------------------------ (c) alarms
@@ -500,9 +509,15 @@ fn expected_actions(function: &str) -> (BTreeSet<&'static str>, BTreeSet<&'stati
             ]),
             set(&[]),
         ),
-        "pay-order" | "cancel-order" => {
-            (set(&["dynamodb:GetItem", "dynamodb:UpdateItem"]), set(&[]))
-        }
+        // Idempotency-Key records: PutItem claims, UpdateItem answers or releases.
+        "pay-order" | "cancel-order" => (
+            set(&[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ]),
+            set(&[]),
+        ),
         "get-order" => (set(&["dynamodb:GetItem", "dynamodb:Query"]), set(&[])),
         other => panic!("no IAM expectation for function {other}: add one here"),
     }
@@ -665,6 +680,26 @@ fn store_code_calls_the_operations_the_policies_assume() {
             "orders.rs now calls {unused}: revisit expected_actions and the policies"
         );
     }
+    let records = read("shared/src/store/idempotency.rs");
+    for used in [".put_item()", ".update_item()", ".get_item()", ".update("] {
+        assert!(
+            records.contains(used),
+            "idempotency.rs no longer calls {used}: revisit expected_actions"
+        );
+    }
+    for unused in [
+        ".condition_check(",
+        ".delete(",
+        ".delete_item()",
+        ".scan()",
+        ".query()",
+        ".batch_write_item()",
+    ] {
+        assert!(
+            !records.contains(unused),
+            "idempotency.rs now calls {unused}: revisit expected_actions and the policies"
+        );
+    }
 }
 
 // ------------------------------------------------------------------------------ events
@@ -680,7 +715,7 @@ struct Expectation {
 /// function; the keyed creates produce the order ids the later events address.
 #[test]
 fn saved_events_use_the_routes_of_the_router_table() {
-    use order_service::domain::{IdempotencyKey, OrderId, UserId};
+    use order_service::domain::{IdempotencyKey, UserId};
 
     let router = router();
     let expected: Vec<Expectation> =
@@ -739,11 +774,10 @@ fn saved_events_use_the_routes_of_the_router_table() {
                 )
             });
             created.insert(
-                OrderId::for_idempotency_key(
-                    &UserId::parse(user).unwrap(),
-                    &IdempotencyKey::parse(key).unwrap(),
-                )
-                .to_string(),
+                IdempotencyKey::parse(key)
+                    .unwrap()
+                    .order_id(&UserId::parse(user).unwrap())
+                    .to_string(),
             );
         }
         if let Some(order) = event["pathParameters"]["orderId"].as_str() {
@@ -1275,4 +1309,26 @@ fn the_operator_role_may_only_run_the_instances_lambda_manages() {
         granted.contains("ec2:RunInstances"),
         "{role_id} cannot launch the instances at all"
     );
+}
+
+#[test]
+fn an_idempotency_claim_outlives_any_invocation() {
+    // A claim's lease must not lapse while its request can still be running, or a retry could
+    // execute beside it: the lease is longer than every function's timeout.
+    let template = template();
+    let global = number(&template["Globals"]["Function"]["Timeout"]);
+    let lease = order_service::domain::IN_FLIGHT_LEASE.as_secs_f64();
+    assert!(
+        global < lease,
+        "Globals timeout {global} s >= lease {lease} s"
+    );
+    for (name, function) in resources(&template, "AWS::Serverless::Function") {
+        let timeout = &function["Properties"]["Timeout"];
+        if !timeout.is_null() {
+            assert!(
+                number(timeout) < lease,
+                "{name}: timeout >= lease {lease} s"
+            );
+        }
+    }
 }

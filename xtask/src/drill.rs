@@ -388,7 +388,7 @@ struct ExactlyOnceProbe {
     /// What was slow when it was sent.
     phase: String,
     key: String,
-    /// The order id the key maps to (OrderId::for_idempotency_key).
+    /// The order id the key maps to (IdempotencyKey::order_id).
     order_id: String,
     first: Option<support::HttpResult>,
     /// Whether the order existed before the retry (the abandoned attempt was applied).
@@ -402,7 +402,7 @@ fn order_id_for(user: &str, key: &str) -> Result<String> {
         order_service::domain::UserId::parse(user).map_err(|error| anyhow::anyhow!("{error}"))?;
     let key = order_service::domain::IdempotencyKey::parse(key)
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    Ok(order_service::domain::OrderId::for_idempotency_key(&user, &key).to_string())
+    Ok(key.order_id(&user).to_string())
 }
 
 fn stamp(ms: i64) -> String {
@@ -1174,7 +1174,10 @@ impl Drill {
                     Some(&key),
                     Duration::from_secs(10),
                 );
-                if retry.status != 503 && retry.status != 0 {
+                // 503: the store is still recovering; 409 REQUEST_IN_PROGRESS: the abandoned
+                // request still holds its key. Both say "retry"; anything else is the answer.
+                let in_flight = retry.status == 409 && retry.body.contains("REQUEST_IN_PROGRESS");
+                if retry.status != 503 && retry.status != 0 && !in_flight {
                     break;
                 }
                 std::thread::sleep(Duration::from_secs(1));

@@ -2,13 +2,17 @@
 //! in one transaction.
 
 use lambda_http::{Body, Request, Response};
-use order_service::app::{App, Operation};
+use order_service::app::{answer_once, App, Operation};
 use order_service::auth::Access;
+use order_service::domain::{Answer, Fingerprint};
 use order_service::http::{self, Reply};
-use order_service::store::CancelOrders;
+use order_service::store::{CancelOrders, KeepAnswers};
 use order_service::ServiceError;
 
-pub async fn handle<S: CancelOrders>(app: &App<S>, request: Request) -> Response<Body> {
+pub async fn handle<S: CancelOrders + KeepAnswers>(
+    app: &App<S>,
+    request: Request,
+) -> Response<Body> {
     app.run(
         Operation::CancelOrder,
         &request,
@@ -17,7 +21,7 @@ pub async fn handle<S: CancelOrders>(app: &App<S>, request: Request) -> Response
     .await
 }
 
-async fn cancel_order<S: CancelOrders>(
+async fn cancel_order<S: CancelOrders + KeepAnswers>(
     app: &App<S>,
     request: &Request,
 ) -> Result<Reply, ServiceError> {
@@ -25,9 +29,18 @@ async fn cancel_order<S: CancelOrders>(
     let order_id = http::path_order_id(request)?;
     http::reject_oversized_body(request)?;
     let key = http::idempotency_key(request)?;
-    let outcome = app
-        .store
-        .cancel_order(&user_id, order_id, key.as_ref())
-        .await?;
-    Ok(Reply::ok(&outcome.order)?.replayed(outcome.replayed))
+    answer_once(
+        &app.store,
+        &user_id,
+        key,
+        Fingerprint::cancel(order_id),
+        Answer::Updated,
+        |claim| async {
+            let claim = claim;
+            app.store
+                .cancel_order(&user_id, order_id, claim.as_ref())
+                .await
+        },
+    )
+    .await
 }

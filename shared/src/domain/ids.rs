@@ -3,7 +3,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use ulid::Ulid;
 
 use super::ValidationError;
@@ -81,7 +80,7 @@ plain_id!(
 
 /// An order's id: 26 characters of Crockford base32 (a ULID). Orders created without an
 /// Idempotency-Key get a time-ordered ULID; orders created with one get an id derived from the
-/// user and the key, so a retry addresses the very same item.
+/// user and the key (`IdempotencyKey::order_id`), so a retry addresses the very same item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct OrderId(Ulid);
@@ -106,18 +105,9 @@ impl OrderId {
         Self(Ulid::new())
     }
 
-    /// The id a create request with this key gets: the same user and key always give the same
-    /// id, which is what makes the create idempotent without a separate idempotency item.
-    pub fn for_idempotency_key(user_id: &UserId, key: &IdempotencyKey) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"create-order\0");
-        hasher.update(user_id.as_str().as_bytes());
-        hasher.update(b"\0");
-        hasher.update(key.as_str().as_bytes());
-        let digest = hasher.finalize();
-        let mut first_sixteen = [0_u8; 16];
-        first_sixteen.copy_from_slice(&digest[..16]);
-        Self(Ulid::from(u128::from_be_bytes(first_sixteen)))
+    /// The order id whose 128 bits these are (see `IdempotencyKey::order_id`).
+    pub(super) fn from_bits(bits: u128) -> Self {
+        Self(Ulid::from(bits))
     }
 }
 
@@ -137,47 +127,6 @@ impl From<OrderId> for String {
 impl fmt::Display for OrderId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "{}", self.0)
-    }
-}
-
-/// The longest Idempotency-Key we accept, as in the API contract.
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
-
-/// A client-chosen Idempotency-Key: 1 to 255 printable ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY_LENGTH {
-            return Err(ValidationError::new(
-                "Idempotency-Key must be 1 to 255 characters long",
-            ));
-        }
-        if !value.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
-            return Err(ValidationError::new(
-                "Idempotency-Key may contain only printable ASCII characters",
-            ));
-        }
-        Ok(Self(value.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for IdempotencyKey {
-    type Error = ValidationError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<IdempotencyKey> for String {
-    fn from(value: IdempotencyKey) -> String {
-        value.0
     }
 }
 
@@ -210,26 +159,5 @@ mod tests {
         assert_eq!(OrderId::parse(&id.to_string()), Ok(id));
         assert!(OrderId::parse("not-an-order-id").is_err());
         assert!(OrderId::parse("ZZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err());
-    }
-
-    #[test]
-    fn keyed_order_ids_are_stable_per_user_and_key() {
-        let user = UserId::parse("user-1").unwrap();
-        let other_user = UserId::parse("user-2").unwrap();
-        let key = IdempotencyKey::parse("key-1").unwrap();
-        let first = OrderId::for_idempotency_key(&user, &key);
-        assert_eq!(first, OrderId::for_idempotency_key(&user, &key));
-        assert_ne!(first, OrderId::for_idempotency_key(&other_user, &key));
-        assert_eq!(OrderId::parse(&first.to_string()), Ok(first));
-    }
-
-    #[test]
-    fn idempotency_keys_are_bounded_printable_ascii() {
-        assert!(IdempotencyKey::parse("a").is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
-        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
-        assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse("tab\there").is_err());
-        assert!(IdempotencyKey::parse("ключ").is_err());
     }
 }

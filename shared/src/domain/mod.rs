@@ -1,12 +1,17 @@
 //! Pure domain types: identifiers, money, quantities, orders and the validated create request.
 //! Nothing here performs IO, imports the AWS SDK, `lambda_http` or tokio.
 
+mod idempotency;
 mod ids;
 mod money;
 mod order;
 mod request;
 
-pub use ids::{IdempotencyKey, OrderId, ProductId, UserId};
+pub use idempotency::{
+    Answer, Claim, Conflict, Fingerprint, IdempotencyKey, Prior, Refusal, DEFAULT_ANSWER_TTL,
+    IN_FLIGHT_LEASE, MAX_IDEMPOTENCY_KEY_LENGTH,
+};
+pub use ids::{OrderId, ProductId, UserId};
 pub use money::{Money, Quantity};
 pub use order::{Order, OrderLine, OrderStatus, Timestamp};
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, MAX_ORDER_LINES};

@@ -5,7 +5,7 @@ pub mod problem;
 mod reply;
 mod request;
 
-pub use reply::Reply;
+pub use reply::{order_location, Reply};
 pub use request::{
     idempotency_key, json_body, list_query, path_order_id, path_user_id, reject_oversized_body,
     DEFAULT_LIST_LIMIT, MAX_BODY_BYTES, MAX_LIST_LIMIT,

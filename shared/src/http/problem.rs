@@ -24,7 +24,8 @@ pub fn status_of(error: &ServiceError) -> StatusCode {
         | ServiceError::InsufficientBalance { .. }
         | ServiceError::OrderAlreadyPaid
         | ServiceError::OrderCancelled
-        | ServiceError::Contention { .. } => StatusCode::CONFLICT,
+        | ServiceError::Contention { .. }
+        | ServiceError::RequestInProgress { .. } => StatusCode::CONFLICT,
         ServiceError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         ServiceError::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -46,6 +47,7 @@ fn title_of(error: &ServiceError) -> &'static str {
         ServiceError::OrderAlreadyPaid => "Order already paid",
         ServiceError::OrderCancelled => "Order cancelled",
         ServiceError::IdempotencyKeyReused => "Idempotency-Key reused",
+        ServiceError::RequestInProgress { .. } => "Request in progress",
         ServiceError::Contention { .. } => "Concurrent request",
         ServiceError::StoreUnavailable { .. } => "Service temporarily unavailable",
         ServiceError::Internal(_) => "Internal error",
@@ -108,7 +110,8 @@ pub fn problem_response(error: &ServiceError) -> Response<Body> {
     );
     let retry_after = match error {
         ServiceError::StoreUnavailable { retry_after, .. }
-        | ServiceError::Contention { retry_after } => Some(retry_after.as_secs().max(1)),
+        | ServiceError::Contention { retry_after }
+        | ServiceError::RequestInProgress { retry_after } => Some(retry_after.as_secs().max(1)),
         _ => None,
     };
     if let Some(seconds) = retry_after {

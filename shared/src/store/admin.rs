@@ -14,7 +14,7 @@ use super::items::{
 };
 use super::retry::back_off;
 use super::DynamoOrderStore;
-use crate::domain::{Money, Order, OrderStatus, ProductId, UserId};
+use crate::domain::{Answer, Money, Order, OrderStatus, ProductId, UserId};
 use crate::error::ServiceError;
 
 /// What `seed` writes: `user-1..user-N` with `balance` each, `product-1..product-M` with
@@ -267,6 +267,8 @@ impl DynamoOrderStore {
         let mut reserved: HashMap<String, i64> = HashMap::new();
         let mut paid: HashMap<String, i64> = HashMap::new();
         let mut violations = Vec::new();
+        let mut order_ids = std::collections::HashSet::new();
+        let mut answered_orders = Vec::new();
         for item in self.scan_all().await? {
             match entity_of(&item) {
                 Some("USER") => {
@@ -283,6 +285,7 @@ impl DynamoOrderStore {
                     let order: OrderRecord =
                         from_item(item).map_err(|error| mapping_error("an order", error))?;
                     report.orders += 1;
+                    order_ids.insert((order.user_id.to_string(), order.order_id));
                     *report
                         .orders_by_status
                         .entry(order.status.as_str().to_owned())
@@ -299,7 +302,27 @@ impl DynamoOrderStore {
                             order.total_amount.won();
                     }
                 }
+                Some(super::idempotency::IDEMPOTENCY_ENTITY) => {
+                    let record: super::idempotency::IdempotencyRecord = from_item(item)
+                        .map_err(|error| mapping_error("an idempotency record", error))?;
+                    if let Some(Answer::Created(order) | Answer::Updated(order)) = &record.answer {
+                        if order.user_id != record.user_id {
+                            violations.push(format!(
+                                "the Idempotency-Key record of user {} answers with order {} of user {}",
+                                record.user_id, order.order_id, order.user_id
+                            ));
+                        }
+                        answered_orders.push((order.user_id.to_string(), order.order_id));
+                    }
+                }
                 other => violations.push(format!("an item of unknown entity {other:?}")),
+            }
+        }
+        for (user_id, order_id) in &answered_orders {
+            if !order_ids.contains(&(user_id.clone(), *order_id)) {
+                violations.push(format!(
+                    "an Idempotency-Key record of user {user_id} answers with order {order_id}, which does not exist"
+                ));
             }
         }
         for (user_id, total) in &paid {

@@ -23,6 +23,8 @@ pub struct StoreSettings {
     pub max_sdk_attempts: u32,
     pub breaker_failure_threshold: u32,
     pub breaker_open_for: Duration,
+    /// How long an Idempotency-Key's answer is kept (`IDEMPOTENCY_TTL_HOURS`).
+    pub answer_ttl: Duration,
 }
 
 impl Default for StoreSettings {
@@ -34,6 +36,7 @@ impl Default for StoreSettings {
             max_sdk_attempts: 3,
             breaker_failure_threshold: 5,
             breaker_open_for: Duration::from_secs(2),
+            answer_ttl: crate::domain::DEFAULT_ANSWER_TTL,
         }
     }
 }

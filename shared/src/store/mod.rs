@@ -10,6 +10,7 @@ mod breaker;
 mod client;
 mod cursor;
 mod errors;
+mod idempotency;
 mod items;
 mod orders;
 mod retry;
@@ -21,16 +22,18 @@ pub use admin::{seeded_price as seeded_price_of, AuditReport, SeedPlan, SeedSumm
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;
+pub use idempotency::TTL_ATTRIBUTE;
 pub use retry::{count_store_retries, store_retries_so_far};
 
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::domain::{IdempotencyKey, NewOrder, Order, OrderId, UserId};
+use crate::domain::{Claim, NewOrder, Order, OrderId, Prior, Refusal, UserId};
 use crate::error::ServiceError;
 
-/// The result of a state-changing call: the order, and whether it is a replay of an earlier
-/// request with the same Idempotency-Key (no second effect happened).
+/// The result of a state-changing call: the order, and whether it is a replay (no second
+/// effect happened): an earlier attempt of the same request had already made the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub order: Order,
@@ -44,13 +47,37 @@ pub struct OrderPage {
     pub next_cursor: Option<Cursor>,
 }
 
+/// The Idempotency-Key records. A state change made under a claim answers it in its own
+/// transaction; `App::answer_once` drives the rest.
+pub trait KeepAnswers: Send + Sync {
+    /// Claims the key for this request: `None` when it is now this request's, otherwise the
+    /// key's live record (in flight, or answered).
+    fn claim(
+        &self,
+        user_id: &UserId,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<Option<Prior>, ServiceError>> + Send;
+
+    /// Answers the claim with a business refusal: `None` when recorded, otherwise the record
+    /// that holds the key now (another request answered it first).
+    fn answer_refusal(
+        &self,
+        user_id: &UserId,
+        claim: &Claim,
+        refusal: Refusal,
+    ) -> impl Future<Output = Result<Option<Prior>, ServiceError>> + Send;
+
+    /// Gives the key up after a failure that is no outcome (best effort: the lease lapses).
+    fn release(&self, user_id: &UserId, claim: &Claim) -> impl Future<Output = ()> + Send;
+}
+
 pub trait CreateOrders: Send + Sync {
     /// Snapshots prices and reserves stock for every line, or for none.
     fn create_order(
         &self,
         user_id: &UserId,
         order: &NewOrder,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
 }
 
@@ -60,7 +87,7 @@ pub trait PayOrders: Send + Sync {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
 }
 
@@ -70,7 +97,7 @@ pub trait CancelOrders: Send + Sync {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
 }
 
@@ -96,6 +123,7 @@ pub struct DynamoOrderStore {
     client: Client,
     table: Arc<str>,
     breaker: Arc<CircuitBreaker>,
+    answer_ttl: Duration,
 }
 
 impl DynamoOrderStore {
@@ -107,6 +135,7 @@ impl DynamoOrderStore {
                 settings.breaker_failure_threshold,
                 settings.breaker_open_for,
             )),
+            answer_ttl: settings.answer_ttl,
         }
     }
 

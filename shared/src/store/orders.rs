@@ -10,7 +10,6 @@ use aws_sdk_dynamodb::types::{
     CancellationReason, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::cursor::Cursor;
@@ -25,8 +24,8 @@ use super::{
     CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders,
 };
 use crate::domain::{
-    IdempotencyKey, Money, NewOrder, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp,
-    UserId,
+    Answer, Claim, Fingerprint, Money, NewOrder, Order, OrderId, OrderLine, OrderStatus, ProductId,
+    Timestamp, UserId,
 };
 use crate::error::ServiceError;
 
@@ -49,31 +48,33 @@ fn now() -> Timestamp {
     Timestamp::from_datetime(OffsetDateTime::now_utc())
 }
 
-/// A token recorded on the order by the request that paid or cancelled it. With an
-/// Idempotency-Key it is derived from the key, so the client's retry recognises its own effect;
-/// without one it is unique to this request, so the SDK's own retry after an ambiguous timeout
-/// still recognises the write it already made.
-fn request_token(key: Option<&IdempotencyKey>) -> String {
-    match key {
-        Some(key) => format!("key:{}", key.as_str()),
-        None => format!("once:{}", ulid::Ulid::new()),
-    }
+/// A token recorded on the order by the request that paid or cancelled it, unique to the
+/// request: the SDK's own retry after an ambiguous timeout recognises the write it already
+/// made. (A client's retry is recognised by its Idempotency-Key's record.)
+fn request_token() -> String {
+    format!("once:{}", ulid::Ulid::new())
 }
 
-/// A digest of the create request's content, stored on the order so that a retry with the
-/// same key but a different body is recognised and refused.
-fn request_hash(order: &NewOrder) -> String {
-    let mut hasher = Sha256::new();
-    for line in order.lines() {
-        hasher.update(line.product_id.as_str().as_bytes());
-        hasher.update(b"\0");
-        hasher.update(line.quantity.get().to_be_bytes());
+/// The claim's answer update for a transaction, when the request has a claim.
+fn with_answer(
+    store: &DynamoOrderStore,
+    transaction: &mut Vec<TransactWriteItem>,
+    user_id: &UserId,
+    claim: Option<&Claim>,
+    answer: impl FnOnce() -> Answer,
+) -> Result<(), ServiceError> {
+    if let Some(claim) = claim {
+        transaction.push(store.answer_claim_item(user_id, claim, &answer())?);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    Ok(())
+}
+
+/// A transaction whose claim condition failed: the key is no longer this request's (its lease
+/// lapsed and another request claimed it). Nothing was applied; the retry gets the answer.
+fn claim_lost() -> ServiceError {
+    ServiceError::RequestInProgress {
+        retry_after: crate::error::IN_FLIGHT_RETRY_AFTER,
+    }
 }
 
 fn build_error(error: impl std::fmt::Display) -> ServiceError {
@@ -89,6 +90,7 @@ impl DynamoOrderStore {
         items: Vec<TransactWriteItem>,
     ) -> Result<(), WriteRejected> {
         let mut attempt = 1;
+        let mut throttled = false;
         loop {
             let sent = self
                 .client
@@ -106,6 +108,9 @@ impl DynamoOrderStore {
                     if reasons.iter().any(condition_failed) {
                         return Err(WriteRejected::Conditions(reasons.to_vec()));
                     }
+                    throttled |= reasons
+                        .iter()
+                        .any(|reason| is_throttling_code(reason.code()));
                     reasons.iter().all(|reason| {
                         matches!(
                             reason.code(),
@@ -123,10 +128,21 @@ impl DynamoOrderStore {
                 tracing::warn!(
                     operation,
                     attempt,
-                    "transaction conflicts exhausted the retries"
+                    throttled,
+                    "transaction conflicts or throttling exhausted the retries"
                 );
-                return Err(WriteRejected::Store(ServiceError::Contention {
-                    retry_after: RETRY_AFTER,
+                // Throttling is the store failing to keep up, not a conflict between clients:
+                // a 503 that feeds the breaker and the 5xx alarms.
+                return Err(WriteRejected::Store(if throttled {
+                    ServiceError::StoreUnavailable {
+                        retry_after: RETRY_AFTER,
+                        source: format!("{operation}: transactions throttled {attempt} times")
+                            .into(),
+                    }
+                } else {
+                    ServiceError::Contention {
+                        retry_after: RETRY_AFTER,
+                    }
                 }));
             }
             back_off(attempt).await;
@@ -245,12 +261,10 @@ impl DynamoOrderStore {
         &self,
         user_id: &UserId,
         new_order: &NewOrder,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        let request_hash = request_hash(new_order);
-        let order_id = idempotency_key.map_or_else(OrderId::random, |key| {
-            OrderId::for_idempotency_key(user_id, key)
-        });
+        let request_hash = Fingerprint::create(new_order).as_str().to_owned();
+        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
         let prices = self.read_user_and_products(user_id, new_order).await?;
         let mut lines = Vec::with_capacity(new_order.lines().len());
         for line in new_order.lines() {
@@ -278,7 +292,7 @@ impl DynamoOrderStore {
         let record = OrderRecord::new(order.clone(), request_hash.clone());
         let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
 
-        let mut transaction = Vec::with_capacity(order.items.len() + 1);
+        let mut transaction = Vec::with_capacity(order.items.len() + 2);
         transaction.push(
             TransactWriteItem::builder()
                 .put(
@@ -314,6 +328,9 @@ impl DynamoOrderStore {
                     .build(),
             );
         }
+        with_answer(self, &mut transaction, user_id, claim, || {
+            Answer::Created(order.clone())
+        })?;
 
         match self.transact("CreateOrder", transaction).await {
             Ok(()) => Ok(Outcome {
@@ -333,18 +350,21 @@ impl DynamoOrderStore {
                     }
                     // Without a key the id is unique to this request, so an existing item is
                     // our own earlier attempt that the SDK retried after an ambiguous timeout.
+                    // With one, the key's answer has expired and the order is what it created.
                     return Ok(Outcome {
                         order: existing.to_order(),
-                        replayed: idempotency_key.is_some(),
+                        replayed: claim.is_some(),
                     });
                 }
                 let short_line = reasons
                     .iter()
                     .skip(1)
+                    .take(order.items.len())
                     .position(condition_failed)
                     .and_then(|index| order.items.get(index));
                 match short_line {
                     Some(line) => Err(ServiceError::OutOfStock(line.product_id.clone())),
+                    None if claim.is_some() => Err(claim_lost()),
                     None => Err(ServiceError::internal(
                         "create cancelled without a failed condition",
                     )),
@@ -406,9 +426,9 @@ impl DynamoOrderStore {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        let token = request_token(idempotency_key);
+        let token = request_token();
         let mut record = self
             .read_order_record(user_id, order_id)
             .await?
@@ -418,7 +438,7 @@ impl DynamoOrderStore {
                 OrderStatus::Paid if record.pay_token.as_deref() == Some(token.as_str()) => {
                     return Ok(Outcome {
                         order: record.to_order(),
-                        replayed: idempotency_key.is_some(),
+                        replayed: false,
                     });
                 }
                 OrderStatus::Paid => return Err(ServiceError::OrderAlreadyPaid),
@@ -426,7 +446,10 @@ impl DynamoOrderStore {
                 OrderStatus::Created => {}
             }
             let paid_at = now();
-            let transaction = vec![
+            let mut paid = record.clone();
+            paid.status = OrderStatus::Paid;
+            paid.paid_at = Some(paid_at);
+            let mut transaction = vec![
                 self.order_status_update(
                     user_id,
                     order_id,
@@ -445,12 +468,13 @@ impl DynamoOrderStore {
                     record.total_amount,
                 )?,
             ];
+            with_answer(self, &mut transaction, user_id, claim, || {
+                Answer::Updated(paid.to_order())
+            })?;
             match self.transact("PayOrder", transaction).await {
                 Ok(()) => {
-                    record.status = OrderStatus::Paid;
-                    record.paid_at = Some(paid_at);
                     return Ok(Outcome {
-                        order: record.to_order(),
+                        order: paid.to_order(),
                         replayed: false,
                     });
                 }
@@ -473,6 +497,7 @@ impl DynamoOrderStore {
                                 ServiceError::UserNotFound
                             });
                         }
+                        _ if claim.is_some() => return Err(claim_lost()),
                         _ => {
                             return Err(ServiceError::internal(
                                 "payment cancelled without a failed condition",
@@ -491,9 +516,9 @@ impl DynamoOrderStore {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        let token = request_token(idempotency_key);
+        let token = request_token();
         let mut record = self
             .read_order_record(user_id, order_id)
             .await?
@@ -504,13 +529,16 @@ impl DynamoOrderStore {
                 if record.cancel_token.as_deref() == Some(token.as_str()) {
                     return Ok(Outcome {
                         order: record.to_order(),
-                        replayed: idempotency_key.is_some(),
+                        replayed: false,
                     });
                 }
                 return Err(ServiceError::OrderCancelled);
             }
             let cancelled_at = now();
-            let mut transaction = Vec::with_capacity(record.items.len() + 2);
+            let mut cancelled = record.clone();
+            cancelled.status = OrderStatus::Cancelled;
+            cancelled.cancelled_at = Some(cancelled_at);
+            let mut transaction = Vec::with_capacity(record.items.len() + 3);
             transaction.push(self.order_status_update(
                 user_id,
                 order_id,
@@ -550,12 +578,13 @@ impl DynamoOrderStore {
                     record.total_amount,
                 )?);
             }
+            with_answer(self, &mut transaction, user_id, claim, || {
+                Answer::Updated(cancelled.to_order())
+            })?;
             match self.transact("CancelOrder", transaction).await {
                 Ok(()) => {
-                    record.status = OrderStatus::Cancelled;
-                    record.cancelled_at = Some(cancelled_at);
                     return Ok(Outcome {
-                        order: record.to_order(),
+                        order: cancelled.to_order(),
                         replayed: false,
                     });
                 }
@@ -565,6 +594,9 @@ impl DynamoOrderStore {
                         record = self
                             .order_after_failed_condition(order_reason, user_id, order_id)
                             .await?;
+                    }
+                    _ if claim.is_some() && reasons.last().is_some_and(condition_failed) => {
+                        return Err(claim_lost())
                     }
                     _ => {
                         return Err(ServiceError::internal(
@@ -651,9 +683,9 @@ impl CreateOrders for DynamoOrderStore {
         &self,
         user_id: &UserId,
         order: &NewOrder,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.create_order_unguarded(user_id, order, idempotency_key))
+        self.guarded(self.create_order_unguarded(user_id, order, claim))
             .await
     }
 }
@@ -663,9 +695,9 @@ impl PayOrders for DynamoOrderStore {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.pay_order_unguarded(user_id, order_id, idempotency_key))
+        self.guarded(self.pay_order_unguarded(user_id, order_id, claim))
             .await
     }
 }
@@ -675,9 +707,9 @@ impl CancelOrders for DynamoOrderStore {
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        idempotency_key: Option<&IdempotencyKey>,
+        claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.cancel_order_unguarded(user_id, order_id, idempotency_key))
+        self.guarded(self.cancel_order_unguarded(user_id, order_id, claim))
             .await
     }
 }

@@ -27,6 +27,8 @@ pub struct TableSchema {
     pub key: KeySchema,
     /// (index name, key, projection type) of every local secondary index.
     pub local_indexes: Vec<(&'static str, KeySchema, &'static str)>,
+    /// The attribute whose epoch seconds expire an item (Idempotency-Key records).
+    pub ttl_attribute: &'static str,
 }
 
 pub fn table_schema() -> TableSchema {
@@ -34,6 +36,7 @@ pub fn table_schema() -> TableSchema {
         attributes: vec![(PK, "S"), (SK, "S"), (LIST_SK, "S")],
         key: vec![(PK, "HASH"), (SK, "RANGE")],
         local_indexes: vec![(LIST_INDEX, vec![(PK, "HASH"), (LIST_SK, "RANGE")], "ALL")],
+        ttl_attribute: super::idempotency::TTL_ATTRIBUTE,
     }
 }
 
@@ -97,6 +100,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), ServiceErr
             .and_then(|table| table.table_status())
             .is_some_and(|status| status.as_str() == "ACTIVE");
         if active {
+            client
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(
+                    aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                        .attribute_name(schema.ttl_attribute)
+                        .enabled(true)
+                        .build()
+                        .map_err(|error| ServiceError::internal(error.to_string()))?,
+                )
+                .send()
+                .await
+                .map_err(|error| store_error("UpdateTimeToLive", error))?;
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

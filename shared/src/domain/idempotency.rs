@@ -1,0 +1,340 @@
+//! What an `Idempotency-Key` means, in one place (the model of Stripe's idempotent requests,
+//! the IETF `Idempotency-Key` draft and Powertools' persistence records):
+//!
+//! - A key belongs to its user. The first executed request with it fixes the request's
+//!   [`Fingerprint`] (route, order id, body content).
+//! - That request's business outcome, success or refusal, is the key's [`Answer`]. Every later
+//!   request with the key and the same fingerprint gets that answer, whatever happened since;
+//!   a different fingerprint is refused ([`Conflict::KeyReused`]).
+//! - While the first request is in flight, the key is held by its [`Claim`]; a retry then is
+//!   told to come back later ([`Conflict::InFlight`]) and is never executed a second time.
+//! - Validation errors and server errors are no outcome: they release the claim, so a fixed or
+//!   retried request can still go through.
+//!
+//! How the records are stored (a claim item, completed in the same transaction as the effect)
+//! is the store's business; what they mean is decided here.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Money, NewOrder, Order, OrderId, ProductId, UserId, ValidationError};
+
+/// The longest Idempotency-Key we accept, as in the API contract.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+
+/// How long a claim holds a key against retries while its request runs. Longer than the
+/// functions' timeout (10 s in template.yaml; a test keeps them in step), so a claim can only
+/// lapse once its request can no longer be running.
+pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(15);
+
+/// How long a key's answer is kept by default (`IDEMPOTENCY_TTL_HOURS`).
+pub const DEFAULT_ANSWER_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A client-chosen Idempotency-Key: 1 to 255 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        if value.is_empty() || value.len() > MAX_IDEMPOTENCY_KEY_LENGTH {
+            return Err(ValidationError::new(
+                "Idempotency-Key must be 1 to 255 characters long",
+            ));
+        }
+        if !value.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
+            return Err(ValidationError::new(
+                "Idempotency-Key may contain only printable ASCII characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id a create request with this key gets: the same user and key always give the same
+    /// id, so even a retry after the key's answer expired addresses the order it created.
+    pub fn order_id(&self, user_id: &UserId) -> OrderId {
+        // The derivation predates this module; saved events and existing orders rely on it.
+        let mut hasher = Sha256::new();
+        hasher.update(b"create-order\0");
+        hasher.update(user_id.as_str().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(self.0.as_bytes());
+        let digest = hasher.finalize();
+        let mut first_sixteen = [0_u8; 16];
+        first_sixteen.copy_from_slice(&digest[..16]);
+        OrderId::from_bits(u128::from_be_bytes(first_sixteen))
+    }
+
+    /// A fixed-length name for the key's record (keys may hold any printable character).
+    pub fn record_id(&self) -> String {
+        hex(&digest(&[b"idempotency-key", self.0.as_bytes()]))
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(value: IdempotencyKey) -> String {
+        value.0
+    }
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What identifies a request for its key: the route, the order it addresses and the content
+/// of its body (parsed, so a retry that spaces its JSON differently is the same request).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn create(order: &NewOrder) -> Self {
+        let mut parts: Vec<Vec<u8>> = vec![b"create-order".to_vec()];
+        for line in order.lines() {
+            parts.push(line.product_id.as_str().as_bytes().to_vec());
+            parts.push(line.quantity.get().to_be_bytes().to_vec());
+        }
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Self(hex(&digest(&parts)))
+    }
+
+    pub fn pay(order_id: OrderId) -> Self {
+        Self(hex(&digest(&[
+            b"pay-order",
+            order_id.to_string().as_bytes(),
+        ])))
+    }
+
+    pub fn cancel(order_id: OrderId) -> Self {
+        Self(hex(&digest(&[
+            b"cancel-order",
+            order_id.to_string().as_bytes(),
+        ])))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A business refusal: an outcome the client is told and that is final for its key. Errors
+/// that are not outcomes (invalid input, contention, an unavailable store) are not refusals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Refusal {
+    UserNotFound,
+    OrderNotFound,
+    ProductNotFound {
+        #[serde(rename = "productId")]
+        product_id: ProductId,
+    },
+    OutOfStock {
+        #[serde(rename = "productId")]
+        product_id: ProductId,
+    },
+    InsufficientBalance {
+        required: Money,
+    },
+    OrderAlreadyPaid,
+    OrderCancelled,
+}
+
+/// The business outcome of a state-changing request, as its key keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Answer {
+    /// A create succeeded: the order as it was created.
+    Created(Order),
+    /// A payment or cancellation succeeded: the order as the change left it.
+    Updated(Order),
+    /// The request was refused for a business reason.
+    Refused(Refusal),
+}
+
+/// A request's hold on its key while it runs. The token tells its own record apart from one a
+/// later request made after the lease lapsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub key: IdempotencyKey,
+    pub fingerprint: Fingerprint,
+    pub token: String,
+}
+
+impl Claim {
+    pub fn new(key: IdempotencyKey, fingerprint: Fingerprint) -> Self {
+        Self {
+            key,
+            fingerprint,
+            token: ulid::Ulid::new().to_string(),
+        }
+    }
+
+    /// What a request gets when its key already has a live record: the recorded answer if it
+    /// is the same request, otherwise a conflict.
+    pub fn against(&self, prior: &Prior) -> Result<Answer, Conflict> {
+        let (fingerprint, answer) = match prior {
+            Prior::InFlight { fingerprint } => (fingerprint, None),
+            Prior::Answered {
+                fingerprint,
+                answer,
+            } => (fingerprint, Some(answer)),
+        };
+        if *fingerprint != self.fingerprint {
+            return Err(Conflict::KeyReused);
+        }
+        answer.cloned().ok_or(Conflict::InFlight)
+    }
+}
+
+/// A live record of a key, found by a request that tried to claim it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// An earlier request holds the key and has not answered yet.
+    InFlight { fingerprint: Fingerprint },
+    /// An earlier request answered.
+    Answered {
+        fingerprint: Fingerprint,
+        answer: Answer,
+    },
+}
+
+/// Why a request with a used key is not answered from its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The key was used for a different request.
+    KeyReused,
+    /// The request that holds the key is still running.
+    InFlight,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CreateOrderRequest;
+
+    fn new_order(body: &str) -> NewOrder {
+        NewOrder::try_from(serde_json::from_str::<CreateOrderRequest>(body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_printable_ascii() {
+        assert!(IdempotencyKey::parse("a").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("tab\there").is_err());
+        assert!(IdempotencyKey::parse("ключ").is_err());
+    }
+
+    #[test]
+    fn keyed_order_ids_are_stable_per_user_and_key() {
+        let user = UserId::parse("user-1").unwrap();
+        let other_user = UserId::parse("user-2").unwrap();
+        let key = IdempotencyKey::parse("key-1").unwrap();
+        let first = key.order_id(&user);
+        assert_eq!(first, key.order_id(&user));
+        assert_ne!(first, key.order_id(&other_user));
+        assert_ne!(
+            first,
+            IdempotencyKey::parse("key-2").unwrap().order_id(&user)
+        );
+        assert_eq!(OrderId::parse(&first.to_string()), Ok(first));
+    }
+
+    #[test]
+    fn record_ids_are_fixed_length_and_distinct() {
+        let a = IdempotencyKey::parse("a/b#c").unwrap().record_id();
+        let b = IdempotencyKey::parse("a/b#d").unwrap().record_id();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn fingerprints_tell_routes_orders_and_bodies_apart() {
+        let order = OrderId::random();
+        let other = OrderId::random();
+        assert_eq!(Fingerprint::pay(order), Fingerprint::pay(order));
+        assert_ne!(Fingerprint::pay(order), Fingerprint::pay(other));
+        assert_ne!(Fingerprint::pay(order), Fingerprint::cancel(order));
+        let spaced = new_order(r#"{ "items" : [ {"quantity":2, "productId":"product-1"} ] }"#);
+        let compact = new_order(r#"{"items":[{"productId":"product-1","quantity":2}]}"#);
+        let more = new_order(r#"{"items":[{"productId":"product-1","quantity":3}]}"#);
+        assert_eq!(Fingerprint::create(&spaced), Fingerprint::create(&compact));
+        assert_ne!(Fingerprint::create(&compact), Fingerprint::create(&more));
+        // Length-prefixed parts: "product-1" + 12 differs from "product-11" + 2.
+        let a = new_order(r#"{"items":[{"productId":"product-1","quantity":12}]}"#);
+        let b = new_order(r#"{"items":[{"productId":"product-11","quantity":2}]}"#);
+        assert_ne!(Fingerprint::create(&a), Fingerprint::create(&b));
+    }
+
+    #[test]
+    fn a_prior_record_answers_the_same_request_and_refuses_another() {
+        let key = IdempotencyKey::parse("k").unwrap();
+        let order = OrderId::random();
+        let claim = Claim::new(key.clone(), Fingerprint::pay(order));
+        let answer = Answer::Refused(Refusal::OrderCancelled);
+        assert_eq!(
+            claim.against(&Prior::Answered {
+                fingerprint: Fingerprint::pay(order),
+                answer: answer.clone(),
+            }),
+            Ok(answer.clone())
+        );
+        assert_eq!(
+            claim.against(&Prior::Answered {
+                fingerprint: Fingerprint::cancel(order),
+                answer,
+            }),
+            Err(Conflict::KeyReused)
+        );
+        assert_eq!(
+            claim.against(&Prior::InFlight {
+                fingerprint: Fingerprint::pay(order),
+            }),
+            Err(Conflict::InFlight)
+        );
+        assert_eq!(
+            claim.against(&Prior::InFlight {
+                fingerprint: Fingerprint::cancel(order),
+            }),
+            Err(Conflict::KeyReused)
+        );
+        assert_ne!(claim.token, Claim::new(key, Fingerprint::pay(order)).token);
+    }
+
+    #[test]
+    fn answers_round_trip_through_serde() {
+        let answer = Answer::Refused(Refusal::OutOfStock {
+            product_id: ProductId::parse("product-1").unwrap(),
+        });
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            text,
+            r#"{"REFUSED":{"OUT_OF_STOCK":{"productId":"product-1"}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Answer>(&text).unwrap(), answer);
+    }
+}
