@@ -11,7 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
+use order_service::app::answer_once;
+use order_service::domain::{
+    Answer, CreateOrderRequest, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId,
+};
+use order_service::http::Reply;
 use order_service::store::{CreateOrders, PayOrders, ReadOrders};
 
 use crate::data::{self, SeedArgs};
@@ -60,9 +64,15 @@ fn bench_seed() -> SeedArgs {
 }
 
 /// Journeys through the store directly: `concurrency` workers, each create -> pay -> get in a
-/// loop for `seconds`; returns DynamoDB-level operations per second (3 per journey) and p95 of
-/// a journey.
-pub fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(f64, f64)> {
+/// loop for `seconds`; returns journey steps per second (3 per journey, the API requests the
+/// journey stands for) and p95 of a journey. `keyed` sends the create and the payment under
+/// Idempotency-Keys, as the functions run them (claim, then the answer in the transaction).
+pub fn raw_level(
+    state: &StackState,
+    concurrency: u32,
+    seconds: u64,
+    keyed: bool,
+) -> Result<(f64, f64)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,6 +80,7 @@ pub fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(
     runtime.block_on(async {
         let store = Arc::new(data::store_for(&state.dynamodb_endpoint, &state.table).await);
         let journeys = Arc::new(AtomicU64::new(0));
+        let stamp = OrderId::random();
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut workers = tokio::task::JoinSet::new();
         for worker in 0..concurrency {
@@ -91,16 +102,43 @@ pub fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(
                     let order =
                         NewOrder::try_from(request).map_err(|error| anyhow::anyhow!("{error}"))?;
                     let started = Instant::now();
-                    let created = store
-                        .create_order(&user, &order, None)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("create: {error}"))?;
+                    let (store, user, order) = (&*store, &user, &order);
+                    let key = |step: &str| {
+                        keyed.then(|| {
+                            IdempotencyKey::parse(&format!(
+                                "bench-{step}-{stamp}-{worker}-{iteration}"
+                            ))
+                        })
+                    };
+                    let create_key = key("create")
+                        .transpose()
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    let created = answer_once(
+                        store,
+                        user,
+                        create_key,
+                        Fingerprint::create(order),
+                        Answer::Created,
+                        |claim| async move { store.create_order(user, order, claim.as_ref()).await },
+                    )
+                    .await
+                    .map_err(|error| anyhow::anyhow!("create: {error}"))?;
+                    let order_id = created_order_id(created)?;
+                    let pay_key = key("pay")
+                        .transpose()
+                        .map_err(|error| anyhow::anyhow!("{error}"))?;
+                    answer_once(
+                        store,
+                        user,
+                        pay_key,
+                        Fingerprint::pay(order_id),
+                        Answer::Updated,
+                        |claim| async move { store.pay_order(user, order_id, claim.as_ref()).await },
+                    )
+                    .await
+                    .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
                     store
-                        .pay_order(&user, created.order.order_id, None)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
-                    store
-                        .get_order(&user, created.order.order_id)
+                        .get_order(user, order_id)
                         .await
                         .map_err(|error| anyhow::anyhow!("get: {error}"))?;
                     durations.push(started.elapsed().as_secs_f64() * 1_000.0);
@@ -125,9 +163,19 @@ pub fn raw_level(state: &StackState, concurrency: u32, seconds: u64) -> Result<(
     })
 }
 
+/// The order id of a create's rendered answer.
+fn created_order_id(reply: Reply) -> Result<OrderId> {
+    let response = reply.into_response();
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref())?;
+    let text = body["orderId"]
+        .as_str()
+        .context("the create answer has no orderId")?;
+    OrderId::parse(text).map_err(|error| anyhow::anyhow!("{error}"))
+}
+
 /// One closed-loop level through the whole service: (requests/s, p95 ms, failed requests,
 /// functions' CPU ms per request, gateway CPU ms per request).
-fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64, f64, f64)> {
+fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f64, f64, f64, f64)> {
     let outcome = loadtest::run_scenario(&loadtest::Args {
         scenario: Scenario::Bench,
         rate: None,
@@ -137,7 +185,7 @@ fn service_level(concurrency: u32, seconds: u64) -> Result<(f64, f64, f64, f64, 
             ("VUS".to_owned(), concurrency.to_string()),
             ("CANCEL_EVERY".to_owned(), "0".to_owned()),
             ("LIST_EVERY".to_owned(), "0".to_owned()),
-            ("IDEMPOTENCY".to_owned(), "0".to_owned()),
+            ("IDEMPOTENCY".to_owned(), u8::from(keyed).to_string()),
         ],
         keep_stack: true,
         seed: Some(bench_seed()),
@@ -274,8 +322,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     // DynamoDB Local is a JVM: the first seconds of load run interpreted code. Warm it up
     // (and the functions' connections) before anything is recorded.
     data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-    raw_level(state, 4, 5)?;
-    service_level(4, 5)?;
+    raw_level(state, 4, 5, false)?;
+    service_level(4, 5, false)?;
     eprintln!(
         "serving: {} instance(s) x {} concurrent invocations per function, queue {}",
         state.concurrency, state.max_concurrency, state.queue_depth
@@ -284,10 +332,10 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut flat_levels = 0;
     for &concurrency in &args.concurrency {
         data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-        let (raw, raw_p95) = raw_level(state, concurrency, args.seconds)?;
+        let (raw, raw_p95) = raw_level(state, concurrency, args.seconds, false)?;
         eprintln!("raw      c={concurrency:>3}: {raw:>8.1} ops/s, journey p95 {raw_p95:.1} ms");
         let (service, p95, errors, functions_cpu_ms, gateway_cpu_ms) =
-            service_level(concurrency, args.seconds)?;
+            service_level(concurrency, args.seconds, false)?;
         eprintln!(
             "service  c={concurrency:>3}: {service:>8.1} req/s, p95 {p95:.1} ms, errors {errors:.0}, \
              CPU per request: functions {functions_cpu_ms:.3} ms, gateway {gateway_cpu_ms:.3} ms"
@@ -314,6 +362,21 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
             break;
         }
     }
+    // What Idempotency-Keys cost: the same journeys with keys, at the concurrency where the
+    // raw side peaked (a claim PutItem per keyed request, and the answer in its transaction).
+    let peak = levels
+        .iter()
+        .max_by(|a, b| a.raw_ops_per_second.total_cmp(&b.raw_ops_per_second))
+        .copied()
+        .unwrap_or_default();
+    data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+    let (keyed_raw, keyed_raw_p95) = raw_level(state, peak.concurrency, args.seconds, true)?;
+    let (keyed_service, keyed_p95, keyed_errors, keyed_cpu, _) =
+        service_level(peak.concurrency, args.seconds, true)?;
+    eprintln!(
+        "keyed    c={}: raw {keyed_raw:.1} ops/s, service {keyed_service:.1} req/s, p95 {keyed_p95:.1} ms, errors {keyed_errors:.0}",
+        peak.concurrency
+    );
     let latest = stack::read_state().unwrap_or_else(|| state.clone());
     let sampler = resources::ResourceSampler::start(&latest, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(2));
@@ -362,6 +425,18 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         state.concurrency,
         state.max_concurrency,
         state.queue_depth
+    ));
+    table.push_str(&format!(
+        "## What Idempotency-Keys cost\n\nThe same journeys with an Idempotency-Key on every create and payment (a claim `PutItem` per keyed request, and its answer written inside the request's own transaction), at c={}, the raw side's peak.\n\n| | raw ops/s | raw journey p95 ms | service req/s | service p95 ms | service errors | functions CPU ms/req |\n|---|---:|---:|---:|---:|---:|---:|\n| without keys | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.3} |\n| with keys | {keyed_raw:.1} | {keyed_raw_p95:.1} | {keyed_service:.1} | {keyed_p95:.1} | {keyed_errors:.0} | {keyed_cpu:.3} |\n| keyed / unkeyed | {:.2} | | {:.2} | | | |\n\n",
+        peak.concurrency,
+        peak.raw_ops_per_second,
+        peak.raw_journey_p95_ms,
+        peak.service_requests_per_second,
+        peak.service_p95_ms,
+        peak.service_errors,
+        peak.functions_cpu_ms,
+        keyed_raw / peak.raw_ops_per_second.max(f64::EPSILON),
+        keyed_service / peak.service_requests_per_second.max(f64::EPSILON),
     ));
     table.push_str("## Cold start\n\nInit duration as Lambda reports it: from starting the binary to its first request for an invocation (SDK client, configuration, authenticator built), median of 5 starts.\n\n| function | init ms |\n|---|---:|\n");
     for (function, init) in &colds {

@@ -142,7 +142,7 @@ fn preamble(scenario: Scenario, state: &StackState) -> Result<Preamble> {
     let mut preamble = Preamble::default();
     if warms_up(scenario) {
         eprintln!("Warming DynamoDB Local up ({WARM_UP_SECONDS} s of store journeys) ...");
-        let (ops, _) = crate::bench::raw_level(state, WARM_UP_CONCURRENCY, WARM_UP_SECONDS)?;
+        let (ops, _) = crate::bench::raw_level(state, WARM_UP_CONCURRENCY, WARM_UP_SECONDS, false)?;
         preamble.warm_up = Some(format!(
             "DynamoDB Local was warmed before the measured window: {WARM_UP_SECONDS} s of create -> pay -> get journeys \
              straight through the store crate at concurrency {WARM_UP_CONCURRENCY} ({ops:.0} operations/s); those orders are in the audit."
@@ -151,7 +151,8 @@ fn preamble(scenario: Scenario, state: &StackState) -> Result<Preamble> {
     if measures_store_limit(scenario) {
         let mut best: f64 = 0.0;
         for concurrency in STORE_LIMIT_LEVELS {
-            let (ops, _) = crate::bench::raw_level(state, concurrency, STORE_LIMIT_SECONDS)?;
+            // Keyed, as the k6 journeys are: the limit counts the same DynamoDB work.
+            let (ops, _) = crate::bench::raw_level(state, concurrency, STORE_LIMIT_SECONDS, true)?;
             eprintln!("Store limit probe c={concurrency}: {ops:.0} operations/s");
             best = best.max(ops);
         }

@@ -28,19 +28,14 @@ async fn create_order<S: CreateOrders + KeepAnswers>(
     let key = http::idempotency_key(request)?;
     let body: CreateOrderRequest = http::json_body(request)?;
     let order = NewOrder::try_from(body)?;
-    let fingerprint = Fingerprint::create(&order);
+    let (store, user_id, order) = (&app.store, &user_id, &order);
     answer_once(
-        &app.store,
-        &user_id,
+        store,
+        user_id,
         key,
-        fingerprint,
+        Fingerprint::create(order),
         Answer::Created,
-        |claim| async {
-            let claim = claim;
-            app.store
-                .create_order(&user_id, &order, claim.as_ref())
-                .await
-        },
+        |claim| async move { store.create_order(user_id, order, claim.as_ref()).await },
     )
     .await
 }

@@ -234,3 +234,39 @@ async fn an_idempotency_key_replays_and_refuses_a_different_body() {
 fn body_str() -> &'static str {
     r#"{"items":[{"productId":"product-1","quantity":1}]}"#
 }
+
+#[tokio::test]
+async fn a_keyed_request_refused_as_invalid_can_be_fixed_and_sent_with_its_key() {
+    let (app, table) = test_app(&plan()).await;
+    // GIVEN a keyed create whose line is an array, not an object
+    let invalid = create("user-1", "user-1", r#"{"items":[["product-1",1]]}"#)
+        .header("idempotency-key", "fix-me");
+    let response = create_order::handle(&app, invalid.build()).await;
+    let (status, body) = response_json(&response);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "VALIDATION_ERROR");
+    // WHEN the client fixes the body and sends it with the same key
+    let fixed = create(
+        "user-1",
+        "user-1",
+        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
+    )
+    .header("idempotency-key", "fix-me");
+    let response = create_order::handle(&app, fixed.build()).await;
+    let (status, body) = response_json(&response);
+    // THEN it is executed: a validation error is no answer for the key
+    assert_eq!(status, 201, "{body}");
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    // AND sent again, it is the replay of that 201
+    let again = create(
+        "user-1",
+        "user-1",
+        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
+    )
+    .header("idempotency-key", "fix-me");
+    let replay = create_order::handle(&app, again.build()).await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.body().as_ref(), response.body().as_ref());
+    assert_eq!(table.store.all_orders().await.unwrap().len(), 1);
+}

@@ -22,18 +22,14 @@ async fn pay_order<S: PayOrders + KeepAnswers>(
     let order_id = http::path_order_id(request)?;
     http::reject_oversized_body(request)?;
     let key = http::idempotency_key(request)?;
+    let (store, user_id) = (&app.store, &user_id);
     answer_once(
-        &app.store,
-        &user_id,
+        store,
+        user_id,
         key,
         Fingerprint::pay(order_id),
         Answer::Updated,
-        |claim| async {
-            let claim = claim;
-            app.store
-                .pay_order(&user_id, order_id, claim.as_ref())
-                .await
-        },
+        |claim| async move { store.pay_order(user_id, order_id, claim.as_ref()).await },
     )
     .await
 }

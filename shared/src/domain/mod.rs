@@ -14,7 +14,7 @@ pub use idempotency::{
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::{Money, Quantity};
 pub use order::{Order, OrderLine, OrderStatus, Timestamp};
-pub use request::{CreateOrderRequest, LineRequest, NewOrder, MAX_ORDER_LINES};
+pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
 
 /// The reason a value was rejected while parsing input; rendered as a 400 `VALIDATION_ERROR`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,8 +1,11 @@
 //! The create-order request body and its validation into a `NewOrder`.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::{ProductId, Quantity, ValidationError};
 
@@ -14,7 +17,37 @@ pub const MAX_ORDER_LINES: usize = 20;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrderRequest {
+    #[serde(deserialize_with = "lines_as_objects")]
     pub items: Vec<LineRequest>,
+}
+
+/// A value that must be written as a JSON object. serde's derived structs also accept the
+/// sequence form (`["product-1", 1]` for a line), which the API does not.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
+fn lines_as_objects<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<LineRequest>, D::Error> {
+    let lines = Vec::<Object<LineRequest>>::deserialize(deserializer)?;
+    Ok(lines.into_iter().map(|Object(line)| line).collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -100,5 +133,24 @@ mod tests {
         assert!(parse(r#"{"items":[{"productId":1,"quantity":1}]}"#).is_err());
         assert!(parse(r#"{"items":[{"productId":"p","quantity":0}]}"#).is_err());
         assert!(parse(r#"{"items":{}}"#).is_err());
+    }
+
+    #[test]
+    fn lines_and_the_body_must_be_objects() {
+        let error = parse(r#"{"items":[["product-1",1]]}"#).unwrap_err();
+        assert!(error.contains("expected a JSON object"), "{error}");
+        let error = serde_json::from_str::<Object<CreateOrderRequest>>(
+            r#"[[{"productId":"product-1","quantity":1}]]"#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("expected a JSON object"), "{error}");
+        // The object form still works through the wrapper, unknown fields still refused.
+        assert!(serde_json::from_str::<Object<CreateOrderRequest>>(
+            r#"{"items":[{"productId":"product-1","quantity":1}]}"#
+        )
+        .is_ok());
+        assert!(parse(r#"{"items":[{"productId":"p","quantity":1,"x":1}]}"#).is_err());
     }
 }

@@ -82,9 +82,12 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ServiceErr
     if !is_json_content_type(request) {
         return Err(ServiceError::UnsupportedMediaType);
     }
-    serde_json::from_slice(bytes).map_err(|error| {
-        ServiceError::Validation(format!("the request body is not valid: {error}"))
-    })
+    // A body is an object: serde's derived structs would also take the array form.
+    serde_json::from_slice::<crate::domain::Object<T>>(bytes)
+        .map(|crate::domain::Object(value)| value)
+        .map_err(|error| {
+            ServiceError::Validation(format!("the request body is not valid: {error}"))
+        })
 }
 
 /// The optional `Idempotency-Key` header.
