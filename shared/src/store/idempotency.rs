@@ -202,10 +202,8 @@ impl KeepAnswers for DynamoOrderStore {
                     else {
                         unreachable!("matched above")
                     };
-                    match prior_of(failed.item)? {
-                        Some(prior) => Ok(Some(prior)),
-                        None => self.read_prior(user_id, claim).await,
-                    }
+                    self.prior_after_failed_condition(failed.item, user_id, claim)
+                        .await
                 }
                 Err(error) => Err(store_error("PutItem", error)),
             }
@@ -248,10 +246,8 @@ impl KeepAnswers for DynamoOrderStore {
                     else {
                         unreachable!("matched above")
                     };
-                    match prior_of(failed.item)? {
-                        Some(prior) => Ok(Some(prior)),
-                        None => self.read_prior(user_id, claim).await,
-                    }
+                    self.prior_after_failed_condition(failed.item, user_id, claim)
+                        .await
                 }
                 Err(error) => Err(store_error("UpdateItem", error)),
             }
@@ -287,6 +283,19 @@ impl KeepAnswers for DynamoOrderStore {
 }
 
 impl DynamoOrderStore {
+    /// The key's record as a failed condition returned it, or read when it was not returned.
+    async fn prior_after_failed_condition(
+        &self,
+        returned: Option<Item>,
+        user_id: &UserId,
+        claim: &Claim,
+    ) -> Result<Option<Prior>, ServiceError> {
+        match prior_of(returned)? {
+            Some(prior) => Ok(Some(prior)),
+            None => self.read_prior(user_id, claim).await,
+        }
+    }
+
     /// Reads a key's record when a failed condition did not return it (some emulators don't).
     async fn read_prior(
         &self,
