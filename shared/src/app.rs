@@ -3,7 +3,7 @@
 //! and writes the request's log line and metrics.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -64,6 +64,40 @@ impl App<DynamoOrderStore> {
 #[error("fault injected by FAULT_INJECTION_RATE")]
 struct InjectedFault;
 
+/// What a request keeps back from its invocation's deadline to render, log and return its
+/// answer, so the client always gets a problem+json and never the gateway's 502/504.
+pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
+
+/// How long a request's work may run: until the invocation's deadline (epoch ms, from the
+/// Lambda context) less `ANSWER_RESERVE`. `None` without a deadline. Chained store calls
+/// (batch-read rounds, transaction retries, re-reads) all draw on this one budget.
+pub fn work_budget(deadline_ms: u64, now_ms: u64) -> Option<Duration> {
+    (deadline_ms > 0).then(|| {
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(ANSWER_RESERVE)
+    })
+}
+
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// The budget ran out: the store was too slow for the time this invocation had. A write in
+/// flight may still commit; a keyed retry then gets its answer, or 409 while its claim holds.
+fn out_of_time(budget: Duration) -> ServiceError {
+    ServiceError::StoreUnavailable {
+        retry_after: Duration::from_secs(1),
+        source: format!(
+            "the request's time budget of {} ms ran out",
+            budget.as_millis()
+        )
+        .into(),
+    }
+}
+
 impl<S> App<S> {
     pub fn new(store: S, auth: Authenticator, fault_injection_rate: f64) -> Self {
         Self {
@@ -95,10 +129,18 @@ impl<S> App<S> {
         let started = Instant::now();
         let injected =
             self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
+        let budget = request
+            .lambda_context_ref()
+            .and_then(|context| work_budget(context.deadline, epoch_millis()));
         let (result, store_retries) = if injected {
             (Err(ServiceError::Internal(Box::new(InjectedFault))), 0)
         } else {
-            count_store_retries(work).await
+            match budget {
+                None => count_store_retries(work).await,
+                Some(budget) => tokio::time::timeout(budget, count_store_retries(work))
+                    .await
+                    .unwrap_or_else(|_| (Err(out_of_time(budget)), 0)),
+            }
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
         let (response, code, status, replayed) = match result {
@@ -237,4 +279,24 @@ where
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_is_the_time_to_the_deadline_less_the_reserve() {
+        assert_eq!(work_budget(0, 1_000), None, "no deadline, no budget");
+        assert_eq!(
+            work_budget(20_000, 10_000),
+            Some(Duration::from_millis(9_500))
+        );
+        assert_eq!(work_budget(10_300, 10_000), Some(Duration::ZERO));
+        assert_eq!(
+            work_budget(9_000, 10_000),
+            Some(Duration::ZERO),
+            "already past"
+        );
+    }
 }

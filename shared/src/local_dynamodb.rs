@@ -311,6 +311,8 @@ pub struct EventBuilder {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// The Lambda context's deadline (epoch ms), when the test gives the invocation one.
+    deadline_ms: Option<u64>,
 }
 
 impl EventBuilder {
@@ -416,10 +418,28 @@ impl EventBuilder {
     /// event's method and route are remembered on this thread, so that `response_json` can
     /// check the response against `openapi.yaml`.
     pub fn build(&self) -> lambda_http::Request {
+        use lambda_http::RequestExt;
         LAST_ROUTE
             .with(|last| *last.borrow_mut() = Some((self.method.clone(), self.route.clone())));
-        lambda_http::request::from_str(&self.event_json().to_string())
-            .unwrap_or_else(|error| panic!("the test event does not parse: {error}"))
+        let request = lambda_http::request::from_str(&self.event_json().to_string())
+            .unwrap_or_else(|error| panic!("the test event does not parse: {error}"));
+        match self.deadline_ms {
+            Some(deadline) => {
+                let mut context = lambda_http::Context::default();
+                context.deadline = deadline;
+                request.with_lambda_context(context)
+            }
+            None => request,
+        }
+    }
+
+    /// Gives the invocation a Lambda context whose deadline is `ms` from now.
+    pub fn deadline_in(mut self, ms: u64) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        self.deadline_ms = Some(now + ms);
+        self
     }
 }
 

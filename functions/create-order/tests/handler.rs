@@ -270,3 +270,28 @@ async fn a_keyed_request_refused_as_invalid_can_be_fixed_and_sent_with_its_key()
     assert_eq!(replay.body().as_ref(), response.body().as_ref());
     assert_eq!(table.store.all_orders().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_request_answers_before_its_invocation_deadline() {
+    let (app, table) = test_app(&plan()).await;
+    let body = r#"{"items":[{"productId":"product-1","quantity":1}]}"#;
+    // GIVEN an invocation with less time left than the reserve kept for answering
+    let late = create("user-1", "user-1", body)
+        .header("idempotency-key", "late")
+        .deadline_in(200);
+    let response = create_order::handle(&app, late.build()).await;
+    let (status, problem) = response_json(&response);
+    // THEN it answers at once with a problem+json 503 and Retry-After, not a gateway timeout
+    assert_eq!(status, 503, "{problem}");
+    assert_eq!(problem["code"], "STORE_UNAVAILABLE");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(table.store.all_orders().await.unwrap().is_empty());
+    // AND with time to spare a request goes through (another key: the late one's claim may
+    // have reached the store before the budget ran out, and holds its key for the lease)
+    let in_time = create("user-1", "user-1", body)
+        .header("idempotency-key", "in-time")
+        .deadline_in(10_000);
+    let response = create_order::handle(&app, in_time.build()).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(table.store.all_orders().await.unwrap().len(), 1);
+}
