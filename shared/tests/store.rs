@@ -400,3 +400,89 @@ async fn an_unreachable_store_is_unavailable_and_trips_the_breaker() {
         "an open breaker answers without calling the store"
     );
 }
+
+#[tokio::test]
+async fn audit_only_fields_stay_off_the_request_path() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = seeded_table(&small_plan()).await;
+    // GIVEN a product written by other means, without the audit's initialStock
+    table
+        .client
+        .put_item()
+        .table_name(&table.table)
+        .item("pk", AttributeValue::S("PRODUCT#product-bare".into()))
+        .item("sk", AttributeValue::S("PRODUCT".into()))
+        .item("entity", AttributeValue::S("PRODUCT".into()))
+        .item("productId", AttributeValue::S("product-bare".into()))
+        .item("price", AttributeValue::N("2500".into()))
+        .item("stock", AttributeValue::N("3".into()))
+        .send()
+        .await
+        .unwrap();
+    // WHEN it is ordered THEN the create works (it was a 500 when the path read initialStock)
+    let created = table
+        .store
+        .create_order(&user(1), &order_of(&[("product-bare", 2)]), None)
+        .await
+        .unwrap();
+    assert_eq!(created.order.total_amount.won(), 5_000);
+    assert_eq!(
+        table
+            .store
+            .product_stock(&product("product-bare"))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    // AND the audit names the product it cannot check, instead of failing to run
+    let report = table.store.audit().await.unwrap();
+    assert_eq!(report.violations.len(), 1, "{:#?}", report.violations);
+    assert!(report.violations[0].contains("product-bare has no initialStock"));
+}
+
+#[tokio::test]
+async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = seeded_table(&small_plan()).await;
+    let store = &table.store;
+    // GIVEN a paid order of two products, one of which is then deleted
+    let order = store
+        .create_order(
+            &user(1),
+            &order_of(&[("product-1", 2), ("product-2", 1)]),
+            None,
+        )
+        .await
+        .unwrap()
+        .order;
+    store
+        .pay_order(&user(1), order.order_id, None)
+        .await
+        .unwrap();
+    table
+        .client
+        .delete_item()
+        .table_name(&table.table)
+        .key("pk", AttributeValue::S("PRODUCT#product-1".into()))
+        .key("sk", AttributeValue::S("PRODUCT".into()))
+        .send()
+        .await
+        .unwrap();
+    // WHEN it is cancelled (a permanent 500 before)
+    let cancelled = store
+        .cancel_order(&user(1), order.order_id, None)
+        .await
+        .unwrap();
+    // THEN it is cancelled and refunded, and the remaining product gets its stock back
+    assert_eq!(cancelled.order.status, OrderStatus::Cancelled);
+    assert_eq!(store.user_balance(&user(1)).await.unwrap(), Some(100_000));
+    assert_eq!(
+        store.product_stock(&product("product-2")).await.unwrap(),
+        Some(10)
+    );
+    assert_eq!(
+        store.product_stock(&product("product-1")).await.unwrap(),
+        None
+    );
+    assert_audit_clean(&table).await;
+}

@@ -83,8 +83,20 @@ pub(crate) struct ProductRecord {
     pub product_id: ProductId,
     pub price: Money,
     pub stock: i64,
-    /// Written once by `seed`; the audit's reference point.
-    pub initial_stock: i64,
+    /// Written once by `seed`; the audit's reference point (a product written by other means
+    /// may lack it: the audit says so, the request path never reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_stock: Option<i64>,
+}
+
+/// What a create reads of a product: its price. The stock is changed by the transaction's
+/// conditional update, and audit-only fields (`initialStock`) stay off the request path, so a
+/// product written without them can still be ordered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProductPrice {
+    pub product_id: ProductId,
+    pub price: Money,
 }
 
 /// An order with the bookkeeping that makes writes idempotent: the hash of the create request,

@@ -16,7 +16,7 @@ use super::cursor::Cursor;
 use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
 use super::items::{
     entity_of, from_item, list_sk, number_value, order_key, product_key, string_value, to_item,
-    user_key, user_pk, Item, OrderRecord, ProductRecord, LIST_SK, PK, SK,
+    user_key, user_pk, Item, OrderRecord, ProductPrice, LIST_SK, PK, SK,
 };
 use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
@@ -67,6 +67,15 @@ fn with_answer(
         transaction.push(store.answer_claim_item(user_id, claim, &answer())?);
     }
     Ok(())
+}
+
+/// The items of a cancel's transaction, in order.
+#[derive(Debug, PartialEq, Eq)]
+enum CancelPart<'a> {
+    Order,
+    Restock(&'a ProductId),
+    Refund,
+    Answer,
 }
 
 /// A transaction whose claim condition failed: the key is no longer this request's (its lease
@@ -249,7 +258,7 @@ impl DynamoOrderStore {
         let mut prices = HashMap::with_capacity(found.len());
         for item in found {
             if entity_of(&item) == Some("PRODUCT") {
-                let product: ProductRecord =
+                let product: ProductPrice =
                     from_item(item).map_err(|error| mapping_error("a product", error))?;
                 prices.insert(product.product_id, product.price);
             }
@@ -523,6 +532,9 @@ impl DynamoOrderStore {
             .read_order_record(user_id, order_id)
             .await?
             .ok_or(ServiceError::OrderNotFound)?;
+        // Products deleted since the order was made: the cancel goes through (and refunds),
+        // their stock has nowhere to go back to.
+        let mut gone: Vec<ProductId> = Vec::new();
         for _ in 0..MAX_STATE_READS {
             let was = record.status;
             if was == OrderStatus::Cancelled {
@@ -539,6 +551,8 @@ impl DynamoOrderStore {
             cancelled.status = OrderStatus::Cancelled;
             cancelled.cancelled_at = Some(cancelled_at);
             let mut transaction = Vec::with_capacity(record.items.len() + 3);
+            // What each transaction item is, to read the cancellation reasons by.
+            let mut parts = vec![CancelPart::Order];
             transaction.push(self.order_status_update(
                 user_id,
                 order_id,
@@ -550,7 +564,12 @@ impl DynamoOrderStore {
                     (":token", string_value(token.clone())),
                 ],
             )?);
-            for line in &record.items {
+            for line in record
+                .items
+                .iter()
+                .filter(|line| !gone.contains(&line.product_id))
+            {
+                parts.push(CancelPart::Restock(&line.product_id));
                 transaction.push(
                     TransactWriteItem::builder()
                         .update(
@@ -571,6 +590,7 @@ impl DynamoOrderStore {
                 );
             }
             if was == OrderStatus::Paid {
+                parts.push(CancelPart::Refund);
                 transaction.push(self.balance_update(
                     user_id,
                     "SET #balance = #balance + :amount",
@@ -578,6 +598,7 @@ impl DynamoOrderStore {
                     record.total_amount,
                 )?);
             }
+            parts.push(CancelPart::Answer);
             with_answer(self, &mut transaction, user_id, claim, || {
                 Answer::Updated(cancelled.to_order())
             })?;
@@ -589,21 +610,47 @@ impl DynamoOrderStore {
                     });
                 }
                 Err(WriteRejected::Store(error)) => return Err(error),
-                Err(WriteRejected::Conditions(reasons)) => match reasons.first() {
-                    Some(order_reason) if condition_failed(order_reason) => {
-                        record = self
-                            .order_after_failed_condition(order_reason, user_id, order_id)
-                            .await?;
+                Err(WriteRejected::Conditions(reasons)) => {
+                    let failed: Vec<&CancelPart> = parts
+                        .iter()
+                        .zip(&reasons)
+                        .filter(|(_, reason)| condition_failed(reason))
+                        .map(|(part, _)| part)
+                        .collect();
+                    if failed.contains(&&CancelPart::Order) {
+                        if let Some(order_reason) = reasons.first() {
+                            record = self
+                                .order_after_failed_condition(order_reason, user_id, order_id)
+                                .await?;
+                        }
+                        continue;
                     }
-                    _ if claim.is_some() && reasons.last().is_some_and(condition_failed) => {
-                        return Err(claim_lost())
+                    let deleted: Vec<ProductId> = failed
+                        .iter()
+                        .filter_map(|part| match part {
+                            CancelPart::Restock(product_id) => Some((*product_id).clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if !deleted.is_empty() {
+                        tracing::warn!(
+                            order_id = %order_id,
+                            products = ?deleted,
+                            "cancelling an order whose products were deleted: their stock is not restored"
+                        );
+                        gone.extend(deleted);
+                        continue;
                     }
-                    _ => {
-                        return Err(ServiceError::internal(
-                            "cancellation refused: a product or the user is missing",
-                        ))
+                    if failed.contains(&&CancelPart::Refund) {
+                        return Err(ServiceError::UserNotFound);
                     }
-                },
+                    if failed.contains(&&CancelPart::Answer) {
+                        return Err(claim_lost());
+                    }
+                    return Err(ServiceError::internal(
+                        "cancellation refused without a failed condition",
+                    ));
+                }
             }
         }
         Err(ServiceError::internal(
