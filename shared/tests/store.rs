@@ -486,3 +486,67 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
     );
     assert_audit_clean(&table).await;
 }
+
+#[tokio::test]
+async fn the_audit_finds_each_kind_of_tampering() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = seeded_table(&small_plan()).await;
+    let order = table
+        .store
+        .create_order(&user(1), &order_of(&[("product-1", 2)]), None)
+        .await
+        .unwrap()
+        .order;
+    assert_audit_clean(&table).await;
+    let update = |pk: String, sk: String, expression: &'static str, value: AttributeValue| {
+        let client = table.client.clone();
+        let name = table.table.clone();
+        async move {
+            client
+                .update_item()
+                .table_name(name)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .update_expression(expression)
+                .expression_attribute_values(":v", value)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // A total that is not the sum of the lines, a price that is not the product's, and an
+    // order whose user is gone: each is named.
+    update(
+        "USER#user-1".into(),
+        format!("ORDER#{}", order.order_id),
+        "SET totalAmount = :v",
+        AttributeValue::N("1".into()),
+    )
+    .await;
+    update(
+        "PRODUCT#product-1".into(),
+        "PRODUCT".into(),
+        "SET price = :v",
+        AttributeValue::N("1".into()),
+    )
+    .await;
+    table
+        .client
+        .delete_item()
+        .table_name(&table.table)
+        .key("pk", AttributeValue::S("USER#user-1".into()))
+        .key("sk", AttributeValue::S("USER".into()))
+        .send()
+        .await
+        .unwrap();
+    let violations = table.store.audit().await.unwrap().violations.join("\n");
+    assert!(
+        violations.contains("total 1 != sum of its lines"),
+        "{violations}"
+    );
+    assert!(violations.contains("is not its price 1"), "{violations}");
+    assert!(
+        violations.contains("belongs to user user-1, who does not exist"),
+        "{violations}"
+    );
+}

@@ -2,8 +2,6 @@
 //! initial values the audit checks against), and the audit of exact conservation of money and
 //! stock.
 
-use std::collections::{BTreeMap, HashMap};
-
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use serde::Serialize;
 
@@ -14,7 +12,7 @@ use super::items::{
 };
 use super::retry::back_off;
 use super::DynamoOrderStore;
-use crate::domain::{Answer, Money, Order, OrderStatus, ProductId, UserId};
+use crate::domain::{Money, Order, ProductId, UserId};
 use crate::error::ServiceError;
 
 /// What `seed` writes: `user-1..user-N` with `balance` each, `product-1..product-M` with
@@ -53,29 +51,6 @@ pub struct SeedSummary {
     pub total_balance: i64,
     pub total_stock: i64,
 }
-
-/// What the audit found. `violations` is empty when money and stock are exactly conserved.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AuditReport {
-    pub users: u64,
-    pub products: u64,
-    pub orders: u64,
-    pub orders_by_status: BTreeMap<String, u64>,
-    pub total_balance: i64,
-    pub total_paid: i64,
-    pub total_stock: i64,
-    pub total_reserved: i64,
-    pub violations: Vec<String>,
-}
-
-impl AuditReport {
-    pub fn is_clean(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
-/// The most violations listed one by one; beyond that they are only counted.
-const MAX_LISTED_VIOLATIONS: usize = 50;
 
 impl DynamoOrderStore {
     /// Writes the seed plan with `BatchWriteItem`, a few batches at a time.
@@ -170,7 +145,7 @@ impl DynamoOrderStore {
     }
 
     /// Every item of the table, read with a parallel scan.
-    async fn scan_all(&self) -> Result<Vec<Item>, ServiceError> {
+    pub(super) async fn scan_all(&self) -> Result<Vec<Item>, ServiceError> {
         const SEGMENTS: i32 = 4;
         let mut segments = tokio::task::JoinSet::new();
         for segment in 0..SEGMENTS {
@@ -254,172 +229,6 @@ impl DynamoOrderStore {
                 .map_err(|error| mapping_error("a user", error)),
             _ => Ok(None),
         }
-    }
-
-    /// Checks exact conservation over the whole table:
-    /// for every product, initial stock = stock + units reserved by CREATED and PAID orders;
-    /// for every user, initial balance = balance + totals of PAID orders;
-    /// and no order in an impossible state.
-    pub async fn audit(&self) -> Result<AuditReport, ServiceError> {
-        let mut report = AuditReport::default();
-        let mut users: HashMap<String, UserRecord> = HashMap::new();
-        let mut products: HashMap<String, ProductRecord> = HashMap::new();
-        let mut reserved: HashMap<String, i64> = HashMap::new();
-        let mut paid: HashMap<String, i64> = HashMap::new();
-        let mut violations = Vec::new();
-        let mut order_ids = std::collections::HashSet::new();
-        let mut answered_orders = Vec::new();
-        for item in self.scan_all().await? {
-            match entity_of(&item) {
-                Some("USER") => {
-                    let user: UserRecord =
-                        from_item(item).map_err(|error| mapping_error("a user", error))?;
-                    users.insert(user.user_id.to_string(), user);
-                }
-                Some("PRODUCT") => {
-                    let product: ProductRecord =
-                        from_item(item).map_err(|error| mapping_error("a product", error))?;
-                    products.insert(product.product_id.to_string(), product);
-                }
-                Some("ORDER") => {
-                    let order: OrderRecord =
-                        from_item(item).map_err(|error| mapping_error("an order", error))?;
-                    report.orders += 1;
-                    order_ids.insert((order.user_id.to_string(), order.order_id));
-                    *report
-                        .orders_by_status
-                        .entry(order.status.as_str().to_owned())
-                        .or_default() += 1;
-                    check_order(&order, &mut violations);
-                    if order.status.holds_stock() {
-                        for line in &order.items {
-                            *reserved.entry(line.product_id.to_string()).or_default() +=
-                                i64::from(line.quantity.get());
-                        }
-                    }
-                    if order.status == OrderStatus::Paid {
-                        *paid.entry(order.user_id.to_string()).or_default() +=
-                            order.total_amount.won();
-                    }
-                }
-                Some(super::idempotency::IDEMPOTENCY_ENTITY) => {
-                    let record: super::idempotency::IdempotencyRecord = from_item(item)
-                        .map_err(|error| mapping_error("an idempotency record", error))?;
-                    if let Some(Answer::Created(order) | Answer::Updated(order)) = &record.answer {
-                        if order.user_id != record.user_id {
-                            violations.push(format!(
-                                "the Idempotency-Key record of user {} answers with order {} of user {}",
-                                record.user_id, order.order_id, order.user_id
-                            ));
-                        }
-                        answered_orders.push((order.user_id.to_string(), order.order_id));
-                    }
-                }
-                other => violations.push(format!("an item of unknown entity {other:?}")),
-            }
-        }
-        for (user_id, order_id) in &answered_orders {
-            if !order_ids.contains(&(user_id.clone(), *order_id)) {
-                violations.push(format!(
-                    "an Idempotency-Key record of user {user_id} answers with order {order_id}, which does not exist"
-                ));
-            }
-        }
-        for (user_id, total) in &paid {
-            if !users.contains_key(user_id) {
-                violations.push(format!(
-                    "user {user_id} has paid orders but no user item ({total} KRW)"
-                ));
-            }
-        }
-        for (product_id, units) in &reserved {
-            if !products.contains_key(product_id) {
-                violations.push(format!(
-                    "product {product_id} is reserved ({units} units) but does not exist"
-                ));
-            }
-        }
-        for (user_id, user) in &users {
-            let paid_total = paid.get(user_id).copied().unwrap_or(0);
-            report.total_balance += user.balance;
-            report.total_paid += paid_total;
-            if user.balance < 0 {
-                violations.push(format!(
-                    "user {user_id} has a negative balance {}",
-                    user.balance
-                ));
-            }
-            if user.initial_balance != user.balance + paid_total {
-                violations.push(format!(
-                    "user {user_id}: initial balance {} != balance {} + paid {}",
-                    user.initial_balance, user.balance, paid_total
-                ));
-            }
-        }
-        for (product_id, product) in &products {
-            let reserved_units = reserved.get(product_id).copied().unwrap_or(0);
-            report.total_stock += product.stock;
-            report.total_reserved += reserved_units;
-            if product.stock < 0 {
-                violations.push(format!(
-                    "product {product_id} has negative stock {}",
-                    product.stock
-                ));
-            }
-            match product.initial_stock {
-                None => violations.push(format!(
-                    "product {product_id} has no initialStock: its stock cannot be checked"
-                )),
-                Some(initial) if initial != product.stock + reserved_units => {
-                    violations.push(format!(
-                        "product {product_id}: initial stock {initial} != stock {} + reserved {reserved_units}",
-                        product.stock
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        report.users = users.len() as u64;
-        report.products = products.len() as u64;
-        violations.sort();
-        if violations.len() > MAX_LISTED_VIOLATIONS {
-            let more = violations.len() - MAX_LISTED_VIOLATIONS;
-            violations.truncate(MAX_LISTED_VIOLATIONS);
-            violations.push(format!("... and {more} more violations"));
-        }
-        report.violations = violations;
-        Ok(report)
-    }
-}
-
-fn check_order(order: &OrderRecord, violations: &mut Vec<String>) {
-    let id = order.order_id;
-    if order.items.is_empty() {
-        violations.push(format!("order {id} has no lines"));
-    }
-    if Order::compute_total(&order.items) != Some(order.total_amount) {
-        violations.push(format!(
-            "order {id}: total does not equal the sum of its lines"
-        ));
-    }
-    match order.status {
-        OrderStatus::Created if order.paid_at.is_some() || order.cancelled_at.is_some() => {
-            violations.push(format!(
-                "order {id} is CREATED but has paidAt or cancelledAt"
-            ));
-        }
-        OrderStatus::Paid if order.paid_at.is_none() || order.cancelled_at.is_some() => {
-            violations.push(format!(
-                "order {id} is PAID without paidAt or with cancelledAt"
-            ));
-        }
-        OrderStatus::Cancelled if order.cancelled_at.is_none() => {
-            violations.push(format!("order {id} is CANCELLED without cancelledAt"));
-        }
-        _ => {}
-    }
-    if order.pk != user_pk(&order.user_id) {
-        violations.push(format!("order {id} is stored outside its user's partition"));
     }
 }
 

@@ -6,6 +6,7 @@
 //! `PayOrders`, `CancelOrders`, `ReadOrders`), matched by least-privilege IAM in `template.yaml`.
 
 mod admin;
+mod audit;
 mod breaker;
 mod client;
 mod cursor;
@@ -18,7 +19,8 @@ pub mod schema;
 
 use std::future::Future;
 
-pub use admin::{seeded_price as seeded_price_of, AuditReport, SeedPlan, SeedSummary};
+pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary};
+pub use audit::AuditReport;
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;

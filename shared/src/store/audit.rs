@@ -1,0 +1,300 @@
+//! The conservation audit: exact accounting of money and stock over the whole table.
+//!
+//! It reads items with plain types of its own (strings and integers) and its own arithmetic,
+//! not the domain's types or `Order::compute_total`, so a bug in what it checks cannot hide
+//! itself in the check.
+//!
+//! - For every product: initial stock = stock + units reserved by CREATED and PAID orders.
+//! - For every user: initial balance = balance + totals of PAID orders; never negative.
+//! - Every order: its lines sum to its total; its unit prices are its products' prices (prices
+//!   never change in this service: only `seed` writes them); its user exists; its timestamps
+//!   fit its status; it lives in its user's partition.
+//! - Every Idempotency-Key answer names an existing order of the key's user.
+//!
+//! The scan is not a snapshot: run it on a quiet table (no requests in flight), as the load
+//! tests and drills do after their load. Under traffic it can report a violation that a
+//! transaction in flight is about to resolve; run it again once the traffic stops.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::items::entity_of;
+use super::DynamoOrderStore;
+use crate::error::ServiceError;
+
+/// What the audit found. `violations` is empty when money and stock are exactly conserved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    pub users: u64,
+    pub products: u64,
+    pub orders: u64,
+    pub orders_by_status: BTreeMap<String, u64>,
+    pub total_balance: i64,
+    pub total_paid: i64,
+    pub total_stock: i64,
+    pub total_reserved: i64,
+    pub violations: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The most violations listed one by one; beyond that they are only counted.
+const MAX_LISTED_VIOLATIONS: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct User {
+    user_id: String,
+    balance: i64,
+    initial_balance: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Product {
+    product_id: String,
+    price: i64,
+    stock: i64,
+    initial_stock: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Line {
+    product_id: String,
+    quantity: i64,
+    unit_price: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderItem {
+    pk: String,
+    order_id: String,
+    user_id: String,
+    status: String,
+    items: Vec<Line>,
+    total_amount: i64,
+    paid_at: Option<String>,
+    cancelled_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyRecord {
+    user_id: String,
+    /// `{"CREATED": order}`, `{"UPDATED": order}` or `{"REFUSED": ...}`, read as plain JSON.
+    answer: Option<serde_json::Value>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(
+    item: super::items::Item,
+    what: &str,
+) -> Result<T, ServiceError> {
+    serde_dynamo::from_item(item)
+        .map_err(|error| ServiceError::internal(format!("cannot read {what}: {error}")))
+}
+
+/// An order's violations against itself and the products and users the scan found.
+fn check_order(
+    order: &OrderItem,
+    products: &HashMap<String, Product>,
+    users: &HashMap<String, User>,
+    violations: &mut Vec<String>,
+) {
+    let id = &order.order_id;
+    if order.items.is_empty() {
+        violations.push(format!("order {id} has no lines"));
+    }
+    let sum: i128 = order
+        .items
+        .iter()
+        .map(|line| i128::from(line.quantity) * i128::from(line.unit_price))
+        .sum();
+    if sum != i128::from(order.total_amount) {
+        violations.push(format!(
+            "order {id}: total {} != sum of its lines {sum}",
+            order.total_amount
+        ));
+    }
+    for line in &order.items {
+        if line.quantity <= 0 || line.unit_price < 0 {
+            violations.push(format!(
+                "order {id}: line {} has quantity {} and unit price {}",
+                line.product_id, line.quantity, line.unit_price
+            ));
+        }
+        if let Some(product) = products.get(&line.product_id) {
+            if product.price != line.unit_price {
+                violations.push(format!(
+                    "order {id}: unit price {} of {} is not its price {}",
+                    line.unit_price, line.product_id, product.price
+                ));
+            }
+        }
+    }
+    let (paid, cancelled) = (order.paid_at.is_some(), order.cancelled_at.is_some());
+    let fits = match order.status.as_str() {
+        "CREATED" => !paid && !cancelled,
+        "PAID" => paid && !cancelled,
+        "CANCELLED" => cancelled,
+        _ => false,
+    };
+    if !fits {
+        violations.push(format!(
+            "order {id} is {} with paidAt {:?} and cancelledAt {:?}",
+            order.status, order.paid_at, order.cancelled_at
+        ));
+    }
+    if order.pk != format!("USER#{}", order.user_id) {
+        violations.push(format!("order {id} is stored outside its user's partition"));
+    }
+    if !users.contains_key(&order.user_id) {
+        violations.push(format!(
+            "order {id} belongs to user {}, who does not exist",
+            order.user_id
+        ));
+    }
+}
+
+impl DynamoOrderStore {
+    /// Checks exact conservation over the whole table (see the module's documentation; valid
+    /// on a quiet table).
+    pub async fn audit(&self) -> Result<AuditReport, ServiceError> {
+        let mut users: HashMap<String, User> = HashMap::new();
+        let mut products: HashMap<String, Product> = HashMap::new();
+        let mut orders: Vec<OrderItem> = Vec::new();
+        let mut answered: Vec<(String, String)> = Vec::new();
+        let mut violations = Vec::new();
+        for item in self.scan_all().await? {
+            match entity_of(&item) {
+                Some("USER") => {
+                    let user: User = parse(item, "a user")?;
+                    users.insert(user.user_id.clone(), user);
+                }
+                Some("PRODUCT") => {
+                    let product: Product = parse(item, "a product")?;
+                    products.insert(product.product_id.clone(), product);
+                }
+                Some("ORDER") => orders.push(parse(item, "an order")?),
+                Some("IDEMPOTENCY") => {
+                    let record: KeyRecord = parse(item, "an Idempotency-Key record")?;
+                    let order = record
+                        .answer
+                        .as_ref()
+                        .and_then(|answer| answer.get("CREATED").or_else(|| answer.get("UPDATED")));
+                    if let Some(order) = order {
+                        let text = |field: &str| order[field].as_str().unwrap_or("").to_owned();
+                        if text("userId") != record.user_id {
+                            violations.push(format!(
+                                "an Idempotency-Key record of user {} answers with order {} of user {}",
+                                record.user_id,
+                                text("orderId"),
+                                text("userId")
+                            ));
+                        }
+                        answered.push((text("userId"), text("orderId")));
+                    }
+                }
+                other => violations.push(format!("an item of unknown entity {other:?}")),
+            }
+        }
+
+        let mut report = AuditReport::default();
+        let mut reserved: HashMap<&str, i64> = HashMap::new();
+        let mut paid: HashMap<&str, i64> = HashMap::new();
+        let mut order_ids: HashSet<(&str, &str)> = HashSet::new();
+        for order in &orders {
+            report.orders += 1;
+            *report
+                .orders_by_status
+                .entry(order.status.clone())
+                .or_default() += 1;
+            order_ids.insert((&order.user_id, &order.order_id));
+            check_order(order, &products, &users, &mut violations);
+            if matches!(order.status.as_str(), "CREATED" | "PAID") {
+                for line in &order.items {
+                    *reserved.entry(&line.product_id).or_default() += line.quantity;
+                }
+            }
+            if order.status == "PAID" {
+                *paid.entry(&order.user_id).or_default() += order.total_amount;
+            }
+        }
+        for (user_id, order_id) in &answered {
+            if !order_ids.contains(&(user_id.as_str(), order_id.as_str())) {
+                violations.push(format!(
+                    "an Idempotency-Key record of user {user_id} answers with order {order_id}, which does not exist"
+                ));
+            }
+        }
+        for (product_id, units) in &reserved {
+            if !products.contains_key(*product_id) {
+                violations.push(format!(
+                    "product {product_id} is reserved ({units} units) but does not exist"
+                ));
+            }
+        }
+        for (user_id, user) in &users {
+            let paid_total = paid.get(user_id.as_str()).copied().unwrap_or(0);
+            report.total_balance += user.balance;
+            report.total_paid += paid_total;
+            if user.balance < 0 {
+                violations.push(format!(
+                    "user {user_id} has a negative balance {}",
+                    user.balance
+                ));
+            }
+            match user.initial_balance {
+                None => violations.push(format!(
+                    "user {user_id} has no initialBalance: their money cannot be checked"
+                )),
+                Some(initial) if initial != user.balance + paid_total => {
+                    violations.push(format!(
+                        "user {user_id}: initial balance {initial} != balance {} + paid {paid_total}",
+                        user.balance
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (product_id, product) in &products {
+            let reserved_units = reserved.get(product_id.as_str()).copied().unwrap_or(0);
+            report.total_stock += product.stock;
+            report.total_reserved += reserved_units;
+            if product.stock < 0 {
+                violations.push(format!(
+                    "product {product_id} has negative stock {}",
+                    product.stock
+                ));
+            }
+            match product.initial_stock {
+                None => violations.push(format!(
+                    "product {product_id} has no initialStock: its stock cannot be checked"
+                )),
+                Some(initial) if initial != product.stock + reserved_units => {
+                    violations.push(format!(
+                        "product {product_id}: initial stock {initial} != stock {} + reserved {reserved_units}",
+                        product.stock
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        report.users = users.len() as u64;
+        report.products = products.len() as u64;
+        violations.sort();
+        if violations.len() > MAX_LISTED_VIOLATIONS {
+            let more = violations.len() - MAX_LISTED_VIOLATIONS;
+            violations.truncate(MAX_LISTED_VIOLATIONS);
+            violations.push(format!("... and {more} more violations"));
+        }
+        report.violations = violations;
+        Ok(report)
+    }
+}
