@@ -23,9 +23,12 @@ use tokio::net::{TcpListener, TcpStream};
 /// A TCP proxy that forwards to `upstream` and holds back the answers to
 /// `TransactWriteItems` by the current delay (milliseconds, changeable while it runs): the
 /// write reaches DynamoDB and commits, only its answer is late. Reads pass undelayed.
-async fn delaying_proxy(upstream: String, delay_ms: Arc<AtomicU64>) -> u16 {
+/// Returns the port and a count of the `TransactWriteItems` requests it forwarded.
+async fn delaying_proxy(upstream: String, delay_ms: Arc<AtomicU64>) -> (u16, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let transacts = Arc::new(AtomicU64::new(0));
+    let counted = transacts.clone();
     tokio::spawn(async move {
         loop {
             let Ok((client, _)) = listener.accept().await else {
@@ -33,6 +36,7 @@ async fn delaying_proxy(upstream: String, delay_ms: Arc<AtomicU64>) -> u16 {
             };
             let upstream = upstream.clone();
             let delay_ms = delay_ms.clone();
+            let counted = counted.clone();
             tokio::spawn(async move {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     return;
@@ -54,6 +58,7 @@ async fn delaying_proxy(upstream: String, delay_ms: Arc<AtomicU64>) -> u16 {
                             .any(|window| window == b"TransactWriteItems")
                         {
                             marker.store(true, Ordering::Relaxed);
+                            counted.fetch_add(1, Ordering::Relaxed);
                         }
                         if server_write.write_all(chunk).await.is_err() {
                             break;
@@ -79,7 +84,7 @@ async fn delaying_proxy(upstream: String, delay_ms: Arc<AtomicU64>) -> u16 {
             });
         }
     });
-    port
+    (port, transacts)
 }
 
 fn plan() -> SeedPlan {
@@ -98,14 +103,15 @@ fn one_unit() -> NewOrder {
     NewOrder::try_from(request).unwrap()
 }
 
-/// A store that reaches the table through the proxy, with a short attempt timeout.
+/// A store that reaches the table through the proxy, with a short attempt timeout, and the
+/// proxy's count of `TransactWriteItems` requests.
 async fn slow_store(
     table: &TestTable,
     delay: Arc<AtomicU64>,
     sdk_attempts: u32,
-) -> DynamoOrderStore {
+) -> (DynamoOrderStore, Arc<AtomicU64>) {
     let upstream = table.endpoint.trim_start_matches("http://").to_owned();
-    let port = delaying_proxy(upstream, delay).await;
+    let (port, transacts) = delaying_proxy(upstream, delay).await;
     let settings = StoreSettings {
         attempt_timeout: Duration::from_millis(300),
         operation_timeout: Duration::from_secs(5),
@@ -114,7 +120,10 @@ async fn slow_store(
         ..test_settings()
     };
     let client = build_local_client(&settings, &format!("http://127.0.0.1:{port}")).await;
-    DynamoOrderStore::new(client, table.table.clone(), settings)
+    (
+        DynamoOrderStore::new(client, table.table.clone(), settings),
+        transacts,
+    )
 }
 
 async fn stock_of(table: &TestTable, product: &str) -> i64 {
@@ -152,7 +161,7 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
     let table = seeded_table(&plan()).await;
     let delay = Arc::new(AtomicU64::new(0));
     // One attempt per call: the client gives up, as an impatient caller would.
-    let store = slow_store(&table, delay.clone(), 1).await;
+    let (store, transacts) = slow_store(&table, delay.clone(), 1).await;
     let user = UserId::parse("user-1").unwrap();
 
     // GIVEN a store that answers only after the client's timeout
@@ -163,6 +172,11 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
         matches!(first, Err(ServiceError::StoreUnavailable { .. })),
         "expected a timeout, got {first:?}"
     );
+    assert_eq!(
+        transacts.load(Ordering::Relaxed),
+        1,
+        "one attempt, abandoned"
+    );
     // (the write itself committed)
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(stock_of(&table, "product-1").await, 9);
@@ -171,7 +185,12 @@ async fn a_retry_with_the_same_key_after_a_lost_answer_applies_once() {
     delay.store(0, Ordering::Relaxed);
     let retry = keyed_create(&store, &user, "checkout-1").await.unwrap();
 
-    // THEN the retry is answered with the first answer: one order, stock moved once
+    // THEN the retry is answered from the key's record, without a second transaction
+    assert_eq!(
+        transacts.load(Ordering::Relaxed),
+        1,
+        "the retry sent no write"
+    );
     assert!(is_replayed(&retry), "{:?}", retry.headers());
     assert_eq!(retry.status(), 201);
     let orders = table.store.all_orders().await.unwrap();
@@ -211,12 +230,17 @@ async fn without_a_key_a_client_retry_is_a_second_order() {
     // the lost answer's order exists, and the retry makes another one.
     let table = seeded_table(&plan()).await;
     let delay = Arc::new(AtomicU64::new(800));
-    let store = slow_store(&table, delay.clone(), 1).await;
+    let (store, transacts) = slow_store(&table, delay.clone(), 1).await;
     let user = UserId::parse("user-1").unwrap();
     assert!(store.create_order(&user, &one_unit(), None).await.is_err());
     tokio::time::sleep(Duration::from_millis(900)).await;
     delay.store(0, Ordering::Relaxed);
     store.create_order(&user, &one_unit(), None).await.unwrap();
+    assert_eq!(
+        transacts.load(Ordering::Relaxed),
+        2,
+        "abandoned write, then the retry"
+    );
     assert_eq!(table.store.all_orders().await.unwrap().len(), 2);
     assert_eq!(stock_of(&table, "product-1").await, 8);
     assert!(table.store.audit().await.unwrap().is_clean());
@@ -227,7 +251,7 @@ async fn the_sdk_retrying_an_ambiguous_write_does_not_apply_it_twice() {
     // GIVEN SDK retries on (3 attempts of 300 ms) and a store slower than one attempt once
     let table = seeded_table(&plan()).await;
     let delay = Arc::new(AtomicU64::new(0));
-    let store = slow_store(&table, delay.clone(), 3).await;
+    let (store, transacts) = slow_store(&table, delay.clone(), 3).await;
     let user = UserId::parse("user-1").unwrap();
     let order = table
         .store
@@ -246,6 +270,10 @@ async fn the_sdk_retrying_an_ambiguous_write_does_not_apply_it_twice() {
     // WHEN an unkeyed payment's first attempt times out after committing and the SDK retries
     let paid = store.pay_order(&user, order.order_id, None).await;
     slowdown_ends.await.unwrap();
+    assert!(
+        transacts.load(Ordering::Relaxed) >= 2,
+        "the SDK did not retry the write: the test would prove nothing"
+    );
     // THEN the retry recognises its own write: success, one debit
     let paid = paid.unwrap();
     assert_eq!(paid.order.status, order_service::domain::OrderStatus::Paid);
