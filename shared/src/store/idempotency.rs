@@ -321,3 +321,87 @@ impl DynamoOrderStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        IdempotencyKey, Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Quantity,
+        Timestamp,
+    };
+    use proptest::prelude::*;
+
+    fn order(lines: Vec<(u8, u64, i64)>, status: u8, millis: i64) -> Order {
+        let at = Timestamp::parse("2026-11-29T00:00:00Z")
+            .unwrap()
+            .as_datetime()
+            + time::Duration::milliseconds(millis);
+        let at = Timestamp::from_datetime(at);
+        let items: Vec<OrderLine> = lines
+            .into_iter()
+            .map(|(product, quantity, price)| OrderLine {
+                product_id: ProductId::parse(&format!("product-{product}")).unwrap(),
+                quantity: Quantity::new(quantity).unwrap(),
+                unit_price: Money::new(price).unwrap(),
+            })
+            .collect();
+        let status = [
+            OrderStatus::Created,
+            OrderStatus::Paid,
+            OrderStatus::Cancelled,
+        ][usize::from(status % 3)];
+        Order {
+            order_id: OrderId::random(),
+            user_id: UserId::parse("user-1").unwrap(),
+            status,
+            total_amount: Order::compute_total(&items).unwrap(),
+            items,
+            created_at: at,
+            paid_at: (status == OrderStatus::Paid).then_some(at),
+            cancelled_at: (status == OrderStatus::Cancelled).then_some(at),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_record_keeps_its_answer_exactly(
+            lines in prop::collection::vec((any::<u8>(), 1_u64..=100, 0_i64..1_000_000), 1..20),
+            status in any::<u8>(),
+            millis in 0_i64..10_000_000_000,
+            refused in any::<bool>(),
+        ) {
+            let order = order(lines, status, millis);
+            let answer = if refused {
+                Answer::Refused(Refusal::InsufficientBalance { required: order.total_amount })
+            } else {
+                Answer::Updated(order.clone())
+            };
+            let claim = Claim::new(
+                IdempotencyKey::parse("key").unwrap(),
+                Fingerprint::pay(order.order_id),
+            );
+            let record = IdempotencyRecord {
+                pk: user_pk(&order.user_id),
+                sk: record_sk(&claim),
+                entity: IDEMPOTENCY_ENTITY.to_owned(),
+                user_id: order.user_id.clone(),
+                fingerprint: claim.fingerprint.clone(),
+                state: RecordState::Answered,
+                claim_token: claim.token.clone(),
+                locked_until: 0,
+                expires_at: 1,
+                answer: Some(answer.clone()),
+            };
+            let back: IdempotencyRecord = from_item(to_item(&record).unwrap()).unwrap();
+            prop_assert_eq!(back.answer.as_ref(), Some(&answer));
+            // The replay renders byte for byte what the first answer rendered.
+            let first = crate::http::Reply::answer(&answer).unwrap().into_response();
+            let replay = crate::http::Reply::answer(back.answer.as_ref().unwrap())
+                .unwrap()
+                .into_response();
+            prop_assert_eq!(first.status(), replay.status());
+            prop_assert_eq!(first.body().as_ref(), replay.body().as_ref());
+            prop_assert_eq!(claim.against(&back.prior()), Ok(answer));
+        }
+    }
+}
