@@ -66,14 +66,16 @@ function retryAfterMs(res) {
   return Math.min(ms, config.retryMaxWaitMs);
 }
 
-// Retried (when RETRIES>0): transport errors, 503 STORE_UNAVAILABLE, 429, and
-// CONCURRENT_REQUEST (whatever its status). Attempts that will be retried count
-// 503/429 as expected, so only the final outcome can fail http_req_failed.
+// Retried (when RETRIES>0): transport errors, 503 STORE_UNAVAILABLE, 429,
+// CONCURRENT_REQUEST and REQUEST_IN_PROGRESS (the key's first request is still running;
+// the retry gets its answer). Attempts that will be retried count 503/429 as expected, so
+// only the final outcome can fail http_req_failed.
 const RETRYABLE_STATUSES = [503, 429];
+const RETRYABLE_CODES = ['CONCURRENT_REQUEST', 'REQUEST_IN_PROGRESS'];
 function isRetryable(res) {
   if (res.status === 0 || RETRYABLE_STATUSES.indexOf(res.status) >= 0) return true;
   const b = safeJson(res);
-  return !!b && b.code === 'CONCURRENT_REQUEST';
+  return !!b && RETRYABLE_CODES.indexOf(b.code) >= 0;
 }
 
 // Sends one logical request, with up to RETRIES retries of retryable outcomes

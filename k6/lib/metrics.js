@@ -22,7 +22,8 @@ export const journeysFailed = new Counter('journeys_failed');
 // Acknowledged writes (201 create, 200 pay, 200 cancel), tagged with op.
 export const acknowledgedWrites = new Counter('acknowledged_writes');
 
-// Retries performed because of 503 / 429 / CONCURRENT_REQUEST / transport errors (RETRIES>0).
+// Retries performed because of 503 / 429 / CONCURRENT_REQUEST / REQUEST_IN_PROGRESS /
+// transport errors (RETRIES>0).
 export const retries = new Counter('http_retries');
 
 // Flash sale outcomes.
@@ -39,6 +40,7 @@ export const KNOWN_ERROR_CODES = [
   'STORE_UNAVAILABLE',
   'CONCURRENT_REQUEST',
   'IDEMPOTENCY_KEY_REUSED',
+  'REQUEST_IN_PROGRESS',
   'VALIDATION_ERROR',
   'UNAUTHORIZED',
   'FORBIDDEN',
