@@ -27,8 +27,12 @@ fn var(name: &str) -> Option<String> {
     env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
-fn millis(name: &str, default: Duration) -> Result<Duration, ConfigError> {
-    match var(name) {
+fn millis(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match lookup(name) {
         None => Ok(default),
         Some(text) => text
             .parse::<u64>()
@@ -50,14 +54,26 @@ impl AppConfig {
         let store_endpoint =
             lookup("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| lookup("AWS_ENDPOINT_URL"));
         let defaults = StoreSettings::default();
-        let store = StoreSettings {
-            connect_timeout: millis("STORE_CONNECT_TIMEOUT_MS", defaults.connect_timeout)?,
-            attempt_timeout: millis("STORE_ATTEMPT_TIMEOUT_MS", defaults.attempt_timeout)?,
-            operation_timeout: millis("STORE_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
-            answer_ttl: match lookup("IDEMPOTENCY_TTL_HOURS") {
-                None => defaults.answer_ttl,
-                Some(text) => {
-                    match text.parse::<u64>() {
+        let store =
+            StoreSettings {
+                connect_timeout: millis(
+                    &lookup,
+                    "STORE_CONNECT_TIMEOUT_MS",
+                    defaults.connect_timeout,
+                )?,
+                attempt_timeout: millis(
+                    &lookup,
+                    "STORE_ATTEMPT_TIMEOUT_MS",
+                    defaults.attempt_timeout,
+                )?,
+                operation_timeout: millis(
+                    &lookup,
+                    "STORE_OPERATION_TIMEOUT_MS",
+                    defaults.operation_timeout,
+                )?,
+                answer_ttl: match lookup("IDEMPOTENCY_TTL_HOURS") {
+                    None => defaults.answer_ttl,
+                    Some(text) => match text.parse::<u64>() {
                         Ok(hours) if (1..=24 * 365).contains(&hours) => {
                             Duration::from_secs(hours * 60 * 60)
                         }
@@ -65,11 +81,10 @@ impl AppConfig {
                             "IDEMPOTENCY_TTL_HOURS must be a whole number of hours from 1 to 8760"
                                 .to_owned(),
                         )),
-                    }
-                }
-            },
-            ..defaults
-        };
+                    },
+                },
+                ..defaults
+            };
         let fault_injection_rate = match lookup("FAULT_INJECTION_RATE") {
             None => 0.0,
             Some(text) => match text.parse::<f64>() {
@@ -134,5 +149,36 @@ mod tests {
         assert_eq!(with("0.25").unwrap().fault_injection_rate, 0.25);
         assert!(with("2").is_err());
         assert!(with("lots").is_err());
+    }
+
+    #[test]
+    fn answers_are_kept_a_day_unless_configured() {
+        let base = [("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")];
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(pairs);
+            config(&all)
+        };
+        assert_eq!(
+            with(&[]).unwrap().store.answer_ttl,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            with(&[("IDEMPOTENCY_TTL_HOURS", "2")])
+                .unwrap()
+                .store
+                .answer_ttl,
+            Duration::from_secs(7_200)
+        );
+        assert!(with(&[("IDEMPOTENCY_TTL_HOURS", "0")]).is_err());
+        assert!(with(&[("IDEMPOTENCY_TTL_HOURS", "a day")]).is_err());
+        // Timeouts come from the same lookup as everything else.
+        assert_eq!(
+            with(&[("STORE_ATTEMPT_TIMEOUT_MS", "250")])
+                .unwrap()
+                .store
+                .attempt_timeout,
+            Duration::from_millis(250)
+        );
     }
 }

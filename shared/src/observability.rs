@@ -6,20 +6,34 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub const METRICS_NAMESPACE: &str = "OrderService";
 
+/// The log filter from `RUST_LOG`: a level (`info`), or `target=level` directives separated by
+/// commas (`info,aws_smithy_runtime=debug`). `info` when unset or unreadable. (`Targets`, not
+/// `EnvFilter`: the same directives without span filters, and without the regex engine
+/// `EnvFilter` links into every bootstrap.)
+pub fn log_filter(text: Option<&str>) -> Targets {
+    text.and_then(|text| text.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
 /// Installs the JSON log subscriber once; `RUST_LOG` sets the level (default `info`).
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }
 
@@ -110,6 +124,19 @@ pub fn emit_metrics(record: &RequestRecord<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_and_defaults_to_info() {
+        let default = log_filter(None);
+        assert!(default.would_enable("order_service", &Level::INFO));
+        assert!(!default.would_enable("order_service", &Level::DEBUG));
+        let tuned = log_filter(Some("warn,aws_smithy_runtime=debug"));
+        assert!(!tuned.would_enable("order_service", &Level::INFO));
+        assert!(tuned.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
+        // Garbage falls back to info rather than silencing the logs.
+        assert!(log_filter(Some("=?!")).would_enable("x", &Level::INFO));
+    }
 
     #[test]
     fn a_rejected_payment_counts_as_a_payment_failure_with_its_code() {

@@ -538,7 +538,7 @@ fn bootstraps_section() -> Result<String> {
             ));
         }
     }
-    let mut section = String::from("## Deployed bootstraps\n\n`cargo lambda build --release` (profile `release`: fat LTO, one codegen unit, stripped, panics unwind). Init duration measured here for the x86_64 build (median of 5 starts); the arm64 build cannot run on this machine.\n\n| function | arch | unzipped bytes | unzipped MB | zipped bytes | init ms |\n|---|---|---:|---:|---:|---:|\n");
+    let mut section = String::from("## Deployed bootstraps\n\n`cargo lambda build --release` (profile `release`: fat LTO, one codegen unit, stripped, `opt-level = \"s\"`, panics unwind). Init duration measured here for the x86_64 build (median of 5 starts); the arm64 build cannot run on this machine.\n\n| function | arch | unzipped bytes | unzipped MB | zipped bytes | init ms |\n|---|---|---:|---:|---:|---:|\n");
     for (function, architecture, unzipped, zipped, init) in rows {
         section.push_str(&format!(
             "| {function} | {architecture} | {unzipped} | {:.2} | {zipped} | {} |\n",
