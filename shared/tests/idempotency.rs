@@ -83,17 +83,29 @@ async fn assert_audit_clean(table: &TestTable) {
     assert!(report.is_clean(), "{:#?}", report.violations);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
-    let table = Arc::new(seeded_table(&plan()).await);
-    // GIVEN 20 copies of one create with the same key, sent at once
+/// A request that copies of itself race.
+#[derive(Debug, Clone)]
+enum Racing {
+    Create(NewOrder),
+    Pay(OrderId),
+}
+
+/// Sends 20 copies of one request of user 1 with `key` at once, each until it is answered;
+/// returns every answer's status, replay mark and body.
+async fn race(
+    table: &Arc<TestTable>,
+    key: &'static str,
+    request: Racing,
+) -> Vec<(lambda_http::http::StatusCode, bool, Vec<u8>)> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..20 {
-        let table = table.clone();
+        let (table, request) = (table.clone(), request.clone());
         tasks.spawn(async move {
-            let order = order_of("product-2", 2);
-            let (response, _) =
-                until_answered(&table, &user(1), "create-1", Change::Create(&order)).await;
+            let change = match &request {
+                Racing::Create(order) => Change::Create(order),
+                Racing::Pay(order_id) => Change::Pay(*order_id),
+            };
+            let (response, _) = until_answered(&table, &user(1), key, change).await;
             (
                 response.status(),
                 is_replayed(&response),
@@ -105,6 +117,14 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
     while let Some(result) = tasks.join_next().await {
         answers.push(result.unwrap());
     }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
+    let table = Arc::new(seeded_table(&plan()).await);
+    // GIVEN 20 copies of one create with the same key, sent at once
+    let answers = race(&table, "create-1", Racing::Create(order_of("product-2", 2))).await;
     // THEN one executed, 19 got its answer: same status and the very same body
     assert_eq!(
         answers.iter().filter(|(_, replayed, _)| !replayed).count(),
@@ -146,23 +166,7 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
     assert_ne!(order_id_of(&theirs), order_id);
 
     // WHEN 20 payments with one key race THEN one debit, one answer
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let table = table.clone();
-        tasks.spawn(async move {
-            let (response, _) =
-                until_answered(&table, &user(1), "pay-1", Change::Pay(order_id)).await;
-            (
-                response.status(),
-                is_replayed(&response),
-                response.body().to_vec(),
-            )
-        });
-    }
-    let mut answers = Vec::new();
-    while let Some(result) = tasks.join_next().await {
-        answers.push(result.unwrap());
-    }
+    let answers = race(&table, "pay-1", Racing::Pay(order_id)).await;
     assert_eq!(
         answers.iter().filter(|(_, replayed, _)| !replayed).count(),
         1
