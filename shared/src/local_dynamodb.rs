@@ -204,6 +204,18 @@ pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
     table
 }
 
+/// A validated create request of these (product, quantity) lines, as a client would send it.
+pub fn new_order(lines: &[(&str, u64)]) -> crate::domain::NewOrder {
+    let items: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|(product, quantity)| serde_json::json!({"productId": product, "quantity": quantity}))
+        .collect();
+    let request: crate::domain::CreateOrderRequest =
+        serde_json::from_value(serde_json::json!({ "items": items }))
+            .unwrap_or_else(|error| panic!("not a create request: {error}"));
+    crate::domain::NewOrder::try_from(request).unwrap_or_else(|error| panic!("{error}"))
+}
+
 /// A state change as its function runs it: under its Idempotency-Key (when given) through
 /// `answer_once`, rendered as the response the client gets.
 #[derive(Debug, Clone, Copy)]

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
-use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, ProductId, UserId};
+use order_service::domain::{NewOrder, OrderId, ProductId, UserId};
 use order_service::local_dynamodb::{
-    answered, is_replayed, seeded_table, test_settings, Change, TestTable,
+    answered, is_replayed, new_order, seeded_table, test_settings, Change, TestTable,
 };
 use order_service::store::{
     build_local_client, CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, SeedPlan,
@@ -98,9 +98,7 @@ fn plan() -> SeedPlan {
 }
 
 fn one_unit() -> NewOrder {
-    let request: CreateOrderRequest =
-        serde_json::from_str(r#"{"items":[{"productId":"product-1","quantity":1}]}"#).unwrap();
-    NewOrder::try_from(request).unwrap()
+    new_order(&[("product-1", 1)])
 }
 
 /// A store that reaches the table through the proxy, with a short attempt timeout, and the

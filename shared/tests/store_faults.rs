@@ -7,8 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
-use order_service::local_dynamodb::{seeded_table, test_settings, TestTable};
+use order_service::domain::{NewOrder, UserId};
+use order_service::local_dynamodb::{new_order, seeded_table, test_settings, TestTable};
 use order_service::store::{
     build_local_client, count_store_retries, CreateOrders, DynamoOrderStore, PayOrders, SeedPlan,
     StoreSettings,
@@ -150,9 +150,7 @@ fn plan() -> SeedPlan {
 }
 
 fn one_unit() -> NewOrder {
-    let request: CreateOrderRequest =
-        serde_json::from_str(r#"{"items":[{"productId":"product-1","quantity":1}]}"#).unwrap();
-    NewOrder::try_from(request).unwrap()
+    new_order(&[("product-1", 1)])
 }
 
 async fn faulty_store(
