@@ -232,9 +232,14 @@ where
             Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed))
         }
         Err(error) => match error.refusal() {
-            Some(refusal) => match store.answer_refusal(user_id, &claim, refusal).await? {
-                None => Err(error),
-                Some(prior) => Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true)),
+            Some(refusal) => match store.answer_refusal(user_id, &claim, refusal).await {
+                Ok(None) => Err(error),
+                Ok(Some(prior)) => Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true)),
+                // The refusal could not be kept: it is no answer, so give the key back.
+                Err(failure) => {
+                    store.release(user_id, &claim).await;
+                    Err(failure)
+                }
             },
             None => {
                 store.release(user_id, &claim).await;
