@@ -8,9 +8,8 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
 use crate::domain::UserId;
-use crate::error::ServiceError;
+use crate::error::{ConfigError, ServiceError};
 
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_LENGTH: usize = 4_096;

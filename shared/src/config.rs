@@ -18,9 +18,7 @@ pub struct AppConfig {
     pub fault_injection_rate: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {0}")]
-pub struct ConfigError(pub String);
+pub use crate::error::ConfigError;
 
 /// A variable's value, treating an empty value as unset (templates pass "" for "not set").
 fn var(name: &str) -> Option<String> {

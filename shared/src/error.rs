@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use crate::domain::{Conflict, Money, ProductId, Refusal, ValidationError};
 
+/// A missing or invalid setting: the function fails its init with it. (Here, not in
+/// config.rs, so that auth.rs and config.rs do not import each other.)
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
 /// Why a request did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
