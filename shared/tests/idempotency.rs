@@ -4,16 +4,18 @@
 //! Each scenario ends with the conservation audit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use common::stock;
 use lambda_http::{Body, Response};
-use order_service::domain::{
-    Claim, CreateOrderRequest, Fingerprint, IdempotencyKey, NewOrder, OrderId, ProductId, UserId,
-};
+use order_service::domain::{Claim, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId};
 use order_service::local_dynamodb::{
-    answered, fresh_table_with, is_replayed, seeded_table, test_settings, Change, TestTable,
+    answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Change,
+    TestTable,
 };
 use order_service::store::{KeepAnswers, ReadOrders, SeedPlan, StoreSettings};
 use order_service::ServiceError;
@@ -23,11 +25,7 @@ fn user(number: u32) -> UserId {
 }
 
 fn order_of(product: &str, quantity: u64) -> NewOrder {
-    let request: CreateOrderRequest = serde_json::from_str(&format!(
-        r#"{{"items":[{{"productId":"{product}","quantity":{quantity}}}]}}"#
-    ))
-    .unwrap();
-    NewOrder::try_from(request).unwrap()
+    new_order(&[(product, quantity)])
 }
 
 fn plan() -> SeedPlan {
@@ -67,15 +65,6 @@ async fn until_answered(
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }
-}
-
-async fn stock(table: &TestTable, product: &str) -> i64 {
-    table
-        .store
-        .product_stock(&ProductId::parse(product).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
 }
 
 async fn assert_audit_clean(table: &TestTable) {
