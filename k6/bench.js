@@ -4,7 +4,7 @@
 // sets CANCEL_EVERY=0, LIST_EVERY=0, IDEMPOTENCY=0 for a pure create -> pay -> get
 // loop. Thresholds are the load ones, but a failing p95 is expected here and only
 // reported (nothing aborts).
-import { config, assertNoUsageReport, requestsPerJourney } from './lib/config.js';
+import { config, requestsPerJourney } from './lib/config.js';
 import { assertAuthConfigured } from './lib/auth.js';
 import { journey } from './lib/journey.js';
 import { standardThresholds, SUMMARY_TREND_STATS } from './lib/scenario.js';
@@ -22,7 +22,6 @@ export const options = {
 };
 
 export function setup() {
-  assertNoUsageReport();
   assertAuthConfigured();
   return { scenario: 'bench', vus: VUS, duration: DURATION };
 }

@@ -15,7 +15,7 @@
 import { sleep } from 'k6';
 import exec from 'k6/execution';
 import { check } from 'k6';
-import { assertNoUsageReport, config } from './lib/config.js';
+import { config } from './lib/config.js';
 import { assertAuthConfigured, tokenFor } from './lib/auth.js';
 import { createOrder, listOrders } from './lib/api.js';
 import { checkProblem } from './lib/checks.js';
@@ -75,7 +75,6 @@ export const options = {
 };
 
 export function setup() {
-  assertNoUsageReport();
   assertAuthConfigured();
   // Counters with no samples still appear (count 0) because they have thresholds.
   return { t0Ms: Date.now() - 1000, startAtMs: Date.now() + START_DELAY_MS };

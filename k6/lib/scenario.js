@@ -1,7 +1,7 @@
 // Building blocks shared by the scenario files: thresholds, arrival-rate
 // executors expressed in HTTP requests/s, stage/phase tagging and a seed preflight.
 import exec from 'k6/execution';
-import { assertNoUsageReport, config, ENDPOINTS, durationMs, fmtDuration, iterationsPerMinute, requestsPerJourney, vuPool } from './config.js';
+import { config, ENDPOINTS, durationMs, fmtDuration, iterationsPerMinute, requestsPerJourney, vuPool } from './config.js';
 import { KNOWN_ERROR_CODES } from './metrics.js';
 import { seedDemand } from './journey.js';
 import { assertAuthConfigured } from './auth.js';
@@ -110,7 +110,6 @@ export function tagSegment(key, segments) {
 // setup() helper: warns when the planned traffic would exhaust the seeded balances
 // or stock (which would show up as INSUFFICIENT_BALANCE / OUT_OF_STOCK failures).
 export function preflight(name, totalRequests) {
-  assertNoUsageReport();
   assertAuthConfigured();
   const d = seedDemand(totalRequests);
   const info = {

@@ -147,7 +147,12 @@ impl<S> App<S> {
             Ok(reply) => {
                 let status = reply.status().as_u16();
                 let (code, replayed) = (reply.code(), reply.is_replayed());
-                (reply.into_response(), code, status, replayed)
+                (
+                    reply.into_response_for(request.uri().path()),
+                    code,
+                    status,
+                    replayed,
+                )
             }
             Err(error) => {
                 let status = status_of(&error).as_u16();

@@ -1,7 +1,9 @@
 //! Authentication and ownership. Deployed behind API Gateway, the gateway's authorizer has
 //! verified the token and the function reads the subject from the authorizer's claims; locally
 //! (and in emulators without authorizers) the function verifies an HS256 bearer token itself.
-//! Either way the subject must own the `{userId}` in the path. There is no "off" mode.
+//! Either way the subject must own the `{userId}` in the path. There is no "off" mode, and
+//! nothing fails open: an audience is always required, and a token outside its `nbf`/`iat`/`exp`
+//! window is refused.
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use lambda_http::request::RequestContext;
@@ -16,11 +18,16 @@ const MAX_TOKEN_LENGTH: usize = 4_096;
 
 #[derive(Clone)]
 pub enum AuthConfig {
-    /// Trust the subject that API Gateway's authorizer put into the request context. A REST
-    /// API's Cognito authorizer checks the signature and expiry but not the audience, so when
-    /// an audience is configured the function checks the token's `aud` (ID tokens) or
-    /// `client_id` (access tokens) itself.
-    ApiGateway { audience: Option<String> },
+    /// Trust the claims that API Gateway's authorizer put into the request context. A REST
+    /// API's Cognito authorizer checks the signature and expiry but not the audience, so the
+    /// function checks the token's `aud` (ID tokens) or `client_id` (access tokens) itself, on
+    /// every flavour of API: the audience is required. `user_claim` names the claim that holds
+    /// the user id (`sub` by default; `username` for Cognito access tokens, whose `sub` is a
+    /// UUID).
+    ApiGateway {
+        audience: String,
+        user_claim: String,
+    },
     /// Verify `Authorization: Bearer <HS256 JWT>` with this secret, issuer and audience.
     Jwt {
         secret: Vec<u8>,
@@ -32,9 +39,13 @@ pub enum AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuthConfig::ApiGateway { audience } => {
-                write!(formatter, "ApiGateway {{ audience: {audience:?} }}")
-            }
+            AuthConfig::ApiGateway {
+                audience,
+                user_claim,
+            } => write!(
+                formatter,
+                "ApiGateway {{ audience: {audience:?}, user_claim: {user_claim:?} }}"
+            ),
             AuthConfig::Jwt {
                 issuer, audience, ..
             } => write!(
@@ -52,7 +63,14 @@ impl AuthConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         match lookup("AUTH_MODE").as_deref() {
             Some("apigateway") => Ok(AuthConfig::ApiGateway {
-                audience: lookup("AUTH_AUDIENCE"),
+                audience: lookup("AUTH_AUDIENCE").ok_or_else(|| {
+                    ConfigError(
+                        "AUTH_MODE=apigateway requires AUTH_AUDIENCE (the app client id or API \
+                         audience tokens must carry)"
+                            .to_owned(),
+                    )
+                })?,
+                user_claim: lookup("AUTH_USER_CLAIM").unwrap_or_else(|| "sub".to_owned()),
             }),
             Some("jwt") => {
                 let secret = lookup("AUTH_JWT_SECRET").ok_or_else(|| {
@@ -83,6 +101,8 @@ pub struct Claims {
     pub aud: String,
     pub exp: u64,
     pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Signs a development token for `subject` (used by `cargo xtask token`, tests and k6).
@@ -100,6 +120,7 @@ pub fn sign_token(
         aud: audience.to_owned(),
         exp: issued_at + lifetime_seconds,
         iat: issued_at,
+        nbf: Some(issued_at),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -125,7 +146,8 @@ pub struct Authenticator {
 #[derive(Clone)]
 enum Mode {
     ApiGateway {
-        audience: Option<String>,
+        audience: String,
+        user_claim: String,
     },
     Jwt {
         key: DecodingKey,
@@ -145,8 +167,12 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
         let mode = match config {
-            AuthConfig::ApiGateway { audience } => Mode::ApiGateway {
+            AuthConfig::ApiGateway {
+                audience,
+                user_claim,
+            } => Mode::ApiGateway {
                 audience: audience.clone(),
+                user_claim: user_claim.clone(),
             },
             AuthConfig::Jwt {
                 secret,
@@ -157,7 +183,8 @@ impl Authenticator {
                 validation.set_issuer(&[issuer]);
                 validation.set_audience(&[audience]);
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-                validation.leeway = 5;
+                validation.validate_nbf = true;
+                validation.leeway = CLOCK_LEEWAY_SECONDS;
                 Mode::Jwt {
                     key: DecodingKey::from_secret(secret),
                     validation: Box::new(validation),
@@ -170,25 +197,29 @@ impl Authenticator {
     /// The verified subject of the request.
     pub fn subject(&self, request: &Request) -> Result<String, ServiceError> {
         match &self.mode {
-            Mode::ApiGateway { audience } => {
+            Mode::ApiGateway {
+                audience,
+                user_claim,
+            } => {
                 let claims = authorizer_claims(request).ok_or(ServiceError::Unauthorized(
                     "the request carries no authorizer claims",
                 ))?;
-                if let Some(audience) = audience {
-                    let matches = ["aud", "client_id"]
-                        .iter()
-                        .any(|name| claims.get(*name).is_some_and(|value| value == audience));
-                    if !matches {
-                        return Err(ServiceError::Unauthorized(
-                            "the token is for another audience",
-                        ));
-                    }
+                let matches = ["aud", "client_id"].iter().any(|name| {
+                    claims
+                        .get(*name)
+                        .is_some_and(|value| names_audience(value, audience))
+                });
+                if !matches {
+                    return Err(ServiceError::Unauthorized(
+                        "the token is for another audience",
+                    ));
                 }
+                check_time_claims(&claims, now_seconds())?;
                 claims
-                    .get("sub")
+                    .get(user_claim.as_str())
                     .filter(|subject| !subject.is_empty())
                     .cloned()
-                    .ok_or(ServiceError::Unauthorized("the token has no subject"))
+                    .ok_or(ServiceError::Unauthorized("the token names no user"))
             }
             Mode::Jwt { key, validation } => {
                 let header = request
@@ -200,15 +231,20 @@ impl Authenticator {
                 let token = header
                     .to_str()
                     .ok()
-                    .and_then(|value| value.strip_prefix("Bearer "))
-                    .map(str::trim)
+                    .and_then(bearer_token)
                     .filter(|token| !token.is_empty() && token.len() <= MAX_TOKEN_LENGTH)
                     .ok_or(ServiceError::Unauthorized(
                         "the Authorization header is not a Bearer token",
                     ))?;
-                decode::<Claims>(token, key, validation)
-                    .map(|data| data.claims.sub)
-                    .map_err(|_| ServiceError::Unauthorized("the token is invalid or expired"))
+                let claims = decode::<Claims>(token, key, validation)
+                    .map(|data| data.claims)
+                    .map_err(|_| ServiceError::Unauthorized("the token is invalid or expired"))?;
+                if claims.iat > now_seconds() + CLOCK_LEEWAY_SECONDS {
+                    return Err(ServiceError::Unauthorized(
+                        "the token is issued in the future",
+                    ));
+                }
+                Ok(claims.sub)
             }
         }
     }
@@ -229,6 +265,70 @@ impl Authenticator {
             Access::Other => ServiceError::Forbidden,
         })
     }
+}
+
+/// How far the clocks of issuer and function may disagree, in seconds.
+const CLOCK_LEEWAY_SECONDS: u64 = 5;
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+/// The token of an `Authorization` value: the scheme is case-insensitive (RFC 9110 §11.1),
+/// blanks around the token are ignored.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Whether an `aud` claim names `audience`. API Gateway renders a list-valued `aud` as
+/// `[a b]` (HTTP API) or a JSON array; a plain string must match exactly.
+fn names_audience(claim: &str, audience: &str) -> bool {
+    claim == audience
+        || claim
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split([' ', ',', '"'])
+            .any(|entry| entry == audience)
+}
+
+/// The authorizer already checked `exp`; the function checks it again along with `nbf` and
+/// `iat`, so a REST authorizer (which checks less) or a stale cache never lets an out-of-window
+/// token through. Absent claims are not required here (the authorizer decides which exist);
+/// present ones must be numbers.
+fn check_time_claims(
+    claims: &std::collections::HashMap<String, String>,
+    now: u64,
+) -> Result<(), ServiceError> {
+    let number = |name: &str| -> Result<Option<u64>, ServiceError> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|value| value.is_finite() && *value >= 0.0)
+                .map(|value| Some(value as u64))
+                .ok_or(ServiceError::Unauthorized(
+                    "the token's time claims are not numbers",
+                )),
+        }
+    };
+    if number("exp")?.is_some_and(|exp| exp + CLOCK_LEEWAY_SECONDS <= now) {
+        return Err(ServiceError::Unauthorized("the token has expired"));
+    }
+    if number("nbf")?.is_some_and(|nbf| nbf > now + CLOCK_LEEWAY_SECONDS) {
+        return Err(ServiceError::Unauthorized("the token is not valid yet"));
+    }
+    if number("iat")?.is_some_and(|iat| iat > now + CLOCK_LEEWAY_SECONDS) {
+        return Err(ServiceError::Unauthorized(
+            "the token is issued in the future",
+        ));
+    }
+    Ok(())
 }
 
 /// The claims API Gateway's authorizer put into the request context: HTTP API JWT
@@ -284,10 +384,20 @@ mod tests {
         UserId::parse(name).unwrap()
     }
 
+    fn gateway(audience: &str, user_claim: &str) -> Authenticator {
+        Authenticator::new(&AuthConfig::ApiGateway {
+            audience: audience.into(),
+            user_claim: user_claim.into(),
+        })
+    }
+
     #[test]
     fn api_gateway_claims_decide_ownership() {
-        let auth = Authenticator::new(&AuthConfig::ApiGateway { audience: None });
-        let request = v2_request(serde_json::json!({"sub": "user-1"}), None);
+        let auth = gateway("client-a", "sub");
+        let request = v2_request(
+            serde_json::json!({"sub": "user-1", "aud": "client-a"}),
+            None,
+        );
         assert!(auth
             .authorize(&request, &user("user-1"), Access::Other)
             .is_ok());
@@ -299,7 +409,7 @@ mod tests {
             auth.authorize(&request, &user("user-2"), Access::ReadOrder),
             Err(ServiceError::OrderNotFound)
         ));
-        let anonymous = v2_request(serde_json::json!({}), None);
+        let anonymous = v2_request(serde_json::json!({"aud": "client-a"}), None);
         assert!(matches!(
             auth.subject(&anonymous),
             Err(ServiceError::Unauthorized(_))
@@ -307,10 +417,107 @@ mod tests {
     }
 
     #[test]
-    fn api_gateway_mode_checks_the_audience_when_configured() {
-        let auth = Authenticator::new(&AuthConfig::ApiGateway {
-            audience: Some("client-a".into()),
-        });
+    fn api_gateway_mode_requires_an_audience() {
+        let config = |pairs: &[(&str, &str)]| {
+            let pairs: std::collections::HashMap<String, String> = pairs
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
+            AuthConfig::from_lookup(|name| pairs.get(name).cloned())
+        };
+        assert!(config(&[("AUTH_MODE", "apigateway")]).is_err());
+        match config(&[("AUTH_MODE", "apigateway"), ("AUTH_AUDIENCE", "client-a")]) {
+            Ok(AuthConfig::ApiGateway {
+                audience,
+                user_claim,
+            }) => {
+                assert_eq!(audience, "client-a");
+                assert_eq!(user_claim, "sub");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            config(&[
+                ("AUTH_MODE", "apigateway"),
+                ("AUTH_AUDIENCE", "client-a"),
+                ("AUTH_USER_CLAIM", "username"),
+            ]),
+            Ok(AuthConfig::ApiGateway { user_claim, .. }) if user_claim == "username"
+        ));
+        // A token without any audience claim never passes.
+        let auth = gateway("client-a", "sub");
+        assert!(matches!(
+            auth.subject(&v2_request(serde_json::json!({"sub": "user-1"}), None)),
+            Err(ServiceError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn api_gateway_mode_reads_the_configured_user_claim() {
+        // A Cognito access token: `sub` is a UUID, `username` is the user id.
+        let auth = gateway("client-a", "username");
+        let access_token = v2_request(
+            serde_json::json!({"sub": "5f0c-uuid", "username": "user-7", "client_id": "client-a"}),
+            None,
+        );
+        assert_eq!(auth.subject(&access_token).unwrap(), "user-7");
+        let without = v2_request(
+            serde_json::json!({"sub": "user-7", "client_id": "client-a"}),
+            None,
+        );
+        assert!(matches!(
+            auth.subject(&without),
+            Err(ServiceError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn api_gateway_mode_checks_the_token_window() {
+        let auth = gateway("client-a", "sub");
+        let now = now_seconds();
+        let with = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "user-1", "aud": "client-a"});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            auth.subject(&v2_request(claims, None))
+        };
+        assert!(with(serde_json::json!({"exp": (now + 60).to_string(), "nbf": (now - 1).to_string(), "iat": (now - 1).to_string()})).is_ok());
+        for bad in [
+            serde_json::json!({"exp": (now - 60).to_string()}),
+            serde_json::json!({"nbf": (now + 600).to_string()}),
+            serde_json::json!({"iat": (now + 600).to_string()}),
+            serde_json::json!({"exp": "tomorrow"}),
+        ] {
+            assert!(
+                matches!(with(bad.clone()), Err(ServiceError::Unauthorized(_))),
+                "{bad} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_list_valued_audience_is_matched_by_entry() {
+        assert!(names_audience("client-a", "client-a"));
+        assert!(names_audience("[client-b client-a]", "client-a"));
+        assert!(names_audience(r#"["client-b","client-a"]"#, "client-a"));
+        assert!(!names_audience("[client-b client-ab]", "client-a"));
+        assert!(!names_audience("client-ab", "client-a"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn api_gateway_mode_checks_the_audience() {
+        let auth = gateway("client-a", "sub");
         let id_token = v2_request(
             serde_json::json!({"sub": "user-1", "aud": "client-a"}),
             None,
@@ -369,11 +576,30 @@ mod tests {
             60,
         )
         .unwrap();
+        assert_eq!(
+            auth.subject(&v2_request(
+                serde_json::json!({}),
+                Some(&format!("bearer {good}"))
+            ))
+            .unwrap(),
+            "user-1",
+            "the scheme is case-insensitive"
+        );
+        let not_yet = sign_token(
+            &secret,
+            LOCAL_ISSUER,
+            LOCAL_AUDIENCE,
+            "user-1",
+            now + 600,
+            3_600,
+        )
+        .unwrap();
         for token in [
             wrong_key,
             wrong_issuer,
             wrong_audience,
             expired,
+            not_yet,
             "garbage".into(),
             String::new(),
         ] {

@@ -119,10 +119,17 @@ mod tests {
 
     #[test]
     fn requires_a_table_and_an_auth_mode() {
-        assert!(config(&[("AUTH_MODE", "apigateway")]).is_err());
+        assert!(config(&[("AUTH_MODE", "apigateway"), ("AUTH_AUDIENCE", "client-a")]).is_err());
         assert!(config(&[("TABLE_NAME", "orders")]).is_err());
         assert!(config(&[("TABLE_NAME", "orders"), ("AUTH_MODE", "off")]).is_err());
-        assert!(config(&[("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")]).is_ok());
+        assert!(config(&[
+            ("TABLE_NAME", "orders"),
+            ("AUTH_MODE", "apigateway"),
+            ("AUTH_AUDIENCE", "client-a")
+        ])
+        .is_ok());
+        // No audience, no start: the gateway mode never fails open.
+        assert!(config(&[("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")]).is_err());
     }
 
     #[test]
@@ -130,6 +137,7 @@ mod tests {
         let parsed = config(&[
             ("TABLE_NAME", "orders"),
             ("AUTH_MODE", "apigateway"),
+            ("AUTH_AUDIENCE", "client-a"),
             ("AWS_ENDPOINT_URL", ""),
         ])
         .unwrap();
@@ -138,7 +146,11 @@ mod tests {
 
     #[test]
     fn fault_rate_is_a_fraction() {
-        let base = [("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")];
+        let base = [
+            ("TABLE_NAME", "orders"),
+            ("AUTH_MODE", "apigateway"),
+            ("AUTH_AUDIENCE", "client-a"),
+        ];
         let with = |rate: &'static str| {
             let mut pairs = base.to_vec();
             pairs.push(("FAULT_INJECTION_RATE", rate));
@@ -151,7 +163,11 @@ mod tests {
 
     #[test]
     fn answers_are_kept_a_day_unless_configured() {
-        let base = [("TABLE_NAME", "orders"), ("AUTH_MODE", "apigateway")];
+        let base = [
+            ("TABLE_NAME", "orders"),
+            ("AUTH_MODE", "apigateway"),
+            ("AUTH_AUDIENCE", "client-a"),
+        ];
         let with = |pairs: &[(&'static str, &'static str)]| {
             let mut all = base.to_vec();
             all.extend_from_slice(pairs);

@@ -1,8 +1,16 @@
 //! Logs and metrics. Logs are JSON lines from `tracing-subscriber`, one `request` line per
-//! request with its outcome. Metrics are CloudWatch Embedded Metric Format lines on stdout:
-//! in Lambda they become metrics without any API call, locally `cargo xtask monitor` reads them.
+//! request with its outcome; every line logged during an invocation carries the runtime's
+//! invocation span (`span.requestId`, `span.xrayTraceId`), so a log line leads to its X-Ray
+//! trace. Metrics are CloudWatch Embedded Metric Format lines on stdout: in Lambda they become
+//! metrics without any API call, locally `cargo xtask monitor` reads them.
+//!
+//! Every metric carries a `Stack` dimension (`STACK_NAME`, "local" when unset) so that two
+//! stages in one account never feed each other's alarms, and server errors and latency are
+//! also published per function `Version` (`AWS_LAMBDA_FUNCTION_VERSION`), so a canary's new
+//! version can be told from the old one on a dashboard.
 
 use std::io::Write;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -21,20 +29,57 @@ pub fn log_filter(text: Option<&str>) -> Targets {
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
+/// The JSON log layer: one object per line, the event's fields at the top level and the
+/// current span (the Lambda runtime's per-invocation span, with `requestId` and `xrayTraceId`)
+/// under `span`.
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_writer(writer)
+}
+
 /// Installs the JSON log subscriber once; `RUST_LOG` sets the level (default `info`).
 pub fn init_tracing() {
     let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_target(false),
-        )
+        .with(json_layer(std::io::stdout))
         .with(filter)
         .try_init();
+}
+
+/// Where a metric comes from: its stack (stage) and the function version that served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricSource {
+    pub stack: String,
+    pub version: String,
+}
+
+impl MetricSource {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let read = |name: &str, default: &str| {
+            lookup(name)
+                .filter(|value| !value.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            stack: read("STACK_NAME", "local"),
+            version: read("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        }
+    }
+
+    /// The process's source, read from the environment once.
+    pub fn current() -> &'static MetricSource {
+        static SOURCE: OnceLock<MetricSource> = OnceLock::new();
+        SOURCE.get_or_init(|| Self::from_lookup(|name| std::env::var(name).ok()))
+    }
 }
 
 /// What one request did, for its log line and its metrics.
@@ -51,10 +96,17 @@ pub struct RequestRecord<'a> {
 }
 
 /// The EMF document for one request: a latency sample per operation, an outcome counter,
-/// a rejection count by code, and store error/retry counts.
-pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
+/// a rejection count by code, and store error/retry counts; server errors and latency again
+/// per function version.
+pub fn emf_document(
+    record: &RequestRecord<'_>,
+    source: &MetricSource,
+    timestamp_ms: u128,
+) -> Value {
     let mut metrics = vec![json!({"Name": "Latency", "Unit": "Milliseconds"})];
     let mut values = Map::new();
+    values.insert("Stack".into(), json!(source.stack));
+    values.insert("Version".into(), json!(source.version));
     values.insert("Operation".into(), json!(record.operation));
     values.insert("Latency".into(), json!(record.latency_ms));
     let success_metric = match (record.operation, record.status, record.replayed) {
@@ -85,19 +137,29 @@ pub fn emf_document(record: &RequestRecord<'_>, timestamp_ms: u128) -> Value {
         "ServerErrors".into(),
         json!(u32::from(record.status >= 500)),
     );
-    let mut directives = vec![json!({
-        "Namespace": METRICS_NAMESPACE,
-        // The empty set also publishes each metric without dimensions: the service-wide series
-        // that the alarms and the dashboard's totals read.
-        "Dimensions": [["Operation"], []],
-        "Metrics": metrics,
-    })];
+    let mut directives = vec![
+        json!({
+            "Namespace": METRICS_NAMESPACE,
+            // [Stack] alone is the stack-wide series that the alarms and the dashboard's
+            // totals read; [Stack, Operation] the per-function one the canary alarms read.
+            "Dimensions": [["Stack", "Operation"], ["Stack"]],
+            "Metrics": metrics,
+        }),
+        json!({
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["Stack", "Operation", "Version"]],
+            "Metrics": [
+                {"Name": "ServerErrors", "Unit": "Count"},
+                {"Name": "Latency", "Unit": "Milliseconds"},
+            ],
+        }),
+    ];
     if let Some(code) = record.code.filter(|_| !record.replayed) {
         values.insert("Code".into(), json!(code));
         values.insert("Rejections".into(), json!(1));
         directives.push(json!({
             "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["Code"]],
+            "Dimensions": [["Stack", "Code"]],
             "Metrics": [{"Name": "Rejections", "Unit": "Count"}],
         }));
     }
@@ -116,7 +178,7 @@ pub fn emit_metrics(record: &RequestRecord<'_>) {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or(0);
-    let line = emf_document(record, timestamp_ms).to_string();
+    let line = emf_document(record, MetricSource::current(), timestamp_ms).to_string();
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
 }
@@ -125,6 +187,118 @@ pub fn emit_metrics(record: &RequestRecord<'_>) {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    fn staging() -> MetricSource {
+        MetricSource {
+            stack: "orders-staging".into(),
+            version: "7".into(),
+        }
+    }
+
+    #[test]
+    fn every_directive_names_the_stack_and_server_errors_name_the_version() {
+        let document = emf_document(
+            &RequestRecord {
+                operation: "pay-order",
+                status: 500,
+                code: Some("INTERNAL"),
+                latency_ms: 2.0,
+                store_retries: 0,
+                store_error: false,
+                replayed: false,
+            },
+            &staging(),
+            0,
+        );
+        assert_eq!(document["Stack"], "orders-staging");
+        assert_eq!(document["Version"], "7");
+        assert_eq!(document["ServerErrors"], 1);
+        let directives = document["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        for directive in directives {
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let set: Vec<&str> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|name| name.as_str().unwrap())
+                    .collect();
+                assert_eq!(set.first(), Some(&"Stack"), "{set:?} lacks the stack");
+                for name in set {
+                    assert!(
+                        document.get(name).is_some(),
+                        "dimension {name} has no value"
+                    );
+                }
+            }
+        }
+        let versioned = directives
+            .iter()
+            .find(|directive| directive["Dimensions"][0].as_array().unwrap().len() == 3)
+            .expect("a per-version directive");
+        let names: Vec<&str> = versioned["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|metric| metric["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["ServerErrors", "Latency"]);
+    }
+
+    #[test]
+    fn the_source_defaults_to_local_and_latest() {
+        let source = MetricSource::from_lookup(|_| None);
+        assert_eq!(source.stack, "local");
+        assert_eq!(source.version, "$LATEST");
+        let deployed = MetricSource::from_lookup(|name| match name {
+            "STACK_NAME" => Some("orders-prod".into()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => Some("12".into()),
+            _ => None,
+        });
+        assert_eq!(deployed.stack, "orders-prod");
+        assert_eq!(deployed.version, "12");
+    }
+
+    #[test]
+    fn every_line_of_an_invocation_carries_its_trace_id() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(json_layer(move || writer.clone()));
+        let mut context = lambda_http::lambda_runtime::Context::default();
+        context.request_id = "req-1".into();
+        context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = lambda_http::lambda_runtime::layers::trace::request_span(&context);
+            let _entered = span.enter();
+            tracing::warn!(attempt = 2, "store retry");
+            tracing::info!(status = 200, "request");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            assert_eq!(
+                line["span"]["xrayTraceId"],
+                "Root=1-5759e988-bd862e3fe1be46a994272793"
+            );
+            assert_eq!(line["span"]["requestId"], "req-1");
+        }
+        assert_eq!(lines[0]["attempt"], 2);
+    }
 
     #[test]
     fn rust_log_sets_levels_and_defaults_to_info() {
@@ -150,6 +324,7 @@ mod tests {
                 store_error: false,
                 replayed: false,
             },
+            &staging(),
             1_700_000_000_000,
         );
         assert_eq!(document["PaymentFailures"], 1);
@@ -181,6 +356,7 @@ mod tests {
                 store_error: false,
                 replayed: false,
             },
+            &staging(),
             0,
         );
         assert_eq!(document["OrdersCreated"], 1);

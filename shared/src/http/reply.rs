@@ -101,6 +101,35 @@ impl Reply {
     pub fn into_response(self) -> Response<Body> {
         self.response
     }
+
+    /// The response for a request that addressed the API at `request_path`: a `Location` is
+    /// put under the same prefix (the stage, `/v1`, or a custom domain's base path), so that
+    /// following it reaches the order wherever the API is mounted.
+    pub fn into_response_for(self, request_path: &str) -> Response<Body> {
+        let mut response = self.response;
+        let prefix = api_prefix(request_path);
+        if !prefix.is_empty() {
+            let located = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|location| HeaderValue::from_str(&format!("{prefix}{location}")).ok());
+            if let Some(located) = located {
+                response.headers_mut().insert(header::LOCATION, located);
+            }
+        }
+        response
+    }
+}
+
+/// What precedes the service's own path (`/users/...`) in the path a request arrived on:
+/// lambda_http puts API Gateway's stage there (`/v1/users/...`), a gateway without stages
+/// leaves it empty.
+fn api_prefix(request_path: &str) -> &str {
+    match request_path.find("/users/") {
+        Some(at) if at > 0 => request_path[..at].trim_end_matches('/'),
+        _ => "",
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +167,34 @@ mod tests {
         );
         assert!(first.headers().get("idempotent-replayed").is_none());
         assert_eq!(again.headers()["idempotent-replayed"], "true");
+    }
+
+    #[test]
+    fn location_keeps_the_stage_the_request_came_through() {
+        let order = order();
+        let bare = format!("/users/user-1/orders/{}", order.order_id);
+        let located = |path: &str| {
+            Reply::answer(&Answer::Created(order.clone()))
+                .unwrap()
+                .into_response_for(path)
+                .headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(located("/users/user-1/orders"), bare);
+        assert_eq!(located("/v1/users/user-1/orders"), format!("/v1{bare}"));
+        assert_eq!(
+            located("/prod/api/users/user-1/orders"),
+            format!("/prod/api{bare}")
+        );
+        assert_eq!(api_prefix("/users/x/orders"), "");
+        assert_eq!(api_prefix("/v1/users/x/orders"), "/v1");
+        // A reply without Location is untouched.
+        let updated = Reply::answer(&Answer::Updated(order))
+            .unwrap()
+            .into_response_for("/v1/users/user-1/orders/x/payment");
+        assert!(updated.headers().get(header::LOCATION).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! initial values the audit checks against), and the audit of exact conservation of money and
 //! stock.
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use serde::Serialize;
 
 use super::errors::{mapping_error, store_error};
@@ -178,6 +178,51 @@ impl DynamoOrderStore {
             all.extend(done.map_err(|error| ServiceError::internal(error.to_string()))??);
         }
         Ok(all)
+    }
+
+    /// Whether the table holds no item at all (one strongly consistent `Scan` of one item).
+    pub async fn is_empty(&self) -> Result<bool, ServiceError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(self.table_name())
+            .limit(1)
+            .consistent_read(true)
+            .projection_expression(super::items::PK)
+            .send()
+            .await
+            .map_err(|error| store_error("Scan", error))?;
+        Ok(output.items.unwrap_or_default().is_empty())
+    }
+
+    /// Deletes every item and keeps the table (its settings, streams, backups and the stack
+    /// that owns it): how a deployed stage is reset before seeding. Returns how many items
+    /// were deleted.
+    pub async fn wipe(&self) -> Result<usize, ServiceError> {
+        let keys: Vec<Item> = self
+            .scan_all()
+            .await?
+            .into_iter()
+            .map(|item| {
+                item.into_iter()
+                    .filter(|(name, _)| name == super::items::PK || name == super::items::SK)
+                    .collect()
+            })
+            .collect();
+        for chunk in keys.chunks(25) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(|error| ServiceError::internal(error.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            self.write_batch(requests).await?;
+        }
+        Ok(keys.len())
     }
 
     /// Every order in the table (for the drills' ledger comparison and tests).
