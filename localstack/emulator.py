@@ -16,6 +16,8 @@ The recipe, and why each step is there, is measured in ops/deploy-notes.md:
     the real parameter values and sends plain CloudFormation.
   * The code goes to the emulator's S3 as one zip per function, named by its SHA-256, so
     re-deploying unchanged binaries is a no-op and a changed one publishes a new version.
+  * The translated template goes there too and CloudFormation reads it by TemplateURL, as
+    `sam deploy` does on AWS: it is larger than the 51,200 bytes a TemplateBody may hold.
   * Functions are local processes: they need x86_64 (host) binaries, not arm64.
 
 Environment (all optional except BOOTSTRAP_DIR for deploy/up):
@@ -23,6 +25,7 @@ Environment (all optional except BOOTSTRAP_DIR for deploy/up):
   EMULATOR_PORT         4566
   STACK_NAME            order-service
   ARTIFACT_BUCKET       order-service-artifacts
+  API_TYPE              http          (the template's ApiType: http = HTTP API, rest = REST API)
   AUTH_MODE             jwt           (apigateway needs a Cognito pool: see deploy-notes)
   AUTH_JWT_SECRET       local-development-secret-not-for-production
   AUTH_ISSUER           order-service-local
@@ -224,6 +227,7 @@ def upload_code(s3, bucket: str) -> dict[str, dict[str, str]]:
 
 def parameters() -> dict[str, str]:
     values = {
+        "ApiType": env("API_TYPE", "http"),
         "AuthMode": env("AUTH_MODE", "jwt"),
         "AuthJwtSecret": env("AUTH_JWT_SECRET", "local-development-secret-not-for-production"),
         "AuthIssuer": env("AUTH_ISSUER", "order-service-local"),
@@ -273,19 +277,18 @@ def deploy() -> None:
     stack = env("STACK_NAME", "order-service")
     started = time.monotonic()
     s3, cfn = clients()
-    code = upload_code(s3, env("ARTIFACT_BUCKET", "order-service-artifacts"))
+    bucket = env("ARTIFACT_BUCKET", "order-service-artifacts")
+    code = upload_code(s3, bucket)
     values = parameters()
-    # Compact JSON: CloudFormation takes at most 51,200 bytes of template inline (sam deploy
-    # uploads larger ones to S3), and the translated template is close to that.
-    body = json.dumps(translate(code, values), separators=(",", ":"))
-    if len(body.encode()) > 51_200:
-        sys.exit(
-            f"the translated template is {len(body.encode())} bytes, over CloudFormation's inline "
-            "limit of 51,200: shorten descriptions in template.yaml or deploy it through S3"
-        )
+    # Through S3, as `sam deploy` does: CloudFormation takes at most 51,200 bytes of template
+    # inline (TemplateBody) and the translated template is larger; by TemplateURL 1 MB. The key
+    # is the body's hash, so an unchanged template is the same object.
+    body = json.dumps(translate(code, values), separators=(",", ":")).encode()
+    key = f"templates/{stack}-{hashlib.sha256(body).hexdigest()[:32]}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
     args = {
         "StackName": stack,
-        "TemplateBody": body,
+        "TemplateURL": f"{endpoint()}/{bucket}/{key}",
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
         "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     }

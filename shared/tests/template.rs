@@ -110,39 +110,21 @@ fn workspace_functions() -> BTreeSet<String> {
 
 // ------------------------------------------------------------------------------ (a) routes
 
-/// The `Api` events of the functions.
-fn event_routes(template: &Value) -> BTreeSet<Route> {
-    let binaries = function_binaries(template);
-    let mut routes = BTreeSet::new();
-    for (id, resource) in resources(template, "AWS::Serverless::Function") {
-        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
-            continue;
-        };
-        for (name, event) in events {
-            let kind = event["Type"].as_str();
-            assert_eq!(
-                kind,
-                Some("Api"),
-                "{id}.Events.{name:?} is not an Api event"
-            );
-            let properties = &event["Properties"];
-            let api = tagged(&properties["RestApiId"]);
-            assert!(
-                matches!(&api, Some((tag, target)) if tag == "Ref" && target.as_str() == Some("Api")),
-                "{id}.Events.{name:?} must attach to the Api resource (RestApiId: !Ref Api)"
-            );
-            let route = (
-                text(&properties["Method"]).to_ascii_uppercase(),
-                text(&properties["Path"]).to_owned(),
-                binaries[&id].clone(),
-            );
-            assert!(
-                routes.insert(route.clone()),
-                "{route:?} is declared twice as an event"
-            );
-        }
-    }
-    routes
+/// The condition on a resource (its `Condition` attribute), if any.
+fn condition(resource: &Value) -> Option<&str> {
+    resource["Condition"].as_str()
+}
+
+/// The function whose `live` alias `reference` names (`CreateOrderFunctionAliaslive`, the
+/// logical id SAM gives the AWS::Lambda::Alias of AutoPublishAlias).
+fn alias_function(reference: &str, binaries: &BTreeMap<String, String>) -> String {
+    let logical_id = reference
+        .strip_suffix("Aliaslive")
+        .unwrap_or_else(|| panic!("the integration must target the live alias, not {reference}"));
+    binaries
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("{reference} is the alias of {logical_id}, which is no function"))
+        .clone()
 }
 
 /// The function a `!Sub "...${<Function>Aliaslive}/invocations"` integration URI points at.
@@ -161,21 +143,24 @@ fn integration_function(uri: &Value, binaries: &BTreeMap<String, String>) -> Str
         .expect("the uri names the function")
         + "/functions/${".len();
     let reference = &uri[start..start + uri[start..].find('}').expect("closing brace")];
-    let logical_id = reference
-        .strip_suffix("Aliaslive")
-        .unwrap_or_else(|| panic!("the integration must target the live alias, not {reference}"));
-    binaries
-        .get(logical_id)
-        .unwrap_or_else(|| panic!("the integration targets {logical_id}, which is not a function"))
-        .clone()
+    alias_function(reference, binaries)
 }
 
-/// The paths of the API's explicit DefinitionBody.
+/// The REST API (`Api`, an AWS::Serverless::Api): there is exactly one, for ApiType=rest.
+fn rest_api(template: &Value) -> &Value {
+    let apis = resources(template, "AWS::Serverless::Api");
+    assert_eq!(
+        apis.keys().collect::<Vec<_>>(),
+        ["Api"],
+        "one REST API, named Api"
+    );
+    apis["Api"]
+}
+
+/// The paths of the REST API's explicit DefinitionBody.
 fn definition_routes(template: &Value) -> BTreeSet<Route> {
     let binaries = function_binaries(template);
-    let apis = resources(template, "AWS::Serverless::Api");
-    assert_eq!(apis.len(), 1, "one API expected");
-    let body = &apis["Api"]["Properties"]["DefinitionBody"];
+    let body = &rest_api(template)["Properties"]["DefinitionBody"];
     let mut routes = BTreeSet::new();
     for (path, methods) in body["paths"].as_mapping().expect("DefinitionBody.paths") {
         for (method, operation) in methods.as_mapping().expect("methods of a path") {
@@ -201,29 +186,265 @@ fn definition_routes(template: &Value) -> BTreeSet<Route> {
     routes
 }
 
+/// The logical id a `!Ref <id>` names.
+fn ref_target(value: &Value) -> &str {
+    match tagged(value) {
+        Some((tag, target)) if tag == "Ref" => text(target),
+        _ => panic!("expected !Ref <id>, got {value:?}"),
+    }
+}
+
+/// The HTTP API's routes: each AWS::ApiGatewayV2::Route's RouteKey and the function behind the
+/// AWS_PROXY integration (payload 2.0) its Target names. Every route and integration belongs
+/// to `HttpApi` and exists only for ApiType=http.
+fn http_api_routes(template: &Value) -> BTreeSet<Route> {
+    let binaries = function_binaries(template);
+    let integrations = resources(template, "AWS::ApiGatewayV2::Integration");
+    let mut routes = BTreeSet::new();
+    for (id, route) in resources(template, "AWS::ApiGatewayV2::Route") {
+        let properties = &route["Properties"];
+        assert_eq!(condition(route), Some("UseHttpApi"), "{id}");
+        assert_eq!(ref_target(&properties["ApiId"]), "HttpApi", "{id}");
+        let (method, path) = text(&properties["RouteKey"])
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{id}: RouteKey is not `METHOD /path`"));
+        let (tag, target) = tagged(&properties["Target"])
+            .unwrap_or_else(|| panic!("{id}: Target must be !Sub \"integrations/${{<id>}}\""));
+        assert_eq!(tag, "Sub", "{id}");
+        let integration_id = text(target)
+            .strip_prefix("integrations/${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{id}: Target {target:?} names no integration"));
+        let integration = integrations.get(integration_id).unwrap_or_else(|| {
+            panic!("{id}: {integration_id} is no AWS::ApiGatewayV2::Integration")
+        });
+        let integration_properties = &integration["Properties"];
+        assert_eq!(condition(integration), Some("UseHttpApi"), "{integration_id}");
+        assert_eq!(
+            ref_target(&integration_properties["ApiId"]),
+            "HttpApi",
+            "{integration_id}"
+        );
+        assert_eq!(
+            integration_properties["IntegrationType"].as_str(),
+            Some("AWS_PROXY"),
+            "{integration_id}"
+        );
+        assert_eq!(
+            integration_properties["PayloadFormatVersion"].as_str(),
+            Some("2.0"),
+            "{integration_id}: the functions' events are payload 2.0"
+        );
+        let function = alias_function(
+            ref_target(&integration_properties["IntegrationUri"]),
+            &binaries,
+        );
+        let route = (method.to_owned(), path.to_owned(), function);
+        assert!(routes.insert(route.clone()), "{route:?} is declared twice");
+    }
+    routes
+}
+
+/// What may invoke which function: every AWS::Lambda::Permission, as (METHOD, path pattern,
+/// function). Each lets API Gateway invoke a `live` alias from this stack's API, whichever
+/// flavour it is, on one route: `.../${ApiId}/*/<METHOD>/<path with * for parameters>`.
+fn permission_routes(template: &Value) -> BTreeSet<Route> {
+    let binaries = function_binaries(template);
+    let mut routes = BTreeSet::new();
+    for (id, permission) in resources(template, "AWS::Lambda::Permission") {
+        let properties = &permission["Properties"];
+        assert_eq!(
+            condition(permission),
+            None,
+            "{id}: both flavours need it"
+        );
+        assert_eq!(
+            properties["Action"].as_str(),
+            Some("lambda:InvokeFunction"),
+            "{id}"
+        );
+        assert_eq!(
+            properties["Principal"].as_str(),
+            Some("apigateway.amazonaws.com"),
+            "{id}"
+        );
+        let function = alias_function(ref_target(&properties["FunctionName"]), &binaries);
+        let (tag, arguments) = tagged(&properties["SourceArn"])
+            .unwrap_or_else(|| panic!("{id}: SourceArn must be a !Sub"));
+        assert_eq!(tag, "Sub", "{id}");
+        let arn = text(&arguments[0]);
+        let pattern = arn
+            .strip_prefix(
+                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ApiId}/*/",
+            )
+            .unwrap_or_else(|| panic!("{id}: SourceArn {arn} is not this stack's API, any stage"));
+        let (method, path) = pattern
+            .split_once('/')
+            .unwrap_or_else(|| panic!("{id}: {pattern} names no method"));
+        let (tag, branches) = tagged(&arguments[1]["ApiId"])
+            .unwrap_or_else(|| panic!("{id}: ApiId must be !If [UseHttpApi, ...]"));
+        assert_eq!(tag, "If", "{id}");
+        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{id}");
+        assert_eq!(ref_target(&branches[1]), "HttpApi", "{id}");
+        assert_eq!(ref_target(&branches[2]), "Api", "{id}");
+        let route = (method.to_owned(), format!("/{path}"), function);
+        assert!(routes.insert(route.clone()), "{route:?} is permitted twice");
+    }
+    routes
+}
+
+/// A route with its path parameters as `*`, as an execute-api ARN matches them.
+fn starred(routes: &BTreeSet<Route>) -> BTreeSet<Route> {
+    routes
+        .iter()
+        .map(|(method, path, function)| {
+            let path = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "*"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            (method.clone(), path, function.clone())
+        })
+        .collect()
+}
+
 #[test]
 fn routes_of_the_template_equal_the_router_table() {
     let template = template();
     let router = router();
     assert_eq!(
-        event_routes(&template),
+        http_api_routes(&template),
         router,
-        "function Api events differ from the Cargo.toml router"
+        "HTTP API routes differ from the Cargo.toml router"
     );
     assert_eq!(
         definition_routes(&template),
         router,
-        "Api DefinitionBody paths differ from the Cargo.toml router"
+        "REST Api DefinitionBody paths differ from the Cargo.toml router"
     );
+    assert_eq!(
+        permission_routes(&template),
+        starred(&router),
+        "the Lambda permissions differ from the Cargo.toml router"
+    );
+    // No SAM events: they cannot be conditional, and they would add a second API or permission.
+    for (id, function) in resources(&template, "AWS::Serverless::Function") {
+        assert!(
+            function["Properties"]["Events"].is_null(),
+            "{id} has Events: routes are the APIs' and permissions are explicit"
+        );
+    }
     // Every function of the router is built by the template under its own name.
     let binaries: BTreeSet<String> = function_binaries(&template).into_values().collect();
     assert_eq!(binaries, workspace_functions());
 }
 
+/// `ApiType` picks the flavour: http (the default) or rest, and each flavour's resources exist
+/// only for it, so a stack has exactly one API.
+#[test]
+fn one_api_per_stack_chosen_by_api_type_http_by_default() {
+    let template = template();
+    let parameter = &template["Parameters"]["ApiType"];
+    assert_eq!(parameter["Default"].as_str(), Some("http"));
+    let allowed: Vec<&str> = parameter["AllowedValues"]
+        .as_sequence()
+        .expect("ApiType has AllowedValues")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(allowed, ["http", "rest"]);
+    let conditions = &template["Conditions"];
+    let (tag, pair) = tagged(&conditions["UseHttpApi"]).expect("UseHttpApi");
+    assert!(tag == "Equals" && is_ref(&pair[0], "ApiType") && pair[1].as_str() == Some("http"));
+    // The negation, so that every !If [UseHttpApi, HttpApi, Api] names an API that exists.
+    let (tag, negated) = tagged(&conditions["UseRestApi"]).expect("UseRestApi");
+    assert_eq!(tag, "Not");
+    assert!(
+        matches!(tagged(&negated[0]), Some((tag, name)) if tag == "Condition" && name.as_str() == Some("UseHttpApi"))
+    );
+
+    assert_eq!(condition(rest_api(&template)), Some("UseRestApi"));
+    for kind in [
+        "AWS::ApiGatewayV2::Api",
+        "AWS::ApiGatewayV2::Stage",
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::ApiGatewayV2::Route",
+    ] {
+        for (id, resource) in resources(&template, kind) {
+            assert_eq!(condition(resource), Some("UseHttpApi"), "{id} ({kind})");
+        }
+    }
+    assert_eq!(
+        resources(&template, "AWS::ApiGatewayV2::Api")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["HttpApi"]
+    );
+    for output in ["ApiUrl", "ApiId"] {
+        let (tag, branches) = tagged(&template["Outputs"][output]["Value"])
+            .unwrap_or_else(|| panic!("Outputs.{output} must be !If [UseHttpApi, ...]"));
+        assert_eq!(tag, "If", "{output}");
+        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{output}");
+    }
+    // The URL includes the stage in both flavours (`<ApiUrl>/users/...`).
+    let url = &template["Outputs"]["ApiUrl"]["Value"];
+    let (_, branches) = tagged(url).expect("ApiUrl");
+    for branch in [&branches[1], &branches[2]] {
+        let (tag, value) = tagged(branch).expect("a !Sub");
+        assert_eq!(tag, "Sub");
+        assert!(text(value).ends_with("/v1"), "{value:?}");
+    }
+    assert_eq!(template["Outputs"]["ApiStage"]["Value"].as_str(), Some("v1"));
+}
+
+/// Both flavours serve stage v1 with the stage-wide throttle of ApiThrottleRate/Burst and JSON
+/// access logs to the same log group.
+#[test]
+fn both_flavours_serve_stage_v1_throttled_with_json_access_logs() {
+    let template = template();
+    let json_format = |place: &str, format: &Value| {
+        let parsed: serde_json::Value = serde_json::from_str(text(format))
+            .unwrap_or_else(|error| panic!("{place}: the access log format is no JSON: {error}"));
+        assert!(parsed["requestId"].is_string(), "{place}: {parsed}");
+        assert!(parsed["status"].is_string(), "{place}: {parsed}");
+    };
+    let log_group = |place: &str, destination: &Value| {
+        let (tag, target) = tagged(destination).expect("!GetAtt");
+        assert_eq!(tag, "GetAtt", "{place}");
+        assert_eq!(text(target), "ApiAccessLogGroup.Arn", "{place}");
+    };
+
+    let rest = &rest_api(&template)["Properties"];
+    assert_eq!(rest["StageName"].as_str(), Some("v1"));
+    let settings = &rest["MethodSettings"][0];
+    assert!(is_ref(&settings["ThrottlingRateLimit"], "ApiThrottleRate"));
+    assert!(is_ref(&settings["ThrottlingBurstLimit"], "ApiThrottleBurst"));
+    json_format("REST", &rest["AccessLogSetting"]["Format"]);
+    log_group("REST", &rest["AccessLogSetting"]["DestinationArn"]);
+
+    let stages = resources(&template, "AWS::ApiGatewayV2::Stage");
+    assert_eq!(stages.len(), 1, "one HTTP API stage");
+    let stage = &stages.values().next().expect("a stage")["Properties"];
+    assert_eq!(ref_target(&stage["ApiId"]), "HttpApi");
+    assert_eq!(stage["StageName"].as_str(), Some("v1"));
+    assert_eq!(stage["AutoDeploy"].as_bool(), Some(true));
+    let defaults = &stage["DefaultRouteSettings"];
+    assert!(is_ref(&defaults["ThrottlingRateLimit"], "ApiThrottleRate"));
+    assert!(is_ref(&defaults["ThrottlingBurstLimit"], "ApiThrottleBurst"));
+    json_format("HTTP", &stage["AccessLogSettings"]["Format"]);
+    log_group("HTTP", &stage["AccessLogSettings"]["DestinationArn"]);
+}
+
 #[test]
 fn every_route_is_guarded_by_the_same_conditional_authorizer() {
     let template = template();
-    let body = &resources(&template, "AWS::Serverless::Api")["Api"]["Properties"]["DefinitionBody"];
+    let body = &rest_api(&template)["Properties"]["DefinitionBody"];
     for (path, methods) in body["paths"].as_mapping().expect("paths") {
         for (method, operation) in methods.as_mapping().expect("methods") {
             let (tag, arguments) = tagged(&operation["security"])
@@ -239,6 +460,54 @@ fn every_route_is_guarded_by_the_same_conditional_authorizer() {
                 "{path:?} {method:?}"
             );
         }
+    }
+
+    // HTTP API: JWT on every route in apigateway mode, none in jwt mode (the functions verify).
+    let authorizers = resources(&template, "AWS::ApiGatewayV2::Authorizer");
+    assert_eq!(
+        authorizers.keys().collect::<Vec<_>>(),
+        ["HttpApiAuthorizer"]
+    );
+    let authorizer = authorizers["HttpApiAuthorizer"];
+    assert_eq!(condition(authorizer), Some("UseHttpApiAuthorizer"));
+    let (tag, terms) = tagged(&template["Conditions"]["UseHttpApiAuthorizer"]).expect("condition");
+    assert_eq!(tag, "And");
+    let terms: BTreeSet<&str> = terms
+        .as_sequence()
+        .expect("terms")
+        .iter()
+        .map(|term| text(tagged(term).expect("!Condition").1))
+        .collect();
+    assert_eq!(terms, BTreeSet::from(["UseHttpApi", "UseApiGatewayAuth"]));
+    let properties = &authorizer["Properties"];
+    assert_eq!(ref_target(&properties["ApiId"]), "HttpApi");
+    assert_eq!(properties["AuthorizerType"].as_str(), Some("JWT"));
+    assert_eq!(
+        properties["IdentitySource"][0].as_str(),
+        Some("$request.header.Authorization")
+    );
+    assert!(!properties["JwtConfiguration"]["Issuer"].is_null());
+    assert_eq!(
+        properties["JwtConfiguration"]["Audience"]
+            .as_sequence()
+            .map(Vec::len),
+        Some(1),
+        "the authorizer checks one audience"
+    );
+    for (id, route) in resources(&template, "AWS::ApiGatewayV2::Route") {
+        let properties = &route["Properties"];
+        let (tag, branches) = tagged(&properties["AuthorizationType"])
+            .unwrap_or_else(|| panic!("{id}: AuthorizationType must be conditional"));
+        assert_eq!(tag, "If", "{id}");
+        assert_eq!(branches[0].as_str(), Some("UseApiGatewayAuth"), "{id}");
+        assert_eq!(branches[1].as_str(), Some("JWT"), "{id}");
+        assert_eq!(branches[2].as_str(), Some("NONE"), "{id}");
+        let (tag, branches) = tagged(&properties["AuthorizerId"])
+            .unwrap_or_else(|| panic!("{id}: AuthorizerId must be conditional"));
+        assert_eq!(tag, "If", "{id}");
+        assert_eq!(branches[0].as_str(), Some("UseApiGatewayAuth"), "{id}");
+        assert_eq!(ref_target(&branches[1]), "HttpApiAuthorizer", "{id}");
+        assert_eq!(ref_target(&branches[2]), "AWS::NoValue", "{id}");
     }
 }
 
@@ -335,6 +604,37 @@ struct AlarmSpec {
     evaluation_periods: f64,
     datapoints_to_alarm: f64,
     runbook: String,
+    /// The metric's name on an HTTP API when it differs from the REST API's `metric`
+    /// (`5xx` for `5XXError`).
+    #[serde(default)]
+    http_api_metric: Option<String>,
+}
+
+/// An AWS/ApiGateway alarm's dimensions: the API of the flavour in use (ApiId of the HTTP
+/// API, ApiName of the REST API) and stage v1.
+fn assert_reads_the_api_in_use(context: &str, properties: &Value) {
+    let dimensions = properties["Dimensions"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{context}: Dimensions"));
+    assert_eq!(dimensions.len(), 2, "{context}: {dimensions:?}");
+    let (tag, names) = tagged(&dimensions[0]["Name"])
+        .unwrap_or_else(|| panic!("{context}: the API dimension must follow ApiType"));
+    assert_eq!(tag, "If", "{context}");
+    assert_eq!(names[0].as_str(), Some("UseHttpApi"), "{context}");
+    assert_eq!(names[1].as_str(), Some("ApiId"), "{context}");
+    assert_eq!(names[2].as_str(), Some("ApiName"), "{context}");
+    let (tag, values) = tagged(&dimensions[0]["Value"]).expect("the API dimension's value");
+    assert_eq!(tag, "If", "{context}");
+    assert_eq!(values[0].as_str(), Some("UseHttpApi"), "{context}");
+    assert_eq!(ref_target(&values[1]), "HttpApi", "{context}");
+    let (tag, name) = tagged(&values[2]).expect("the REST API's name");
+    assert_eq!(
+        (tag.as_str(), text(name)),
+        ("Sub", "${AWS::StackName}-api"),
+        "{context}"
+    );
+    assert_eq!(dimensions[1]["Name"].as_str(), Some("Stage"), "{context}");
+    assert_eq!(dimensions[1]["Value"].as_str(), Some("v1"), "{context}");
 }
 
 /// The alarm name a template alarm gets, with `${AWS::StackName}-` removed.
@@ -424,11 +724,30 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
                     spec.period_seconds,
                     "{context}: Period"
                 );
-                assert_eq!(
-                    text(&properties["MetricName"]),
-                    spec.metric,
-                    "{context}: MetricName"
-                );
+                match tagged(&properties["MetricName"]) {
+                    // !If [UseHttpApi, <HTTP API metric>, <REST API metric>]
+                    Some((tag, branches)) => {
+                        assert_eq!(tag, "If", "{context}: MetricName");
+                        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{context}");
+                        assert_eq!(
+                            branches[1].as_str(),
+                            spec.http_api_metric.as_deref(),
+                            "{context}: the HTTP API's MetricName (httpApiMetric)"
+                        );
+                        assert_eq!(text(&branches[2]), spec.metric, "{context}: MetricName");
+                    }
+                    None => {
+                        assert!(spec.http_api_metric.is_none(), "{context}: not conditional");
+                        assert_eq!(
+                            text(&properties["MetricName"]),
+                            spec.metric,
+                            "{context}: MetricName"
+                        );
+                    }
+                }
+                if properties["Namespace"].as_str() == Some("AWS/ApiGateway") {
+                    assert_reads_the_api_in_use(&context, properties);
+                }
                 let statistic = properties["Statistic"]
                     .as_str()
                     .or_else(|| properties["ExtendedStatistic"].as_str())
