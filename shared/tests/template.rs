@@ -511,6 +511,71 @@ fn every_route_is_guarded_by_the_same_conditional_authorizer() {
     }
 }
 
+/// The parameters a rule asserts to be non-empty (`!Not [!Equals [!Ref <parameter>, ""]]`).
+fn asserted_non_empty(rule: &Value) -> BTreeSet<String> {
+    rule["Assertions"]
+        .as_sequence()
+        .expect("Assertions")
+        .iter()
+        .filter_map(|assertion| {
+            let (not, inner) = tagged(&assertion["Assert"])?;
+            let (equals, pair) = tagged(&inner[0])?;
+            let (reference, parameter) = tagged(&pair[0])?;
+            (not == "Not" && equals == "Equals" && reference == "Ref" && pair[1].as_str() == Some(""))
+                .then(|| text(parameter).to_owned())
+        })
+        .collect()
+}
+
+/// Whether `condition` is `!Equals [!Ref <parameter>, <value>]`.
+fn is_equals(condition: &Value, parameter: &str, value: &str) -> bool {
+    matches!(tagged(condition), Some((tag, pair)) if tag == "Equals"
+        && is_ref(&pair[0], parameter) && pair[1].as_str() == Some(value))
+}
+
+/// Auth fails closed: in apigateway mode the functions refuse to start without AUTH_AUDIENCE,
+/// so the template always passes it, and a rule refuses an apigateway deployment without an
+/// audience and an issuer (unless the stack creates the Cognito pool they come from).
+#[test]
+fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
+    let template = template();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for name in ["AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE"] {
+        let value = &variables[name];
+        assert!(!value.is_null(), "Globals pass no {name}");
+        let mut names = BTreeSet::new();
+        named_by_all(value, &mut names);
+        assert!(
+            !names.contains("AWS::NoValue"),
+            "{name} must be set in every mode: {value:?}"
+        );
+    }
+    let mut guarded = BTreeSet::new();
+    for (name, rule) in template["Rules"].as_mapping().expect("Rules") {
+        let condition = &rule["RuleCondition"];
+        let in_apigateway_mode = is_equals(condition, "AuthMode", "apigateway")
+            || matches!(tagged(condition), Some((tag, terms)) if tag == "And"
+                && terms.as_sequence().is_some_and(|terms| {
+                    terms.iter().any(|term| is_equals(term, "AuthMode", "apigateway"))
+                        && terms.iter().all(|term| {
+                            is_equals(term, "AuthMode", "apigateway")
+                                || is_equals(term, "CreateUserPool", "false")
+                        })
+                }));
+        if in_apigateway_mode {
+            let asserted = asserted_non_empty(rule);
+            assert!(!asserted.is_empty(), "{name:?} asserts nothing non-empty");
+            guarded.extend(asserted);
+        }
+    }
+    for parameter in ["AuthIssuer", "AuthAudience"] {
+        assert!(
+            guarded.contains(parameter),
+            "no rule refuses AuthMode=apigateway with an empty {parameter} ({guarded:?})"
+        );
+    }
+}
+
 // ------------------------------------------------------------------------------ (b) table
 
 /// (index name, key, projection type).
