@@ -15,7 +15,7 @@
 #   previous_version FN                       version `live` pointed to before the current one
 #   active_deployments                        CodeDeploy deployments of this stack not yet finished
 #   deployment_group FN                       CodeDeploy deployment group of a function
-#   audit_table TABLE                         `cargo xtask audit` against a table in AWS (exit 0 = conserved)
+#   audit_table TABLE                         `cargo xtask audit` against a table in AWS (exit 0 = conserved, 1 = violations, 2 = could not run)
 # Needs: aws CLI (v1 or v2) with credentials for the account, jq, GNU or BSD date.
 
 STACK="${STACK:-order-service}"
@@ -165,9 +165,10 @@ active_deployments() {
 
 # audit_table TABLE: the conservation audit against a table in AWS instead of DynamoDB Local.
 # The one place that knows how xtask is pointed at AWS: `cargo xtask audit --table NAME` with no
-# endpoint override (the functions' own convention). Prints the audit's JSON report; the exit
-# status is the audit's (0 = conserved). Refuses, rather than auditing the local stack by mistake,
-# when this checkout's xtask cannot target a table.
+# endpoint override (the functions' own convention), through the standard AWS chain. Prints the
+# audit's JSON report; the exit status is the audit's (0 = conserved, 1 = violations, 2 = could
+# not run). Refuses, rather than auditing the local stack by mistake, when this checkout's xtask
+# cannot target a table.
 audit_table() {
   local root
   root="$(git rev-parse --show-toplevel)" || return 2

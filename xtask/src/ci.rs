@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::install::{self, run};
 use crate::loadtest::{self, Scenario};
@@ -31,16 +31,39 @@ fn cargo(arguments: &[&str]) -> Result<()> {
 /// The directory cargo-deny expects for the default RustSec URL under `db-path`.
 const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
 
-/// Runs `cargo deny check` offline: the RustSec snapshot in `../shared/advisory-db` is copied
-/// into `.local/advisory-dbs` as the git checkout cargo-deny expects (refreshed when the
-/// snapshot changes), and the crates are fetched first so `cargo metadata` works offline.
+/// The variable naming a RustSec snapshot to check against offline instead of fetching the
+/// current advisory database (this project's CI sets it: its machines cannot reach GitHub).
+pub const ADVISORY_DB_VARIABLE: &str = "ORDER_SERVICE_ADVISORY_DB";
+
+/// Runs `cargo deny check`: against the current RustSec database, fetched into
+/// `.local/advisory-dbs` (the default), or offline against the snapshot that
+/// `ORDER_SERVICE_ADVISORY_DB` names.
 pub fn cargo_deny() -> Result<()> {
-    let snapshot = paths::root().join("../shared/advisory-db");
-    if !snapshot.join("crates").is_dir() {
-        bail!("no RustSec snapshot at {}", snapshot.display());
-    }
     let target = paths::local().join("advisory-dbs").join(ADVISORY_DB_DIR);
     let marker = target.join(".snapshot");
+    let snapshot = std::env::var_os(ADVISORY_DB_VARIABLE).filter(|value| !value.is_empty());
+    let Some(snapshot) = snapshot else {
+        // A snapshot copied by an offline run is no clone of the real database: start over.
+        if marker.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        return run(Command::new(paths::venv_bin("cargo-deny"))
+            .args(["check", "advisories", "licenses", "bans", "sources"])
+            .current_dir(paths::root()))
+        .with_context(|| {
+            format!(
+                "(without access to github.com, set {ADVISORY_DB_VARIABLE} to a RustSec \
+                 snapshot to check offline)"
+            )
+        });
+    };
+    let snapshot = paths::root().join(snapshot);
+    if !snapshot.join("crates").is_dir() {
+        bail!(
+            "{ADVISORY_DB_VARIABLE} names no RustSec snapshot (no crates/ in {})",
+            snapshot.display()
+        );
+    }
     let wanted = std::fs::read_to_string(snapshot.join("SNAPSHOT")).unwrap_or_default();
     if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         let _ = std::fs::remove_dir_all(&target);
@@ -104,6 +127,7 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
         rate: None,
         duration: None,
         base_url: None,
+        remote: crate::loadtest::RemoteArgs::default(),
         // Correctness only (errors, exact stock, audit): latency belongs to the benchmarks, and
         // a cold JVM on a busy 2-core machine can take seconds. The bound is Lambda's timeout,
         // so only a hang fails it.

@@ -1,14 +1,16 @@
-//! Data commands: reset and seed the table, audit it, and sign development tokens.
+//! Data commands: seed a table, audit it, and sign development tokens. Each works on the
+//! running local stack, a table behind an endpoint, or a deployed stack (`target`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
 use order_service::store::{
-    build_local_client, schema, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
+    build_local_client, schema, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
 };
 
-use crate::{paths, stack};
+use crate::paths;
+use crate::target::{Access, Target, TargetArgs};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SeedArgs {
@@ -52,6 +54,11 @@ impl SeedArgs {
     }
 }
 
+/// A store error with its causes (the SDK's reason), for an operator's message.
+pub fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
+    anyhow::anyhow!("{}", order_service::error::ErrorChain(&error))
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,65 +78,129 @@ pub fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<Se
         let store = store_for(endpoint, table).await;
         schema::delete_table(store.client(), table)
             .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+            .map_err(store_failure)?;
         schema::create_table(store.client(), table)
             .await
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        store
-            .seed(&args.plan())
-            .await
-            .map_err(|error| anyhow::anyhow!("{error}"))
+            .map_err(store_failure)?;
+        store.seed(&args.plan()).await.map_err(store_failure)
     })
 }
 
-pub fn seed_command(args: &SeedArgs) -> Result<()> {
-    let state = stack::require_state()?;
-    let summary = reset_and_seed(&state.dynamodb_endpoint, &state.table, args)?;
+#[derive(clap::Args, Debug, Clone)]
+pub struct SeedCommand {
+    #[command(flatten)]
+    pub plan: SeedArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Delete every item of a table that already holds data before seeding (the table itself,
+    /// its settings and backups stay). The local stack's table is always recreated instead.
+    #[arg(long)]
+    pub wipe: bool,
+}
+
+/// Seeds `target`: the local stack's table is dropped and recreated; any other table is
+/// seeded only when it is empty, or after `wipe` deleted its items, because seeding over
+/// live orders would break the audit's ledger. A table missing behind a bare endpoint
+/// (DynamoDB Local) is created; a table in AWS is its stack's to create.
+pub fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedSummary> {
+    if let Access::LocalStack { endpoint } = &target.access {
+        return reset_and_seed(endpoint, &target.table, plan);
+    }
+    runtime()?.block_on(async {
+        let store = target.store().await?;
+        let exists = schema::table_exists(store.client(), &target.table)
+            .await
+            .map_err(store_failure)?;
+        if !exists {
+            if !matches!(target.access, Access::Endpoint { .. }) {
+                bail!("{} does not exist", target.describe());
+            }
+            schema::create_table(store.client(), &target.table)
+                .await
+                .map_err(store_failure)?;
+        }
+        let empty = store.is_empty().await.map_err(store_failure)?;
+        if !empty {
+            if !wipe {
+                bail!(
+                    "{} already holds data: seeding over it would break the audit; \
+                     pass --wipe to delete every item first",
+                    target.describe()
+                );
+            }
+            let deleted = store.wipe().await.map_err(store_failure)?;
+            eprintln!("Deleted {deleted} items from {}", target.describe());
+        }
+        store.seed(&plan.plan()).await.map_err(store_failure)
+    })
+}
+
+pub fn seed_command(args: &SeedCommand) -> Result<()> {
+    let target = args.target.resolve()?;
+    eprintln!("Seeding {} ...", target.describe());
+    let summary = seed_target(&target, &args.plan, args.wipe)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
 
-pub fn audit(endpoint: &str, table: &str) -> Result<order_service::store::AuditReport> {
+pub fn audit(endpoint: &str, table: &str) -> Result<AuditReport> {
     runtime()?.block_on(async {
         store_for(endpoint, table)
             .await
             .audit()
             .await
-            .map_err(|error| anyhow::anyhow!("{error}"))
+            .map_err(store_failure)
     })
+}
+
+pub fn audit_target(target: &Target) -> Result<AuditReport> {
+    runtime()?.block_on(async { target.store().await?.audit().await.map_err(store_failure) })
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AuditArgs {
-    /// The DynamoDB endpoint (default: the running local stack's).
-    #[arg(long)]
-    pub endpoint: Option<String>,
-    /// The table (default: the running local stack's).
-    #[arg(long)]
-    pub table: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
-pub fn audit_command(args: &AuditArgs) -> Result<()> {
-    let (endpoint, table) = match (&args.endpoint, &args.table) {
-        (Some(endpoint), Some(table)) => (endpoint.clone(), table.clone()),
-        _ => {
-            let state = stack::require_state()?;
-            (
-                args.endpoint.clone().unwrap_or(state.dynamodb_endpoint),
-                args.table.clone().unwrap_or(state.table),
-            )
+/// The audit's exit codes: a runbook tells a violation from a tool that could not look.
+pub mod exit {
+    /// Money and stock are conserved exactly.
+    pub const CLEAN: i32 = 0;
+    /// At least one violation: a finding (runbooks/audit-violation.md).
+    pub const VIOLATION: i32 = 1;
+    /// The audit could not run (no credentials, no table, the store unreachable): no finding.
+    pub const COULD_NOT_RUN: i32 = 2;
+}
+
+/// Runs the audit and returns its exit code (`exit`), having printed the report.
+pub fn audit_command(args: &AuditArgs) -> i32 {
+    let report = args.target.resolve().and_then(|target| {
+        eprintln!("Auditing {} ...", target.describe());
+        audit_target(&target)
+    });
+    match report {
+        Err(error) => {
+            eprintln!("audit: could not run: {error:#}");
+            exit::COULD_NOT_RUN
         }
-    };
-    let report = audit(&endpoint, &table)?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    if !report.is_clean() {
-        bail!("the audit found {} violation(s)", report.violations.len());
+        Ok(report) => {
+            match serde_json::to_string_pretty(&report) {
+                Ok(json) => println!("{json}"),
+                Err(error) => eprintln!("cannot render the report: {error}"),
+            }
+            if report.is_clean() {
+                println!(
+                    "audit: clean ({} orders, {} users, {} products)",
+                    report.orders, report.users, report.products
+                );
+                exit::CLEAN
+            } else {
+                println!("audit: {} violation(s)", report.violations.len());
+                exit::VIOLATION
+            }
+        }
     }
-    println!(
-        "audit: clean ({} orders, {} users, {} products)",
-        report.orders, report.users, report.products
-    );
-    Ok(())
 }
 
 pub fn jwt_secret() -> Result<String> {
@@ -149,7 +220,7 @@ pub fn sign(secret: &str, user: &str) -> Result<String> {
         now,
         12 * 3_600,
     )
-    .map_err(|error| anyhow::anyhow!("{error}"))
+    .map_err(store_failure)
 }
 
 pub fn token_command(user: &str) -> Result<()> {

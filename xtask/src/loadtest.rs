@@ -60,9 +60,13 @@ pub struct Args {
     /// Run length, e.g. 60s, 10m (load, soak, smoke).
     #[arg(long)]
     pub duration: Option<String>,
-    /// Run against this URL instead of the local stack (no seeding, no audit, no sampling).
-    #[arg(long)]
+    /// Run against this URL instead of the local stack (no seeding, no audit, no sampling;
+    /// use --stack for those).
+    #[arg(long, conflicts_with = "stack")]
     pub base_url: Option<String>,
+    /// Where a run away from the local stack goes, and with which tokens.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Extra k6 variables, e.g. --env MAX_RATE=800.
     #[arg(long = "env", value_parser = parse_pair)]
     pub extra_env: Vec<(String, String)>,
@@ -72,6 +76,59 @@ pub struct Args {
     /// Seed exactly this instead of sizing the seed from the run.
     #[arg(skip)]
     pub seed: Option<SeedArgs>,
+}
+
+/// A run against a deployed stage or an emulator.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// A deployed stack by name: k6 runs against its `ApiUrl` output, its table is seeded
+    /// first (when empty, or with --wipe) and audited after, through the standard AWS chain.
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The CloudFormation and DynamoDB endpoint of an emulator (LocalStack, MiniStack), with
+    /// --stack.
+    #[arg(long, requires = "stack")]
+    pub endpoint: Option<String>,
+    /// With --stack: delete every item of a table that holds data before seeding it.
+    #[arg(long, requires = "stack")]
+    pub wipe: bool,
+    /// Real tokens for the stage: a JSON object {"user-1": "<token>", ...} (e.g. Cognito access
+    /// tokens, README "Deploying with SAM"); the run uses only the users it covers.
+    #[arg(long, conflicts_with = "jwt_secret_file")]
+    pub tokens_file: Option<PathBuf>,
+    /// The HS256 secret of a stage deployed with AuthMode=jwt (default: .local/dev-jwt-secret,
+    /// which the local stack and the emulator deploys use).
+    #[arg(long)]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Allow a target that is not on this machine (a deployed stage). Without it, only
+    /// loopback URLs are load-tested, so a typo cannot load-test someone's production.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+impl RemoteArgs {
+    fn is_remote_run(&self, base_url: Option<&str>) -> bool {
+        self.stack.is_some() || base_url.is_some()
+    }
+}
+
+/// Whether `url` names this machine (`127.0.0.1`, `[::1]`, `localhost`).
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -392,7 +449,18 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         .clone()
         .unwrap_or_else(|| seed_for(planned_requests(args)));
 
-    let local = args.base_url.is_none();
+    let local = !args.remote.is_remote_run(args.base_url.as_deref());
+    let deployed = match &args.remote.stack {
+        Some(stack) => Some(
+            crate::target::TargetArgs {
+                stack: Some(stack.clone()),
+                endpoint: args.remote.endpoint.clone(),
+                table: None,
+            }
+            .resolve()?,
+        ),
+        None => None,
+    };
     let (state, started) = if local {
         let (state, started) = ensure_stack(&seed)?;
         if !started {
@@ -403,15 +471,48 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
     } else {
         (None, false)
     };
-    let secret = match &state {
-        Some(state) => state.jwt_secret.clone(),
-        None => data::jwt_secret()?,
+    let base_url = match (&args.base_url, &state, &deployed) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(state), _) => state.base_url.clone(),
+        (None, None, Some(target)) => target
+            .api_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{} has no ApiUrl output", target.describe()))?,
+        (None, None, None) => bail!("no base URL"),
     };
-    let base_url = match (&args.base_url, &state) {
-        (Some(url), _) => url.clone(),
-        (None, Some(state)) => state.base_url.clone(),
-        (None, None) => bail!("no base URL"),
+    if !local && !is_loopback_url(&base_url) && !args.remote.allow_remote {
+        bail!(
+            "{base_url} is not on this machine: pass --allow-remote to load-test it (it sends \
+             real traffic, and with --stack seeds and audits its table)"
+        );
+    }
+    let tokens = match (&state, &args.remote) {
+        (Some(state), _) => Tokens::Secret(state.jwt_secret.clone()),
+        (
+            None,
+            RemoteArgs {
+                tokens_file: Some(file),
+                ..
+            },
+        ) => Tokens::File(file.clone()),
+        (
+            None,
+            RemoteArgs {
+                jwt_secret_file: Some(file),
+                ..
+            },
+        ) => Tokens::Secret(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, _) => Tokens::Secret(data::jwt_secret()?),
     };
+    if let Some(target) = &deployed {
+        eprintln!("Seeding {} ...", target.describe());
+        data::seed_target(target, &seed, args.remote.wipe)?;
+    }
 
     let preamble = match &state {
         Some(state) => Some(preamble(args.scenario, state)?),
@@ -420,16 +521,24 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let sampler = state
         .as_ref()
         .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
-    let result = run_k6(args, &base_url, &secret, &seed, &report_dir);
+    let result = run_k6(args, &base_url, &tokens, &seed, &report_dir);
     let resources: Option<ResourceSummary> = sampler.map(ResourceSampler::finish);
     let k6_passed = result?;
 
-    let audit = match &state {
-        Some(state) => Some(data::audit(&state.dynamodb_endpoint, &state.table)?),
-        None => None,
+    let audit = match (&state, &deployed) {
+        (Some(state), _) => Some(data::audit(&state.dynamodb_endpoint, &state.table)?),
+        (None, Some(target)) => Some(data::audit_target(target)?),
+        (None, None) => None,
     };
     let flash_check = match (&state, args.scenario) {
-        (Some(state), Scenario::FlashSale) => Some(flash_sale_check(state, &seed)?),
+        (None, Scenario::FlashSale) if deployed.is_some() => deployed
+            .as_ref()
+            .map(|target| flash_sale_check(target, &seed))
+            .transpose()?,
+        (Some(state), Scenario::FlashSale) => Some(flash_sale_check(
+            &crate::target::Target::of_local_stack(state),
+            &seed,
+        )?),
         _ => None,
     };
     if let Some(audit) = &audit {
@@ -455,7 +564,7 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
         scenario: args.scenario.name(),
         base_url: &base_url,
         summary: &summary,
-        seed: local.then_some(&seed),
+        seed: (local || deployed.is_some()).then_some(&seed),
         resources: resources.as_ref(),
         audit: audit.as_ref(),
         flash_check: flash_check.as_deref(),
@@ -485,20 +594,18 @@ pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
 }
 
 /// After a flash sale: exactly the seeded stock was sold (no oversell, no undersell).
-fn flash_sale_check(state: &StackState, seed: &SeedArgs) -> Result<String> {
+fn flash_sale_check(target: &crate::target::Target, seed: &SeedArgs) -> Result<String> {
     let product = order_service::domain::ProductId::parse("product-flash")
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let (stock, sold) = data::runtime()?.block_on(async {
-        let store = data::store_for(&state.dynamodb_endpoint, &state.table).await;
+        let store = target.store().await?;
         let stock = store.product_stock(&product).await;
         let orders = store.all_orders().await;
-        (stock, orders)
-    });
-    let stock = stock
-        .map_err(|error| anyhow::anyhow!("{error}"))?
-        .unwrap_or(-1);
+        Ok::<_, anyhow::Error>((stock, orders))
+    })?;
+    let stock = stock.map_err(data::store_failure)?.unwrap_or(-1);
     let sold: u64 = sold
-        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .map_err(data::store_failure)?
         .iter()
         .filter(|order| order.status.holds_stock())
         .flat_map(|order| order.items.iter())
@@ -516,10 +623,16 @@ fn flash_sale_check(state: &StackState, seed: &SeedArgs) -> Result<String> {
     ))
 }
 
+/// How k6 authenticates: HS256 tokens it mints with a secret, or tokens issued elsewhere.
+enum Tokens {
+    Secret(String),
+    File(PathBuf),
+}
+
 fn run_k6(
     args: &Args,
     base_url: &str,
-    secret: &str,
+    tokens: &Tokens,
     seed: &SeedArgs,
     report_dir: &Path,
 ) -> Result<bool> {
@@ -538,12 +651,17 @@ fn run_k6(
         .env("K6_WEB_DASHBOARD_PORT", "-1")
         .env("K6_WEB_DASHBOARD_EXPORT", report_dir.join("report.html"))
         .env("BASE_URL", base_url)
-        .env("AUTH_SECRET", secret)
         .env("REPORT_DIR", report_dir)
         .envs(seed.k6_env())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
+    match tokens {
+        Tokens::Secret(secret) => command.env("AUTH_SECRET", secret),
+        Tokens::File(file) => command
+            .env("AUTH_TOKEN_MODE", "file")
+            .env("TOKENS_FILE", file),
+    };
     if let Some(rate) = args.rate {
         let name = if args.scenario == Scenario::Spike {
             "BASE_RATE"
@@ -605,6 +723,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         rate: Some(args.rate),
         duration: Some(args.duration.clone()),
         base_url: None,
+        remote: RemoteArgs::default(),
         extra_env: Vec::new(),
         keep_stack: false,
         seed: None,
@@ -624,6 +743,26 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost:4566/restapis/x/v1/_user_request_",
+            "http://[::1]:9000/v1",
+            "127.0.0.2:80",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
+            "http://10.0.0.5:9000",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io:9000",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 
     #[test]
     fn durations_parse_like_k6() {

@@ -19,6 +19,7 @@ mod proxy;
 mod report;
 mod resources;
 mod stack;
+mod target;
 mod template;
 
 use anyhow::Result;
@@ -44,9 +45,11 @@ enum Command {
     /// The main job: start the local stack, run a one-minute k6 load at 200 requests/s, write
     /// the report, stop the stack.
     Demo(loadtest::DemoArgs),
-    /// Reset the table of the running stack and seed it.
-    Seed(data::SeedArgs),
-    /// Check exact conservation of money and stock.
+    /// Seed a table: the local stack's (recreated), one behind --endpoint, or a deployed
+    /// --stack's (only when empty, or with --wipe).
+    Seed(data::SeedCommand),
+    /// Check exact conservation of money and stock. Exit 0 clean, 1 a violation, 2 could not
+    /// run.
     Audit(data::AuditArgs),
     /// Print a development token for a user (for curl and k6).
     Token {
@@ -82,7 +85,7 @@ fn main() -> Result<()> {
         Command::Down => stack::down(),
         Command::Demo(args) => loadtest::demo(&args),
         Command::Seed(args) => data::seed_command(&args),
-        Command::Audit(args) => data::audit_command(&args),
+        Command::Audit(args) => std::process::exit(data::audit_command(&args)),
         Command::Token { user } => data::token_command(&user),
         Command::Loadtest(args) => loadtest::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -1,0 +1,315 @@
+//! Where `seed`, `audit` and `loadtest` point: the running local stack (the default), a table
+//! behind an endpoint (DynamoDB Local, LocalStack, MiniStack), or a deployed CloudFormation
+//! stack found by name, whose outputs name the table and the API.
+//!
+//! A deployed stack, or a table named alone (`--table T`: a PITR restore, another stage's
+//! table), is reached through the standard AWS chain: credentials and region from the
+//! environment, `AWS_PROFILE`, SSO or an instance role, exactly as the AWS CLI would. A bare
+//! `--endpoint` (no stack) is an emulator or DynamoDB Local, which take any credentials, so it
+//! needs no AWS configuration at all. Nothing named means the running local stack.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use aws_config::BehaviorVersion;
+use order_service::store::{build_client, build_local_client, DynamoOrderStore, StoreSettings};
+
+use crate::stack;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// A deployed stack, by name: its `TableName` and `ApiUrl` outputs, through the standard
+    /// AWS credential chain and region (AWS_PROFILE, AWS_REGION, SSO, instance roles).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The endpoint of DynamoDB (and, with --stack, of CloudFormation): DynamoDB Local or an
+    /// emulator such as LocalStack (default: AWS, or the running local stack's DynamoDB Local).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// A table: in AWS through the standard chain, or behind --endpoint (default: the
+    /// running local stack's).
+    #[arg(long, conflicts_with = "stack")]
+    pub table: Option<String>,
+}
+
+/// How the store is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The local stack that `cargo xtask up` started: its table may be dropped and recreated.
+    LocalStack { endpoint: String },
+    /// A table behind an endpoint that takes any credentials (DynamoDB Local, an emulator).
+    Endpoint { endpoint: String },
+    /// A table in AWS (a deployed stack's, or one named alone), through the standard AWS
+    /// chain; `endpoint` for an emulator's CloudFormation and DynamoDB.
+    Aws {
+        stack: Option<String>,
+        endpoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub access: Access,
+    pub table: String,
+    /// The API's base URL, when the target knows it (a stack's `ApiUrl`, the local gateway).
+    pub api_url: Option<String>,
+}
+
+impl TargetArgs {
+    pub fn resolve(&self) -> Result<Target> {
+        if let Some(stack) = &self.stack {
+            let outputs =
+                crate::data::runtime()?.block_on(stack_outputs(stack, self.endpoint.as_deref()))?;
+            return target_from_outputs(stack, self.endpoint.clone(), &outputs);
+        }
+        match (&self.endpoint, &self.table) {
+            (Some(endpoint), table) => {
+                let table = match table {
+                    Some(table) => table.clone(),
+                    None => stack::require_state()?.table,
+                };
+                return Ok(Target {
+                    access: Access::Endpoint {
+                        endpoint: endpoint.clone(),
+                    },
+                    table,
+                    api_url: None,
+                });
+            }
+            (None, Some(table)) => {
+                return Ok(Target {
+                    access: Access::Aws {
+                        stack: None,
+                        endpoint: None,
+                    },
+                    table: table.clone(),
+                    api_url: None,
+                })
+            }
+            (None, None) => {}
+        }
+        let state = stack::require_state()?;
+        let target = Target::of_local_stack(&state);
+        Ok(target)
+    }
+}
+
+/// The target a stack's outputs describe: `TableName` is required, `ApiUrl` optional.
+fn target_from_outputs(
+    stack: &str,
+    endpoint: Option<String>,
+    outputs: &BTreeMap<String, String>,
+) -> Result<Target> {
+    let table = outputs.get("TableName").cloned().ok_or_else(|| {
+        anyhow!(
+            "stack {stack} has no TableName output (outputs: {})",
+            outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    Ok(Target {
+        access: Access::Aws {
+            stack: Some(stack.to_owned()),
+            endpoint,
+        },
+        table,
+        api_url: outputs
+            .get("ApiUrl")
+            .map(|url| url.trim_end_matches('/').to_owned()),
+    })
+}
+
+/// Settings for operator work on a real table: longer attempts than a function's (a full
+/// scan page of a big table, throttling on a cold on-demand table), more retries.
+fn admin_settings() -> StoreSettings {
+    StoreSettings {
+        connect_timeout: std::time::Duration::from_secs(5),
+        attempt_timeout: std::time::Duration::from_secs(10),
+        operation_timeout: std::time::Duration::from_secs(60),
+        max_sdk_attempts: 8,
+        ..StoreSettings::default()
+    }
+}
+
+impl Target {
+    pub fn of_local_stack(state: &stack::StackState) -> Self {
+        Self {
+            access: Access::LocalStack {
+                endpoint: state.dynamodb_endpoint.clone(),
+            },
+            table: state.table.clone(),
+            api_url: Some(state.base_url.clone()),
+        }
+    }
+
+    /// What to call the target in messages.
+    pub fn describe(&self) -> String {
+        match &self.access {
+            Access::LocalStack { endpoint } => {
+                format!("table {} of the local stack ({endpoint})", self.table)
+            }
+            Access::Endpoint { endpoint } => format!("table {} at {endpoint}", self.table),
+            Access::Aws { stack, endpoint } => {
+                let mut text = format!("table {}", self.table);
+                if let Some(stack) = stack {
+                    text.push_str(&format!(" of stack {stack}"));
+                }
+                match endpoint {
+                    Some(endpoint) => text.push_str(&format!(" at {endpoint}")),
+                    None => text.push_str(" in AWS"),
+                }
+                text
+            }
+        }
+    }
+
+    pub async fn store(&self) -> Result<DynamoOrderStore> {
+        let settings = admin_settings();
+        let client = match &self.access {
+            Access::LocalStack { endpoint } | Access::Endpoint { endpoint } => {
+                build_local_client(&settings, endpoint).await
+            }
+            Access::Aws { endpoint, .. } => {
+                let client = build_client(&settings, endpoint.as_deref()).await;
+                if client.config().region().is_none() {
+                    bail!("no AWS region: set AWS_REGION, or a region in the AWS profile in use");
+                }
+                client
+            }
+        };
+        Ok(DynamoOrderStore::new(client, self.table.clone(), settings))
+    }
+}
+
+/// Whether a stack in this status has resources to use: a finished create, update or import,
+/// or an update rolled back to the previous working version. (`ROLLBACK_COMPLETE` is a create
+/// that failed: nothing to use.)
+fn usable(status: &str) -> bool {
+    matches!(
+        status,
+        "CREATE_COMPLETE"
+            | "UPDATE_COMPLETE"
+            | "UPDATE_ROLLBACK_COMPLETE"
+            | "IMPORT_COMPLETE"
+            | "IMPORT_ROLLBACK_COMPLETE"
+    )
+}
+
+/// A stack's outputs, by key.
+async fn stack_outputs(stack: &str, endpoint: Option<&str>) -> Result<BTreeMap<String, String>> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        bail!("no AWS region: set AWS_REGION, or a region in the AWS profile in use");
+    }
+    let client = aws_sdk_cloudformation::Client::new(&config);
+    let described = client
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|error| {
+            anyhow!(
+                "cannot describe stack {stack}: {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(error)
+            )
+        })?;
+    let found = described
+        .stacks()
+        .first()
+        .ok_or_else(|| anyhow!("no stack named {stack}"))?;
+    let status = found
+        .stack_status()
+        .map(|status| status.as_str().to_owned())
+        .unwrap_or_default();
+    if !usable(&status) {
+        bail!("stack {stack} is {status}, not ready to use");
+    }
+    Ok(found
+        .outputs()
+        .iter()
+        .filter_map(|output| {
+            Some((
+                output.output_key()?.to_owned(),
+                output.output_value()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_named_alone_is_in_aws_and_an_endpoint_is_an_emulator() {
+        let alone = TargetArgs {
+            table: Some("orders-prod-audit-202611290400".into()),
+            ..TargetArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            alone.access,
+            Access::Aws {
+                stack: None,
+                endpoint: None
+            }
+        );
+        let emulated = TargetArgs {
+            endpoint: Some("http://127.0.0.1:4566".into()),
+            table: Some("orders".into()),
+            ..TargetArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            emulated.access,
+            Access::Endpoint {
+                endpoint: "http://127.0.0.1:4566".into()
+            }
+        );
+        assert!(!matches!(emulated.access, Access::LocalStack { .. }));
+    }
+
+    #[test]
+    fn only_a_finished_stack_is_used() {
+        assert!(usable("CREATE_COMPLETE"));
+        assert!(usable("UPDATE_ROLLBACK_COMPLETE"));
+        assert!(!usable("ROLLBACK_COMPLETE"));
+        assert!(!usable("UPDATE_IN_PROGRESS"));
+        assert!(!usable("DELETE_COMPLETE"));
+    }
+
+    #[test]
+    fn a_stack_target_comes_from_its_outputs() {
+        let outputs: BTreeMap<String, String> = [
+            ("TableName", "orders-staging-orders"),
+            (
+                "ApiUrl",
+                "https://abc.execute-api.eu-west-1.amazonaws.com/v1/",
+            ),
+            ("ApiId", "abc"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let target = target_from_outputs("orders-staging", None, &outputs).unwrap();
+        assert_eq!(target.table, "orders-staging-orders");
+        assert_eq!(
+            target.api_url.as_deref(),
+            Some("https://abc.execute-api.eu-west-1.amazonaws.com/v1")
+        );
+        assert!(!matches!(target.access, Access::LocalStack { .. }));
+        assert_eq!(
+            target.describe(),
+            "table orders-staging-orders of stack orders-staging in AWS"
+        );
+        let without_table: BTreeMap<String, String> =
+            [("ApiUrl".to_owned(), "https://x/v1".to_owned())].into();
+        let error = target_from_outputs("orders-staging", None, &without_table).unwrap_err();
+        assert!(error.to_string().contains("no TableName output"), "{error}");
+    }
+}
