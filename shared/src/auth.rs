@@ -306,14 +306,10 @@ fn check_time_claims(
     let number = |name: &str| -> Result<Option<u64>, ServiceError> {
         match claims.get(name) {
             None => Ok(None),
-            Some(text) => text
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|value| value.is_finite() && *value >= 0.0)
-                .map(|value| Some(value as u64))
+            Some(text) => claim_seconds(text)
+                .map(Some)
                 .ok_or(ServiceError::Unauthorized(
-                    "the token's time claims are not numbers",
+                    "the token's time claims are unreadable",
                 )),
         }
     };
@@ -329,6 +325,23 @@ fn check_time_claims(
         ));
     }
     Ok(())
+}
+
+/// A time claim as an authorizer passes it on, in seconds since the epoch: HTTP API JWT
+/// authorizers pass the token's number as text (`"1764388800"`), REST API Cognito authorizers
+/// a date (`"Sun Nov 29 04:00:00 UTC 2026"`).
+fn claim_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if let Ok(value) = text.parse::<f64>() {
+        return (value.is_finite() && value >= 0.0).then_some(value as u64);
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] UTC [year]"
+    );
+    let instant = time::PrimitiveDateTime::parse(text, format)
+        .ok()?
+        .assume_utc();
+    u64::try_from(instant.unix_timestamp()).ok()
 }
 
 /// The claims API Gateway's authorizer put into the request context: HTTP API JWT
@@ -495,6 +508,84 @@ mod tests {
                 "{bad} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn time_claims_are_read_in_both_authorizers_spellings() {
+        assert_eq!(claim_seconds("1764388800"), Some(1_764_388_800));
+        assert_eq!(claim_seconds("1764388800.0"), Some(1_764_388_800));
+        assert_eq!(
+            claim_seconds("Sun Nov 29 04:00:00 UTC 2026"),
+            Some(1_795_924_800)
+        );
+        assert_eq!(
+            claim_seconds("Thu Jul 03 16:16:40 UTC 2025"),
+            Some(1_751_559_400)
+        );
+        assert_eq!(claim_seconds("tomorrow"), None);
+        assert_eq!(claim_seconds("-5"), None);
+    }
+
+    /// A REST API (payload 1.0) request whose Cognito authorizer passed these claims.
+    fn v1_request(claims: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "resource": "/users/{userId}/orders",
+            "path": "/users/user-1/orders",
+            "httpMethod": "GET",
+            "headers": {"Authorization": "eyJ..."},
+            "multiValueHeaders": {"Authorization": ["eyJ..."]},
+            "queryStringParameters": null,
+            "multiValueQueryStringParameters": null,
+            "pathParameters": {"userId": "user-1"},
+            "stageVariables": null,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "a1b2c3", "resourceId": "r1",
+                "resourcePath": "/users/{userId}/orders", "httpMethod": "GET", "stage": "v1",
+                "path": "/v1/users/user-1/orders", "requestId": "r", "protocol": "HTTP/1.1",
+                "requestTimeEpoch": 0,
+                "identity": {"sourceIp": "127.0.0.1", "userAgent": "t"},
+                "authorizer": {"claims": claims}
+            },
+            "body": null,
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_rest_cognito_authorizer_payload_is_read_and_checked() {
+        let auth = gateway("client-a", "sub");
+        let now = now_seconds();
+        let date = |seconds: u64| {
+            let format = time::macros::format_description!(
+                "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] UTC [year]"
+            );
+            time::OffsetDateTime::from_unix_timestamp(seconds as i64)
+                .unwrap()
+                .format(format)
+                .unwrap()
+        };
+        // An ID token as a REST API's Cognito authorizer renders it: dates, not numbers.
+        let id_token = |aud: &str, exp: u64| {
+            v1_request(serde_json::json!({
+                "sub": "user-1", "aud": aud, "token_use": "id",
+                "iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc",
+                "auth_time": (now - 60).to_string(),
+                "iat": date(now - 60), "exp": date(exp)
+            }))
+        };
+        let request = id_token("client-a", now + 3_600);
+        assert_eq!(auth.subject(&request).unwrap(), "user-1");
+        assert_eq!(request.uri().path(), "/v1/users/user-1/orders");
+        // The REST authorizer does not check the audience: the function does.
+        assert!(matches!(
+            auth.subject(&id_token("client-b", now + 3_600)),
+            Err(ServiceError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            auth.subject(&id_token("client-a", now - 600)),
+            Err(ServiceError::Unauthorized(_))
+        ));
     }
 
     #[test]
