@@ -26,7 +26,8 @@ Environment (all optional except BOOTSTRAP_DIR for deploy/up):
   STACK_NAME            order-service
   ARTIFACT_BUCKET       order-service-artifacts
   API_TYPE              http          (the template's ApiType: http = HTTP API, rest = REST API)
-  AUTH_MODE             jwt           (apigateway needs a Cognito pool: see deploy-notes)
+  AUTH_MODE             jwt           (apigateway needs a Cognito pool: PARAMETER_OVERRIDES=
+                                       "CreateUserPool=true AuthIssuer= AuthAudience=" makes one)
   AUTH_JWT_SECRET       local-development-secret-not-for-production
   AUTH_ISSUER           order-service-local
   AUTH_AUDIENCE         order-service

@@ -576,6 +576,119 @@ fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
     }
 }
 
+/// `CreateUserPool=true` (off by default) creates a Cognito pool and a public app client, and
+/// the authorizer (both flavours) and the functions take their issuer and audience from them;
+/// the functions then read the user from `username` (HTTP API: access tokens) or
+/// `cognito:username` (REST API: ID tokens), because Cognito's `sub` is a UUID, not `user-N`.
+#[test]
+fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
+    let template = template();
+    let parameter = &template["Parameters"]["CreateUserPool"];
+    assert_eq!(parameter["Default"].as_str(), Some("false"));
+    assert!(is_equals(
+        &template["Conditions"]["CreateCognitoUserPool"],
+        "CreateUserPool",
+        "true"
+    ));
+    let pools = resources(&template, "AWS::Cognito::UserPool");
+    let clients = resources(&template, "AWS::Cognito::UserPoolClient");
+    assert_eq!(pools.keys().collect::<Vec<_>>(), ["UserPool"]);
+    assert_eq!(clients.keys().collect::<Vec<_>>(), ["UserPoolClient"]);
+    assert_eq!(condition(pools["UserPool"]), Some("CreateCognitoUserPool"));
+    let client = clients["UserPoolClient"];
+    assert_eq!(condition(client), Some("CreateCognitoUserPool"));
+    let client = &client["Properties"];
+    assert_eq!(ref_target(&client["UserPoolId"]), "UserPool");
+    assert_eq!(client["GenerateSecret"].as_bool(), Some(false), "a public client");
+    let flows: BTreeSet<&str> = client["ExplicitAuthFlows"]
+        .as_sequence()
+        .expect("ExplicitAuthFlows")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(
+        flows,
+        BTreeSet::from([
+            "ALLOW_USER_PASSWORD_AUTH",
+            "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+            "ALLOW_REFRESH_TOKEN_AUTH"
+        ])
+    );
+    for output in ["UserPoolId", "UserPoolClientId"] {
+        assert_eq!(
+            template["Outputs"][output]["Condition"].as_str(),
+            Some("CreateCognitoUserPool"),
+            "{output}"
+        );
+    }
+
+    // Issuer and audience: the pool's when created, the parameters' otherwise.
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let from_pool = |value: &Value, parameter: &str| {
+        let (tag, branches) = tagged(value).unwrap_or_else(|| panic!("{value:?}"));
+        assert_eq!(tag, "If", "{value:?}");
+        assert_eq!(branches[0].as_str(), Some("CreateCognitoUserPool"));
+        assert!(is_ref(&branches[2], parameter), "{value:?}");
+        let mut names = BTreeSet::new();
+        named_by_all(&branches[1], &mut names);
+        assert!(
+            names.contains("UserPool") || names.contains("UserPoolClient"),
+            "{value:?}"
+        );
+    };
+    from_pool(&variables["AUTH_ISSUER"], "AuthIssuer");
+    from_pool(&variables["AUTH_AUDIENCE"], "AuthAudience");
+    assert!(is_ref(
+        &tagged(&variables["AUTH_AUDIENCE"]).expect("If").1[1],
+        "UserPoolClient"
+    ));
+    // The HTTP API's authorizer trusts exactly what the functions check.
+    let jwt = &template["Resources"]["HttpApiAuthorizer"]["Properties"]["JwtConfiguration"];
+    assert_eq!(jwt["Issuer"], variables["AUTH_ISSUER"]);
+    assert_eq!(jwt["Audience"][0], variables["AUTH_AUDIENCE"]);
+    // The REST API's Cognito authorizer names the created pool.
+    let provider = &rest_api(&template)["Properties"]["DefinitionBody"]["securityDefinitions"];
+    let (_, branches) = tagged(provider).expect("securityDefinitions is an If");
+    let arns = &branches[1]["CognitoAuthorizer"]["x-amazon-apigateway-authorizer"]["providerARNs"];
+    let (tag, choice) = tagged(&arns[0]).expect("providerARNs[0] is an If");
+    assert_eq!(tag, "If");
+    assert_eq!(choice[0].as_str(), Some("CreateCognitoUserPool"));
+    assert!(
+        matches!(tagged(&choice[1]), Some((tag, target)) if tag == "GetAtt" && text(target) == "UserPool.Arn")
+    );
+
+    // The claim that names the user.
+    let claim = &variables["AUTH_USER_CLAIM"];
+    let (tag, branches) = tagged(claim).expect("AUTH_USER_CLAIM is an If");
+    assert_eq!(tag, "If");
+    assert_eq!(branches[0].as_str(), Some("HasAuthUserClaim"));
+    assert!(is_ref(&branches[1], "AuthUserClaim"));
+    let (tag, derived) = tagged(&branches[2]).expect("the derived claim");
+    assert_eq!(tag, "If");
+    assert_eq!(derived[0].as_str(), Some("CreateCognitoUserPool"));
+    assert_eq!(derived[2].as_str(), Some("sub"));
+    let (tag, by_flavour) = tagged(&derived[1]).expect("by flavour");
+    assert_eq!(tag, "If");
+    assert_eq!(by_flavour[0].as_str(), Some("UseHttpApi"));
+    assert_eq!(by_flavour[1].as_str(), Some("username"));
+    assert_eq!(by_flavour[2].as_str(), Some("cognito:username"));
+
+    // A pool in jwt mode would issue tokens nothing accepts: refused.
+    let refused = template["Rules"]
+        .as_mapping()
+        .expect("Rules")
+        .values()
+        .any(|rule| {
+            is_equals(&rule["RuleCondition"], "CreateUserPool", "true")
+                && rule["Assertions"].as_sequence().is_some_and(|assertions| {
+                    assertions
+                        .iter()
+                        .any(|assertion| is_equals(&assertion["Assert"], "AuthMode", "apigateway"))
+                })
+        });
+    assert!(refused, "no rule ties CreateUserPool=true to AuthMode apigateway");
+}
+
 // ------------------------------------------------------------------------------ (b) table
 
 /// (index name, key, projection type).
