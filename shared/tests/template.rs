@@ -689,6 +689,107 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
     assert!(refused, "no rule ties CreateUserPool=true to AuthMode apigateway");
 }
 
+/// The parameters a condition depends on, through nested `!Condition`s too.
+fn condition_parameters(template: &Value, name: &str, found: &mut BTreeSet<String>) {
+    fn walk(template: &Value, value: &Value, found: &mut BTreeSet<String>) {
+        if let Some((tag, argument)) = tagged(value) {
+            match tag.as_str() {
+                "Ref" => {
+                    found.insert(text(argument).to_owned());
+                }
+                "Condition" => condition_parameters(template, text(argument), found),
+                _ => walk(template, argument, found),
+            }
+        } else if let Some(items) = value.as_sequence() {
+            for item in items {
+                walk(template, item, found);
+            }
+        }
+    }
+    walk(template, &template["Conditions"][name], found);
+}
+
+/// The parameters (and conditions' parameters) an environment value depends on.
+fn environment_parameters(template: &Value, value: &Value, found: &mut BTreeSet<String>) {
+    let mut names = BTreeSet::new();
+    named_by_all(value, &mut names);
+    let parameters = template["Parameters"].as_mapping().expect("Parameters");
+    found.extend(
+        names
+            .into_iter()
+            .filter(|name| parameters.contains_key(name.as_str())),
+    );
+    match tagged(value) {
+        Some((tag, branches)) if tag == "If" => {
+            condition_parameters(template, text(&branches[0]), found);
+            for branch in &branches.as_sequence().expect("If branches")[1..] {
+                environment_parameters(template, branch, found);
+            }
+        }
+        Some((_, argument)) => environment_parameters(template, argument, found),
+        None => {}
+    }
+}
+
+/// SAM names a function's published version after its code and its *unresolved* environment,
+/// so a parameter that only changes an environment value would leave the `live` alias on the
+/// old version. Each function's VersionDescription therefore carries every such parameter
+/// (AuthJwtSecret, a secret, and EmulatorEndpoint excepted): a changed description replaces
+/// the version. And it fits the 256 characters of a version description at the parameters'
+/// longest values.
+#[test]
+fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
+    let template = template();
+    let variables = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .expect("Globals environment");
+    let mut expected = BTreeSet::new();
+    for value in variables.values() {
+        environment_parameters(&template, value, &mut expected);
+    }
+    expected.remove("AuthJwtSecret");
+    expected.remove("EmulatorEndpoint");
+    assert!(expected.contains("LogLevel") && expected.contains("ApiType"), "{expected:?}");
+
+    let parameters = &template["Parameters"];
+    let longest = |name: &str| -> usize {
+        let parameter = &parameters[name];
+        if let Some(length) = parameter["MaxLength"].as_u64() {
+            return usize::try_from(length).expect("a length");
+        }
+        if let Some(values) = parameter["AllowedValues"].as_sequence() {
+            return values
+                .iter()
+                .map(|value| match value {
+                    Value::String(text) => text.len(),
+                    other => serde_yaml::to_string(other).expect("a value").trim().len(),
+                })
+                .max()
+                .unwrap_or(0);
+        }
+        if let Some(maximum) = parameter["MaxValue"].as_u64() {
+            return maximum.to_string().len();
+        }
+        panic!("{name} has no MaxLength, AllowedValues or MaxValue: the description could outgrow 256");
+    };
+    let mut descriptions = BTreeSet::new();
+    for (id, function) in resources(&template, "AWS::Serverless::Function") {
+        let (tag, description) = tagged(&function["Properties"]["VersionDescription"])
+            .unwrap_or_else(|| panic!("{id} has no VersionDescription !Sub"));
+        assert_eq!(tag, "Sub", "{id}");
+        descriptions.insert(text(description).to_owned());
+        let mut named = BTreeSet::new();
+        named_by("Sub", description, &mut named);
+        assert_eq!(named, expected, "{id}: VersionDescription parameters");
+        let literal = named.iter().fold(text(description).to_owned(), |rest, name| {
+            rest.replace(&format!("${{{name}}}"), "")
+        });
+        let length = literal.len() + named.iter().map(|name| longest(name)).sum::<usize>();
+        assert!(length <= 256, "{id}: VersionDescription may reach {length} characters");
+    }
+    assert_eq!(descriptions.len(), 1, "the functions' descriptions differ");
+}
+
 // ------------------------------------------------------------------------------ (b) table
 
 /// (index name, key, projection type).
