@@ -346,6 +346,10 @@ pub fn run_suite(args: &Args) -> Result<()> {
         ));
         steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
         steps.push((
+            "sam validate --lint, shellcheck, LocalStack compose and sam local env (offline)",
+            Box::new(|| run(Command::new("bash").arg(paths::root().join("localstack/check.sh")))),
+        ));
+        steps.push((
             "the Managed Instances variant: generate, SAM-translate, cfn-lint",
             Box::new(managed_instances_variant),
         ));
