@@ -887,6 +887,14 @@ struct AlarmSpec {
     /// (`5xx` for `5XXError`).
     #[serde(default)]
     http_api_metric: Option<String>,
+    /// One alarm per function, named `<name>-<function>`.
+    #[serde(default)]
+    per_function: bool,
+    /// A ratio's denominator (metric math `metric / denominator`), with its own statistic.
+    #[serde(default)]
+    denominator_metric: Option<String>,
+    #[serde(default)]
+    denominator_statistic: Option<String>,
 }
 
 /// An AWS/ApiGateway alarm's dimensions: the API of the flavour in use (ApiId of the HTTP
@@ -962,7 +970,7 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
             })
             .map(|(id, alarm)| (id.clone(), *alarm))
             .collect();
-        let per_function = spec.name.starts_with("lambda-");
+        let per_function = spec.per_function;
         let expected_count = if per_function { functions.len() } else { 1 };
         assert_eq!(
             matching.len(),
@@ -1033,28 +1041,44 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
                     .unwrap_or_else(|| panic!("{context}: no Statistic"));
                 assert_eq!(statistic, spec.statistic, "{context}: Statistic");
             } else {
-                // Metric math: every input metric has the spec's period and statistic, and
-                // one of them is the spec's metric.
+                // Metric math: every input metric has the spec's period and statistic (or,
+                // for a ratio's denominator, the denominator's), and one of them is the spec's
+                // metric (and one the denominator).
+                let denominator = spec
+                    .denominator_metric
+                    .as_deref()
+                    .map(|metric| (metric, spec.denominator_statistic.as_deref()));
                 for stat in &stats {
                     assert_eq!(
                         number(&stat["Period"]),
                         spec.period_seconds,
                         "{context}: MetricStat.Period"
                     );
+                    let name = stat["Metric"]["MetricName"].as_str();
+                    let expected = match denominator {
+                        Some((metric, statistic)) if name == Some(metric) => {
+                            statistic.expect("denominatorStatistic")
+                        }
+                        _ => spec.statistic.as_str(),
+                    };
                     assert_eq!(
                         text(&stat["Stat"]),
-                        spec.statistic,
-                        "{context}: MetricStat.Stat"
+                        expected,
+                        "{context}: MetricStat.Stat of {name:?}"
                     );
                 }
+                let names: BTreeSet<&str> = stats
+                    .iter()
+                    .filter_map(|stat| stat["Metric"]["MetricName"].as_str())
+                    .collect();
                 assert!(
-                    stats
-                        .iter()
-                        .any(|stat| stat["Metric"]["MetricName"].as_str()
-                            == Some(spec.metric.as_str())),
+                    names.contains(spec.metric.as_str()),
                     "{context}: no input metric is {}",
                     spec.metric
                 );
+                if let Some((metric, _)) = denominator {
+                    assert!(names.contains(metric), "{context}: no denominator {metric}");
+                }
                 assert!(
                     properties["Period"].is_null(),
                     "{context}: Period beside Metrics"
@@ -1079,6 +1103,180 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
         undocumented.is_empty(),
         "template alarms missing from ops/alarms.json: {undocumented:?}"
     );
+}
+
+/// Every metric an alarm reads: `(namespace, metric name, dimensions)` of a single-metric alarm
+/// or of each MetricStat of a metric-math one.
+fn alarm_metrics(properties: &Value) -> Vec<(&str, &Value, &Value)> {
+    let stats = metric_stats(properties);
+    if stats.is_empty() {
+        vec![(
+            text(&properties["Namespace"]),
+            &properties["MetricName"],
+            &properties["Dimensions"],
+        )]
+    } else {
+        stats
+            .into_iter()
+            .map(|stat| {
+                let metric = &stat["Metric"];
+                (
+                    text(&metric["Namespace"]),
+                    &metric["MetricName"],
+                    &metric["Dimensions"],
+                )
+            })
+            .collect()
+    }
+}
+
+/// The functions' EMF metrics (namespace OrderService) carry a `Stack` dimension (`STACK_NAME`,
+/// which the template sets to the stack's name): every alarm on them reads this stack's series,
+/// and a per-function alarm also its function's `Operation`.
+#[test]
+fn alarms_on_the_emf_metrics_read_this_stacks_series() {
+    let template = template();
+    assert!(
+        is_ref(
+            &template["Globals"]["Function"]["Environment"]["Variables"]["STACK_NAME"],
+            "AWS::StackName"
+        ),
+        "Globals must set STACK_NAME: !Ref AWS::StackName"
+    );
+    let functions = workspace_functions();
+    let mut emf_alarms = 0;
+    for (id, alarm) in resources(&template, "AWS::CloudWatch::Alarm") {
+        let suffix = alarm_suffix(&id, alarm);
+        let function = functions
+            .iter()
+            .find(|function| suffix.ends_with(&format!("-{function}")));
+        for (namespace, metric, dimensions) in alarm_metrics(&alarm["Properties"]) {
+            if namespace != "OrderService" {
+                continue;
+            }
+            emf_alarms += 1;
+            let dimensions: BTreeMap<&str, &Value> = dimensions
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{id}: {metric:?} has no dimensions: it reads no stack"))
+                .iter()
+                .map(|dimension| (text(&dimension["Name"]), &dimension["Value"]))
+                .collect();
+            assert!(
+                dimensions
+                    .get("Stack")
+                    .is_some_and(|value| is_ref(value, "AWS::StackName")),
+                "{id}: {metric:?} must read Stack = !Ref AWS::StackName: {dimensions:?}"
+            );
+            if let Some(function) = function {
+                assert_eq!(
+                    dimensions.get("Operation").and_then(|value| value.as_str()),
+                    Some(function.as_str()),
+                    "{id}: {metric:?} must read its function's Operation"
+                );
+                assert_eq!(dimensions.len(), 2, "{id}: {dimensions:?}");
+            } else {
+                assert_eq!(dimensions.len(), 1, "{id}: {dimensions:?}");
+            }
+        }
+    }
+    assert!(emf_alarms > 0, "no alarm reads the EMF metrics");
+}
+
+/// Each function's canary rolls back on its own crashes (Lambda Errors), on its own share of 5xx
+/// answers (the EMF rate alarm, which a failing canary of that function moves; AWS only, as
+/// metric math) and on the API-wide 5xx rate.
+#[test]
+fn every_canary_rolls_back_on_its_own_server_error_rate() {
+    let template = template();
+    let binaries = function_binaries(&template);
+    let alarms = resources(&template, "AWS::CloudWatch::Alarm");
+    let named = |suffix: &str| -> String {
+        let found: Vec<&String> = alarms
+            .iter()
+            .filter(|(id, alarm)| alarm_suffix(id, alarm) == suffix)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(found.len(), 1, "one alarm named <stack>-{suffix}");
+        found[0].clone()
+    };
+    for (id, function) in resources(&template, "AWS::Serverless::Function") {
+        let binary = &binaries[&id];
+        let preference = &function["Properties"]["DeploymentPreference"];
+        assert!(is_ref(&preference["Enabled"], "CanaryDeployments"), "{id}");
+        assert_eq!(
+            preference["Type"].as_str(),
+            Some("Canary10Percent5Minutes"),
+            "{id}"
+        );
+        let (tag, branches) = tagged(&preference["Alarms"])
+            .unwrap_or_else(|| panic!("{id}: Alarms must be !If [OnAws, [...], [...]]"));
+        assert_eq!(tag, "If", "{id}");
+        assert_eq!(branches[0].as_str(), Some("OnAws"), "{id}");
+        let list = |value: &Value| -> Vec<String> {
+            value
+                .as_sequence()
+                .expect("a list of alarms")
+                .iter()
+                .map(|alarm| ref_target(alarm).to_owned())
+                .collect()
+        };
+        let errors = named(&format!("lambda-errors-{binary}"));
+        let rate = named(&format!("function-5xx-rate-{binary}"));
+        let api = named("api-5xx-rate");
+        assert_eq!(
+            list(&branches[1]),
+            [errors.clone(), rate.clone(), api.clone()],
+            "{id} on AWS"
+        );
+        assert_eq!(list(&branches[2]), [errors, api], "{id} under an emulator");
+        assert_eq!(condition(alarms[&rate]), Some("OnAws"), "{rate}");
+        let properties = &alarms[&rate]["Properties"];
+        assert_eq!(
+            properties["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{rate}"
+        );
+        // Short enough to fire inside the canary's 5 minutes.
+        let minutes = number(&properties["DatapointsToAlarm"])
+            * metric_stats(properties)
+                .iter()
+                .map(|stat| number(&stat["Period"]))
+                .fold(0.0, f64::max)
+            / 60.0;
+        assert!(minutes <= 3.0, "{rate}: needs {minutes} breaching minutes");
+    }
+}
+
+/// The dashboard body is JSON (with the alarms' ARNs or without, as on an emulator) and reads
+/// the EMF metrics of this stack only.
+#[test]
+fn the_dashboard_is_json_and_reads_this_stacks_series() {
+    let template = template();
+    let dashboards = resources(&template, "AWS::CloudWatch::Dashboard");
+    let dashboard = dashboards.values().next().expect("a dashboard");
+    let (tag, arguments) = tagged(&dashboard["Properties"]["DashboardBody"]).expect("!Sub");
+    assert_eq!(tag, "Sub");
+    let body = text(&arguments[0]);
+    for line in body.lines().filter(|line| line.contains("OrderService")) {
+        assert!(
+            line.contains("\"Stack\", \"${AWS::StackName}\"")
+                || line.contains("{OrderService,Stack,") && line.contains("Stack=\\\"${AWS::StackName}\\\""),
+            "a dashboard metric reads every stack's series: {line}"
+        );
+    }
+    let variables = &arguments[1];
+    let (_, rate_alarms) = tagged(&variables["FunctionRateAlarms"]).expect("an If");
+    let with_alarms = text(tagged(&rate_alarms[1]).expect("a Sub").1);
+    for alarms in [with_alarms, ""] {
+        let mut rendered = body.replace("${FunctionRateAlarms}", alarms);
+        while let Some(start) = rendered.find("${") {
+            let end = start + rendered[start..].find('}').expect("closing brace");
+            rendered.replace_range(start..=end, "x");
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&rendered)
+            .unwrap_or_else(|error| panic!("the dashboard body is no JSON: {error}\n{rendered}"));
+        assert!(parsed["widgets"].is_array());
+    }
 }
 
 // ------------------------------------------------------------------------------ (d) IAM
