@@ -1084,12 +1084,22 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
                     "{context}: Period beside Metrics"
                 );
             }
-            let description = text(&properties["AlarmDescription"]);
-            assert!(
-                description.contains(&format!("Runbook: {}", spec.runbook)),
-                "{context}: the description must name its runbook {}: {description}",
+            // A clickable link: `Runbook: ${RunbookBaseUrl}/<runbook>.md` in a !Sub.
+            let (tag, description) = tagged(&properties["AlarmDescription"])
+                .unwrap_or_else(|| panic!("{context}: AlarmDescription must be a !Sub"));
+            assert_eq!(tag, "Sub", "{context}");
+            let description = text(description);
+            let link = format!(
+                "Runbook: ${{RunbookBaseUrl}}/{}",
                 spec.runbook
+                    .strip_prefix("runbooks/")
+                    .expect("runbooks live in runbooks/")
             );
+            assert!(
+                description.contains(&link),
+                "{context}: the description must link its runbook ({link}): {description}"
+            );
+            assert!(description.len() <= 1024 - 100, "{context}: too long with the URL");
         }
         assert!(
             root().join(&spec.runbook).is_file(),
@@ -1276,6 +1286,34 @@ fn the_dashboard_is_json_and_reads_this_stacks_series() {
         let parsed: serde_json::Value = serde_json::from_str(&rendered)
             .unwrap_or_else(|error| panic!("the dashboard body is no JSON: {error}\n{rendered}"));
         assert!(parsed["widgets"].is_array());
+    }
+}
+
+/// The runbook links' base is a parameter with a placeholder default and no trailing slash.
+#[test]
+fn runbook_links_are_built_from_one_parameter() {
+    let template = template();
+    let parameter = &template["Parameters"]["RunbookBaseUrl"];
+    let default = parameter["Default"].as_str().expect("a default");
+    assert!(default.starts_with("https://") && !default.ends_with('/'), "{default}");
+    assert!(default.ends_with("/runbooks"), "{default}");
+    assert!(parameter["AllowedPattern"].is_string());
+    for (id, alarm) in resources(&template, "AWS::CloudWatch::Alarm") {
+        let (tag, description) = tagged(&alarm["Properties"]["AlarmDescription"])
+            .unwrap_or_else(|| panic!("{id}: AlarmDescription must be a !Sub"));
+        assert_eq!(tag, "Sub", "{id}");
+        let description = text(description);
+        let start = description
+            .find("${RunbookBaseUrl}/")
+            .unwrap_or_else(|| panic!("{id}: no runbook link: {description}"));
+        let runbook = description[start + "${RunbookBaseUrl}/".len()..]
+            .split_whitespace()
+            .next()
+            .expect("a runbook");
+        assert!(
+            root().join("runbooks").join(runbook).is_file(),
+            "{id}: runbooks/{runbook} does not exist"
+        );
     }
 }
 
