@@ -144,6 +144,15 @@ impl From<Conflict> for ServiceError {
     }
 }
 
+impl From<crate::domain::PlacementError> for ServiceError {
+    fn from(error: crate::domain::PlacementError) -> Self {
+        match error {
+            crate::domain::PlacementError::Refused(refusal) => refusal.into(),
+            crate::domain::PlacementError::Invalid(invalid) => invalid.into(),
+        }
+    }
+}
+
 impl From<ValidationError> for ServiceError {
     fn from(error: ValidationError) -> Self {
         ServiceError::Validation(error.0)

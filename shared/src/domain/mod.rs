@@ -13,7 +13,9 @@ pub use idempotency::{
 };
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::{Money, Quantity};
-pub use order::{Order, OrderLine, OrderStatus, Timestamp};
+pub use order::{
+    BalanceMove, Decision, Order, OrderLine, OrderStatus, PlacementError, Timestamp, Transition,
+};
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
 
 /// The reason a value was rejected while parsing input; rendered as a 400 `VALIDATION_ERROR`.

@@ -1,10 +1,15 @@
 //! The order aggregate and its lifecycle: CREATED -> PAID -> CANCELLED, or CREATED -> CANCELLED.
+//! The order decides: how a new order is priced, whether a payment or a cancellation may
+//! happen, and what each moves (money, stock). The store only writes a decided change
+//! atomically, conditioned on the state it was decided from.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::{Money, OrderId, ProductId, Quantity, UserId};
+use super::{Money, NewOrder, OrderId, ProductId, Quantity, Refusal, UserId, ValidationError};
 
 /// Where an order is in its lifecycle. States only move forwards, which is what bounds every
 /// retry loop over an order's state: at most two transitions can ever race a request.
@@ -117,12 +122,137 @@ pub struct Order {
     pub cancelled_at: Option<Timestamp>,
 }
 
+/// Why a new order cannot be placed at the current prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementError {
+    /// A business refusal (a product that does not exist): the key keeps it as its answer.
+    Refused(Refusal),
+    /// The request itself is unacceptable (a total beyond what money can hold).
+    Invalid(ValidationError),
+}
+
+/// How a change moves the user's balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BalanceMove {
+    Untouched,
+    /// A payment: the balance must cover it.
+    Debit(Money),
+    /// The cancellation of a paid order.
+    Refund(Money),
+}
+
+/// A change the order allows, for the store to write in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The status the order must still have when the change is written: the write's
+    /// condition, so that a concurrent change makes this one fail instead of both applying.
+    pub from: OrderStatus,
+    /// The order after the change.
+    pub order: Order,
+    pub balance: BalanceMove,
+    /// Whether the lines' stock goes back to their products.
+    pub restock: bool,
+}
+
+/// What a payment or a cancellation comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Apply(Transition),
+    /// This very request already made the change (its write was retried after an ambiguous
+    /// timeout): the answer is the order as it stands, nothing is written again.
+    AlreadyMade(Order),
+}
+
 impl Order {
     /// The sum of the line totals, or `None` if it would overflow.
     pub fn compute_total(items: &[OrderLine]) -> Option<Money> {
         items
             .iter()
             .try_fold(Money::ZERO, |sum, line| sum.checked_add(line.line_total()?))
+    }
+
+    /// A new order for `user_id` from `request`, each line at its product's current price
+    /// (`prices`), created at `at`.
+    pub fn place(
+        order_id: OrderId,
+        user_id: UserId,
+        request: &NewOrder,
+        prices: &HashMap<ProductId, Money>,
+        at: Timestamp,
+    ) -> Result<Order, PlacementError> {
+        let items = request
+            .lines()
+            .iter()
+            .map(|line| {
+                let unit_price = prices.get(&line.product_id).copied().ok_or_else(|| {
+                    PlacementError::Refused(Refusal::ProductNotFound {
+                        product_id: line.product_id.clone(),
+                    })
+                })?;
+                Ok(OrderLine {
+                    product_id: line.product_id.clone(),
+                    quantity: line.quantity,
+                    unit_price,
+                })
+            })
+            .collect::<Result<Vec<_>, PlacementError>>()?;
+        let total_amount = Order::compute_total(&items).ok_or_else(|| {
+            PlacementError::Invalid(ValidationError::new("the order total is too large"))
+        })?;
+        Ok(Order {
+            order_id,
+            user_id,
+            status: OrderStatus::Created,
+            items,
+            total_amount,
+            created_at: at,
+            paid_at: None,
+            cancelled_at: None,
+        })
+    }
+
+    /// Paying the order at `at`: only a CREATED order can be paid, and it debits its total.
+    /// `made_by_this_request` says whether the order's current state is this request's own
+    /// earlier write.
+    pub fn pay(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+        match self.status {
+            OrderStatus::Paid if made_by_this_request => Ok(Decision::AlreadyMade(self.clone())),
+            OrderStatus::Paid => Err(Refusal::OrderAlreadyPaid),
+            OrderStatus::Cancelled => Err(Refusal::OrderCancelled),
+            OrderStatus::Created => Ok(Decision::Apply(Transition {
+                from: OrderStatus::Created,
+                order: Order {
+                    status: OrderStatus::Paid,
+                    paid_at: Some(at),
+                    ..self.clone()
+                },
+                balance: BalanceMove::Debit(self.total_amount),
+                restock: false,
+            })),
+        }
+    }
+
+    /// Cancelling the order at `at`: a CREATED or PAID order can be cancelled; its stock goes
+    /// back, and a paid order is refunded.
+    pub fn cancel(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+        let balance = match self.status {
+            OrderStatus::Cancelled if made_by_this_request => {
+                return Ok(Decision::AlreadyMade(self.clone()))
+            }
+            OrderStatus::Cancelled => return Err(Refusal::OrderCancelled),
+            OrderStatus::Created => BalanceMove::Untouched,
+            OrderStatus::Paid => BalanceMove::Refund(self.total_amount),
+        };
+        Ok(Decision::Apply(Transition {
+            from: self.status,
+            order: Order {
+                status: OrderStatus::Cancelled,
+                cancelled_at: Some(at),
+                ..self.clone()
+            },
+            balance,
+            restock: true,
+        }))
     }
 }
 
@@ -150,6 +280,95 @@ mod tests {
             Some(Money::new(4_500).unwrap())
         );
         assert_eq!(Order::compute_total(&[line(i64::MAX, 2)]), None);
+    }
+
+    fn placed(lines: &[(&str, u64)], prices: &[(&str, i64)]) -> Result<Order, PlacementError> {
+        let request: super::super::CreateOrderRequest = serde_json::from_value(serde_json::json!({
+            "items": lines
+                .iter()
+                .map(|(product, quantity)| serde_json::json!({"productId": product, "quantity": quantity}))
+                .collect::<Vec<_>>()
+        }))
+        .unwrap();
+        let prices = prices
+            .iter()
+            .map(|(product, price)| {
+                (
+                    ProductId::parse(product).unwrap(),
+                    Money::new(*price).unwrap(),
+                )
+            })
+            .collect();
+        Order::place(
+            OrderId::random(),
+            UserId::parse("user-1").unwrap(),
+            &NewOrder::try_from(request).unwrap(),
+            &prices,
+            Timestamp::parse("2026-11-29T00:00:00Z").unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_order_is_priced_at_the_current_prices() {
+        let order = placed(
+            &[("product-1", 2), ("product-2", 1)],
+            &[("product-1", 1_000), ("product-2", 2_500), ("product-3", 9)],
+        )
+        .unwrap();
+        assert_eq!(order.status, OrderStatus::Created);
+        assert_eq!(order.total_amount, Money::new(4_500).unwrap());
+        assert_eq!(order.items[0].unit_price, Money::new(1_000).unwrap());
+        assert_eq!(
+            placed(&[("product-9", 1)], &[("product-1", 1_000)]),
+            Err(PlacementError::Refused(Refusal::ProductNotFound {
+                product_id: ProductId::parse("product-9").unwrap()
+            }))
+        );
+        assert!(matches!(
+            placed(&[("product-1", 40)], &[("product-1", i64::MAX / 2)]),
+            Err(PlacementError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn paying_is_decided_by_the_status() {
+        let order = placed(&[("product-1", 2)], &[("product-1", 1_000)]).unwrap();
+        let at = Timestamp::parse("2026-11-29T01:00:00Z").unwrap();
+        let Ok(Decision::Apply(payment)) = order.pay(at, false) else {
+            panic!("a created order can be paid");
+        };
+        assert_eq!(payment.from, OrderStatus::Created);
+        assert_eq!(payment.order.status, OrderStatus::Paid);
+        assert_eq!(payment.order.paid_at, Some(at));
+        assert_eq!(
+            payment.balance,
+            BalanceMove::Debit(Money::new(2_000).unwrap())
+        );
+        assert!(!payment.restock);
+        let paid = payment.order;
+        assert_eq!(paid.pay(at, false), Err(Refusal::OrderAlreadyPaid));
+        assert_eq!(paid.pay(at, true), Ok(Decision::AlreadyMade(paid.clone())));
+        let Ok(Decision::Apply(cancellation)) = paid.cancel(at, false) else {
+            panic!("a paid order can be cancelled");
+        };
+        assert_eq!(cancellation.from, OrderStatus::Paid);
+        assert_eq!(
+            cancellation.balance,
+            BalanceMove::Refund(Money::new(2_000).unwrap())
+        );
+        assert!(cancellation.restock);
+        let cancelled = cancellation.order;
+        assert_eq!(cancelled.pay(at, false), Err(Refusal::OrderCancelled));
+        assert_eq!(cancelled.cancel(at, false), Err(Refusal::OrderCancelled));
+        assert_eq!(
+            cancelled.cancel(at, true),
+            Ok(Decision::AlreadyMade(cancelled.clone()))
+        );
+        // An unpaid order is cancelled without touching the balance.
+        let Ok(Decision::Apply(unpaid)) = order.cancel(at, false) else {
+            panic!("a created order can be cancelled");
+        };
+        assert_eq!(unpaid.balance, BalanceMove::Untouched);
     }
 
     #[test]

@@ -24,8 +24,8 @@ use super::{
     CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders,
 };
 use crate::domain::{
-    Answer, Claim, Fingerprint, Money, NewOrder, Order, OrderId, OrderLine, OrderStatus, ProductId,
-    Timestamp, UserId,
+    Answer, BalanceMove, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
+    OrderStatus, ProductId, Timestamp, UserId,
 };
 use crate::error::ServiceError;
 
@@ -275,29 +275,7 @@ impl DynamoOrderStore {
         let request_hash = Fingerprint::create(new_order).as_str().to_owned();
         let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
         let prices = self.read_user_and_products(user_id, new_order).await?;
-        let mut lines = Vec::with_capacity(new_order.lines().len());
-        for line in new_order.lines() {
-            let unit_price = *prices
-                .get(&line.product_id)
-                .ok_or_else(|| ServiceError::ProductNotFound(line.product_id.clone()))?;
-            lines.push(OrderLine {
-                product_id: line.product_id.clone(),
-                quantity: line.quantity,
-                unit_price,
-            });
-        }
-        let total_amount = Order::compute_total(&lines)
-            .ok_or_else(|| ServiceError::Validation("the order total is too large".to_owned()))?;
-        let order = Order {
-            order_id,
-            user_id: user_id.clone(),
-            status: OrderStatus::Created,
-            items: lines,
-            total_amount,
-            created_at: now(),
-            paid_at: None,
-            cancelled_at: None,
-        };
+        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
         let record = OrderRecord::new(order.clone(), request_hash.clone());
         let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
 
@@ -443,29 +421,28 @@ impl DynamoOrderStore {
             .await?
             .ok_or(ServiceError::OrderNotFound)?;
         for _ in 0..MAX_STATE_READS {
-            match record.status {
-                OrderStatus::Paid if record.pay_token.as_deref() == Some(token.as_str()) => {
+            let made_by_this_request = record.pay_token.as_deref() == Some(token.as_str());
+            let payment = match record.to_order().pay(now(), made_by_this_request)? {
+                Decision::AlreadyMade(order) => {
                     return Ok(Outcome {
-                        order: record.to_order(),
+                        order,
                         replayed: false,
-                    });
+                    })
                 }
-                OrderStatus::Paid => return Err(ServiceError::OrderAlreadyPaid),
-                OrderStatus::Cancelled => return Err(ServiceError::OrderCancelled),
-                OrderStatus::Created => {}
-            }
-            let paid_at = now();
-            let mut paid = record.clone();
-            paid.status = OrderStatus::Paid;
-            paid.paid_at = Some(paid_at);
+                Decision::Apply(payment) => payment,
+            };
+            let BalanceMove::Debit(amount) = payment.balance else {
+                return Err(ServiceError::internal("a payment that debits nothing"));
+            };
+            let paid_at = payment.order.paid_at.unwrap_or_else(now);
             let mut transaction = vec![
                 self.order_status_update(
                     user_id,
                     order_id,
-                    OrderStatus::Created,
+                    payment.from,
                     "SET #status = :paid, paidAt = :paidAt, payToken = :token",
                     vec![
-                        (":paid", string_value(OrderStatus::Paid.as_str())),
+                        (":paid", string_value(payment.order.status.as_str())),
                         (":paidAt", string_value(paid_at.to_string())),
                         (":token", string_value(token.clone())),
                     ],
@@ -474,16 +451,16 @@ impl DynamoOrderStore {
                     user_id,
                     "SET #balance = #balance - :amount",
                     "#balance >= :amount",
-                    record.total_amount,
+                    amount,
                 )?,
             ];
             with_answer(self, &mut transaction, user_id, claim, || {
-                Answer::Updated(paid.to_order())
+                Answer::Updated(payment.order.clone())
             })?;
             match self.transact("PayOrder", transaction).await {
                 Ok(()) => {
                     return Ok(Outcome {
-                        order: paid.to_order(),
+                        order: payment.order,
                         replayed: false,
                     });
                 }
@@ -499,9 +476,7 @@ impl DynamoOrderStore {
                             let user_exists =
                                 balance_reason.item().is_some_and(|item| !item.is_empty());
                             return Err(if user_exists || balance_reason.item().is_none() {
-                                ServiceError::InsufficientBalance {
-                                    required: record.total_amount,
-                                }
+                                ServiceError::InsufficientBalance { required: amount }
                             } else {
                                 ServiceError::UserNotFound
                             });
@@ -536,39 +511,40 @@ impl DynamoOrderStore {
         // their stock has nowhere to go back to.
         let mut gone: Vec<ProductId> = Vec::new();
         for _ in 0..MAX_STATE_READS {
-            let was = record.status;
-            if was == OrderStatus::Cancelled {
-                if record.cancel_token.as_deref() == Some(token.as_str()) {
+            let made_by_this_request = record.cancel_token.as_deref() == Some(token.as_str());
+            let cancellation = match record.to_order().cancel(now(), made_by_this_request)? {
+                Decision::AlreadyMade(order) => {
                     return Ok(Outcome {
-                        order: record.to_order(),
+                        order,
                         replayed: false,
-                    });
+                    })
                 }
-                return Err(ServiceError::OrderCancelled);
-            }
-            let cancelled_at = now();
-            let mut cancelled = record.clone();
-            cancelled.status = OrderStatus::Cancelled;
-            cancelled.cancelled_at = Some(cancelled_at);
+                Decision::Apply(cancellation) => cancellation,
+            };
+            let cancelled_at = cancellation.order.cancelled_at.unwrap_or_else(now);
             let mut transaction = Vec::with_capacity(record.items.len() + 3);
             // What each transaction item is, to read the cancellation reasons by.
             let mut parts = vec![CancelPart::Order];
             transaction.push(self.order_status_update(
                 user_id,
                 order_id,
-                was,
+                cancellation.from,
                 "SET #status = :cancelled, cancelledAt = :cancelledAt, cancelToken = :token",
                 vec![
-                    (":cancelled", string_value(OrderStatus::Cancelled.as_str())),
+                    (
+                        ":cancelled",
+                        string_value(cancellation.order.status.as_str()),
+                    ),
                     (":cancelledAt", string_value(cancelled_at.to_string())),
                     (":token", string_value(token.clone())),
                 ],
             )?);
-            for line in record
+            let restocked = cancellation
+                .order
                 .items
                 .iter()
-                .filter(|line| !gone.contains(&line.product_id))
-            {
+                .filter(|line| cancellation.restock && !gone.contains(&line.product_id));
+            for line in restocked {
                 parts.push(CancelPart::Restock(&line.product_id));
                 transaction.push(
                     TransactWriteItem::builder()
@@ -589,23 +565,23 @@ impl DynamoOrderStore {
                         .build(),
                 );
             }
-            if was == OrderStatus::Paid {
+            if let BalanceMove::Refund(amount) = cancellation.balance {
                 parts.push(CancelPart::Refund);
                 transaction.push(self.balance_update(
                     user_id,
                     "SET #balance = #balance + :amount",
                     "attribute_exists(pk)",
-                    record.total_amount,
+                    amount,
                 )?);
             }
             parts.push(CancelPart::Answer);
             with_answer(self, &mut transaction, user_id, claim, || {
-                Answer::Updated(cancelled.to_order())
+                Answer::Updated(cancellation.order.clone())
             })?;
             match self.transact("CancelOrder", transaction).await {
                 Ok(()) => {
                     return Ok(Outcome {
-                        order: cancelled.to_order(),
+                        order: cancellation.order,
                         replayed: false,
                     });
                 }
