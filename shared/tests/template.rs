@@ -1317,6 +1317,76 @@ fn runbook_links_are_built_from_one_parameter() {
     }
 }
 
+/// Optional Slack: with both SlackWorkspaceId and SlackChannelId (a rule refuses one without
+/// the other), an AWS Chatbot channel subscribed to the alarm topic, whose role and guardrail
+/// allow reading CloudWatch and nothing else. Nothing of it exists by default.
+#[test]
+fn slack_gets_the_alarms_and_may_only_read_cloudwatch() {
+    let template = template();
+    for parameter in ["SlackWorkspaceId", "SlackChannelId"] {
+        assert_eq!(
+            template["Parameters"][parameter]["Default"].as_str(),
+            Some(""),
+            "{parameter} is off by default"
+        );
+    }
+    let (tag, terms) = tagged(&template["Conditions"]["HasSlack"]).expect("HasSlack");
+    assert_eq!(tag, "And");
+    assert_eq!(terms.as_sequence().map(Vec::len), Some(2));
+    let refused = template["Rules"].as_mapping().expect("Rules").values().any(|rule| {
+        matches!(tagged(&rule["RuleCondition"]), Some((tag, _)) if tag == "Or")
+            && serde_yaml::to_string(rule)
+                .is_ok_and(|text| text.contains("SlackWorkspaceId") && text.contains("SlackChannelId"))
+    });
+    assert!(refused, "no rule refuses one of SlackWorkspaceId/SlackChannelId without the other");
+
+    let read_only = "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess";
+    let only_read_only = |place: &str, list: &Value| {
+        let policies: Vec<String> = list
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{place} is a list"))
+            .iter()
+            .map(arn_text)
+            .collect();
+        assert_eq!(policies, [read_only], "{place}");
+    };
+    let channels = resources(&template, "AWS::Chatbot::SlackChannelConfiguration");
+    assert_eq!(channels.len(), 1, "one Slack channel configuration");
+    let (id, channel) = channels.into_iter().next().expect("a channel");
+    assert_eq!(condition(channel), Some("HasSlack"), "{id}");
+    let properties = &channel["Properties"];
+    assert!(is_ref(&properties["SlackWorkspaceId"], "SlackWorkspaceId"), "{id}");
+    assert!(is_ref(&properties["SlackChannelId"], "SlackChannelId"), "{id}");
+    let topics: Vec<&str> = properties["SnsTopicArns"]
+        .as_sequence()
+        .expect("SnsTopicArns")
+        .iter()
+        .map(ref_target)
+        .collect();
+    assert_eq!(topics, ["AlarmTopic"], "{id}");
+    // Without guardrails Chatbot applies AdministratorAccess.
+    only_read_only(&format!("{id}.GuardrailPolicies"), &properties["GuardrailPolicies"]);
+    let (tag, role) = tagged(&properties["IamRoleArn"]).expect("!GetAtt <role>.Arn");
+    assert_eq!(tag, "GetAtt", "{id}");
+    let role_id = text(role).strip_suffix(".Arn").expect("an Arn");
+    let role = &template["Resources"][role_id];
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{role_id}");
+    assert_eq!(condition(role), Some("HasSlack"), "{role_id}");
+    let role = &role["Properties"];
+    for statement in role["AssumeRolePolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("trust statements")
+    {
+        assert_eq!(
+            statement["Principal"]["Service"].as_str(),
+            Some("chatbot.amazonaws.com"),
+            "{role_id}: only Chatbot may assume it"
+        );
+    }
+    assert!(role["Policies"].is_null(), "{role_id}: no inline policies");
+    only_read_only(&format!("{role_id}.ManagedPolicyArns"), &role["ManagedPolicyArns"]);
+}
+
 // ------------------------------------------------------------------------------ (d) IAM
 
 /// `(required, tolerated)` DynamoDB actions per function, from the store code each one runs
