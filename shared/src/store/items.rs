@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Timestamp, UserId};
+use crate::domain::{Money, Order, OrderId, ProductId, Timestamp, UserId};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -99,8 +99,9 @@ pub(crate) struct ProductPrice {
     pub price: Money,
 }
 
-/// An order with the bookkeeping that makes writes idempotent: the hash of the create request,
-/// and the token of the request that paid or cancelled it.
+/// An order with its keys and the bookkeeping that makes writes idempotent: the hash of the
+/// create request, and the token of the request that paid or cancelled it. The order's own
+/// fields sit at the top level of the item, beside these.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OrderRecord {
@@ -108,16 +109,8 @@ pub(crate) struct OrderRecord {
     pub sk: String,
     pub list_sk: String,
     pub entity: String,
-    pub order_id: OrderId,
-    pub user_id: UserId,
-    pub status: OrderStatus,
-    pub items: Vec<OrderLine>,
-    pub total_amount: Money,
-    pub created_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paid_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancelled_at: Option<Timestamp>,
+    #[serde(flatten)]
+    pub order: Order,
     pub request_hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pay_token: Option<String>,
@@ -132,14 +125,7 @@ impl OrderRecord {
             sk: order_sk(order.order_id),
             list_sk: list_sk(order.created_at, order.order_id),
             entity: "ORDER".to_owned(),
-            order_id: order.order_id,
-            user_id: order.user_id,
-            status: order.status,
-            items: order.items,
-            total_amount: order.total_amount,
-            created_at: order.created_at,
-            paid_at: order.paid_at,
-            cancelled_at: order.cancelled_at,
+            order,
             request_hash,
             pay_token: None,
             cancel_token: None,
@@ -147,16 +133,7 @@ impl OrderRecord {
     }
 
     pub fn to_order(&self) -> Order {
-        Order {
-            order_id: self.order_id,
-            user_id: self.user_id.clone(),
-            status: self.status,
-            items: self.items.clone(),
-            total_amount: self.total_amount,
-            created_at: self.created_at,
-            paid_at: self.paid_at,
-            cancelled_at: self.cancelled_at,
-        }
+        self.order.clone()
     }
 }
 

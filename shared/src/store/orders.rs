@@ -522,7 +522,7 @@ impl DynamoOrderStore {
                 Decision::Apply(cancellation) => cancellation,
             };
             let cancelled_at = cancellation.order.cancelled_at.unwrap_or_else(now);
-            let mut transaction = Vec::with_capacity(record.items.len() + 3);
+            let mut transaction = Vec::with_capacity(record.order.items.len() + 3);
             // What each transaction item is, to read the cancellation reasons by.
             let mut parts = vec![CancelPart::Order];
             transaction.push(self.order_status_update(
