@@ -219,7 +219,11 @@ fn http_api_routes(template: &Value) -> BTreeSet<Route> {
             panic!("{id}: {integration_id} is no AWS::ApiGatewayV2::Integration")
         });
         let integration_properties = &integration["Properties"];
-        assert_eq!(condition(integration), Some("UseHttpApi"), "{integration_id}");
+        assert_eq!(
+            condition(integration),
+            Some("UseHttpApi"),
+            "{integration_id}"
+        );
         assert_eq!(
             ref_target(&integration_properties["ApiId"]),
             "HttpApi",
@@ -253,11 +257,7 @@ fn permission_routes(template: &Value) -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
     for (id, permission) in resources(template, "AWS::Lambda::Permission") {
         let properties = &permission["Properties"];
-        assert_eq!(
-            condition(permission),
-            None,
-            "{id}: both flavours need it"
-        );
+        assert_eq!(condition(permission), None, "{id}: both flavours need it");
         assert_eq!(
             properties["Action"].as_str(),
             Some("lambda:InvokeFunction"),
@@ -400,7 +400,10 @@ fn one_api_per_stack_chosen_by_api_type_http_by_default() {
         assert_eq!(tag, "Sub");
         assert!(text(value).ends_with("/v1"), "{value:?}");
     }
-    assert_eq!(template["Outputs"]["ApiStage"]["Value"].as_str(), Some("v1"));
+    assert_eq!(
+        template["Outputs"]["ApiStage"]["Value"].as_str(),
+        Some("v1")
+    );
 }
 
 /// Both flavours serve stage v1 with the stage-wide throttle of ApiThrottleRate/Burst and JSON
@@ -424,7 +427,10 @@ fn both_flavours_serve_stage_v1_throttled_with_json_access_logs() {
     assert_eq!(rest["StageName"].as_str(), Some("v1"));
     let settings = &rest["MethodSettings"][0];
     assert!(is_ref(&settings["ThrottlingRateLimit"], "ApiThrottleRate"));
-    assert!(is_ref(&settings["ThrottlingBurstLimit"], "ApiThrottleBurst"));
+    assert!(is_ref(
+        &settings["ThrottlingBurstLimit"],
+        "ApiThrottleBurst"
+    ));
     json_format("REST", &rest["AccessLogSetting"]["Format"]);
     log_group("REST", &rest["AccessLogSetting"]["DestinationArn"]);
 
@@ -436,7 +442,10 @@ fn both_flavours_serve_stage_v1_throttled_with_json_access_logs() {
     assert_eq!(stage["AutoDeploy"].as_bool(), Some(true));
     let defaults = &stage["DefaultRouteSettings"];
     assert!(is_ref(&defaults["ThrottlingRateLimit"], "ApiThrottleRate"));
-    assert!(is_ref(&defaults["ThrottlingBurstLimit"], "ApiThrottleBurst"));
+    assert!(is_ref(
+        &defaults["ThrottlingBurstLimit"],
+        "ApiThrottleBurst"
+    ));
     json_format("HTTP", &stage["AccessLogSettings"]["Format"]);
     log_group("HTTP", &stage["AccessLogSettings"]["DestinationArn"]);
 }
@@ -521,8 +530,11 @@ fn asserted_non_empty(rule: &Value) -> BTreeSet<String> {
             let (not, inner) = tagged(&assertion["Assert"])?;
             let (equals, pair) = tagged(&inner[0])?;
             let (reference, parameter) = tagged(&pair[0])?;
-            (not == "Not" && equals == "Equals" && reference == "Ref" && pair[1].as_str() == Some(""))
-                .then(|| text(parameter).to_owned())
+            (not == "Not"
+                && equals == "Equals"
+                && reference == "Ref"
+                && pair[1].as_str() == Some(""))
+            .then(|| text(parameter).to_owned())
         })
         .collect()
 }
@@ -555,13 +567,13 @@ fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
         let condition = &rule["RuleCondition"];
         let in_apigateway_mode = is_equals(condition, "AuthMode", "apigateway")
             || matches!(tagged(condition), Some((tag, terms)) if tag == "And"
-                && terms.as_sequence().is_some_and(|terms| {
-                    terms.iter().any(|term| is_equals(term, "AuthMode", "apigateway"))
-                        && terms.iter().all(|term| {
-                            is_equals(term, "AuthMode", "apigateway")
-                                || is_equals(term, "CreateUserPool", "false")
-                        })
-                }));
+            && terms.as_sequence().is_some_and(|terms| {
+                terms.iter().any(|term| is_equals(term, "AuthMode", "apigateway"))
+                    && terms.iter().all(|term| {
+                        is_equals(term, "AuthMode", "apigateway")
+                            || is_equals(term, "CreateUserPool", "false")
+                    })
+            }));
         if in_apigateway_mode {
             let asserted = asserted_non_empty(rule);
             assert!(!asserted.is_empty(), "{name:?} asserts nothing non-empty");
@@ -599,7 +611,11 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
     assert_eq!(condition(client), Some("CreateCognitoUserPool"));
     let client = &client["Properties"];
     assert_eq!(ref_target(&client["UserPoolId"]), "UserPool");
-    assert_eq!(client["GenerateSecret"].as_bool(), Some(false), "a public client");
+    assert_eq!(
+        client["GenerateSecret"].as_bool(),
+        Some(false),
+        "a public client"
+    );
     let flows: BTreeSet<&str> = client["ExplicitAuthFlows"]
         .as_sequence()
         .expect("ExplicitAuthFlows")
@@ -686,7 +702,10 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
                         .any(|assertion| is_equals(&assertion["Assert"], "AuthMode", "apigateway"))
                 })
         });
-    assert!(refused, "no rule ties CreateUserPool=true to AuthMode apigateway");
+    assert!(
+        refused,
+        "no rule ties CreateUserPool=true to AuthMode apigateway"
+    );
 }
 
 /// The parameters a condition depends on, through nested `!Condition`s too.
@@ -749,7 +768,10 @@ fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
     }
     expected.remove("AuthJwtSecret");
     expected.remove("EmulatorEndpoint");
-    assert!(expected.contains("LogLevel") && expected.contains("ApiType"), "{expected:?}");
+    assert!(
+        expected.contains("LogLevel") && expected.contains("ApiType"),
+        "{expected:?}"
+    );
 
     let parameters = &template["Parameters"];
     let longest = |name: &str| -> usize {
@@ -770,7 +792,9 @@ fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
         if let Some(maximum) = parameter["MaxValue"].as_u64() {
             return maximum.to_string().len();
         }
-        panic!("{name} has no MaxLength, AllowedValues or MaxValue: the description could outgrow 256");
+        panic!(
+            "{name} has no MaxLength, AllowedValues or MaxValue: the description could outgrow 256"
+        );
     };
     let mut descriptions = BTreeSet::new();
     for (id, function) in resources(&template, "AWS::Serverless::Function") {
@@ -781,11 +805,16 @@ fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
         let mut named = BTreeSet::new();
         named_by("Sub", description, &mut named);
         assert_eq!(named, expected, "{id}: VersionDescription parameters");
-        let literal = named.iter().fold(text(description).to_owned(), |rest, name| {
-            rest.replace(&format!("${{{name}}}"), "")
-        });
+        let literal = named
+            .iter()
+            .fold(text(description).to_owned(), |rest, name| {
+                rest.replace(&format!("${{{name}}}"), "")
+            });
         let length = literal.len() + named.iter().map(|name| longest(name)).sum::<usize>();
-        assert!(length <= 256, "{id}: VersionDescription may reach {length} characters");
+        assert!(
+            length <= 256,
+            "{id}: VersionDescription may reach {length} characters"
+        );
     }
     assert_eq!(descriptions.len(), 1, "the functions' descriptions differ");
 }
@@ -1099,7 +1128,10 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
                 description.contains(&link),
                 "{context}: the description must link its runbook ({link}): {description}"
             );
-            assert!(description.len() <= 1024 - 100, "{context}: too long with the URL");
+            assert!(
+                description.len() <= 1024 - 100,
+                "{context}: too long with the URL"
+            );
         }
         assert!(
             root().join(&spec.runbook).is_file(),
@@ -1270,7 +1302,8 @@ fn the_dashboard_is_json_and_reads_this_stacks_series() {
     for line in body.lines().filter(|line| line.contains("OrderService")) {
         assert!(
             line.contains("\"Stack\", \"${AWS::StackName}\"")
-                || line.contains("{OrderService,Stack,") && line.contains("Stack=\\\"${AWS::StackName}\\\""),
+                || line.contains("{OrderService,Stack,")
+                    && line.contains("Stack=\\\"${AWS::StackName}\\\""),
             "a dashboard metric reads every stack's series: {line}"
         );
     }
@@ -1295,7 +1328,10 @@ fn runbook_links_are_built_from_one_parameter() {
     let template = template();
     let parameter = &template["Parameters"]["RunbookBaseUrl"];
     let default = parameter["Default"].as_str().expect("a default");
-    assert!(default.starts_with("https://") && !default.ends_with('/'), "{default}");
+    assert!(
+        default.starts_with("https://") && !default.ends_with('/'),
+        "{default}"
+    );
     assert!(default.ends_with("/runbooks"), "{default}");
     assert!(parameter["AllowedPattern"].is_string());
     for (id, alarm) in resources(&template, "AWS::CloudWatch::Alarm") {
@@ -1333,12 +1369,20 @@ fn slack_gets_the_alarms_and_may_only_read_cloudwatch() {
     let (tag, terms) = tagged(&template["Conditions"]["HasSlack"]).expect("HasSlack");
     assert_eq!(tag, "And");
     assert_eq!(terms.as_sequence().map(Vec::len), Some(2));
-    let refused = template["Rules"].as_mapping().expect("Rules").values().any(|rule| {
-        matches!(tagged(&rule["RuleCondition"]), Some((tag, _)) if tag == "Or")
-            && serde_yaml::to_string(rule)
-                .is_ok_and(|text| text.contains("SlackWorkspaceId") && text.contains("SlackChannelId"))
-    });
-    assert!(refused, "no rule refuses one of SlackWorkspaceId/SlackChannelId without the other");
+    let refused = template["Rules"]
+        .as_mapping()
+        .expect("Rules")
+        .values()
+        .any(|rule| {
+            matches!(tagged(&rule["RuleCondition"]), Some((tag, _)) if tag == "Or")
+                && serde_yaml::to_string(rule).is_ok_and(|text| {
+                    text.contains("SlackWorkspaceId") && text.contains("SlackChannelId")
+                })
+        });
+    assert!(
+        refused,
+        "no rule refuses one of SlackWorkspaceId/SlackChannelId without the other"
+    );
 
     let read_only = "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess";
     let only_read_only = |place: &str, list: &Value| {
@@ -1355,8 +1399,14 @@ fn slack_gets_the_alarms_and_may_only_read_cloudwatch() {
     let (id, channel) = channels.into_iter().next().expect("a channel");
     assert_eq!(condition(channel), Some("HasSlack"), "{id}");
     let properties = &channel["Properties"];
-    assert!(is_ref(&properties["SlackWorkspaceId"], "SlackWorkspaceId"), "{id}");
-    assert!(is_ref(&properties["SlackChannelId"], "SlackChannelId"), "{id}");
+    assert!(
+        is_ref(&properties["SlackWorkspaceId"], "SlackWorkspaceId"),
+        "{id}"
+    );
+    assert!(
+        is_ref(&properties["SlackChannelId"], "SlackChannelId"),
+        "{id}"
+    );
     let topics: Vec<&str> = properties["SnsTopicArns"]
         .as_sequence()
         .expect("SnsTopicArns")
@@ -1365,7 +1415,10 @@ fn slack_gets_the_alarms_and_may_only_read_cloudwatch() {
         .collect();
     assert_eq!(topics, ["AlarmTopic"], "{id}");
     // Without guardrails Chatbot applies AdministratorAccess.
-    only_read_only(&format!("{id}.GuardrailPolicies"), &properties["GuardrailPolicies"]);
+    only_read_only(
+        &format!("{id}.GuardrailPolicies"),
+        &properties["GuardrailPolicies"],
+    );
     let (tag, role) = tagged(&properties["IamRoleArn"]).expect("!GetAtt <role>.Arn");
     assert_eq!(tag, "GetAtt", "{id}");
     let role_id = text(role).strip_suffix(".Arn").expect("an Arn");
@@ -1384,7 +1437,10 @@ fn slack_gets_the_alarms_and_may_only_read_cloudwatch() {
         );
     }
     assert!(role["Policies"].is_null(), "{role_id}: no inline policies");
-    only_read_only(&format!("{role_id}.ManagedPolicyArns"), &role["ManagedPolicyArns"]);
+    only_read_only(
+        &format!("{role_id}.ManagedPolicyArns"),
+        &role["ManagedPolicyArns"],
+    );
 }
 
 // ------------------------------------------------------------------------------ (d) IAM

@@ -345,6 +345,15 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(emulator_test),
         ));
         steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
+        // The emulator deploys translate with CanaryDeployments=false: this is the AWS one.
+        steps.push((
+            "SAM-translate template.yaml as on AWS (defaults: canary deployments on)",
+            Box::new(|| {
+                run(Command::new(emulator_venv()?.join("bin/python"))
+                    .args(["localstack/sam_translate.py", "template.yaml"])
+                    .current_dir(paths::root()))
+            }),
+        ));
         steps.push((
             "sam validate --lint, shellcheck, LocalStack compose and sam local env (offline)",
             Box::new(|| run(Command::new("bash").arg(paths::root().join("localstack/check.sh")))),
