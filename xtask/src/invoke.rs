@@ -12,9 +12,10 @@
 //!   they create, pay and cancel orders of their own); any mismatch ends in a non-zero exit
 //!   after the tables of results.
 //! * `--via-http <base-url>` turns each event (either payload) into the real HTTP request it
-//!   describes (method, path and query, headers, body) and sends it to `<base-url>`, e.g. the
-//!   emulator's API Gateway stage URL `.../_aws/execute-api/<apiId>/v1`. Only this machine
-//!   is reachable unless `--allow-remote` says otherwise (a deployed stage, say).
+//!   describes (method, path and query, headers, body) and sends it to `<base-url>` (http or
+//!   https), e.g. the emulator's API Gateway stage URL `.../_aws/execute-api/<apiId>/v1`.
+//!   Only this machine is reachable unless `--allow-remote` says otherwise (a deployed
+//!   stage's `ApiUrl`, say).
 //! * `--render-sam-local` writes both copies with fresh tokens and the matching `env.json`
 //!   into `.local/sam-local/`, for `sam local invoke -e` and `sam local start-api --env-vars`.
 //!
@@ -24,8 +25,6 @@
 //! Idempotency-Key, and order ids are the ones those keys derive.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -796,9 +795,9 @@ pub fn print_report(report: &Report) {
     );
 }
 
-// ------------------------------------------------------------------------- HTTP/1.1
+// ------------------------------------------------------------------------- HTTP
 
-/// A response read off the wire.
+/// A response: status, headers and the whole body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
@@ -816,29 +815,30 @@ pub enum Reach {
     AnyHost,
 }
 
-/// The parts of a plain `http://` URL.
+/// The parts of an `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlParts<'a> {
-    /// `host[:port]` as written, for the Host header.
-    pub authority: &'a str,
+    pub https: bool,
     pub host: &'a str,
     pub port: u16,
     /// The path and query, at least `/`.
     pub target: &'a str,
 }
 
-/// Splits a plain `http://` URL, refusing hosts other than 127.0.0.1 and localhost unless
-/// `reach` is [`Reach::AnyHost`].
+fn is_loopback(host: &str) -> bool {
+    host == "127.0.0.1" || host == "localhost"
+}
+
+/// Splits an `http://` or `https://` URL, refusing hosts other than 127.0.0.1 and localhost
+/// unless `reach` is [`Reach::AnyHost`].
 pub fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
-    if url.starts_with("https://") {
-        bail!(
-            "{url}: https:// is not supported yet (this client speaks plain HTTP/1.1); send to \
-             a deployed stage with curl or `cargo xtask loadtest smoke --base-url {url}`"
-        );
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("{url}: only http:// URLs are supported"))?;
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        bail!("{url}: only http:// and https:// URLs are supported");
+    };
     let (authority, target) = match rest.find('/') {
         Some(index) => (&rest[..index], &rest[index..]),
         None => (rest, "/"),
@@ -849,28 +849,27 @@ pub fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
             port.parse::<u16>()
                 .with_context(|| format!("{url}: bad port"))?,
         ),
-        None => (authority, 80),
+        None => (authority, if https { 443 } else { 80 }),
     };
     if host.is_empty() {
         bail!("{url}: no host");
     }
-    let loopback = host == "127.0.0.1" || host == "localhost";
-    if !loopback && reach == Reach::Loopback {
+    if !is_loopback(host) && reach == Reach::Loopback {
         bail!(
             "refusing to send to {host}: only 127.0.0.1 and localhost are reachable unless you \
              pass --allow-remote (events write orders and carry tokens)"
         );
     }
     Ok(UrlParts {
-        authority,
+        https,
         host,
         port,
         target,
     })
 }
 
-/// A minimal HTTP/1.1 client for plain `http://` URLs on the loopback interface (where the
-/// local stack and the emulators listen). One request per connection.
+/// One request to a URL on the loopback interface (where the local stack and the emulators
+/// listen), over a connection of its own.
 pub fn http_request(
     method: &str,
     url: &str,
@@ -881,7 +880,9 @@ pub fn http_request(
     http_request_with(Reach::Loopback, method, url, headers, body, timeout)
 }
 
-/// [`http_request`] to the hosts `reach` allows.
+/// [`http_request`] to the hosts `reach` allows, over plain HTTP or HTTPS (ureq; rustls with
+/// the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not an
+/// error; a request that gets no answer within `timeout` is one.
 pub fn http_request_with(
     reach: Reach,
     method: &str,
@@ -891,37 +892,28 @@ pub fn http_request_with(
     timeout: Duration,
 ) -> Result<HttpResponse> {
     let parts = split_url(url, reach)?;
-    let addresses: Vec<SocketAddr> = if parts.host == "127.0.0.1" || parts.host == "localhost" {
-        vec![SocketAddr::from(([127, 0, 0, 1], parts.port))]
-    } else {
-        (parts.host, parts.port)
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {}", parts.host))?
-            .collect()
-    };
-    let mut last_error = None;
-    let mut connected = None;
-    for address in &addresses {
-        match TcpStream::connect_timeout(address, timeout) {
-            Ok(stream) => {
-                connected = Some(stream);
-                break;
-            }
-            Err(error) => last_error = Some(error),
-        }
-    }
-    let Some(mut stream) = connected else {
-        return Err(match last_error {
-            Some(error) => anyhow::Error::new(error),
-            None => anyhow::anyhow!("no address"),
+    let tls = ureq::tls::TlsConfig::builder()
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout))
+        // No pooling: one request per connection, like the gateway's clients in a burst.
+        .max_idle_connections(0)
+        .max_redirects(0)
+        // Traffic to this machine never goes through a proxy from the environment.
+        .proxy(if is_loopback(parts.host) {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
         })
-        .with_context(|| format!("cannot connect to {}", parts.authority));
-    };
-    let (authority, target) = (parts.authority, parts.target);
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let mut head =
-        format!("{method} {target} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n");
+        .tls_config(tls)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         if matches!(
@@ -930,123 +922,35 @@ pub fn http_request_with(
         ) {
             continue;
         }
-        if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
-            bail!("header {name} contains a line break");
-        }
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(lower, value.as_str());
     }
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        head.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()?;
-    read_response(&mut stream, method == "HEAD").with_context(|| format!("{method} {url}"))
-}
-
-fn read_response(stream: &mut TcpStream, head_only: bool) -> Result<HttpResponse> {
-    let mut buffer = Vec::with_capacity(8 * 1024);
-    let mut chunk = [0_u8; 16 * 1024];
-    // (status, headers, where the body starts) once the head has arrived.
-    let mut parsed: Option<Head> = None;
-    loop {
-        if parsed.is_none() {
-            if let Some(end) = find(&buffer, b"\r\n\r\n") {
-                let (status, headers) = parse_head(&buffer[..end])?;
-                parsed = Some((status, headers, end + 4));
-            }
-        }
-        if let Some((status, headers, start)) = &parsed {
-            let header = |name: &str| {
-                headers
-                    .iter()
-                    .find(|(key, _)| key == name)
-                    .map(|(_, value)| value.as_str())
-            };
-            let body = &buffer[*start..];
-            let complete =
-                if head_only || *status == 204 || *status == 304 || (100..200).contains(status) {
-                    Some(Vec::new())
-                } else if header("transfer-encoding")
-                    .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"))
-                {
-                    dechunk(body)?
-                } else if let Some(length) = header("content-length") {
-                    let length: usize = length.trim().parse().context("bad content-length")?;
-                    (body.len() >= length).then(|| body[..length].to_vec())
-                } else {
-                    None
-                };
-            if let Some(body) = complete {
-                return Ok(HttpResponse {
-                    status: *status,
-                    headers: headers.clone(),
-                    body,
-                });
-            }
-        }
-        let read = stream.read(&mut chunk)?;
-        if read == 0 {
-            // The server closed the connection: whatever arrived is the body.
-            let Some((status, headers, start)) = parsed else {
-                bail!("the connection closed before a complete response head");
-            };
-            return Ok(HttpResponse {
-                status,
-                headers,
-                body: buffer[start..].to_vec(),
-            });
-        }
-        buffer.extend_from_slice(&chunk[..read]);
-    }
-}
-
-type Head = (u16, Vec<(String, String)>, usize);
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
-
-fn parse_head(head: &[u8]) -> Result<(u16, Vec<(String, String)>)> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse::<u16>().ok())
-        .with_context(|| format!("not an HTTP status line: {status_line:?}"))?;
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+    let request = request
+        .body(body.to_vec())
+        .with_context(|| format!("{method} {url}: not a valid request"))?;
+    let mut response = agent
+        .run(request)
+        .with_context(|| format!("{method} {url}"))?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    Ok((status, headers))
-}
-
-/// The body of a chunked message, or `None` while it is incomplete.
-fn dechunk(mut data: &[u8]) -> Result<Option<Vec<u8>>> {
-    let mut body = Vec::new();
-    loop {
-        let Some(line_end) = find(data, b"\r\n") else {
-            return Ok(None);
-        };
-        let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(Some(body));
-        }
-        if data.len() < size + 2 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_vec()
+        .with_context(|| format!("{method} {url}: reading the body"))?;
+    Ok(HttpResponse {
+        status: response.status().as_u16(),
+        headers,
+        body,
+    })
 }
 
 fn base64_decode(text: &str) -> Result<Vec<u8>> {
@@ -1101,16 +1005,6 @@ mod tests {
     }
 
     #[test]
-    fn chunked_bodies_are_reassembled() -> Result<()> {
-        assert_eq!(
-            dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")?,
-            Some(b"hello world".to_vec())
-        );
-        assert_eq!(dechunk(b"5\r\nhel")?, None);
-        Ok(())
-    }
-
-    #[test]
     fn base64_round_trips_what_lambda_http_sends() -> Result<()> {
         assert_eq!(
             base64_decode("eyJjb2RlIjoiWCJ9")?,
@@ -1136,11 +1030,13 @@ mod tests {
             http_target("http://10.0.0.7:4566", true)?,
             Target::RemoteHttp(_)
         ));
-        assert!(split_url(
+        let stage = split_url(
             "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
-            Reach::AnyHost
-        )
-        .is_err_and(|error| error.to_string().contains("https")));
+            Reach::AnyHost,
+        )?;
+        assert_eq!((stage.https, stage.port, stage.target), (true, 443, "/v1"));
+        assert!(split_url("https://abc.example.com/v1", Reach::Loopback).is_err());
+        assert!(split_url("ftp://127.0.0.1/", Reach::AnyHost).is_err());
         Ok(())
     }
 
