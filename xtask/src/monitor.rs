@@ -347,6 +347,10 @@ pub fn load_alarms(path: &Path) -> Result<Vec<AlarmDef>> {
 pub enum Signal {
     /// Fraction of requests answered >= 500 (API Gateway 5XXError Average).
     ServerErrorRate,
+    /// The same fraction per function, worst function first: the template has one alarm per
+    /// function (EMF ServerErrors / Latency SampleCount by Operation), which a canary version
+    /// failing one route trips while the API-wide rate stays under its threshold.
+    WorstFunctionServerErrorRate,
     /// latencyMs percentile over all operations (API Gateway Latency pNN).
     LatencyPercentile(u8),
     /// Failed invocations without a request line: crashes, panics (AWS/Lambda Errors). Our
@@ -367,6 +371,9 @@ impl Signal {
     pub fn describe(self) -> &'static str {
         match self {
             Signal::ServerErrorRate => "share of requests answered >= 500",
+            Signal::WorstFunctionServerErrorRate => {
+                "share of a function's requests answered >= 500, worst function"
+            }
             Signal::LatencyPercentile(95) => "p95 of latencyMs, all operations",
             Signal::LatencyPercentile(_) => "p99 of latencyMs, all operations",
             Signal::Crashes => "invocations that crashed (panic, killed instance), no request line",
@@ -385,6 +392,12 @@ impl Signal {
             Signal::ServerErrorRate => {
                 (bucket.requests > 0).then(|| bucket.server_errors as f64 / bucket.requests as f64)
             }
+            Signal::WorstFunctionServerErrorRate => bucket
+                .by_op
+                .values()
+                .filter(|op| op.requests > 0)
+                .map(|op| op.server_errors as f64 / op.requests as f64)
+                .max_by(f64::total_cmp),
             Signal::LatencyPercentile(p) => percentile(&bucket.latencies, f64::from(p)),
             Signal::Crashes => count(bucket.crashes),
             Signal::StoreUnavailable => count(bucket.store_unavailable),
@@ -402,6 +415,7 @@ impl Signal {
 pub fn local_signal(alarm: &AlarmDef) -> Signal {
     match alarm.name.as_str() {
         "api-5xx-rate" => Signal::ServerErrorRate,
+        "function-5xx-rate" => Signal::WorstFunctionServerErrorRate,
         "api-latency-p95" => Signal::LatencyPercentile(95),
         "api-latency-p99" => Signal::LatencyPercentile(99),
         "lambda-errors" => Signal::Crashes,
@@ -1199,6 +1213,10 @@ mod tests {
                 .expect(name)
         };
         assert_eq!(signal("api-5xx-rate"), Signal::ServerErrorRate);
+        assert_eq!(
+            signal("function-5xx-rate"),
+            Signal::WorstFunctionServerErrorRate
+        );
         assert_eq!(signal("api-latency-p99"), Signal::LatencyPercentile(99));
         assert_eq!(signal("payment-failure-ratio"), Signal::PaymentFailureRatio);
         assert!(matches!(
@@ -1237,6 +1255,47 @@ mod tests {
         assert!(events[0]
             .line()
             .starts_with("ALERT api-5xx-rate 2027-01-15T08:00:51.000Z 0.5"));
+    }
+
+    #[test]
+    fn a_canary_failing_one_route_trips_its_function_alarm_not_the_api_wide_one() {
+        // GIVEN both alarms as ops/alarms.json states them
+        let alarms: Vec<AlarmDef> = load_alarms(&alarms_path())
+            .expect("ops/alarms.json")
+            .into_iter()
+            .filter(|alarm| alarm.name == "api-5xx-rate" || alarm.name == "function-5xx-rate")
+            .collect();
+        assert_eq!(alarms.len(), 2);
+        let mut detector = Detector::new(alarms);
+        // WHEN 40 requests/s spread over four functions, and a canary at 10 % of pay-order's
+        // traffic answers 500 to every request it serves (1 of 10 pay-order requests), for
+        // five minutes of the local clock
+        let end = T0 + 5 * 60_000 / TIME_SCALE as i64;
+        let mut t = T0;
+        while t < end {
+            for i in 0..10_i64 {
+                for operation in ["create-order", "get-order", "cancel-order"] {
+                    detector.ingest(&request(t + i, operation, 200, "", 5.0));
+                }
+                let (status, code) = if i == 0 {
+                    (500, "INTERNAL_ERROR")
+                } else {
+                    (200, "")
+                };
+                detector.ingest(&request(t + i, "pay-order", status, code, 5.0));
+            }
+            t += 1_000;
+        }
+        let events = run_until(&mut detector, T0, end);
+        // THEN the API-wide rate (2.5 %) stays quiet and pay-order's (10 %) alerts
+        let alerted: Vec<&str> = events
+            .iter()
+            .filter(|event| event.kind == EventKind::Alert)
+            .map(|event| event.alarm.as_str())
+            .collect();
+        assert_eq!(alerted, ["function-5xx-rate"], "{events:?}");
+        let value = events[0].value;
+        assert!((value - 0.1).abs() < 1e-9, "{value}");
     }
 
     #[test]
