@@ -148,5 +148,6 @@ case "$seed" in
     ;;
 esac
 
+echo "Lambda limits (1 CPU, 256 MB): localstack/limit-lambdas.sh --watch, in another terminal" >&2
 echo "try: curl -s -H \"Authorization: Bearer \$(cargo xtask token user-1)\" $base_url/users/user-1/orders" >&2
 echo "$base_url"

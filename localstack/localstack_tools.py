@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -89,6 +90,11 @@ def item_count(table: str) -> None:
 # ------------------------------------------------------------------------------- check
 
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+LOCALSTACK_DOCKER_FLAGS = {
+    "--add-host", "--env", "-e", "--env-file", "--compose-env-file", "--label", "-l",
+    "--network", "--platform", "--privileged", "--publish", "-p", "--ulimit", "--user", "-u",
+    "--volume", "-v", "--dns",
+}
 COMPOSE_TOP_LEVEL = {"name", "services", "networks", "volumes", "configs", "secrets", "include"}
 COMPOSE_SERVICE_KEYS = {
     "image", "container_name", "ports", "environment", "cpus", "mem_limit", "volumes",
@@ -135,12 +141,19 @@ def check_compose(problems: list[str], memory_size: int) -> None:
     for key, value in environment.items():
         if not isinstance(value, str):
             problems.append(f"compose: environment {key} is not a string ({value!r})")
-    flags = environment.get("LAMBDA_DOCKER_FLAGS", "").split()
-    want_memory = f"{memory_size}m"
-    if "--memory" not in flags or flags[flags.index("--memory") + 1] != want_memory:
-        problems.append(f"compose: LAMBDA_DOCKER_FLAGS {flags} lacks --memory {want_memory} (MemorySize)")
-    if "--cpus" not in flags:
-        problems.append(f"compose: LAMBDA_DOCKER_FLAGS {flags} lacks --cpus")
+    # LocalStack's Docker client parses these with argparse and refuses any other flag
+    # (localstack-core utils/container_utils/container_client.py, parse_additional_flags).
+    for flag in shlex.split(environment.get("LAMBDA_DOCKER_FLAGS", "")):
+        name = flag.split("=", 1)[0]
+        if name.startswith("-") and name not in LOCALSTACK_DOCKER_FLAGS:
+            problems.append(f"compose: LocalStack refuses {name} in LAMBDA_DOCKER_FLAGS")
+    script = (REPO / "localstack" / "limit-lambdas.sh").read_text()
+    want_memory = f'memory="${{LAMBDA_MEMORY:-{memory_size}m}}"'
+    if want_memory not in script:
+        problems.append(f"limit-lambdas.sh: the default memory is not MemorySize ({want_memory})")
+    prefix = f'prefix="${{LAMBDA_CONTAINER_PREFIX:-{service.get("container_name")}-lambda-}}"'
+    if prefix not in script:
+        problems.append(f"limit-lambdas.sh: the container prefix is not {prefix}")
     if environment.get("LAMBDA_IGNORE_ARCHITECTURE") != "1":
         problems.append("compose: LAMBDA_IGNORE_ARCHITECTURE must be 1 (x86_64 builds)")
     network = compose.get("networks", {}).get("default", {}).get("name")
