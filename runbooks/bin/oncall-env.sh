@@ -9,6 +9,8 @@
 # hard-codes one, and defines the helpers the runbooks use:
 #   insights MINUTES 'QUERY' [LOG_GROUP...]   CloudWatch Logs Insights over all four functions
 #   metric NS METRIC STAT MINUTES [Name=..,Value=..]...   1-minute datapoints (STAT: Sum|Average|Maximum|pNN)
+#     API_DIMS / API_5XX / API_4XX: the API's dimensions and 5xx/4xx metric names for its flavour;
+#     EMF_DIMS: the Stack dimension every OrderService metric carries
 #   ago_epoch N / ago_iso N                   "N minutes ago" as epoch seconds / ISO-8601 UTC
 #   alarms                                    state of every alarm that notifies order-service-alarms
 #   alias_state FN                            version(s) the `live` alias routes to
@@ -48,11 +50,32 @@ API_ID="$(_stack_output ApiId)"
 STAGE="$(_stack_output ApiStage)"          # the API Gateway stage (template.yaml: v1); the Lambda alias is always `live`
 API_URL="$(_stack_output ApiUrl)"
 TOPIC_ARN="$(_stack_output AlarmTopicArn)"
-API_NAME="$(aws apigateway get-rest-api --rest-api-id "$API_ID" --query name --output text)"
-ACCESS_LOG_GROUP="$(aws apigateway get-stage --rest-api-id "$API_ID" --stage-name "$STAGE" \
-  --query accessLogSettings.destinationArn --output text | sed -e 's/^arn:[^:]*:logs:[^:]*:[^:]*:log-group://' -e 's/:\*$//')"
+# The API's flavour (template.yaml ApiType: http, the default, or rest) decides its metric names
+# and dimensions: HTTP APIs publish 5xx/4xx by ApiId, REST APIs 5XXError/4XXError by ApiName.
+# Runbooks write `metric AWS/ApiGateway "$API_5XX" Average 60 "${API_DIMS[@]}"` for either.
+API_TYPE="$(_stack_output ApiType)"
+case "$API_TYPE" in rest) ;; *) API_TYPE=http ;; esac
+# shellcheck disable=SC2034  # API_DIMS and EMF_DIMS are arrays for the shell that sources this file
+if [ "$API_TYPE" = rest ]; then
+  API_NAME="$(aws apigateway get-rest-api --rest-api-id "$API_ID" --query name --output text)"
+  _access_log_arn="$(aws apigateway get-stage --rest-api-id "$API_ID" --stage-name "$STAGE" \
+    --query accessLogSettings.destinationArn --output text)"
+  API_DIMS=("Name=ApiName,Value=$API_NAME" "Name=Stage,Value=$STAGE")
+  API_5XX=5XXError API_4XX=4XXError
+else
+  API_NAME="$(aws apigatewayv2 get-api --api-id "$API_ID" --query Name --output text)"
+  _access_log_arn="$(aws apigatewayv2 get-stage --api-id "$API_ID" --stage-name "$STAGE" \
+    --query AccessLogSettings.DestinationArn --output text)"
+  API_DIMS=("Name=ApiId,Value=$API_ID" "Name=Stage,Value=$STAGE")
+  API_5XX=5xx API_4XX=4xx
+fi
+ACCESS_LOG_GROUP="$(sed -e 's/^arn:[^:]*:logs:[^:]*:[^:]*:log-group://' -e 's/:\*$//' <<<"$_access_log_arn")"
+unset _access_log_arn
+# Every OrderService (EMF) metric carries the stack it came from.
+# shellcheck disable=SC2034
+EMF_DIMS=("Name=Stack,Value=$STACK")
 CD_APP="$(_stack_resources_of_type AWS::CodeDeploy::Application)"
-export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID STAGE API_URL TOPIC_ARN API_NAME ACCESS_LOG_GROUP CD_APP
+export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID STAGE API_URL TOPIC_ARN API_TYPE API_NAME API_5XX API_4XX ACCESS_LOG_GROUP CD_APP
 
 # Log group of each function (the template may set LoggingConfig.LogGroup; default is /aws/lambda/<name>).
 LOG_GROUPS=()
@@ -181,5 +204,5 @@ audit_table() {
       cargo xtask audit --table "$1" )
 }
 
-echo "stack=$STACK region=$AWS_REGION table=$TABLE api=$API_NAME($API_ID) stage=$STAGE codedeploy=$CD_APP"
+echo "stack=$STACK region=$AWS_REGION table=$TABLE api=$API_TYPE $API_NAME($API_ID) stage=$STAGE codedeploy=$CD_APP"
 echo "functions: ${FUNCTIONS[*]}"
