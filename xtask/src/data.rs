@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 
 use order_service::store::{
-    build_local_client, schema, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
+    build_local_client, schema, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary,
+    StoreSettings, TableContents,
 };
 
 use crate::paths;
@@ -108,28 +109,27 @@ pub fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedS
     }
     runtime()?.block_on(async {
         let store = target.store().await?;
-        let exists = schema::table_exists(store.client(), &target.table)
-            .await
-            .map_err(store_failure)?;
-        if !exists {
-            if !matches!(target.access, Access::Endpoint { .. }) {
-                bail!("{} does not exist", target.describe());
+        match store.contents().await.map_err(store_failure)? {
+            TableContents::Empty => {}
+            TableContents::Missing => {
+                if !matches!(target.access, Access::Endpoint { .. }) {
+                    bail!("{} does not exist", target.describe());
+                }
+                schema::create_table(store.client(), &target.table)
+                    .await
+                    .map_err(store_failure)?;
             }
-            schema::create_table(store.client(), &target.table)
-                .await
-                .map_err(store_failure)?;
-        }
-        let empty = store.is_empty().await.map_err(store_failure)?;
-        if !empty {
-            if !wipe {
-                bail!(
-                    "{} already holds data: seeding over it would break the audit; \
-                     pass --wipe to delete every item first",
-                    target.describe()
-                );
+            TableContents::HoldsData => {
+                if !wipe {
+                    bail!(
+                        "{} already holds data: seeding over it would break the audit; \
+                         pass --wipe to delete every item first",
+                        target.describe()
+                    );
+                }
+                let deleted = store.wipe().await.map_err(store_failure)?;
+                eprintln!("Deleted {deleted} items from {}", target.describe());
             }
-            let deleted = store.wipe().await.map_err(store_failure)?;
-            eprintln!("Deleted {deleted} items from {}", target.describe());
         }
         store.seed(&plan.plan()).await.map_err(store_failure)
     })

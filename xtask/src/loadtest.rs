@@ -61,8 +61,9 @@ pub struct Args {
     #[arg(long)]
     pub duration: Option<String>,
     /// Run against this URL instead of the local stack (no seeding, no audit, no sampling;
-    /// use --stack for those).
-    #[arg(long, conflicts_with = "stack")]
+    /// add --stack for those; with --stack it replaces the stack's ApiUrl, e.g. LocalStack's
+    /// local address for the API).
+    #[arg(long)]
     pub base_url: Option<String>,
     /// Where a run away from the local stack goes, and with which tokens.
     #[command(flatten)]

@@ -44,6 +44,14 @@ pub fn seeded_price(number: u32) -> i64 {
     1_000 + i64::from(number.wrapping_mul(7_919) % 491) * 100
 }
 
+/// What a table holds, as far as seeding is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableContents {
+    Missing,
+    Empty,
+    HoldsData,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedSummary {
     pub users: u32,
@@ -180,9 +188,10 @@ impl DynamoOrderStore {
         Ok(all)
     }
 
-    /// Whether the table holds no item at all (one strongly consistent `Scan` of one item).
-    pub async fn is_empty(&self) -> Result<bool, ServiceError> {
-        let output = self
+    /// Whether the table exists and holds anything, from one strongly consistent `Scan` of one
+    /// item (no `DescribeTable`, which some emulators answer with values the SDK refuses).
+    pub async fn contents(&self) -> Result<TableContents, ServiceError> {
+        let scanned = self
             .client
             .scan()
             .table_name(self.table_name())
@@ -190,9 +199,19 @@ impl DynamoOrderStore {
             .consistent_read(true)
             .projection_expression(super::items::PK)
             .send()
-            .await
-            .map_err(|error| store_error("Scan", error))?;
-        Ok(output.items.unwrap_or_default().is_empty())
+            .await;
+        match scanned {
+            Ok(output) if output.items().is_empty() => Ok(TableContents::Empty),
+            Ok(_) => Ok(TableContents::HoldsData),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                Ok(TableContents::Missing)
+            }
+            Err(error) => Err(store_error("Scan", error)),
+        }
     }
 
     /// Deletes every item and keeps the table (its settings, streams, backups and the stack

@@ -19,7 +19,7 @@ pub mod schema;
 
 use std::future::Future;
 
-pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary};
+pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary, TableContents};
 pub use audit::AuditReport;
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
