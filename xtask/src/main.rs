@@ -72,7 +72,8 @@ enum Command {
     Fuzz(ci::FuzzArgs),
     /// MTTD / MTTR / MTBF and their trend from the incident log.
     Incidents(incidents::Args),
-    /// Write the Lambda Managed Instances variant of template.yaml (a stack of its own).
+    /// Write a variant of template.yaml: Lambda Managed Instances (a stack of its own), or
+    /// what `sam local start-api` can serve.
     Template(template::Args),
 }
 
