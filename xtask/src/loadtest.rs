@@ -138,28 +138,14 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {text}"))
 }
 
-/// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`.
+/// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`, `500ms` (humantime's grammar, of which
+/// k6's is a subset); a bare number is seconds. `None` for anything else, or zero.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = 0_u64;
-    let mut number = String::new();
-    for character in text.chars() {
-        if character.is_ascii_digit() {
-            number.push(character);
-            continue;
-        }
-        let value: u64 = number.parse().ok()?;
-        number.clear();
-        total += match character {
-            's' => value,
-            'm' => value * 60,
-            'h' => value * 3_600,
-            _ => return None,
-        };
-    }
-    if !number.is_empty() {
-        total += number.parse::<u64>().ok()?;
-    }
-    (total > 0).then(|| Duration::from_secs(total))
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text).ok()?,
+    };
+    (!parsed.is_zero()).then_some(parsed)
 }
 
 /// The longest warm-up of DynamoDB Local's JVM before a measured window: its first seconds
@@ -771,6 +757,9 @@ mod tests {
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3_600)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("soon"), None);
     }
 
