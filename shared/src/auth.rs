@@ -5,7 +5,7 @@
 //! nothing fails open: an audience is always required, and a token outside its `nbf`/`iat`/`exp`
 //! window is refused.
 
-use jsonwebtoken::{decode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde::{Deserialize, Serialize};
@@ -105,29 +105,25 @@ pub struct Claims {
     pub nbf: Option<u64>,
 }
 
-/// Signs a development token for `subject` (used by `cargo xtask token`, tests and k6).
-pub fn sign_token(
-    secret: &[u8],
-    issuer: &str,
-    audience: &str,
-    subject: &str,
-    issued_at: u64,
-    lifetime_seconds: u64,
-) -> Result<String, ServiceError> {
-    let claims = Claims {
-        sub: subject.to_owned(),
-        iss: issuer.to_owned(),
-        aud: audience.to_owned(),
-        exp: issued_at + lifetime_seconds,
-        iat: issued_at,
-        nbf: Some(issued_at),
-    };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .map_err(|error| ServiceError::internal(format!("cannot sign a token: {error}")))
+impl Claims {
+    /// The claims of a token for `subject` issued at `issued_at` (epoch seconds) for
+    /// `lifetime_seconds`, valid from its issue (the development tokens of `testkit`).
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        subject: &str,
+        issued_at: u64,
+        lifetime_seconds: u64,
+    ) -> Self {
+        Self {
+            sub: subject.to_owned(),
+            iss: issuer.to_owned(),
+            aud: audience.to_owned(),
+            exp: issued_at + lifetime_seconds,
+            iat: issued_at,
+            nbf: Some(issued_at),
+        }
+    }
 }
 
 /// Whether the caller wants to read an order (a stranger is told it does not exist) or do
@@ -368,6 +364,19 @@ fn authorizer_claims(request: &Request) -> Option<std::collections::HashMap<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sign_token(
+        secret: &[u8],
+        issuer: &str,
+        audience: &str,
+        subject: &str,
+        issued_at: u64,
+        lifetime_seconds: u64,
+    ) -> jsonwebtoken::errors::Result<String> {
+        let claims = Claims::new(issuer, audience, subject, issued_at, lifetime_seconds);
+        let key = jsonwebtoken::EncodingKey::from_secret(secret);
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key)
+    }
 
     fn v2_request(claims: serde_json::Value, authorization: Option<&str>) -> Request {
         let mut headers = serde_json::Map::new();

@@ -13,7 +13,4 @@ pub mod http;
 pub mod observability;
 pub mod store;
 
-#[cfg(feature = "local-dynamodb")]
-pub mod local_dynamodb;
-
 pub use error::ServiceError;

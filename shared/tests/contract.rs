@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use order_service::domain::{Money, ProductId};
-use order_service::local_dynamodb::openapi::{check_response, document};
+use testkit::openapi::{check_response, document};
 use order_service::ServiceError;
 use serde_json::json;
 

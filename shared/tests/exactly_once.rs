@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{one_unit, small_plan, stock, store_through, Faults};
 use lambda_http::{Body, Response};
 use order_service::domain::{OrderId, UserId};
-use order_service::local_dynamodb::{
+use testkit::{
     answered, is_replayed, seeded_table, test_settings, Change, TestTable,
 };
 use order_service::store::{CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, StoreSettings};

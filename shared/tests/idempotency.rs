@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::stock;
 use lambda_http::{Body, Response};
 use order_service::domain::{Claim, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId};
-use order_service::local_dynamodb::{
+use testkit::{
     answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Change,
     TestTable,
 };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use lambda_http::{Body, Response};
 use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, ProductId, UserId};
-use order_service::local_dynamodb::{answered, is_replayed, seeded_table, Change, TestTable};
+use testkit::{answered, is_replayed, seeded_table, Change, TestTable};
 use order_service::store::{seeded_price_of, SeedPlan};
 use order_service::ServiceError;
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use order_service::domain::{
     CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
-use order_service::local_dynamodb::{fresh_table_with, seeded_table, TestTable};
+use testkit::{fresh_table_with, seeded_table, TestTable};
 use order_service::store::{
     CancelOrders, CreateOrders, PayOrders, ReadOrders, SeedPlan, StoreSettings,
 };
@@ -379,7 +379,7 @@ async fn an_unreachable_store_is_unavailable_and_trips_the_breaker() {
         ..StoreSettings::default()
     };
     let healthy = fresh_table_with(settings.clone()).await;
-    let port = order_service::local_dynamodb::free_port().unwrap();
+    let port = testkit::free_port().unwrap();
     let client =
         order_service::store::build_local_client(&settings, &format!("http://127.0.0.1:{port}"))
             .await;

@@ -8,7 +8,7 @@ mod common;
 
 use common::{one_unit, small_plan, store_through, Cancel, Faults};
 use order_service::domain::UserId;
-use order_service::local_dynamodb::{seeded_table, test_settings};
+use testkit::{seeded_table, test_settings};
 use order_service::store::{count_store_retries, CreateOrders, PayOrders, StoreSettings};
 use order_service::ServiceError;
 

@@ -68,7 +68,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
-    let settings = order_service::local_dynamodb::test_settings();
+    let settings = testkit::test_settings();
     let client = build_local_client(&settings, endpoint).await;
     DynamoOrderStore::new(client, table.to_owned(), StoreSettings { ..settings })
 }
@@ -212,7 +212,7 @@ pub fn jwt_secret() -> Result<String> {
 /// A development token for `user`, valid for 12 hours.
 pub fn sign(secret: &str, user: &str) -> Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    order_service::auth::sign_token(
+    testkit::sign_token(
         secret.as_bytes(),
         order_service::auth::LOCAL_ISSUER,
         order_service::auth::LOCAL_AUDIENCE,
@@ -220,7 +220,7 @@ pub fn sign(secret: &str, user: &str) -> Result<String> {
         now,
         12 * 3_600,
     )
-    .map_err(store_failure)
+    .context("cannot sign a development token")
 }
 
 pub fn token_command(user: &str) -> Result<()> {

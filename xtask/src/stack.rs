@@ -376,7 +376,7 @@ pub fn start(args: &UpArgs) -> Result<StackState> {
     if TcpStream::connect(("127.0.0.1", args.dynamodb_port)).is_ok() {
         bail!("port {} is taken; pass --dynamodb-port", args.dynamodb_port);
     }
-    let dynamodb = order_service::local_dynamodb::DynamoDbLocal::start(
+    let dynamodb = testkit::DynamoDbLocal::start(
         &installed.dynamodb_dir,
         args.dynamodb_port,
         None,

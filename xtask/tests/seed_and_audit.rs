@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use order_service::local_dynamodb::fresh_table;
+use testkit::fresh_table;
 
 fn xtask(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, ProductId, UserId};
-use order_service::local_dynamodb::{response_json, test_app, EventBuilder};
+use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, PayOrders, SeedPlan};
 
 fn cancel(user: &str, order_id: &str) -> EventBuilder {

@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use order_service::domain::ProductId;
-use order_service::local_dynamodb::{
+use testkit::{
     seeded_table, test_settings, EventBuilder, TestTable, TEST_JWT_SECRET,
 };
 use order_service::store::SeedPlan;

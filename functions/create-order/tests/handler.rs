@@ -1,7 +1,7 @@
 //! create-order's handler on API Gateway v2 events against a real DynamoDB Local table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use order_service::local_dynamodb::{response_json, test_app, EventBuilder};
+use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::SeedPlan;
 
 const ROUTE: &str = "/users/{userId}/orders";

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
-use order_service::local_dynamodb::{response_json, test_app, EventBuilder};
+use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, SeedPlan};
 
 fn plan() -> SeedPlan {

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, UserId};
-use order_service::local_dynamodb::{response_json, test_app, EventBuilder};
+use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, SeedPlan};
 
 const ROUTE: &str = "/users/{userId}/orders/{orderId}/payment";

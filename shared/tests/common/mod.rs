@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use order_service::domain::{NewOrder, ProductId};
-use order_service::local_dynamodb::{new_order, TestTable};
+use testkit::{new_order, TestTable};
 use order_service::store::{build_local_client, DynamoOrderStore, SeedPlan, StoreSettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,5 +1,7 @@
-//! DynamoDB Local (the real AWS emulator, a Java jar) as a child process on a free port, for
-//! integration tests and the local stack, plus fresh uniquely-named tables for each test.
+//! Test support for every crate of the workspace, kept out of the runtime crate: DynamoDB Local
+//! (the real AWS emulator, a Java jar) as a child process on a free port, for integration tests
+//! and the local stack, fresh uniquely-named tables for each test, API Gateway event builders,
+//! the OpenAPI contract check, and development tokens.
 //!
 //! The jar is installed by `cargo xtask install` into `.local/dynamodb/`; `DYNAMODB_LOCAL_DIR`
 //! may point elsewhere. The process is started under a small shell watchdog that kills it when
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 
-use crate::store::{build_local_client, schema, DynamoOrderStore, SeedPlan, StoreSettings};
+use order_service::store::{build_local_client, schema, DynamoOrderStore, SeedPlan, StoreSettings};
 
 /// The folder holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`, if installed.
 pub fn find_install(start: &Path) -> Option<PathBuf> {
@@ -205,38 +207,38 @@ pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
 }
 
 /// A validated create request of these (product, quantity) lines, as a client would send it.
-pub fn new_order(lines: &[(&str, u64)]) -> crate::domain::NewOrder {
+pub fn new_order(lines: &[(&str, u64)]) -> order_service::domain::NewOrder {
     let items: Vec<serde_json::Value> = lines
         .iter()
         .map(|(product, quantity)| serde_json::json!({"productId": product, "quantity": quantity}))
         .collect();
-    let request: crate::domain::CreateOrderRequest =
+    let request: order_service::domain::CreateOrderRequest =
         serde_json::from_value(serde_json::json!({ "items": items }))
             .unwrap_or_else(|error| panic!("not a create request: {error}"));
-    crate::domain::NewOrder::try_from(request).unwrap_or_else(|error| panic!("{error}"))
+    order_service::domain::NewOrder::try_from(request).unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// A state change as its function runs it: under its Idempotency-Key (when given) through
 /// `answer_once`, rendered as the response the client gets.
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
-    Create(&'a crate::domain::NewOrder),
-    Pay(crate::domain::OrderId),
-    Cancel(crate::domain::OrderId),
+    Create(&'a order_service::domain::NewOrder),
+    Pay(order_service::domain::OrderId),
+    Cancel(order_service::domain::OrderId),
 }
 
 pub async fn answered(
     store: &DynamoOrderStore,
-    user: &crate::domain::UserId,
+    user: &order_service::domain::UserId,
     key: Option<&str>,
     change: Change<'_>,
-) -> Result<lambda_http::Response<lambda_http::Body>, crate::ServiceError> {
-    use crate::domain::{Answer, Fingerprint, IdempotencyKey};
-    use crate::store::{CancelOrders, CreateOrders, PayOrders};
+) -> Result<lambda_http::Response<lambda_http::Body>, order_service::ServiceError> {
+    use order_service::domain::{Answer, Fingerprint, IdempotencyKey};
+    use order_service::store::{CancelOrders, CreateOrders, PayOrders};
     let key = key.map(|key| IdempotencyKey::parse(key).unwrap_or_else(|error| panic!("{error}")));
     let reply = match change {
         Change::Create(order) => {
-            crate::app::answer_once(
+            order_service::app::answer_once(
                 store,
                 user,
                 key,
@@ -247,7 +249,7 @@ pub async fn answered(
             .await
         }
         Change::Pay(order_id) => {
-            crate::app::answer_once(
+            order_service::app::answer_once(
                 store,
                 user,
                 key,
@@ -258,7 +260,7 @@ pub async fn answered(
             .await
         }
         Change::Cancel(order_id) => {
-            crate::app::answer_once(
+            order_service::app::answer_once(
                 store,
                 user,
                 key,
@@ -269,7 +271,7 @@ pub async fn answered(
             .await
         }
     };
-    reply.map(crate::http::Reply::into_response)
+    reply.map(order_service::http::Reply::into_response)
 }
 
 /// Whether a response was answered from an Idempotency-Key's record.
@@ -285,14 +287,14 @@ pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters-lo
 
 /// An app over a freshly seeded table, authenticating HS256 tokens signed with
 /// `TEST_JWT_SECRET`, as the local stack does.
-pub async fn test_app(plan: &SeedPlan) -> (crate::app::App<DynamoOrderStore>, TestTable) {
+pub async fn test_app(plan: &SeedPlan) -> (order_service::app::App<DynamoOrderStore>, TestTable) {
     let table = seeded_table(plan).await;
-    let auth = crate::auth::Authenticator::new(&crate::auth::AuthConfig::Jwt {
+    let auth = order_service::auth::Authenticator::new(&order_service::auth::AuthConfig::Jwt {
         secret: TEST_JWT_SECRET.as_bytes().to_vec(),
-        issuer: crate::auth::LOCAL_ISSUER.to_owned(),
-        audience: crate::auth::LOCAL_AUDIENCE.to_owned(),
+        issuer: order_service::auth::LOCAL_ISSUER.to_owned(),
+        audience: order_service::auth::LOCAL_AUDIENCE.to_owned(),
     });
-    (crate::app::App::new(table.store.clone(), auth, 0.0), table)
+    (order_service::app::App::new(table.store.clone(), auth, 0.0), table)
 }
 
 /// A valid test token for `user`.
@@ -301,15 +303,34 @@ pub fn test_token(user: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0);
-    crate::auth::sign_token(
+    sign_token(
         TEST_JWT_SECRET.as_bytes(),
-        crate::auth::LOCAL_ISSUER,
-        crate::auth::LOCAL_AUDIENCE,
+        order_service::auth::LOCAL_ISSUER,
+        order_service::auth::LOCAL_AUDIENCE,
         user,
         now,
         600,
     )
     .unwrap_or_else(|error| panic!("cannot sign a test token: {error}"))
+}
+
+/// Signs an HS256 development token for `subject` (tests, `cargo xtask token`; the k6 scenarios
+/// mint the same tokens in script): what a function in `AUTH_MODE=jwt` accepts.
+pub fn sign_token(
+    secret: &[u8],
+    issuer: &str,
+    audience: &str,
+    subject: &str,
+    issued_at: u64,
+    lifetime_seconds: u64,
+) -> jsonwebtoken::errors::Result<String> {
+    let claims =
+        order_service::auth::Claims::new(issuer, audience, subject, issued_at, lifetime_seconds);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
 }
 
 /// An HTTP request to the function, made the way Lambda delivers it: an API Gateway v2
