@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use order_service::domain::{Money, ProductId};
-use testkit::openapi::{check_response, document};
 use order_service::ServiceError;
 use serde_json::json;
+use testkit::openapi::{check_response, document};
 
 fn router_routes() -> BTreeSet<(String, String)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");

@@ -12,11 +12,9 @@ use std::time::Duration;
 use common::{one_unit, small_plan, stock, store_through, Faults};
 use lambda_http::{Body, Response};
 use order_service::domain::{OrderId, UserId};
-use testkit::{
-    answered, is_replayed, seeded_table, test_settings, Change, TestTable,
-};
 use order_service::store::{CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, StoreSettings};
 use order_service::ServiceError;
+use testkit::{answered, is_replayed, seeded_table, test_settings, Change, TestTable};
 
 /// A store that reaches the table through a delaying proxy, with a short attempt timeout.
 async fn slow_store(table: &TestTable, faults: Arc<Faults>, sdk_attempts: u32) -> DynamoOrderStore {

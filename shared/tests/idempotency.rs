@@ -13,12 +13,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use common::stock;
 use lambda_http::{Body, Response};
 use order_service::domain::{Claim, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId};
+use order_service::store::{KeepAnswers, ReadOrders, SeedPlan, StoreSettings};
+use order_service::ServiceError;
 use testkit::{
     answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Change,
     TestTable,
 };
-use order_service::store::{KeepAnswers, ReadOrders, SeedPlan, StoreSettings};
-use order_service::ServiceError;
 
 fn user(number: u32) -> UserId {
     UserId::parse(&format!("user-{number}")).unwrap()

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use lambda_http::{Body, Response};
 use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, ProductId, UserId};
-use testkit::{answered, is_replayed, seeded_table, Change, TestTable};
 use order_service::store::{seeded_price_of, SeedPlan};
 use order_service::ServiceError;
 use proptest::prelude::*;
+use testkit::{answered, is_replayed, seeded_table, Change, TestTable};
 
 const USERS: u32 = 2;
 const PRODUCTS: u32 = 2;

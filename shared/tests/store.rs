@@ -8,11 +8,11 @@ use std::sync::Arc;
 use order_service::domain::{
     CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
-use testkit::{fresh_table_with, seeded_table, TestTable};
 use order_service::store::{
     CancelOrders, CreateOrders, PayOrders, ReadOrders, SeedPlan, StoreSettings,
 };
 use order_service::ServiceError;
+use testkit::{fresh_table_with, seeded_table, TestTable};
 
 fn user(number: u32) -> UserId {
     UserId::parse(&format!("user-{number}")).unwrap()

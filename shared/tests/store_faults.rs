@@ -8,9 +8,9 @@ mod common;
 
 use common::{one_unit, small_plan, store_through, Cancel, Faults};
 use order_service::domain::UserId;
-use testkit::{seeded_table, test_settings};
 use order_service::store::{count_store_retries, CreateOrders, PayOrders, StoreSettings};
 use order_service::ServiceError;
+use testkit::{seeded_table, test_settings};
 
 #[tokio::test]
 async fn conflicts_are_retried_until_the_write_goes_through_once() {

@@ -294,7 +294,10 @@ pub async fn test_app(plan: &SeedPlan) -> (order_service::app::App<DynamoOrderSt
         issuer: order_service::auth::LOCAL_ISSUER.to_owned(),
         audience: order_service::auth::LOCAL_AUDIENCE.to_owned(),
     });
-    (order_service::app::App::new(table.store.clone(), auth, 0.0), table)
+    (
+        order_service::app::App::new(table.store.clone(), auth, 0.0),
+        table,
+    )
 }
 
 /// A valid test token for `user`.

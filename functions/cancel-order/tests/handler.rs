@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, ProductId, UserId};
-use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, PayOrders, SeedPlan};
+use testkit::{response_json, test_app, EventBuilder};
 
 fn cancel(user: &str, order_id: &str) -> EventBuilder {
     EventBuilder::new("POST", "/users/{userId}/orders/{orderId}/cancel")

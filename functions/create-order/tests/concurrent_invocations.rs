@@ -19,11 +19,9 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use order_service::domain::ProductId;
-use testkit::{
-    seeded_table, test_settings, EventBuilder, TestTable, TEST_JWT_SECRET,
-};
 use order_service::store::SeedPlan;
 use serde_json::Value;
+use testkit::{seeded_table, test_settings, EventBuilder, TestTable, TEST_JWT_SECRET};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::timeout;

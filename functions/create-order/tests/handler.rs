@@ -1,8 +1,8 @@
 //! create-order's handler on API Gateway v2 events against a real DynamoDB Local table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::SeedPlan;
+use testkit::{response_json, test_app, EventBuilder};
 
 const ROUTE: &str = "/users/{userId}/orders";
 

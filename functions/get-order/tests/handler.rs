@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
-use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, SeedPlan};
+use testkit::{response_json, test_app, EventBuilder};
 
 fn plan() -> SeedPlan {
     SeedPlan {

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, UserId};
-use testkit::{response_json, test_app, EventBuilder};
 use order_service::store::{CreateOrders, SeedPlan};
+use testkit::{response_json, test_app, EventBuilder};
 
 const ROUTE: &str = "/users/{userId}/orders/{orderId}/payment";
 

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use order_service::domain::{NewOrder, ProductId};
-use testkit::{new_order, TestTable};
 use order_service::store::{build_local_client, DynamoOrderStore, SeedPlan, StoreSettings};
+use testkit::{new_order, TestTable};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
