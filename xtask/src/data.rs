@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 
 use order_service::store::{
-    build_local_client, schema, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary,
-    StoreSettings, TableContents,
+    build_local_client, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
+    TableContents,
 };
 
 use crate::paths;
@@ -77,12 +77,8 @@ pub async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
 pub fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<SeedSummary> {
     runtime()?.block_on(async {
         let store = store_for(endpoint, table).await;
-        schema::delete_table(store.client(), table)
-            .await
-            .map_err(store_failure)?;
-        schema::create_table(store.client(), table)
-            .await
-            .map_err(store_failure)?;
+        store.delete_table().await.map_err(store_failure)?;
+        store.create_table().await.map_err(store_failure)?;
         store.seed(&args.plan()).await.map_err(store_failure)
     })
 }
@@ -115,9 +111,7 @@ pub fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedS
                 if !matches!(target.access, Access::Endpoint { .. }) {
                     bail!("{} does not exist", target.describe());
                 }
-                schema::create_table(store.client(), &target.table)
-                    .await
-                    .map_err(store_failure)?;
+                store.create_table().await.map_err(store_failure)?;
             }
             TableContents::HoldsData => {
                 if !wipe {

@@ -145,8 +145,15 @@ impl DynamoOrderStore {
         &self.table
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Creates the store's table (on-demand, with its index and TTL) and waits until it is
+    /// active: for DynamoDB Local and emulators; in AWS the stack owns the table.
+    pub async fn create_table(&self) -> Result<(), ServiceError> {
+        schema::create_table(&self.client, &self.table).await
+    }
+
+    /// Deletes the store's table if it exists (DynamoDB Local: a run starts from nothing).
+    pub async fn delete_table(&self) -> Result<(), ServiceError> {
+        schema::delete_table(&self.client, &self.table).await
     }
 
     /// Runs one store operation behind the circuit breaker: while the breaker is open the call
