@@ -228,7 +228,10 @@ impl Scenario for HotProduct {
             root_cause: "Known by construction: many concurrent conditional transactions on one item (a hot key). Conditions keep \
                  stock exact; conflicts are retried with jittered backoff."
                 .to_owned(),
-            trigger: "`cargo xtask drill hot-product`: k6 flash-sale.js (200 VUs, one buy each, common start) during the load.".to_owned(),
+            trigger: format!(
+                "`cargo xtask drill hot-product`: k6 flash-sale.js ({} VUs, one buy each, common start) during the load.",
+                drill.options.flash_buyers
+            ),
             resolution: format!(
                 "None needed: the sale ends when the stock is gone. {} store retries during the sale.",
                 window.store_retries
