@@ -24,7 +24,7 @@ use crate::stack::{self, StackState};
 use crate::{paths, resources};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// Concurrency levels to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
     pub concurrency: Vec<u32>,
@@ -67,7 +67,7 @@ fn bench_seed() -> SeedArgs {
 /// loop for `seconds`; returns journey steps per second (3 per journey, the API requests the
 /// journey stands for) and p95 of a journey. `keyed` sends the create and the payment under
 /// Idempotency-Keys, as the functions run them (claim, then the answer in the transaction).
-pub fn raw_level(
+pub(crate) fn raw_level(
     state: &StackState,
     concurrency: u32,
     seconds: u64,
@@ -301,7 +301,7 @@ fn binary_sizes() -> BinarySizes {
         .collect()
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     if cfg!(debug_assertions) && !args.bootstraps_only {
         // The raw side must not be handicapped by a debug build.
         return loadtest::rerun_optimised();

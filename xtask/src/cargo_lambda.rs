@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::install::run;
 use crate::paths;
 
-pub const VERSION: &str = "1.9.2";
+pub(crate) const VERSION: &str = "1.9.2";
 const PATCH: &str = "ops/upstream/cargo-lambda-watch-1.9.2.patch";
 
 /// The folder that holds the cached build (sources, target dir and finished binaries).
@@ -34,7 +34,7 @@ fn cache_dir() -> PathBuf {
 }
 
 /// The binary for the current patch: its name carries the patch's hash.
-pub fn binary() -> Result<PathBuf> {
+pub(crate) fn binary() -> Result<PathBuf> {
     let patch =
         std::fs::read(paths::root().join(PATCH)).with_context(|| format!("cannot read {PATCH}"))?;
     let key = key_of(&patch);
@@ -55,7 +55,7 @@ fn key_of(patch: &[u8]) -> String {
 }
 
 /// Returns the patched cargo-lambda, building it first if this machine has not yet.
-pub fn ensure() -> Result<PathBuf> {
+pub(crate) fn ensure() -> Result<PathBuf> {
     let binary = binary()?;
     if binary.is_file() {
         return Ok(binary);

@@ -12,7 +12,7 @@ use crate::loadtest::{self, Scenario};
 use crate::{paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// Skip the steps that start the local stack or the emulator (quick inner loop).
     #[arg(long)]
     pub quick: bool,
@@ -33,12 +33,12 @@ const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
 
 /// The variable naming a RustSec snapshot to check against offline instead of fetching the
 /// current advisory database (this project's CI sets it: its machines cannot reach GitHub).
-pub const ADVISORY_DB_VARIABLE: &str = "ORDER_SERVICE_ADVISORY_DB";
+pub(crate) const ADVISORY_DB_VARIABLE: &str = "ORDER_SERVICE_ADVISORY_DB";
 
 /// Runs `cargo deny check`: against the current RustSec database, fetched into
 /// `.local/advisory-dbs` (the default), or offline against the snapshot that
 /// `ORDER_SERVICE_ADVISORY_DB` names.
-pub fn cargo_deny() -> Result<()> {
+pub(crate) fn cargo_deny() -> Result<()> {
     let target = paths::local().join("advisory-dbs").join(ADVISORY_DB_DIR);
     let marker = target.join(".snapshot");
     let snapshot = std::env::var_os(ADVISORY_DB_VARIABLE).filter(|value| !value.is_empty());
@@ -157,7 +157,7 @@ fn replay_events() -> Result<()> {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct FuzzArgs {
+pub(crate) struct FuzzArgs {
     /// Examples per operation and phase (the CI run uses the default; raise it for a long run).
     #[arg(long, default_value_t = 30)]
     pub max_examples: u32,
@@ -169,7 +169,7 @@ pub struct FuzzArgs {
 /// Schemathesis against the running local stack, from openapi.yaml: examples, coverage,
 /// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
 /// conformance of status, content type, headers and bodies), deterministic generation.
-pub fn fuzz(args: &FuzzArgs) -> Result<()> {
+pub(crate) fn fuzz(args: &FuzzArgs) -> Result<()> {
     let state = stack::read_state_at(args.port).ok_or_else(|| {
         anyhow::anyhow!(
             "no local stack on port {}: start it with `cargo xtask up`",
@@ -281,7 +281,7 @@ fn emulator_test() -> Result<()> {
         .current_dir(paths::root()))
 }
 
-pub fn run_suite(args: &Args) -> Result<()> {
+pub(crate) fn run_suite(args: &Args) -> Result<()> {
     type Step = (&'static str, Box<dyn Fn() -> Result<()>>);
     let mut steps: Vec<Step> = vec![
         ("install", Box::new(|| install::install_all().map(|_| ()))),

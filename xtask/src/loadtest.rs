@@ -16,7 +16,7 @@ use crate::stack::{self, StackState, UpArgs};
 use crate::{paths, report};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     Smoke,
     Load,
     Soak,
@@ -28,7 +28,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Scenario::Smoke => "smoke",
             Scenario::Load => "load",
@@ -51,7 +51,7 @@ impl Scenario {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     #[arg(value_enum)]
     pub scenario: Scenario,
     /// Requests per second (load, soak, smoke) or the spike's baseline rate.
@@ -81,7 +81,7 @@ pub struct Args {
 
 /// A run against a deployed stage or an emulator.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     /// A deployed stack by name: k6 runs against its `ApiUrl` output, its table is seeded
     /// first (when empty, or with --wipe) and audited after, through the standard AWS chain.
     #[arg(long)]
@@ -114,7 +114,7 @@ impl RemoteArgs {
 }
 
 /// Whether `url` names this machine (`127.0.0.1`, `[::1]`, `localhost`).
-pub fn is_loopback_url(url: &str) -> bool {
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -140,7 +140,7 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 
 /// Parses k6 durations like `90s`, `10m`, `1h`, `1m30s`, `500ms` (humantime's grammar, of which
 /// k6's is a subset); a bare number is seconds. `None` for anything else, or zero.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let parsed = match text.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => humantime::parse_duration(text).ok()?,
@@ -165,7 +165,7 @@ const RAW_OPS_PER_SECOND_BOUND: f64 = 1_500.0;
 
 /// What ran before the measured window, for the report.
 #[derive(Debug, Clone, Default)]
-pub struct Preamble {
+pub(crate) struct Preamble {
     pub warm_up: Option<String>,
     /// The store's own limit measured in this run: API requests/s (DynamoDB operations of the
     /// same journeys issued straight through the store crate).
@@ -299,7 +299,7 @@ fn planned_k6_requests(args: &Args) -> f64 {
 /// The seed a run needs: with 3.1 requests per journey, 1.5 order lines of one unit each,
 /// and prices up to 50,000 KRW, every user and product gets twice its expected share so that
 /// no run fails for lack of balance or stock.
-pub fn seed_for(requests: f64) -> SeedArgs {
+pub(crate) fn seed_for(requests: f64) -> SeedArgs {
     let defaults = SeedArgs {
         users: 1_000,
         products: 100,
@@ -318,7 +318,7 @@ pub fn seed_for(requests: f64) -> SeedArgs {
     }
 }
 
-pub fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -332,7 +332,7 @@ pub fn utc_stamp() -> String {
 }
 
 /// The outcome of one scenario run.
-pub struct RunOutcome {
+pub(crate) struct RunOutcome {
     pub report_dir: PathBuf,
     pub k6_passed: bool,
     pub audit_clean: Option<bool>,
@@ -341,7 +341,7 @@ pub struct RunOutcome {
     pub resources: Option<ResourceSummary>,
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     if cfg!(debug_assertions)
         && args.base_url.is_none()
         && (measures_store_limit(args.scenario) || warms_up(args.scenario))
@@ -358,7 +358,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Runs a scenario, prints its verdict and where the report is, and says whether it passed.
-pub fn run_with_verdict(args: &Args) -> Result<bool> {
+pub(crate) fn run_with_verdict(args: &Args) -> Result<bool> {
     let outcome = run_scenario(args)?;
     Ok(print_verdict(
         &outcome,
@@ -398,7 +398,7 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
 }
 
 /// Runs this same xtask command line again from the `local` (optimised) profile.
-pub fn rerun_optimised() -> Result<()> {
+pub(crate) fn rerun_optimised() -> Result<()> {
     let status = Command::new("cargo")
         .args([
             "run",
@@ -417,7 +417,7 @@ pub fn rerun_optimised() -> Result<()> {
 }
 
 /// Starts the default stack if it is not running; returns it and whether we started it.
-pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
+pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
     if let Some(state) = stack::read_state() {
         return Ok((state, false));
     }
@@ -425,7 +425,7 @@ pub fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
     Ok((state, true))
 }
 
-pub fn run_scenario(args: &Args) -> Result<RunOutcome> {
+pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
     let run_started =
         order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
@@ -688,7 +688,7 @@ fn run_k6(
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Requests per second of the closing load run.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
@@ -700,7 +700,7 @@ pub struct DemoArgs {
 /// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
 /// that misses a threshold or the audit prints the verdict, what failed and where the report
 /// is, and exits with status 1 (no error trace: the report is the explanation).
-pub fn demo(args: &DemoArgs) -> Result<()> {
+pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         // The warm-up drives DynamoDB Local from this process (see `run`).
         return rerun_optimised();

@@ -23,15 +23,15 @@ use serde_json::Value;
 use crate::{paths, stack};
 
 /// Local alarm period = template period / `TIME_SCALE` (60 s -> 10 s, 300 s -> 50 s).
-pub const TIME_SCALE: u64 = 6;
+pub(crate) const TIME_SCALE: u64 = 6;
 /// A period is evaluated this long after it ends, so that late log lines still count.
-pub const GRACE_MS: i64 = 1_000;
+pub(crate) const GRACE_MS: i64 = 1_000;
 /// The window of the dashboard's live figures.
-pub const DASHBOARD_WINDOW_MS: i64 = 10_000;
+pub(crate) const DASHBOARD_WINDOW_MS: i64 = 10_000;
 /// How much history the live monitor keeps (the longest alarm look-back is 5 x 50 s).
 const LIVE_RETENTION_MS: i64 = 600_000;
 
-pub fn scale_note() -> String {
+pub(crate) fn scale_note() -> String {
     format!(
         "local alarm period = template period / {TIME_SCALE} (60 s -> {} s, 300 s -> {} s); \
          thresholds and M-of-N datapoints as in ops/alarms.json",
@@ -46,18 +46,18 @@ mod dashboard;
 mod parse;
 mod tail;
 
-pub use alarms::*;
-pub use bucket::*;
-pub use dashboard::*;
-pub use parse::*;
-pub use tail::*;
+pub(crate) use alarms::*;
+pub(crate) use bucket::*;
+pub(crate) use dashboard::*;
+pub(crate) use parse::*;
+pub(crate) use tail::*;
 
 // ------------------------------------------------------------------------------------------
 // The command
 // ------------------------------------------------------------------------------------------
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     /// The stack whose log to follow (its functions' port).
     #[arg(long, default_value_t = stack::DEFAULT_PORT)]
     pub port: u16,
@@ -77,11 +77,11 @@ pub struct Args {
     pub plain: bool,
 }
 
-pub fn log_path_for(port: u16) -> PathBuf {
+pub(crate) fn log_path_for(port: u16) -> PathBuf {
     stack::log_dir_for(port).join("functions.log")
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     let alarms = load_alarms(&args.alarms.clone().unwrap_or_else(alarms_path))?;
     let log = args.log.clone().unwrap_or_else(|| log_path_for(args.port));
     let source = log

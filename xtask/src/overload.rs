@@ -16,7 +16,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends `requests` creates at once (one thread and connection each, every buyer a different
 /// user and a 1-unit line) and checks the answers.
-pub fn burst_check(state: &StackState, requests: usize) -> Result<()> {
+pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     crate::data::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,

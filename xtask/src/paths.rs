@@ -3,34 +3,34 @@
 use std::path::{Path, PathBuf};
 
 /// The workspace root (the parent of the xtask crate).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub fn local() -> PathBuf {
+pub(crate) fn local() -> PathBuf {
     root().join(".local")
 }
 
-pub fn logs() -> PathBuf {
+pub(crate) fn logs() -> PathBuf {
     local().join("logs")
 }
 
 /// The cargo profile of the local stack's function binaries (see `[profile.local]`).
-pub const FUNCTION_PROFILE: &str = "local";
+pub(crate) const FUNCTION_PROFILE: &str = "local";
 
 /// A function binary as the local stack runs it: `target/local/<function>`.
-pub fn function_binary(function: &str) -> PathBuf {
+pub(crate) fn function_binary(function: &str) -> PathBuf {
     root().join("target").join(FUNCTION_PROFILE).join(function)
 }
 
-pub fn venv_bin(tool: &str) -> PathBuf {
+pub(crate) fn venv_bin(tool: &str) -> PathBuf {
     local().join("venv/bin").join(tool)
 }
 
 #[allow(dead_code)]
-pub fn reports() -> PathBuf {
+pub(crate) fn reports() -> PathBuf {
     root().join("reports")
 }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 /// The delays in force, shared with the running proxy.
 #[derive(Debug, Default)]
-pub struct Delays {
+pub(crate) struct Delays {
     /// Added to every chunk from the upstream to the client.
     pub response_ms: AtomicU64,
     /// Added to every chunk from the client to the upstream.
@@ -52,7 +52,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// What went through the proxy.
 #[derive(Debug, Default)]
-pub struct ProxyStats {
+pub(crate) struct ProxyStats {
     pub connections: AtomicU64,
     pub chunks_delayed: AtomicU64,
     pub upstream_failures: AtomicU64,
@@ -60,7 +60,7 @@ pub struct ProxyStats {
 
 /// A running proxy. Dropping the handle does not stop it; `stop` does (or the runtime ending).
 #[derive(Debug, Clone)]
-pub struct ProxyHandle {
+pub(crate) struct ProxyHandle {
     pub listen: SocketAddr,
     pub upstream: String,
     pub delays: Arc<Delays>,
@@ -69,44 +69,44 @@ pub struct ProxyHandle {
 }
 
 impl ProxyHandle {
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.listen)
     }
 
     /// Sets the delay of answers (the slowdown), effective for chunks arriving from now on.
-    pub fn set_response_delay(&self, delay: Duration) {
+    pub(crate) fn set_response_delay(&self, delay: Duration) {
         self.delays
             .response_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
-    pub fn set_request_delay(&self, delay: Duration) {
+    pub(crate) fn set_request_delay(&self, delay: Duration) {
         self.delays
             .request_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Delays only the answers to writes (true) or every answer (false).
-    pub fn set_writes_only(&self, writes_only: bool) {
+    pub(crate) fn set_writes_only(&self, writes_only: bool) {
         self.delays
             .writes_only
             .store(writes_only, Ordering::Relaxed);
     }
 
-    pub fn set_connect_delay(&self, delay: Duration) {
+    pub(crate) fn set_connect_delay(&self, delay: Duration) {
         self.delays
             .connect_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Stops accepting connections (open ones finish on their own).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.notify_waiters();
     }
 }
 
 /// Binds `listen` and forwards to `upstream` ("127.0.0.1:8000") on the current tokio runtime.
-pub async fn start(listen: &str, upstream: &str) -> Result<ProxyHandle> {
+pub(crate) async fn start(listen: &str, upstream: &str) -> Result<ProxyHandle> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("the proxy cannot listen on {listen}"))?;

@@ -11,9 +11,9 @@ use crate::data::SeedArgs;
 use crate::resources::ResourceSummary;
 use order_service::store::AuditReport;
 
-pub const ENDPOINTS: [&str; 5] = ["create", "pay", "get", "list", "cancel"];
+pub(crate) const ENDPOINTS: [&str; 5] = ["create", "pay", "get", "list", "cancel"];
 
-pub struct ReportInput<'a> {
+pub(crate) struct ReportInput<'a> {
     pub scenario: &'a str,
     pub base_url: &'a str,
     pub summary: &'a Value,
@@ -33,7 +33,7 @@ pub struct ReportInput<'a> {
 /// The p95 of `latencyMs` over the first and the last tenth (by time) of the request lines in
 /// a function log written at or after `since` (RFC 3339): how much the service's own latency
 /// drifted during a long run.
-pub fn latency_drift(log: &str, since: &str) -> Option<(f64, f64)> {
+pub(crate) fn latency_drift(log: &str, since: &str) -> Option<(f64, f64)> {
     let mut samples: Vec<(String, f64)> = log
         .lines()
         .filter(|line| line.contains("\"message\":\"request\""))
@@ -75,7 +75,7 @@ fn ms(value: Option<f64>) -> String {
 }
 
 /// The duration of the test run in seconds, from k6's state.
-pub fn run_seconds(summary: &Value) -> f64 {
+pub(crate) fn run_seconds(summary: &Value) -> f64 {
     summary
         .pointer("/state/testRunDurationMs")
         .and_then(Value::as_f64)
@@ -110,16 +110,16 @@ fn latency_row(summary: &Value, label: &str, tag: Option<&str>) -> Option<String
 const TABLE_HEADER: &str = "| endpoint | requests | req/s | avg ms | median ms | min ms | max ms | p90 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
 /// The daily-active-user estimate and the assumptions it rests on.
-pub const DAU_PEAK_HOUR_SHARE: f64 = 0.10;
-pub const DAU_REQUESTS_PER_USER: f64 = 2.0 * 3.1;
+pub(crate) const DAU_PEAK_HOUR_SHARE: f64 = 0.10;
+pub(crate) const DAU_REQUESTS_PER_USER: f64 = 2.0 * 3.1;
 
-pub fn daily_active_users(requests_per_second: f64) -> f64 {
+pub(crate) fn daily_active_users(requests_per_second: f64) -> f64 {
     requests_per_second * 3_600.0 / (DAU_PEAK_HOUR_SHARE * DAU_REQUESTS_PER_USER)
 }
 
 /// Every k6 threshold that failed, as "`metric`: `expression`" (with the observed value when
 /// the summary has it).
-pub fn failed_thresholds(summary: &Value) -> Vec<String> {
+pub(crate) fn failed_thresholds(summary: &Value) -> Vec<String> {
     let mut failed = Vec::new();
     if let Some(metrics) = summary.get("metrics").and_then(Value::as_object) {
         for (name, body) in metrics {
@@ -162,7 +162,7 @@ fn thresholds_section(summary: &Value, out: &mut String) {
 }
 
 /// The stress knee: the highest step held with no failed request and p95 within bound.
-pub fn stress_section(
+pub(crate) fn stress_section(
     summary: &Value,
     resources: Option<&ResourceSummary>,
     store_limit: Option<f64>,
@@ -345,7 +345,7 @@ fn spike_section(summary: &Value, out: &mut String) {
     );
 }
 
-pub fn render(input: &ReportInput<'_>) -> String {
+pub(crate) fn render(input: &ReportInput<'_>) -> String {
     let summary = input.summary;
     let mut out = String::new();
     let _ = writeln!(out, "# k6 `{}` report\n", input.scenario);

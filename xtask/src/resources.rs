@@ -90,7 +90,7 @@ fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
 /// Per process group (e.g. all `create-order` instances together).
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GroupUsage {
+pub(crate) struct GroupUsage {
     pub processes: usize,
     pub rss_start_mb: f64,
     pub rss_end_mb: f64,
@@ -103,7 +103,7 @@ pub struct GroupUsage {
 
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceSummary {
+pub(crate) struct ResourceSummary {
     pub interval_seconds: f64,
     pub samples: usize,
     pub groups: BTreeMap<String, GroupUsage>,
@@ -114,20 +114,20 @@ pub struct ResourceSummary {
 
 impl ResourceSummary {
     /// The group with the highest average CPU: what saturates first as load grows.
-    pub fn busiest(&self) -> Option<(&String, &GroupUsage)> {
+    pub(crate) fn busiest(&self) -> Option<(&String, &GroupUsage)> {
         self.groups
             .iter()
             .max_by(|a, b| a.1.cpu_avg_percent.total_cmp(&b.1.cpu_avg_percent))
     }
 }
 
-pub struct ResourceSampler {
+pub(crate) struct ResourceSampler {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<ResourceSummary>,
 }
 
 impl ResourceSampler {
-    pub fn start(state: &StackState, interval: Duration) -> Self {
+    pub(crate) fn start(state: &StackState, interval: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (dynamodb_pid, watch_pgid) = (state.dynamodb_pid, state.watch_pgid);
@@ -193,7 +193,7 @@ impl ResourceSampler {
         Self { stop, handle }
     }
 
-    pub fn finish(self) -> ResourceSummary {
+    pub(crate) fn finish(self) -> ResourceSummary {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
     }

@@ -16,11 +16,11 @@ use crate::data::{self, SeedArgs};
 use crate::install::{self, run};
 use crate::paths;
 
-pub const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-order", "get-order"];
-pub const TABLE_NAME: &str = "orders-local";
+pub(crate) const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-order", "get-order"];
+pub(crate) const TABLE_NAME: &str = "orders-local";
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// The port the functions are served on.
     #[arg(long, default_value_t = 9000)]
     pub port: u16,
@@ -51,7 +51,7 @@ pub struct UpArgs {
 /// What is running, for `down`, `seed`, `audit` and the load tests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StackState {
+pub(crate) struct StackState {
     pub dynamodb_pid: u32,
     pub watch_pgid: u32,
     pub dynamodb_endpoint: String,
@@ -71,11 +71,11 @@ pub struct StackState {
 /// Invocations one function instance serves at once in the local stack. Measured with
 /// `cargo xtask bench` (ARCHITECTURE.md): past about this many, more only queue inside
 /// DynamoDB Local.
-pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+pub(crate) const DEFAULT_MAX_CONCURRENCY: u32 = 16;
 /// Invocations that may wait per function before the gateway throttles: enough to ride out a
 /// pause of DynamoDB Local's JVM at the target rate, small enough that an admitted request
 /// never waits long (its wait is about depth / throughput).
-pub const DEFAULT_QUEUE_DEPTH: u32 = 32;
+pub(crate) const DEFAULT_QUEUE_DEPTH: u32 = 32;
 
 fn default_max_concurrency() -> u32 {
     DEFAULT_MAX_CONCURRENCY
@@ -88,14 +88,14 @@ fn default_queue_depth() -> u32 {
 /// How the gateway serves the functions: instances per function, invocations per instance,
 /// and the queue per function before throttling.
 #[derive(Debug, Clone, Copy)]
-pub struct Serving {
+pub(crate) struct Serving {
     pub instances: u32,
     pub max_concurrency: u32,
     pub queue_depth: u32,
 }
 
 impl StackState {
-    pub fn serving(&self) -> Serving {
+    pub(crate) fn serving(&self) -> Serving {
         Serving {
             instances: self.concurrency,
             max_concurrency: self.max_concurrency,
@@ -106,7 +106,7 @@ impl StackState {
 
 impl UpArgs {
     /// The default stack: DynamoDB Local on 8000, the functions on 9000, the default serving.
-    pub fn local_default(seed: SeedArgs) -> Self {
+    pub(crate) fn local_default(seed: SeedArgs) -> Self {
         UpArgs {
             port: DEFAULT_PORT,
             dynamodb_port: 8000,
@@ -119,7 +119,7 @@ impl UpArgs {
         }
     }
 
-    pub fn serving(&self) -> Serving {
+    pub(crate) fn serving(&self) -> Serving {
         Serving {
             instances: self.concurrency,
             max_concurrency: self.max_concurrency,
@@ -139,7 +139,7 @@ fn state_path_for(port: u16) -> PathBuf {
 }
 
 /// The log folder of the stack on `port` (`.local/logs/` for the default port).
-pub fn log_dir_for(port: u16) -> PathBuf {
+pub(crate) fn log_dir_for(port: u16) -> PathBuf {
     if port == DEFAULT_PORT {
         paths::logs()
     } else {
@@ -147,14 +147,14 @@ pub fn log_dir_for(port: u16) -> PathBuf {
     }
 }
 
-pub const DEFAULT_PORT: u16 = 9000;
+pub(crate) const DEFAULT_PORT: u16 = 9000;
 
-pub fn read_state() -> Option<StackState> {
+pub(crate) fn read_state() -> Option<StackState> {
     read_state_at(DEFAULT_PORT)
 }
 
 /// The state of the stack on `port`, if it is running.
-pub fn read_state_at(port: u16) -> Option<StackState> {
+pub(crate) fn read_state_at(port: u16) -> Option<StackState> {
     let text = std::fs::read_to_string(state_path_for(port)).ok()?;
     let state: StackState = serde_json::from_str(&text).ok()?;
     let alive = |pid: u32| {
@@ -168,7 +168,7 @@ pub fn read_state_at(port: u16) -> Option<StackState> {
 }
 
 /// Records the state of a running stack (e.g. after its functions were restarted).
-pub fn save_state(state: &StackState) -> Result<()> {
+pub(crate) fn save_state(state: &StackState) -> Result<()> {
     std::fs::write(
         state_path_for(state.port),
         serde_json::to_string_pretty(state)?,
@@ -176,7 +176,7 @@ pub fn save_state(state: &StackState) -> Result<()> {
     Ok(())
 }
 
-pub fn require_state() -> Result<StackState> {
+pub(crate) fn require_state() -> Result<StackState> {
     read_state().context("the local stack is not running: start it with `cargo xtask up`")
 }
 
@@ -195,7 +195,7 @@ fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
 /// before the first real request (the answer is a 401 from the function itself).
 /// One request per route (method, path), with a made-up order id: enough to start and reach
 /// every function without changing any data.
-pub fn probe_routes() -> [(&'static str, String); 5] {
+pub(crate) fn probe_routes() -> [(&'static str, String); 5] {
     let order = "01J0000000000000000000000A";
     [
         ("POST", "/users/user-1/orders".to_owned()),
@@ -227,7 +227,7 @@ fn warm_up(base_url: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn function_env(
+pub(crate) fn function_env(
     dynamodb_endpoint: &str,
     table: &str,
     secret: &str,
@@ -257,7 +257,7 @@ pub fn function_env(
 
 /// Builds each function the way `cargo lambda watch --profile local` runs it (`--bin <name>`
 /// from the workspace root), so that watch finds the binaries fresh and starts them at once.
-pub fn build_functions() -> Result<()> {
+pub(crate) fn build_functions() -> Result<()> {
     for function in FUNCTIONS {
         run(Command::new("cargo")
             .args([
@@ -278,7 +278,7 @@ pub fn build_functions() -> Result<()> {
 /// Starts the functions under the patched `cargo lambda watch` (see `cargo_lambda.rs`) in a
 /// process group of their own, appending their output to `log_file`. Returns the process
 /// group id.
-pub fn start_functions(
+pub(crate) fn start_functions(
     port: u16,
     serving: Serving,
     env: &[(String, String)],
@@ -329,7 +329,7 @@ pub fn start_functions(
     Ok(child.id())
 }
 
-pub fn stop_functions(pgid: u32) {
+pub(crate) fn stop_functions(pgid: u32) {
     // The `--` matters: procps-ng's `kill -TERM -<pgid>` reads "-1..." as an option and can
     // end up as kill(-1), signalling every process we may signal. A pgid of 0 or 1 would mean
     // our own group or everything, so it is never signalled.
@@ -342,7 +342,7 @@ pub fn stop_functions(pgid: u32) {
         .status();
 }
 
-pub fn up(args: &UpArgs) -> Result<()> {
+pub(crate) fn up(args: &UpArgs) -> Result<()> {
     let state = start(args)?;
     print_welcome(&state)?;
     if args.detach {
@@ -357,7 +357,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
 
 /// Starts the whole stack on the ports in `args` and returns its state (also written to the
 /// port's state file). The caller stops it with `stop`.
-pub fn start(args: &UpArgs) -> Result<StackState> {
+pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
     if let Some(state) = read_state_at(args.port) {
         bail!(
             "the local stack is already running at {} (stop it with `cargo xtask down`)",
@@ -458,7 +458,7 @@ fn print_welcome(state: &StackState) -> Result<()> {
     Ok(())
 }
 
-pub fn stop(state: &StackState) {
+pub(crate) fn stop(state: &StackState) {
     stop_functions(state.watch_pgid);
     let _ = Command::new("kill")
         .arg(state.dynamodb_pid.to_string())
@@ -467,7 +467,7 @@ pub fn stop(state: &StackState) {
     let _ = std::fs::remove_file(state_path_for(state.port));
 }
 
-pub fn down() -> Result<()> {
+pub(crate) fn down() -> Result<()> {
     match read_state() {
         Some(state) => {
             stop(&state);

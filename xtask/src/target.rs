@@ -17,7 +17,7 @@ use order_service::store::{build_client, build_local_client, DynamoOrderStore, S
 use crate::stack;
 
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// A deployed stack, by name: its `TableName` and `ApiUrl` outputs, through the standard
     /// AWS credential chain and region (AWS_PROFILE, AWS_REGION, SSO, instance roles).
     #[arg(long)]
@@ -34,7 +34,7 @@ pub struct TargetArgs {
 
 /// How the store is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// The local stack that `cargo xtask up` started: its table may be dropped and recreated.
     LocalStack { endpoint: String },
     /// A table behind an endpoint that takes any credentials (DynamoDB Local, an emulator).
@@ -48,7 +48,7 @@ pub enum Access {
 }
 
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub access: Access,
     pub table: String,
     /// The API's base URL, when the target knows it (a stack's `ApiUrl`, the local gateway).
@@ -56,7 +56,7 @@ pub struct Target {
 }
 
 impl TargetArgs {
-    pub fn resolve(&self) -> Result<Target> {
+    pub(crate) fn resolve(&self) -> Result<Target> {
         if let Some(stack) = &self.stack {
             let outputs =
                 crate::data::runtime()?.block_on(stack_outputs(stack, self.endpoint.as_deref()))?;
@@ -131,7 +131,7 @@ fn admin_settings() -> StoreSettings {
 }
 
 impl Target {
-    pub fn of_local_stack(state: &stack::StackState) -> Self {
+    pub(crate) fn of_local_stack(state: &stack::StackState) -> Self {
         Self {
             access: Access::LocalStack {
                 endpoint: state.dynamodb_endpoint.clone(),
@@ -142,7 +142,7 @@ impl Target {
     }
 
     /// What to call the target in messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.access {
             Access::LocalStack { endpoint } => {
                 format!("table {} of the local stack ({endpoint})", self.table)
@@ -162,7 +162,7 @@ impl Target {
         }
     }
 
-    pub async fn store(&self) -> Result<DynamoOrderStore> {
+    pub(crate) async fn store(&self) -> Result<DynamoOrderStore> {
         let settings = admin_settings();
         let client = match &self.access {
             Access::LocalStack { endpoint } | Access::Endpoint { endpoint } => {

@@ -59,24 +59,24 @@ use crate::stack::{DEFAULT_MAX_CONCURRENCY, FUNCTIONS};
 
 /// The marker comment in `Globals.Function` that the variant replaces (with the comment lines
 /// right above it) by `CapacityProviderConfig`.
-pub const GLOBALS_MARKER: &str = "    # managed-instances: globals";
+pub(crate) const GLOBALS_MARKER: &str = "    # managed-instances: globals";
 
 /// The LMI minimum memory of a function: 2 GB (and 1 vCPU) per execution environment.
-pub const MANAGED_INSTANCES_MEMORY_MB: u32 = 2048;
+pub(crate) const MANAGED_INSTANCES_MEMORY_MB: u32 = 2048;
 
 /// `ExecutionEnvironmentMemoryGiBPerVCpu`: 2 GiB per vCPU, i.e. one vCPU per 2048 MB
 /// environment (the supported ratios are 2, 4 and 8).
-pub const MEMORY_GIB_PER_VCPU: u32 = 2;
+pub(crate) const MEMORY_GIB_PER_VCPU: u32 = 2;
 
 /// What `PerExecutionEnvironmentMaxConcurrency` accepts (AWS::Lambda::Function's schema).
-pub const MAX_CONCURRENCY_RANGE: RangeInclusive<u32> = 1..=1600;
+pub(crate) const MAX_CONCURRENCY_RANGE: RangeInclusive<u32> = 1..=1600;
 
 /// The capacity provider's logical id in template.yaml.
-pub const CAPACITY_PROVIDER: &str = "ManagedInstancesCapacityProvider";
+pub(crate) const CAPACITY_PROVIDER: &str = "ManagedInstancesCapacityProvider";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("variant").required(true)))]
-pub struct Args {
+pub(crate) struct Args {
     /// Write the Lambda Managed Instances variant (a stack of its own).
     #[arg(long, group = "variant")]
     pub managed_instances: bool,
@@ -95,11 +95,11 @@ pub struct Args {
 }
 
 /// The variant's default path (git-ignored).
-pub fn default_out() -> PathBuf {
+pub(crate) fn default_out() -> PathBuf {
     paths::local().join("template-managed-instances.yaml")
 }
 
-pub fn run(args: &Args) -> Result<()> {
+pub(crate) fn run(args: &Args) -> Result<()> {
     if args.sam_local {
         let out = args.out.clone().unwrap_or_else(default_sam_local_out);
         write_sam_local(&out)?;
@@ -123,7 +123,7 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// Reads template.yaml, writes its Managed Instances variant to `out`.
-pub fn write_managed_instances(max_concurrency: u32, out: &Path) -> Result<()> {
+pub(crate) fn write_managed_instances(max_concurrency: u32, out: &Path) -> Result<()> {
     let source = paths::root().join("template.yaml");
     let template = std::fs::read_to_string(&source)
         .with_context(|| format!("cannot read {}", source.display()))?;
@@ -143,7 +143,7 @@ pub fn write_managed_instances(max_concurrency: u32, out: &Path) -> Result<()> {
 /// The Lambda Managed Instances variant of `template` (the text of template.yaml); see the
 /// module documentation for what it changes. Fails, naming the anchor, when one is missing or
 /// ambiguous.
-pub fn managed_instances_variant(template: &str, max_concurrency: u32) -> Result<String> {
+pub(crate) fn managed_instances_variant(template: &str, max_concurrency: u32) -> Result<String> {
     ensure!(
         MAX_CONCURRENCY_RANGE.contains(&max_concurrency),
         "PerExecutionEnvironmentMaxConcurrency must be in {MAX_CONCURRENCY_RANGE:?}, not \
@@ -400,14 +400,14 @@ fn replace_line(
 
 /// One route of the router table: `METHOD /path` served by a function (its cargo binary).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Route {
+pub(crate) struct Route {
     pub method: String,
     pub path: String,
     pub function: String,
 }
 
 /// The `sam local` variant's default path (git-ignored).
-pub fn default_sam_local_out() -> PathBuf {
+pub(crate) fn default_sam_local_out() -> PathBuf {
     paths::local().join("template-sam-local.yaml")
 }
 
@@ -424,7 +424,7 @@ const SAM_LOCAL_DROPPED_CONDITIONS: [&str; 4] = [
 ];
 
 /// Reads template.yaml and the router table, writes the `sam local` variant to `out`.
-pub fn write_sam_local(out: &Path) -> Result<()> {
+pub(crate) fn write_sam_local(out: &Path) -> Result<()> {
     let source = paths::root().join("template.yaml");
     let template = std::fs::read_to_string(&source)
         .with_context(|| format!("cannot read {}", source.display()))?;
@@ -444,7 +444,7 @@ pub fn write_sam_local(out: &Path) -> Result<()> {
 
 /// The router table of Cargo.toml (`[workspace.metadata.lambda.watch.router]`), as `cargo
 /// metadata` reads it: the same table `cargo lambda watch` serves locally.
-pub fn router_routes() -> Result<Vec<Route>> {
+pub(crate) fn router_routes() -> Result<Vec<Route>> {
     // Cargo sets CARGO for what it runs (`cargo xtask`, `cargo test`).
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
@@ -472,7 +472,7 @@ pub fn router_routes() -> Result<Vec<Route>> {
 /// The routes of the workspace metadata's `lambda.watch.router` table (path -> list of
 /// `{ method, function }`), methods upper-cased, sorted; fails on an empty table or a route
 /// listed twice.
-pub fn routes_of_metadata(workspace_metadata: &Value) -> Result<Vec<Route>> {
+pub(crate) fn routes_of_metadata(workspace_metadata: &Value) -> Result<Vec<Route>> {
     let table = workspace_metadata["lambda"]["watch"]["router"]
         .as_object()
         .context("Cargo.toml has no [workspace.metadata.lambda.watch.router] table")?;
@@ -506,7 +506,7 @@ pub fn routes_of_metadata(workspace_metadata: &Value) -> Result<Vec<Route>> {
 
 /// The SAM event name of a route: the method and every path segment (parameters without
 /// braces), capitalized and joined, e.g. `PostUsersUserIdOrders`.
-pub fn event_name(route: &Route) -> String {
+pub(crate) fn event_name(route: &Route) -> String {
     let capitalize = |word: &str| {
         let mut chars = word.chars();
         chars.next().map_or_else(String::new, |first| {
@@ -532,7 +532,7 @@ pub fn event_name(route: &Route) -> String {
 /// The `sam local` variant of `template` (the text of template.yaml) serving `routes`; see the
 /// module documentation for what it changes. Fails, naming the anchor, when one is missing or
 /// ambiguous, and when the result still holds something SAM local cannot read.
-pub fn sam_local_variant(template: &str, routes: &[Route]) -> Result<String> {
+pub(crate) fn sam_local_variant(template: &str, routes: &[Route]) -> Result<String> {
     ensure!(!routes.is_empty(), "no routes to serve");
     let mut lines: Vec<String> = template.lines().map(str::to_owned).collect();
 
@@ -921,7 +921,7 @@ fn flow_sequence(line: &str, open: usize) -> Result<(Vec<String>, usize)> {
 /// Checks the CloudFormation that aws-sam-translator made of the variant
 /// (`localstack/sam_translate.py --out`): every function of the service on the capacity
 /// provider with `max_concurrency`, at the LMI memory, unreserved; the provider unconditional.
-pub fn check_translated(translated: &Value, max_concurrency: u32) -> Result<()> {
+pub(crate) fn check_translated(translated: &Value, max_concurrency: u32) -> Result<()> {
     let resources = translated["Resources"]
         .as_object()
         .context("the translated template has no Resources")?;

@@ -119,7 +119,7 @@ pub(crate) struct OrderRecord {
 }
 
 impl OrderRecord {
-    pub fn new(order: Order, request_hash: String) -> Self {
+    pub(super) fn new(order: Order, request_hash: String) -> Self {
         Self {
             pk: user_pk(&order.user_id),
             sk: order_sk(order.order_id),
@@ -132,7 +132,7 @@ impl OrderRecord {
         }
     }
 
-    pub fn to_order(&self) -> Order {
+    pub(super) fn to_order(&self) -> Order {
         self.order.clone()
     }
 }

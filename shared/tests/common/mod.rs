@@ -15,14 +15,14 @@ use tokio::sync::Mutex;
 
 /// The cancellation the proxy answers with instead of DynamoDB.
 #[derive(Debug, Clone, Copy)]
-pub enum Cancel {
+pub(crate) enum Cancel {
     Conflict,
     Throttling,
 }
 
 /// What the proxy does to `TransactWriteItems`, changeable while it runs.
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Milliseconds by which a forwarded transaction's answer is held back: the write reaches
     /// DynamoDB and commits, only its answer is late.
     pub delay_ms: AtomicU64,
@@ -34,11 +34,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn delaying() -> Arc<Self> {
+    pub(crate) fn delaying() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    pub fn cancelling(kind: Cancel, budget: u64) -> Arc<Self> {
+    pub(crate) fn cancelling(kind: Cancel, budget: u64) -> Arc<Self> {
         Arc::new(Self {
             cancel: Some(kind),
             budget: AtomicU64::new(budget),
@@ -46,7 +46,7 @@ impl Faults {
         })
     }
 
-    pub fn transacts(&self) -> u64 {
+    pub(crate) fn transacts(&self) -> u64 {
         self.transacts.load(Ordering::Relaxed)
     }
 
@@ -177,7 +177,7 @@ async fn proxy(upstream: String, faults: Arc<Faults>) -> u16 {
 }
 
 /// A store on `table` that reaches DynamoDB Local through a proxy doing `faults`.
-pub async fn store_through(
+pub(crate) async fn store_through(
     table: &TestTable,
     faults: Arc<Faults>,
     settings: StoreSettings,
@@ -189,7 +189,7 @@ pub async fn store_through(
 }
 
 /// Two users with 100,000 KRW, two products with 10 units.
-pub fn small_plan() -> SeedPlan {
+pub(crate) fn small_plan() -> SeedPlan {
     SeedPlan {
         users: 2,
         balance: 100_000,
@@ -199,11 +199,11 @@ pub fn small_plan() -> SeedPlan {
     }
 }
 
-pub fn one_unit() -> NewOrder {
+pub(crate) fn one_unit() -> NewOrder {
     new_order(&[("product-1", 1)])
 }
 
-pub async fn stock(table: &TestTable, product: &str) -> i64 {
+pub(crate) async fn stock(table: &TestTable, product: &str) -> i64 {
     table
         .store
         .product_stock(&ProductId::parse(product).unwrap())

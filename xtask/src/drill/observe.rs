@@ -14,20 +14,20 @@ use crate::monitor::{self, AlarmDef, AlarmEvent, AlarmStatus, Detector, EventKin
 use super::support::{http, HttpResult};
 
 #[derive(Debug)]
-pub struct Observed {
+pub(super) struct Observed {
     pub detector: Detector,
     pub events: Vec<AlarmEvent>,
     pub lines: u64,
 }
 
 impl Observed {
-    pub fn alert_of(&self, alarm: &str, from_ms: i64) -> Option<&AlarmEvent> {
+    pub(super) fn alert_of(&self, alarm: &str, from_ms: i64) -> Option<&AlarmEvent> {
         self.events.iter().find(|event| {
             event.kind == EventKind::Alert && event.alarm == alarm && event.at_ms >= from_ms
         })
     }
 
-    pub fn in_alarm(&self) -> Vec<String> {
+    pub(super) fn in_alarm(&self) -> Vec<String> {
         self.detector
             .alarms
             .iter()
@@ -39,7 +39,7 @@ impl Observed {
 
 /// Follows the log in a background thread.
 #[derive(Debug)]
-pub struct Observer {
+pub(super) struct Observer {
     shared: Arc<Mutex<Observed>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -51,7 +51,7 @@ fn lock(shared: &Mutex<Observed>) -> MutexGuard<'_, Observed> {
 
 impl Observer {
     /// Starts following `log` from its current end.
-    pub fn start(log: &Path, alarms: Vec<AlarmDef>) -> Self {
+    pub(super) fn start(log: &Path, alarms: Vec<AlarmDef>) -> Self {
         let shared = Arc::new(Mutex::new(Observed {
             detector: Detector::new(alarms),
             events: Vec::new(),
@@ -93,12 +93,12 @@ impl Observer {
         }
     }
 
-    pub fn with<R>(&self, read: impl FnOnce(&Observed) -> R) -> R {
+    pub(super) fn with<R>(&self, read: impl FnOnce(&Observed) -> R) -> R {
         read(&lock(&self.shared))
     }
 
     /// Reads what is left in the log and stops following it.
-    pub fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -114,7 +114,7 @@ impl Drop for Observer {
 
 /// One canary request.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub(super) struct Probe {
     pub at_ms: i64,
     pub result: HttpResult,
 }
@@ -122,14 +122,14 @@ pub struct Probe {
 /// Sends `GET url` once a second (each in its own thread, so a hanging call does not delay
 /// the next) until stopped.
 #[derive(Debug)]
-pub struct Canary {
+pub(super) struct Canary {
     pub probes: Arc<Mutex<Vec<Probe>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Canary {
-    pub fn start(url: String, token: String, timeout: Duration) -> Self {
+    pub(super) fn start(url: String, token: String, timeout: Duration) -> Self {
         let probes: Arc<Mutex<Vec<Probe>>> = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -161,7 +161,7 @@ impl Canary {
         }
     }
 
-    pub fn finish(&mut self) -> Vec<Probe> {
+    pub(super) fn finish(&mut self) -> Vec<Probe> {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

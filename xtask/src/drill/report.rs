@@ -266,7 +266,7 @@ fn resolution_text(findings: &Findings) -> String {
 }
 
 /// Fills the template's `{{fields}}`; unknown fields say so.
-pub fn render_incident(findings: &Findings, template: &str) -> String {
+pub(super) fn render_incident(findings: &Findings, template: &str) -> String {
     let title = format!(
         "Drill {}: {} ({})",
         findings.drill,
@@ -293,7 +293,7 @@ pub fn render_incident(findings: &Findings, template: &str) -> String {
 }
 
 /// Replaces every `{{name}}` with its value; unknown names become a visible note.
-pub fn fill(template: &str, fields: &[(&str, String)]) -> String {
+pub(super) fn fill(template: &str, fields: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(template.len() * 2);
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -318,7 +318,7 @@ pub fn fill(template: &str, fields: &[(&str, String)]) -> String {
     out
 }
 
-pub fn incident_record(findings: &Findings, report: &str) -> IncidentRecord {
+pub(super) fn incident_record(findings: &Findings, report: &str) -> IncidentRecord {
     let at = |value: Option<i64>| value.map(format_ms);
     IncidentRecord {
         kind: "drill".to_owned(),
@@ -350,7 +350,7 @@ pub fn incident_record(findings: &Findings, report: &str) -> IncidentRecord {
     }
 }
 
-pub fn print_summary(findings: &Findings, report: &str) {
+pub(super) fn print_summary(findings: &Findings, report: &str) {
     println!();
     println!(
         "== drill {}: {}",

@@ -21,7 +21,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Turns Ctrl-C into a flag the drill checks between steps, so that it still restores the
 /// fault (SIGCONT, delay 0, rollback) and stops what it started.
-pub fn install_interrupt_handler() {
+pub(super) fn install_interrupt_handler() {
     std::thread::spawn(|| {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -41,7 +41,7 @@ pub fn install_interrupt_handler() {
     });
 }
 
-pub fn check_interrupt() -> Result<()> {
+pub(super) fn check_interrupt() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
@@ -53,7 +53,7 @@ pub fn check_interrupt() -> Result<()> {
 // ------------------------------------------------------------------------------------------
 
 /// Sends `signal` ("STOP", "CONT", "KILL", "TERM", "INT") to `pid`; true if it was delivered.
-pub fn signal(pid: u32, signal: &str) -> bool {
+pub(super) fn signal(pid: u32, signal: &str) -> bool {
     Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
         .stderr(Stdio::null())
@@ -64,7 +64,7 @@ pub fn signal(pid: u32, signal: &str) -> bool {
 /// Sends `signal` to the process group `pgid`. procps-ng 4's `kill` needs the `--`: without
 /// it, `kill -TERM -<pgid>` keeps only the leading digit of the pgid, i.e. it is kill(-1, TERM)
 /// (every process we may signal) for a pgid starting with 1, and a no-op for most others.
-pub fn signal_group(pgid: u32, signal: &str) -> bool {
+pub(super) fn signal_group(pgid: u32, signal: &str) -> bool {
     Command::new("kill")
         .args(["-s", signal, "--", &format!("-{pgid}")])
         .stderr(Stdio::null())
@@ -72,7 +72,7 @@ pub fn signal_group(pgid: u32, signal: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-pub fn alive(pid: u32) -> bool {
+pub(super) fn alive(pid: u32) -> bool {
     // A zombie still answers kill -0; its state in /proc/<pid>/stat is Z.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
@@ -107,14 +107,14 @@ fn command_line(pid: u32) -> Vec<String> {
 
 /// A running function instance (a `target/local/<function>` process).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
+pub(super) struct Instance {
     pub pid: u32,
     pub function: String,
 }
 
 /// The function instances whose parent is `parent` (cargo lambda watch, or this process for
 /// the replacements a drill starts).
-pub fn instances_of(parent: u32) -> Vec<Instance> {
+pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -137,7 +137,7 @@ pub fn instances_of(parent: u32) -> Vec<Instance> {
     found
 }
 
-pub fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
+pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
     let mut counts: BTreeMap<String, usize> = stack::FUNCTIONS
         .iter()
         .map(|function| ((*function).to_owned(), 0))
@@ -149,7 +149,7 @@ pub fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
 }
 
 /// The environment of a running process.
-pub fn environment_of(pid: u32) -> Result<Vec<(String, String)>> {
+pub(super) fn environment_of(pid: u32) -> Result<Vec<(String, String)>> {
     let bytes = std::fs::read(format!("/proc/{pid}/environ"))
         .with_context(|| format!("cannot read the environment of {pid}"))?;
     Ok(bytes
@@ -163,7 +163,7 @@ pub fn environment_of(pid: u32) -> Result<Vec<(String, String)>> {
 }
 
 /// Waits until `pid` has exited, up to `timeout`.
-pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+pub(super) fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !alive(pid) {
@@ -179,7 +179,7 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
 // ------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Default)]
-pub struct HttpResult {
+pub(super) struct HttpResult {
     /// 0 when no answer arrived (timeout, refused).
     pub status: u16,
     pub seconds: f64,
@@ -189,20 +189,20 @@ pub struct HttpResult {
 }
 
 impl HttpResult {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
-    pub fn json(&self) -> Option<Value> {
+    pub(super) fn json(&self) -> Option<Value> {
         serde_json::from_str(&self.body).ok()
     }
 }
 
 /// One HTTP call with curl (`-m timeout`), so that a client-side timeout is a real one.
-pub fn http(
+pub(super) fn http(
     method: &str,
     url: &str,
     token: Option<&str>,
@@ -271,7 +271,7 @@ pub fn http(
 
 /// A k6 scenario running in the background, its stdout (ledger lines, summary) in a file.
 #[derive(Debug)]
-pub struct K6Run {
+pub(super) struct K6Run {
     pub name: String,
     child: Child,
     pub stdout: PathBuf,
@@ -284,7 +284,7 @@ pub struct K6Run {
 
 impl K6Run {
     /// Starts `k6 run` on `script` (relative to the workspace root) with `env`.
-    pub fn spawn(
+    pub(super) fn spawn(
         name: &str,
         script: &str,
         env: &[(String, String)],
@@ -330,11 +330,11 @@ impl K6Run {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn running(&mut self) -> bool {
+    pub(super) fn running(&mut self) -> bool {
         match self.child.try_wait() {
             Ok(Some(status)) => {
                 self.exit_code = status.code();
@@ -349,7 +349,7 @@ impl K6Run {
     }
 
     /// Waits for k6 to end by itself, up to `timeout`.
-    pub fn wait(&mut self, timeout: Duration) -> bool {
+    pub(super) fn wait(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if !self.running() {
@@ -361,7 +361,7 @@ impl K6Run {
     }
 
     /// Stops k6 like Ctrl-C does (it still writes its summary), then hard after `timeout`.
-    pub fn stop(&mut self, timeout: Duration) {
+    pub(super) fn stop(&mut self, timeout: Duration) {
         if !self.running() {
             return;
         }
@@ -373,13 +373,13 @@ impl K6Run {
         }
     }
 
-    pub fn summary(&self) -> Option<Value> {
+    pub(super) fn summary(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.report_dir.join("summary.json")).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// The `LEDGER {json}` lines printed so far.
-    pub fn ledger(&self) -> Vec<Value> {
+    pub(super) fn ledger(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.stdout)
             .unwrap_or_default()
             .lines()
@@ -399,7 +399,7 @@ impl Drop for K6Run {
 }
 
 /// `summary.metrics[metric].values[field]`.
-pub fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
+pub(super) fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
     summary
         .get("metrics")?
         .get(metric)?
@@ -409,7 +409,7 @@ pub fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
 }
 
 /// `unexpected_errors{code:X}` counts above zero.
-pub fn unexpected_by_code(summary: &Value) -> BTreeMap<String, u64> {
+pub(super) fn unexpected_by_code(summary: &Value) -> BTreeMap<String, u64> {
     let mut codes = BTreeMap::new();
     if let Some(metrics) = summary.get("metrics").and_then(Value::as_object) {
         for (key, value) in metrics {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// One `LEDGER {json}` line of k6: an acknowledged write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEntry {
+pub(super) struct LedgerEntry {
     pub op: String,
     pub user_id: String,
     pub order_id: String,
@@ -17,7 +17,7 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
-    pub fn from_json(value: &Value) -> Option<Self> {
+    pub(super) fn from_json(value: &Value) -> Option<Self> {
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         Some(Self {
             op: text("op")?,
@@ -30,7 +30,7 @@ impl LedgerEntry {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LedgerCheck {
+pub(crate) struct LedgerCheck {
     pub entries: usize,
     pub creates: usize,
     pub pays: usize,
@@ -40,7 +40,7 @@ pub struct LedgerCheck {
 }
 
 impl LedgerCheck {
-    pub fn lost_count(&self) -> usize {
+    pub(crate) fn lost_count(&self) -> usize {
         self.lost.len()
     }
 }
@@ -49,7 +49,7 @@ impl LedgerCheck {
 /// - a 201 create: the order exists, for that user, with that total;
 /// - a 200 pay: the order is PAID, or CANCELLED if a cancel of it was acknowledged too;
 /// - a 200 cancel: the order is CANCELLED.
-pub fn check_ledger(entries: &[LedgerEntry], orders: &[Order]) -> LedgerCheck {
+pub(super) fn check_ledger(entries: &[LedgerEntry], orders: &[Order]) -> LedgerCheck {
     let by_id: HashMap<String, &Order> = orders
         .iter()
         .map(|order| (order.order_id.to_string(), order))

@@ -5,7 +5,7 @@ use super::*;
 /// One entry of `ops/alarms.json`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AlarmDef {
+pub(crate) struct AlarmDef {
     pub name: String,
     pub metric: String,
     pub statistic: String,
@@ -17,11 +17,11 @@ pub struct AlarmDef {
     pub runbook: String,
 }
 
-pub fn alarms_path() -> PathBuf {
+pub(crate) fn alarms_path() -> PathBuf {
     paths::root().join("ops/alarms.json")
 }
 
-pub fn load_alarms(path: &Path) -> Result<Vec<AlarmDef>> {
+pub(crate) fn load_alarms(path: &Path) -> Result<Vec<AlarmDef>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
@@ -30,7 +30,7 @@ pub fn load_alarms(path: &Path) -> Result<Vec<AlarmDef>> {
 
 /// The local signal an alarm is evaluated on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// Fraction of requests answered >= 500 (API Gateway 5XXError Average).
     ServerErrorRate,
     /// The same fraction per function, worst function first: the template has one alarm per
@@ -54,7 +54,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Signal::ServerErrorRate => "share of requests answered >= 500",
             Signal::WorstFunctionServerErrorRate => {
@@ -72,7 +72,7 @@ impl Signal {
     }
 
     /// The datapoint of one period, `None` when there is no data (missing = not breaching).
-    pub fn datapoint(self, bucket: &Bucket) -> Option<f64> {
+    pub(crate) fn datapoint(self, bucket: &Bucket) -> Option<f64> {
         let count = |value: u64| (bucket.requests > 0 || value > 0).then_some(value as f64);
         match self {
             Signal::ServerErrorRate => {
@@ -98,7 +98,7 @@ impl Signal {
 }
 
 /// Which local signal stands in for an alarm of the template.
-pub fn local_signal(alarm: &AlarmDef) -> Signal {
+pub(crate) fn local_signal(alarm: &AlarmDef) -> Signal {
     match alarm.name.as_str() {
         "api-5xx-rate" => Signal::ServerErrorRate,
         "function-5xx-rate" => Signal::WorstFunctionServerErrorRate,
@@ -119,7 +119,7 @@ pub fn local_signal(alarm: &AlarmDef) -> Signal {
     }
 }
 
-pub fn breaches(comparison: &str, value: f64, threshold: f64) -> bool {
+pub(crate) fn breaches(comparison: &str, value: f64, threshold: f64) -> bool {
     match comparison {
         "GreaterThanThreshold" => value > threshold,
         "GreaterThanOrEqualToThreshold" => value >= threshold,
@@ -130,14 +130,14 @@ pub fn breaches(comparison: &str, value: f64, threshold: f64) -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmStatus {
+pub(crate) enum AlarmStatus {
     Ok,
     Alarm,
     NotObservable,
 }
 
 #[derive(Debug, Clone)]
-pub struct AlarmState {
+pub(crate) struct AlarmState {
     pub def: AlarmDef,
     pub signal: Signal,
     pub period_ms: i64,
@@ -166,11 +166,11 @@ impl AlarmState {
         }
     }
 
-    pub fn breaching(&self, value: Option<f64>) -> bool {
+    pub(crate) fn breaching(&self, value: Option<f64>) -> bool {
         value.is_some_and(|value| breaches(&self.def.comparison, value, self.def.threshold))
     }
 
-    pub fn rule(&self) -> String {
+    pub(crate) fn rule(&self) -> String {
         let op = match self.def.comparison.as_str() {
             "GreaterThanThreshold" => ">",
             "GreaterThanOrEqualToThreshold" => ">=",
@@ -190,14 +190,14 @@ impl AlarmState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     Alert,
     Resolved,
 }
 
 /// A state change of an alarm.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlarmEvent {
+pub(crate) struct AlarmEvent {
     pub kind: EventKind,
     pub alarm: String,
     pub at_ms: i64,
@@ -205,7 +205,7 @@ pub struct AlarmEvent {
 }
 
 impl AlarmEvent {
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let word = match self.kind {
             EventKind::Alert => "ALERT",
             EventKind::Resolved => "RESOLVED",
@@ -219,7 +219,7 @@ impl AlarmEvent {
     }
 }
 
-pub fn format_value(value: f64) -> String {
+pub(crate) fn format_value(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e12 {
         format!("{value:.0}")
     } else if value.abs() < 1.0 {
@@ -231,7 +231,7 @@ pub fn format_value(value: f64) -> String {
 
 /// The detector: log events in, alarm state changes out.
 #[derive(Debug, Clone)]
-pub struct Detector {
+pub(crate) struct Detector {
     pub alarms: Vec<AlarmState>,
     /// Per-second buckets keyed by second (unix ms / 1000).
     buckets: BTreeMap<i64, Bucket>,
@@ -241,7 +241,7 @@ pub struct Detector {
 
 impl Detector {
     /// A detector keeping every second it has seen (drills need the whole history).
-    pub fn new(alarms: Vec<AlarmDef>) -> Self {
+    pub(crate) fn new(alarms: Vec<AlarmDef>) -> Self {
         Self {
             alarms: alarms.into_iter().map(AlarmState::new).collect(),
             buckets: BTreeMap::new(),
@@ -250,12 +250,12 @@ impl Detector {
         }
     }
 
-    pub fn with_retention(mut self, retention_ms: i64) -> Self {
+    pub(crate) fn with_retention(mut self, retention_ms: i64) -> Self {
         self.retention_ms = Some(retention_ms);
         self
     }
 
-    pub fn ingest(&mut self, event: &LogEvent) {
+    pub(crate) fn ingest(&mut self, event: &LogEvent) {
         let at_ms = event.at_ms();
         self.latest_ms = Some(self.latest_ms.map_or(at_ms, |latest| latest.max(at_ms)));
         let bucket = self.buckets.entry(at_ms.div_euclid(1_000)).or_default();
@@ -271,7 +271,7 @@ impl Detector {
     }
 
     /// The merged bucket of `[from_ms, to_ms)` (whole seconds).
-    pub fn window(&self, from_ms: i64, to_ms: i64) -> Bucket {
+    pub(crate) fn window(&self, from_ms: i64, to_ms: i64) -> Bucket {
         let mut merged = Bucket::default();
         let from = from_ms.div_euclid(1_000);
         let to = to_ms.div_euclid(1_000);
@@ -286,7 +286,7 @@ impl Detector {
     /// Evaluates every period that has ended (plus `GRACE_MS`) by `now_ms`, in time order, and
     /// returns the state changes. Event times are period end + grace, so a replay of a log gives
     /// the same times as the live run.
-    pub fn evaluate(&mut self, now_ms: i64) -> Vec<AlarmEvent> {
+    pub(crate) fn evaluate(&mut self, now_ms: i64) -> Vec<AlarmEvent> {
         let mut events = Vec::new();
         for index in 0..self.alarms.len() {
             let (period, evaluation_periods) = {
@@ -385,7 +385,7 @@ impl Detector {
     /// The first second `s >= from_ms` such that `[s, s + window_ms)` is clean: requests were
     /// served, none answered >= 500, no crash, and p95 at most `p95_limit_ms`. The window must
     /// have ended by `now_ms`.
-    pub fn first_clean_window(
+    pub(crate) fn first_clean_window(
         &self,
         from_ms: i64,
         window_ms: i64,
@@ -409,7 +409,7 @@ impl Detector {
     }
 
     /// The first request answered >= 500 (or a crash) at or after `from_ms`.
-    pub fn first_failure_after(&self, from_ms: i64) -> Option<i64> {
+    pub(crate) fn first_failure_after(&self, from_ms: i64) -> Option<i64> {
         let from = from_ms.div_euclid(1_000);
         self.buckets
             .range(from..)

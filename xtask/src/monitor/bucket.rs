@@ -3,7 +3,7 @@
 use super::*;
 
 #[derive(Debug, Clone, Default)]
-pub struct OpBucket {
+pub(crate) struct OpBucket {
     pub requests: u64,
     pub client_errors: u64,
     pub server_errors: u64,
@@ -12,7 +12,7 @@ pub struct OpBucket {
 
 /// Everything the detector needs from one second of log.
 #[derive(Debug, Clone, Default)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     pub requests: u64,
     pub server_errors: u64,
     pub faults: u64,
@@ -32,7 +32,7 @@ pub struct Bucket {
 }
 
 /// A 503 answered faster than this came from the open circuit breaker, not from a timeout.
-pub const FAST_FAIL_MS: f64 = 50.0;
+pub(crate) const FAST_FAIL_MS: f64 = 50.0;
 
 impl Bucket {
     pub(super) fn add_request(&mut self, record: &RequestRecord) {
@@ -99,7 +99,7 @@ impl Bucket {
 }
 
 /// Nearest-rank percentile (`p` in 0..=100) of unsorted values; `None` when empty.
-pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(values: &[f64], p: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -11,7 +11,7 @@ pub(super) fn fmt_ms_opt(value: Option<f64>) -> String {
 }
 
 /// The dashboard text for the window ending at `now_ms`.
-pub fn render_dashboard(
+pub(crate) fn render_dashboard(
     detector: &Detector,
     now_ms: i64,
     source: &str,

@@ -4,7 +4,7 @@ use super::*;
 
 /// One `message = "request"` line of a function.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RequestRecord {
+pub(crate) struct RequestRecord {
     pub at_ms: i64,
     pub operation: String,
     pub status: u16,
@@ -18,7 +18,7 @@ pub struct RequestRecord {
 
 /// What one log line tells the detector.
 #[derive(Debug, Clone, PartialEq)]
-pub enum LogEvent {
+pub(crate) enum LogEvent {
     Request(RequestRecord),
     /// A `request failed` line (every answer >= 500) with its error chain.
     Failure {
@@ -36,7 +36,7 @@ pub enum LogEvent {
 }
 
 impl LogEvent {
-    pub fn at_ms(&self) -> i64 {
+    pub(crate) fn at_ms(&self) -> i64 {
         match self {
             LogEvent::Request(record) => record.at_ms,
             LogEvent::Failure { at_ms, .. } | LogEvent::Crash { at_ms, .. } => *at_ms,
@@ -46,23 +46,23 @@ impl LogEvent {
 
 /// The message of the platform line a drill writes when an instance dies (the local stand-in
 /// for Lambda's `Runtime exited with error: signal: killed`).
-pub const CRASH_MESSAGE: &str = "instance crashed";
+pub(crate) const CRASH_MESSAGE: &str = "instance crashed";
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or(0)
 }
 
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let parsed =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// `2026-11-25T21:50:00.123Z`.
-pub fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
         Ok(instant) => order_service::domain::Timestamp::from_datetime(instant).to_string(),
         Err(_) => ms.to_string(),
@@ -70,14 +70,14 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// `21:50:00.123`.
-pub fn format_clock(ms: i64) -> String {
+pub(crate) fn format_clock(ms: i64) -> String {
     let full = format_ms(ms);
     full.get(11..23).map(str::to_owned).unwrap_or(full)
 }
 
 /// Parses one line of the function log. EMF lines (`_aws`) and anything unknown are `None`;
 /// lines without a timestamp (cargo lambda's own output, panics) are stamped `fallback_ms`.
-pub fn parse_line(line: &str, fallback_ms: i64) -> Option<LogEvent> {
+pub(crate) fn parse_line(line: &str, fallback_ms: i64) -> Option<LogEvent> {
     let line = line.trim();
     if line.is_empty() {
         return None;

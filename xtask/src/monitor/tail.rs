@@ -5,7 +5,7 @@ use super::*;
 /// Follows a growing file line by line (like `tail -F`): survives the file not existing yet,
 /// being truncated or recreated.
 #[derive(Debug)]
-pub struct LogTail {
+pub(crate) struct LogTail {
     path: PathBuf,
     file: Option<File>,
     position: u64,
@@ -13,7 +13,7 @@ pub struct LogTail {
 }
 
 impl LogTail {
-    pub fn from_start(path: &Path) -> Self {
+    pub(crate) fn from_start(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
             file: None,
@@ -22,7 +22,7 @@ impl LogTail {
         }
     }
 
-    pub fn from_end(path: &Path) -> Self {
+    pub(crate) fn from_end(path: &Path) -> Self {
         let position = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
         Self {
             position,
@@ -31,7 +31,7 @@ impl LogTail {
     }
 
     /// The complete lines appended since the last call.
-    pub fn poll(&mut self) -> Vec<String> {
+    pub(crate) fn poll(&mut self) -> Vec<String> {
         let length = match std::fs::metadata(&self.path) {
             Ok(meta) => meta.len(),
             Err(_) => return Vec::new(),
