@@ -113,6 +113,24 @@ impl RemoteArgs {
     }
 }
 
+/// How many users a tokens file covers from user-1 on without a gap (k6 picks users among
+/// user-1..user-USERS): a JSON object `{"user-1": "<token>", ...}`.
+fn users_with_tokens(text: &str) -> Result<u32> {
+    let tokens: serde_json::Map<String, Value> =
+        serde_json::from_str(text).context("not a JSON object of user -> token")?;
+    let has = |number: u32| {
+        tokens
+            .get(&format!("user-{number}"))
+            .and_then(Value::as_str)
+            .is_some_and(|token| !token.is_empty())
+    };
+    let covered = (1..).take_while(|number| has(*number)).count() as u32;
+    if covered == 0 {
+        bail!("no token for user-1");
+    }
+    Ok(covered)
+}
+
 /// Whether `url` names this machine (`127.0.0.1`, `[::1]`, `localhost`).
 pub(crate) fn is_loopback_url(url: &str) -> bool {
     let rest = url
@@ -644,11 +662,21 @@ fn run_k6(
         .stdout(log.try_clone()?)
         .stderr(log);
     match tokens {
-        Tokens::Secret(secret) => command.env("AUTH_SECRET", secret),
-        Tokens::File(file) => command
-            .env("AUTH_TOKEN_MODE", "file")
-            .env("TOKENS_FILE", file),
-    };
+        Tokens::Secret(secret) => {
+            command.env("AUTH_SECRET", secret);
+        }
+        Tokens::File(file) => {
+            // k6 picks users among user-1..user-USERS: only those the file has tokens for.
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let users = users_with_tokens(&text)
+                .with_context(|| format!("{} holds no usable tokens", file.display()))?;
+            command
+                .env("AUTH_TOKEN_MODE", "file")
+                .env("TOKENS_FILE", file)
+                .env("USERS", users.min(seed.users).to_string());
+        }
+    }
     if let Some(rate) = args.rate {
         let name = if args.scenario == Scenario::Spike {
             "BASE_RATE"
@@ -730,6 +758,17 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tokens_file_covers_its_users_from_user_1_without_a_gap() {
+        assert_eq!(
+            users_with_tokens(r#"{"user-1": "a", "user-2": "b", "user-4": "d"}"#).unwrap(),
+            2
+        );
+        assert!(users_with_tokens(r#"{"user-2": "b"}"#).is_err());
+        assert!(users_with_tokens(r#"{"user-1": ""}"#).is_err());
+        assert!(users_with_tokens("[]").is_err());
+    }
 
     #[test]
     fn only_this_machine_is_loopback() {
