@@ -671,9 +671,11 @@ fn run_k6(
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let users = users_with_tokens(&text)
                 .with_context(|| format!("{} holds no usable tokens", file.display()))?;
+            // k6's open() resolves a relative path against the script's folder, not ours.
+            let file = std::fs::canonicalize(file)?;
             command
                 .env("AUTH_TOKEN_MODE", "file")
-                .env("TOKENS_FILE", file)
+                .env("TOKENS_FILE", &file)
                 .env("USERS", users.min(seed.users).to_string());
         }
     }
