@@ -1,7 +1,8 @@
 //! Test support for every crate of the workspace, kept out of the runtime crate: DynamoDB Local
 //! (the real AWS emulator, a Java jar) as a child process on a free port, for integration tests
-//! and the local stack, fresh uniquely-named tables for each test, API Gateway event builders,
-//! the OpenAPI contract check, and development tokens.
+//! and the local stack, fresh uniquely-named tables for each test, an in-memory store for
+//! handler tests that need no Java (`memory`), API Gateway event builders, the OpenAPI
+//! contract check, and development tokens.
 //!
 //! The jar is installed by `cargo xtask install` into `.local/dynamodb/`; `DYNAMODB_LOCAL_DIR`
 //! may point elsewhere. The process is started under a small shell watchdog that kills it when
@@ -18,7 +19,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 
-use order_service::store::{build_local_client, schema, DynamoOrderStore, SeedPlan, StoreSettings};
+use order_service::store::{
+    build_local_client, schema, CancelOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
+    PayOrders, SeedPlan, StoreSettings,
+};
+
+pub mod memory;
+
+pub use memory::MemoryStore;
 
 /// The folder holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`, if installed.
 pub fn find_install(start: &Path) -> Option<PathBuf> {
@@ -227,14 +235,16 @@ pub enum Change<'a> {
     Cancel(order_service::domain::OrderId),
 }
 
-pub async fn answered(
-    store: &DynamoOrderStore,
+pub async fn answered<S>(
+    store: &S,
     user: &order_service::domain::UserId,
     key: Option<&str>,
     change: Change<'_>,
-) -> Result<lambda_http::Response<lambda_http::Body>, order_service::ServiceError> {
+) -> Result<lambda_http::Response<lambda_http::Body>, order_service::ServiceError>
+where
+    S: KeepAnswers + CreateOrders + PayOrders + CancelOrders,
+{
     use order_service::domain::{Answer, Fingerprint, IdempotencyKey};
-    use order_service::store::{CancelOrders, CreateOrders, PayOrders};
     let key = key.map(|key| IdempotencyKey::parse(key).unwrap_or_else(|error| panic!("{error}")));
     let reply = match change {
         Change::Create(order) => {
@@ -285,18 +295,33 @@ pub fn is_replayed(response: &lambda_http::Response<lambda_http::Body>) -> bool 
 /// The signing secret of test apps.
 pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-characters-long";
 
-/// An app over a freshly seeded table, authenticating HS256 tokens signed with
-/// `TEST_JWT_SECRET`, as the local stack does.
-pub async fn test_app(plan: &SeedPlan) -> (order_service::app::App<DynamoOrderStore>, TestTable) {
-    let table = seeded_table(plan).await;
-    let auth = order_service::auth::Authenticator::new(&order_service::auth::AuthConfig::Jwt {
+/// The authenticator of test apps: HS256 tokens signed with `TEST_JWT_SECRET`, as the local
+/// stack accepts them.
+pub fn test_authenticator() -> order_service::auth::Authenticator {
+    order_service::auth::Authenticator::new(&order_service::auth::AuthConfig::Jwt {
         secret: TEST_JWT_SECRET.as_bytes().to_vec(),
         issuer: order_service::auth::LOCAL_ISSUER.to_owned(),
         audience: order_service::auth::LOCAL_AUDIENCE.to_owned(),
-    });
+    })
+}
+
+/// An app over a freshly seeded table on DynamoDB Local, authenticating test tokens: for the
+/// tests that need the real store (its table, its latency, its failures).
+pub async fn test_app(plan: &SeedPlan) -> (order_service::app::App<DynamoOrderStore>, TestTable) {
+    let table = seeded_table(plan).await;
     (
-        order_service::app::App::new(table.store.clone(), auth, 0.0),
+        order_service::app::App::new(table.store.clone(), test_authenticator(), 0.0),
         table,
+    )
+}
+
+/// An app over an in-memory store seeded with `plan`, authenticating test tokens, and a handle
+/// on the same store to look at balances, stock and orders: handler tests without Java.
+pub fn memory_app(plan: &SeedPlan) -> (order_service::app::App<MemoryStore>, MemoryStore) {
+    let store = MemoryStore::seeded(plan);
+    (
+        order_service::app::App::new(store.clone(), test_authenticator(), 0.0),
+        store,
     )
 }
 

@@ -1,0 +1,606 @@
+//! An in-memory implementation of every store capability (`KeepAnswers`, `CreateOrders`,
+//! `PayOrders`, `CancelOrders`, `ReadOrders`), so that handler tests run in milliseconds and
+//! without Java.
+//!
+//! It is a stand-in for `DynamoOrderStore` as far as a handler can observe it, not a second
+//! implementation of the business rules: `Order::place`, `Order::pay` and `Order::cancel`
+//! decide, and this store applies each decision under one mutex, in place of one conditional
+//! `TransactWriteItems`. Where the DynamoDB store checks its transaction's conditions in item
+//! order (the order, then stock or balance, then the claim's answer), this store checks the
+//! same conditions in the same order, so the same error wins. Idempotency-Key records keep
+//! DynamoDB's arithmetic too: epoch seconds, a claim's `IN_FLIGHT_LEASE`, and an answer that
+//! counts as absent once `expiresAt < now`. `tests/memory_parity.rs` runs one scenario on both
+//! stores and compares what a client would see.
+//!
+//! What it does not model: contention between transactions, throttling, the circuit breaker,
+//! SDK timeouts and retries, and anything read from the table directly. Tests of those stay on
+//! DynamoDB Local.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use order_service::domain::{
+    Answer, BalanceMove, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId, Prior,
+    ProductId, Refusal, Timestamp, UserId, IN_FLIGHT_LEASE,
+};
+use order_service::error::IN_FLIGHT_RETRY_AFTER;
+use order_service::store::{
+    seeded_price_of, CancelOrders, CreateOrders, Cursor, KeepAnswers, OrderPage, Outcome,
+    PayOrders, ReadOrders, SeedPlan, StoreSettings,
+};
+use order_service::ServiceError;
+
+/// Every store capability over maps in memory. Cheap to clone: clones share one state, so a
+/// test keeps a handle to look at balances and stock while its `App` owns another.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    answer_ttl: Duration,
+}
+
+#[derive(Debug)]
+struct User {
+    balance: i64,
+    initial_balance: i64,
+}
+
+#[derive(Debug)]
+struct Product {
+    price: Money,
+    stock: i64,
+    initial_stock: i64,
+}
+
+/// An order with the hash of the request that created it, as the DynamoDB item keeps it: a
+/// keyed create whose answer expired finds its order by id and compares the hash.
+#[derive(Debug)]
+struct StoredOrder {
+    order: Order,
+    request_hash: Fingerprint,
+}
+
+/// An Idempotency-Key record, with the DynamoDB record's fields: `answer` is `None` while the
+/// claim is in progress.
+#[derive(Debug)]
+struct KeyRecord {
+    fingerprint: Fingerprint,
+    claim_token: String,
+    /// Epoch seconds until which an in-progress claim holds the key.
+    locked_until: i64,
+    /// Epoch seconds after which the record counts as absent.
+    expires_at: i64,
+    answer: Option<Answer>,
+}
+
+impl KeyRecord {
+    fn prior(&self) -> Prior {
+        match &self.answer {
+            Some(answer) => Prior::Answered {
+                fingerprint: self.fingerprint.clone(),
+                answer: answer.clone(),
+            },
+            None => Prior::InFlight {
+                fingerprint: self.fingerprint.clone(),
+            },
+        }
+    }
+
+    /// The DynamoDB store's `OWN_CLAIM` condition: this request's claim, not answered yet.
+    fn is_claim_of(&self, claim: &Claim) -> bool {
+        self.claim_token == claim.token && self.answer.is_none()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, User>,
+    products: HashMap<ProductId, Product>,
+    orders: HashMap<(UserId, OrderId), StoredOrder>,
+    /// Keyed by user and `IdempotencyKey::record_id`, as the records' sort keys are.
+    keys: HashMap<(UserId, String), KeyRecord>,
+}
+
+impl State {
+    /// Whether `claim` is still this request's: the condition of a claim's answer in every
+    /// state change's transaction. A claim lost to another request is a retry-later, as in
+    /// the DynamoDB store.
+    fn check_claim(&self, user_id: &UserId, claim: Option<&Claim>) -> Result<(), ServiceError> {
+        let Some(claim) = claim else {
+            return Ok(());
+        };
+        match self.record(user_id, claim) {
+            Some(record) if record.is_claim_of(claim) => Ok(()),
+            _ => Err(ServiceError::RequestInProgress {
+                retry_after: IN_FLIGHT_RETRY_AFTER,
+            }),
+        }
+    }
+
+    /// Answers `claim` with `answer`; call only after `check_claim` passed.
+    fn answer_claim(&mut self, user_id: &UserId, claim: Option<&Claim>, answer: Answer) {
+        if let Some(claim) = claim {
+            if let Some(record) = self.record_mut(user_id, claim) {
+                record.answer = Some(answer);
+            }
+        }
+    }
+
+    fn record(&self, user_id: &UserId, claim: &Claim) -> Option<&KeyRecord> {
+        self.keys.get(&(user_id.clone(), claim.key.record_id()))
+    }
+
+    fn record_mut(&mut self, user_id: &UserId, claim: &Claim) -> Option<&mut KeyRecord> {
+        self.keys.get_mut(&(user_id.clone(), claim.key.record_id()))
+    }
+
+    fn stored_order(&self, user_id: &UserId, order_id: OrderId) -> Option<&StoredOrder> {
+        self.orders.get(&(user_id.clone(), order_id))
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(time::OffsetDateTime::now_utc())
+}
+
+fn epoch_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The sort key of the DynamoDB store's list index (`<createdAt>#<orderId>`): lists are newest
+/// first by this text, and a cursor starts after it.
+fn list_key(created_at: Timestamp, order_id: OrderId) -> String {
+    format!("{created_at}#{order_id}")
+}
+
+fn balance_overflow() -> ServiceError {
+    ServiceError::internal("a balance beyond what the store can hold")
+}
+
+impl MemoryStore {
+    /// A store holding what `DynamoOrderStore::seed` writes for `plan`: `user-1..user-N` with
+    /// the plan's balance, `product-1..product-M` at `seeded_price_of` with the plan's stock,
+    /// and the extra products. Answers are kept for `StoreSettings::default().answer_ttl`.
+    pub fn seeded(plan: &SeedPlan) -> Self {
+        Self::seeded_with_answer_ttl(plan, StoreSettings::default().answer_ttl)
+    }
+
+    /// As `seeded`, keeping Idempotency-Key answers for `answer_ttl`.
+    pub fn seeded_with_answer_ttl(plan: &SeedPlan, answer_ttl: Duration) -> Self {
+        let mut state = State::default();
+        for number in 1..=plan.users {
+            let user_id = UserId::parse(&format!("user-{number}"))
+                .unwrap_or_else(|error| panic!("the seed plan's users: {error}"));
+            state.users.insert(
+                user_id,
+                User {
+                    balance: plan.balance,
+                    initial_balance: plan.balance,
+                },
+            );
+        }
+        let numbered = (1..=plan.products).map(|number| {
+            (
+                format!("product-{number}"),
+                seeded_price_of(number),
+                plan.stock,
+            )
+        });
+        for (name, price, stock) in numbered.chain(plan.extra_products.iter().cloned()) {
+            let product_id = ProductId::parse(&name)
+                .unwrap_or_else(|error| panic!("the seed plan's product {name:?}: {error}"));
+            let price = Money::new(price)
+                .unwrap_or_else(|error| panic!("the seed plan's price of {name}: {error}"));
+            state.products.insert(
+                product_id,
+                Product {
+                    price,
+                    stock,
+                    initial_stock: stock,
+                },
+            );
+        }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            answer_ttl,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock, so a poisoned lock still holds a whole state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current stock of a product, if it exists.
+    pub fn product_stock(&self, product_id: &ProductId) -> Option<i64> {
+        self.lock()
+            .products
+            .get(product_id)
+            .map(|product| product.stock)
+    }
+
+    /// The current balance of a user, if it exists.
+    pub fn user_balance(&self, user_id: &UserId) -> Option<i64> {
+        self.lock().users.get(user_id).map(|user| user.balance)
+    }
+
+    /// Every order of every user, in no particular order.
+    pub fn all_orders(&self) -> Vec<Order> {
+        self.lock()
+            .orders
+            .values()
+            .map(|stored| stored.order.clone())
+            .collect()
+    }
+
+    /// Where money or stock is not conserved: for every product, initial stock = stock + the
+    /// units that CREATED and PAID orders hold; for every user, initial balance = balance +
+    /// the totals of PAID orders. Empty when conserved. (The DynamoDB store's `audit` checks
+    /// more, over what it reads from the table.)
+    pub fn conservation_violations(&self) -> Vec<String> {
+        let state = self.lock();
+        let mut reserved: HashMap<&ProductId, i64> = HashMap::new();
+        let mut paid: HashMap<&UserId, i64> = HashMap::new();
+        for stored in state.orders.values() {
+            let order = &stored.order;
+            if order.status.holds_stock() {
+                for line in &order.items {
+                    *reserved.entry(&line.product_id).or_default() +=
+                        i64::from(line.quantity.get());
+                }
+            }
+            if order.status == order_service::domain::OrderStatus::Paid {
+                *paid.entry(&order.user_id).or_default() += order.total_amount.won();
+            }
+        }
+        let mut violations = Vec::new();
+        for (product_id, product) in &state.products {
+            let held = reserved.get(product_id).copied().unwrap_or(0);
+            if product.stock + held != product.initial_stock {
+                violations.push(format!(
+                    "product {product_id}: stock {} + reserved {held} != initial {}",
+                    product.stock, product.initial_stock
+                ));
+            }
+        }
+        for (user_id, user) in &state.users {
+            let spent = paid.get(user_id).copied().unwrap_or(0);
+            if user.balance + spent != user.initial_balance {
+                violations.push(format!(
+                    "user {user_id}: balance {} + paid {spent} != initial {}",
+                    user.balance, user.initial_balance
+                ));
+            }
+            if user.balance < 0 {
+                violations.push(format!("user {user_id}: balance {} < 0", user.balance));
+            }
+        }
+        violations
+    }
+
+    fn create(
+        &self,
+        user_id: &UserId,
+        new_order: &NewOrder,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        let request_hash = Fingerprint::create(new_order);
+        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
+        let mut state = self.lock();
+        if !state.users.contains_key(user_id) {
+            return Err(ServiceError::UserNotFound);
+        }
+        let prices: HashMap<ProductId, Money> = new_order
+            .lines()
+            .iter()
+            .filter_map(|line| {
+                let product = state.products.get(&line.product_id)?;
+                Some((line.product_id.clone(), product.price))
+            })
+            .collect();
+        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
+        // The transaction's conditions, in its item order: the order is new, every line has
+        // its stock, the claim is still this request's.
+        if let Some(existing) = state.stored_order(user_id, order_id) {
+            if existing.request_hash != request_hash {
+                return Err(ServiceError::IdempotencyKeyReused);
+            }
+            // With a key, its answer has expired and the order is what the key created.
+            return Ok(Outcome {
+                order: existing.order.clone(),
+                replayed: claim.is_some(),
+            });
+        }
+        let short_line = order.items.iter().find(|line| {
+            state
+                .products
+                .get(&line.product_id)
+                .is_none_or(|product| product.stock < i64::from(line.quantity.get()))
+        });
+        if let Some(line) = short_line {
+            return Err(ServiceError::OutOfStock(line.product_id.clone()));
+        }
+        state.check_claim(user_id, claim)?;
+        for line in &order.items {
+            if let Some(product) = state.products.get_mut(&line.product_id) {
+                product.stock -= i64::from(line.quantity.get());
+            }
+        }
+        state.orders.insert(
+            (user_id.clone(), order_id),
+            StoredOrder {
+                order: order.clone(),
+                request_hash,
+            },
+        );
+        state.answer_claim(user_id, claim, Answer::Created(order.clone()));
+        Ok(Outcome {
+            order,
+            replayed: false,
+        })
+    }
+
+    fn pay(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        let mut state = self.lock();
+        let stored = state
+            .stored_order(user_id, order_id)
+            .ok_or(ServiceError::OrderNotFound)?;
+        // Under the lock no other request's payment can be this one's earlier write.
+        let payment = match stored.order.pay(now(), false)? {
+            Decision::AlreadyMade(order) => {
+                return Ok(Outcome {
+                    order,
+                    replayed: false,
+                })
+            }
+            Decision::Apply(payment) => payment,
+        };
+        let BalanceMove::Debit(amount) = payment.balance else {
+            return Err(ServiceError::internal("a payment that debits nothing"));
+        };
+        let balance = state
+            .users
+            .get(user_id)
+            .ok_or(ServiceError::UserNotFound)?
+            .balance;
+        if balance < amount.won() {
+            return Err(ServiceError::InsufficientBalance { required: amount });
+        }
+        state.check_claim(user_id, claim)?;
+        if let Some(user) = state.users.get_mut(user_id) {
+            user.balance = balance - amount.won();
+        }
+        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
+            stored.order = payment.order.clone();
+        }
+        state.answer_claim(user_id, claim, Answer::Updated(payment.order.clone()));
+        Ok(Outcome {
+            order: payment.order,
+            replayed: false,
+        })
+    }
+
+    fn cancel(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        let mut state = self.lock();
+        let stored = state
+            .stored_order(user_id, order_id)
+            .ok_or(ServiceError::OrderNotFound)?;
+        let cancellation = match stored.order.cancel(now(), false)? {
+            Decision::AlreadyMade(order) => {
+                return Ok(Outcome {
+                    order,
+                    replayed: false,
+                })
+            }
+            Decision::Apply(cancellation) => cancellation,
+        };
+        // The transaction's conditions: a refund needs its user, the claim must be ours.
+        // (Products deleted since do not stop a cancel; their stock has nowhere to go.)
+        let refunded_balance = match cancellation.balance {
+            BalanceMove::Refund(amount) => Some(
+                state
+                    .users
+                    .get(user_id)
+                    .ok_or(ServiceError::UserNotFound)?
+                    .balance
+                    .checked_add(amount.won())
+                    .ok_or_else(balance_overflow)?,
+            ),
+            BalanceMove::Untouched => None,
+            BalanceMove::Debit(_) => {
+                return Err(ServiceError::internal("a cancellation that debits"));
+            }
+        };
+        state.check_claim(user_id, claim)?;
+        if cancellation.restock {
+            for line in &cancellation.order.items {
+                if let Some(product) = state.products.get_mut(&line.product_id) {
+                    product.stock += i64::from(line.quantity.get());
+                }
+            }
+        }
+        if let (Some(balance), Some(user)) = (refunded_balance, state.users.get_mut(user_id)) {
+            user.balance = balance;
+        }
+        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
+            stored.order = cancellation.order.clone();
+        }
+        state.answer_claim(user_id, claim, Answer::Updated(cancellation.order.clone()));
+        Ok(Outcome {
+            order: cancellation.order,
+            replayed: false,
+        })
+    }
+
+    fn list(
+        &self,
+        user_id: &UserId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<OrderPage, ServiceError> {
+        if limit == 0 {
+            // DynamoDB refuses a query limit below 1 (a ValidationException, mapped to a 500).
+            return Err(ServiceError::internal("a list limit of 0"));
+        }
+        let state = self.lock();
+        let start = cursor.map(|cursor| list_key(cursor.created_at, cursor.order_id));
+        let mut mine: Vec<(String, &Order)> = state
+            .orders
+            .iter()
+            .filter(|((owner, _), _)| owner == user_id)
+            .map(|(_, stored)| {
+                let order = &stored.order;
+                (list_key(order.created_at, order.order_id), order)
+            })
+            .filter(|(key, _)| start.as_ref().is_none_or(|start| key < start))
+            .collect();
+        mine.sort_by(|(a, _), (b, _)| b.cmp(a));
+        let stopped_at_limit = mine.len() >= usize::from(limit);
+        let orders: Vec<Order> = mine
+            .into_iter()
+            .take(usize::from(limit))
+            .map(|(_, order)| order.clone())
+            .collect();
+        if orders.is_empty() && cursor.is_none() && !state.users.contains_key(user_id) {
+            return Err(ServiceError::UserNotFound);
+        }
+        // DynamoDB returns a LastEvaluatedKey whenever a query stops at its limit, even when
+        // nothing follows: a full last page still has a cursor, to an empty page.
+        let next_cursor = match (stopped_at_limit, orders.last()) {
+            (true, Some(last)) => Some(Cursor {
+                created_at: last.created_at,
+                order_id: last.order_id,
+            }),
+            _ => None,
+        };
+        Ok(OrderPage {
+            orders,
+            next_cursor,
+        })
+    }
+}
+
+impl KeepAnswers for MemoryStore {
+    async fn claim(&self, user_id: &UserId, claim: &Claim) -> Result<Option<Prior>, ServiceError> {
+        let now = epoch_seconds();
+        let mut state = self.lock();
+        let slot = (user_id.clone(), claim.key.record_id());
+        if let Some(record) = state.keys.get(&slot) {
+            // DynamoDB's claim condition: absent, expired, or an in-progress claim whose
+            // lease lapsed. Anything else is the key's live record.
+            let lapsed = record.answer.is_none() && record.locked_until < now;
+            if record.expires_at >= now && !lapsed {
+                return Ok(Some(record.prior()));
+            }
+        }
+        state.keys.insert(
+            slot,
+            KeyRecord {
+                fingerprint: claim.fingerprint.clone(),
+                claim_token: claim.token.clone(),
+                locked_until: now.saturating_add(seconds(IN_FLIGHT_LEASE)),
+                expires_at: now.saturating_add(seconds(self.answer_ttl)),
+                answer: None,
+            },
+        );
+        Ok(None)
+    }
+
+    async fn answer_refusal(
+        &self,
+        user_id: &UserId,
+        claim: &Claim,
+        refusal: Refusal,
+    ) -> Result<Option<Prior>, ServiceError> {
+        let mut state = self.lock();
+        match state.record_mut(user_id, claim) {
+            Some(record) if record.is_claim_of(claim) => {
+                record.answer = Some(Answer::Refused(refusal));
+                Ok(None)
+            }
+            Some(record) => Ok(Some(record.prior())),
+            // The DynamoDB store's answer when the record is gone: the key is free, but this
+            // request did not claim it.
+            None => Err(ServiceError::RequestInProgress {
+                retry_after: IN_FLIGHT_RETRY_AFTER,
+            }),
+        }
+    }
+
+    async fn release(&self, user_id: &UserId, claim: &Claim) {
+        let mut state = self.lock();
+        if let Some(record) = state.record_mut(user_id, claim) {
+            if record.is_claim_of(claim) {
+                record.locked_until = 0;
+            }
+        }
+    }
+}
+
+impl CreateOrders for MemoryStore {
+    async fn create_order(
+        &self,
+        user_id: &UserId,
+        order: &NewOrder,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        self.create(user_id, order, claim)
+    }
+}
+
+impl PayOrders for MemoryStore {
+    async fn pay_order(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        self.pay(user_id, order_id, claim)
+    }
+}
+
+impl CancelOrders for MemoryStore {
+    async fn cancel_order(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        self.cancel(user_id, order_id, claim)
+    }
+}
+
+impl ReadOrders for MemoryStore {
+    async fn get_order(&self, user_id: &UserId, order_id: OrderId) -> Result<Order, ServiceError> {
+        self.lock()
+            .stored_order(user_id, order_id)
+            .map(|stored| stored.order.clone())
+            .ok_or(ServiceError::OrderNotFound)
+    }
+
+    async fn list_orders(
+        &self,
+        user_id: &UserId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<OrderPage, ServiceError> {
+        self.list(user_id, limit, cursor)
+    }
+}
