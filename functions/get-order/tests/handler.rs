@@ -1,10 +1,10 @@
-//! get-order's handler (one order, and the paginated list) on API Gateway v2 events against a
-//! real DynamoDB Local table.
+//! get-order's handler (one order, and the paginated list) on API Gateway v2 events, against
+//! the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
 use order_service::store::{CreateOrders, SeedPlan};
-use testkit::{response_json, test_app, EventBuilder};
+use testkit::{memory_app, response_json, EventBuilder};
 
 fn plan() -> SeedPlan {
     SeedPlan {
@@ -53,8 +53,8 @@ fn list(user: &str) -> EventBuilder {
 
 #[tokio::test]
 async fn gets_an_order_and_hides_other_users_orders() {
-    let (app, table) = test_app(&plan()).await;
-    let ids = create_orders(&table.store, "user-1", 1).await;
+    let (app, store) = memory_app(&plan());
+    let ids = create_orders(&store, "user-1", 1).await;
     let (status, body) =
         response_json(&get_order::handle(&app, get("user-1", "user-1", &ids[0]).build()).await);
     assert_eq!(status, 200, "{body}");
@@ -79,8 +79,8 @@ async fn gets_an_order_and_hides_other_users_orders() {
 
 #[tokio::test]
 async fn lists_newest_first_across_pages() {
-    let (app, table) = test_app(&plan()).await;
-    let mut ids = create_orders(&table.store, "user-1", 5).await;
+    let (app, store) = memory_app(&plan());
+    let mut ids = create_orders(&store, "user-1", 5).await;
     ids.reverse();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -104,7 +104,7 @@ async fn lists_newest_first_across_pages() {
 
 #[tokio::test]
 async fn bad_list_queries_are_400s() {
-    let (app, _table) = test_app(&plan()).await;
+    let (app, _store) = memory_app(&plan());
     for (name, value) in [
         ("limit", "0"),
         ("limit", "101"),

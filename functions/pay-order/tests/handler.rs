@@ -1,9 +1,9 @@
-//! pay-order's handler on API Gateway v2 events against a real DynamoDB Local table.
+//! pay-order's handler on API Gateway v2 events, against the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, UserId};
 use order_service::store::{CreateOrders, SeedPlan};
-use testkit::{response_json, test_app, EventBuilder};
+use testkit::{memory_app, response_json, EventBuilder};
 
 const ROUTE: &str = "/users/{userId}/orders/{orderId}/payment";
 
@@ -43,8 +43,8 @@ fn pay(user: &str, order_id: &str) -> EventBuilder {
 
 #[tokio::test]
 async fn pays_once_then_refuses_a_second_payment() {
-    let (app, table) = test_app(&plan()).await;
-    let order_id = new_order(&table.store, "user-1", "product-1", 2)
+    let (app, store) = memory_app(&plan());
+    let order_id = new_order(&store, "user-1", "product-1", 2)
         .await
         .to_string();
     let (status, body) =
@@ -53,11 +53,7 @@ async fn pays_once_then_refuses_a_second_payment() {
     assert_eq!(body["status"], "PAID");
     assert!(body["paidAt"].is_string());
     let total = body["totalAmount"].as_i64().unwrap();
-    let balance = table
-        .store
-        .user_balance(&UserId::parse("user-1").unwrap())
-        .await
-        .unwrap();
+    let balance = store.user_balance(&UserId::parse("user-1").unwrap());
     assert_eq!(balance, Some(60_000 - total));
 
     let (status, body) =
@@ -70,8 +66,8 @@ async fn pays_once_then_refuses_a_second_payment() {
 
 #[tokio::test]
 async fn a_retry_with_the_paying_key_replays() {
-    let (app, table) = test_app(&plan()).await;
-    let order_id = new_order(&table.store, "user-1", "product-2", 1)
+    let (app, store) = memory_app(&plan());
+    let order_id = new_order(&store, "user-1", "product-2", 1)
         .await
         .to_string();
     let keyed = || pay("user-1", &order_id).header("idempotency-key", "pay-7");
@@ -83,19 +79,15 @@ async fn a_retry_with_the_paying_key_replays() {
     );
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let total = response_json(&first).1["totalAmount"].as_i64().unwrap();
-    let balance = table
-        .store
-        .user_balance(&UserId::parse("user-1").unwrap())
-        .await
-        .unwrap();
+    let balance = store.user_balance(&UserId::parse("user-1").unwrap());
     assert_eq!(balance, Some(60_000 - total), "debited once");
 }
 
 #[tokio::test]
 async fn refusals_name_their_reason() {
-    let (app, table) = test_app(&plan()).await;
+    let (app, store) = memory_app(&plan());
     // 2 x 50,000 KRW exceeds the 60,000 KRW balance.
-    let dear = new_order(&table.store, "user-2", "product-dear", 2)
+    let dear = new_order(&store, "user-2", "product-dear", 2)
         .await
         .to_string();
     let (status, body) =
