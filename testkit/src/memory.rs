@@ -37,6 +37,8 @@ use order_service::ServiceError;
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     answer_ttl: Duration,
+    /// How long every call takes before it touches the state (zero: none).
+    latency: Duration,
 }
 
 #[derive(Debug)]
@@ -210,6 +212,20 @@ impl MemoryStore {
         Self {
             state: Arc::new(Mutex::new(state)),
             answer_ttl,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// The same store, each call taking `latency` before it acts: for tests of what the
+    /// service does while a store call is still in flight (deadlines, budgets).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    async fn pause(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
         }
     }
 
@@ -499,6 +515,7 @@ impl MemoryStore {
 
 impl KeepAnswers for MemoryStore {
     async fn claim(&self, user_id: &UserId, claim: &Claim) -> Result<Option<Prior>, ServiceError> {
+        self.pause().await;
         let now = epoch_seconds();
         let mut state = self.lock();
         let slot = (user_id.clone(), claim.key.record_id());
@@ -529,6 +546,7 @@ impl KeepAnswers for MemoryStore {
         claim: &Claim,
         refusal: Refusal,
     ) -> Result<Option<Prior>, ServiceError> {
+        self.pause().await;
         let mut state = self.lock();
         match state.record_mut(user_id, claim) {
             Some(record) if record.is_claim_of(claim) => {
@@ -545,6 +563,7 @@ impl KeepAnswers for MemoryStore {
     }
 
     async fn release(&self, user_id: &UserId, claim: &Claim) {
+        self.pause().await;
         let mut state = self.lock();
         if let Some(record) = state.record_mut(user_id, claim) {
             if record.is_claim_of(claim) {
@@ -561,6 +580,7 @@ impl CreateOrders for MemoryStore {
         order: &NewOrder,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
+        self.pause().await;
         self.create(user_id, order, claim)
     }
 }
@@ -572,6 +592,7 @@ impl PayOrders for MemoryStore {
         order_id: OrderId,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
+        self.pause().await;
         self.pay(user_id, order_id, claim)
     }
 }
@@ -583,12 +604,14 @@ impl CancelOrders for MemoryStore {
         order_id: OrderId,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
+        self.pause().await;
         self.cancel(user_id, order_id, claim)
     }
 }
 
 impl ReadOrders for MemoryStore {
     async fn get_order(&self, user_id: &UserId, order_id: OrderId) -> Result<Order, ServiceError> {
+        self.pause().await;
         self.lock()
             .stored_order(user_id, order_id)
             .map(|stored| stored.order.clone())
@@ -601,6 +624,7 @@ impl ReadOrders for MemoryStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<OrderPage, ServiceError> {
+        self.pause().await;
         self.list(user_id, limit, cursor)
     }
 }
