@@ -365,18 +365,9 @@ fn authorizer_claims(request: &Request) -> Option<std::collections::HashMap<Stri
 mod tests {
     use super::*;
 
-    fn sign_token(
-        secret: &[u8],
-        issuer: &str,
-        audience: &str,
-        subject: &str,
-        issued_at: u64,
-        lifetime_seconds: u64,
-    ) -> jsonwebtoken::errors::Result<String> {
-        let claims = Claims::new(issuer, audience, subject, issued_at, lifetime_seconds);
-        let key = jsonwebtoken::EncodingKey::from_secret(secret);
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key)
-    }
+    // The same development tokens the functions' tests use (testkit: no order_service type
+    // crosses, so its own copy of this crate does not matter).
+    use testkit::sign_token;
 
     fn v2_request(claims: serde_json::Value, authorization: Option<&str>) -> Request {
         let mut headers = serde_json::Map::new();
