@@ -129,6 +129,7 @@ mod sam_local;
 pub(crate) use managed_instances::*;
 pub(crate) use sam_local::*;
 
+/// The lines of the top-level section `name` (its `name:` line up to the next top-level key).
 fn section(lines: &[String], name: &str) -> Result<Range<usize>> {
     let header = format!("{name}:");
     let start = lines
@@ -434,10 +435,6 @@ fn flow_sequence(line: &str, open: usize) -> Result<(Vec<String>, usize)> {
     }
     bail!("a flow sequence that does not close on its line")
 }
-
-/// Checks the CloudFormation that aws-sam-translator made of the variant
-/// (`localstack/sam_translate.py --out`): every function of the service on the capacity
-/// provider with `max_concurrency`, at the LMI memory, unreserved; the provider unconditional.
 
 #[cfg(test)]
 const TEMPLATE: &str = include_str!("../../template.yaml");

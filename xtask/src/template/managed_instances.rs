@@ -163,8 +163,9 @@ pub(crate) fn managed_instances_variant(template: &str, max_concurrency: u32) ->
     Ok(text)
 }
 
-/// The lines of the top-level section `name` (its `name:` line up to the next top-level key).
-
+/// Checks the CloudFormation that aws-sam-translator made of the variant
+/// (`localstack/sam_translate.py --out`): every function of the service on the capacity
+/// provider with `max_concurrency`, at the LMI memory, unreserved; the provider unconditional.
 pub(crate) fn check_translated(translated: &Value, max_concurrency: u32) -> Result<()> {
     let resources = translated["Resources"]
         .as_object()
