@@ -122,7 +122,6 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Reads template.yaml, writes its Managed Instances variant to `out`.
 mod managed_instances;
 mod sam_local;
 

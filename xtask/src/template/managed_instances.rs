@@ -1,7 +1,9 @@
-//! The Lambda Managed Instances variant of template.yaml (`cargo xtask template --managed-instances`) and the check of its SAM translation.
+//! The Lambda Managed Instances variant of template.yaml (`cargo xtask template
+//! --managed-instances`) and the check of its SAM translation.
 
 use super::*;
 
+/// Reads template.yaml, writes its Managed Instances variant to `out`.
 pub(crate) fn write_managed_instances(max_concurrency: u32, out: &Path) -> Result<()> {
     let source = paths::root().join("template.yaml");
     let template = std::fs::read_to_string(&source)

@@ -1,4 +1,5 @@
-//! The `sam local` variant of template.yaml (`cargo xtask template --sam-local`): REST events on each function, for `sam local start-api`.
+//! The `sam local` variant of template.yaml (`cargo xtask template --sam-local`): REST events
+//! on each function, for `sam local start-api`.
 
 use super::*;
 
