@@ -9,10 +9,12 @@
 //! needs no AWS configuration at all. Nothing named means the running local stack.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use aws_config::BehaviorVersion;
 use order_service::store::{build_client, build_local_client, DynamoOrderStore, StoreSettings};
+use serde_json::Value;
 
 use crate::stack;
 
@@ -239,6 +241,77 @@ async fn stack_outputs(stack: &str, endpoint: Option<&str>) -> Result<BTreeMap<S
         .collect())
 }
 
+/// A run against a deployed stage or an emulator.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct RemoteArgs {
+    /// A deployed stack by name: k6 runs against its `ApiUrl` output, its table is seeded
+    /// first (when empty, or with --wipe) and audited after, through the standard AWS chain.
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// The CloudFormation and DynamoDB endpoint of an emulator (LocalStack, MiniStack), with
+    /// --stack.
+    #[arg(long, requires = "stack")]
+    pub endpoint: Option<String>,
+    /// With --stack: delete every item of a table that holds data before seeding it.
+    #[arg(long, requires = "stack")]
+    pub wipe: bool,
+    /// Real tokens for the stage: a JSON object {"user-1": "<token>", ...} (e.g. Cognito access
+    /// tokens, README "Deploying with SAM"); the run uses only the users it covers.
+    #[arg(long, conflicts_with = "jwt_secret_file")]
+    pub tokens_file: Option<PathBuf>,
+    /// The HS256 secret of a stage deployed with AuthMode=jwt (default: .local/dev-jwt-secret,
+    /// which the local stack and the emulator deploys use).
+    #[arg(long)]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Allow a target that is not on this machine (a deployed stage). Without it, only
+    /// loopback URLs are load-tested, so a typo cannot load-test someone's production.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+impl RemoteArgs {
+    pub(crate) fn is_remote_run(&self, base_url: Option<&str>) -> bool {
+        self.stack.is_some() || base_url.is_some()
+    }
+}
+
+/// How many users a tokens file covers from user-1 on without a gap (k6 picks users among
+/// user-1..user-USERS): a JSON object `{"user-1": "<token>", ...}`.
+pub(crate) fn users_with_tokens(text: &str) -> Result<u32> {
+    let tokens: serde_json::Map<String, Value> =
+        serde_json::from_str(text).context("not a JSON object of user -> token")?;
+    let has = |number: u32| {
+        tokens
+            .get(&format!("user-{number}"))
+            .and_then(Value::as_str)
+            .is_some_and(|token| !token.is_empty())
+    };
+    let covered = (1..).take_while(|number| has(*number)).count() as u32;
+    if covered == 0 {
+        bail!("no token for user-1");
+    }
+    Ok(covered)
+}
+
+/// Whether `url` names this machine (`127.0.0.1`, `[::1]`, `localhost`).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +384,36 @@ mod tests {
             [("ApiUrl".to_owned(), "https://x/v1".to_owned())].into();
         let error = target_from_outputs("orders-staging", None, &without_table).unwrap_err();
         assert!(error.to_string().contains("no TableName output"), "{error}");
+    }
+
+    #[test]
+    fn a_tokens_file_covers_its_users_from_user_1_without_a_gap() {
+        assert_eq!(
+            users_with_tokens(r#"{"user-1": "a", "user-2": "b", "user-4": "d"}"#).unwrap(),
+            2
+        );
+        assert!(users_with_tokens(r#"{"user-2": "b"}"#).is_err());
+        assert!(users_with_tokens(r#"{"user-1": ""}"#).is_err());
+        assert!(users_with_tokens("[]").is_err());
+    }
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for url in [
+            "http://127.0.0.1:9000",
+            "http://localhost:4566/restapis/x/v1/_user_request_",
+            "http://[::1]:9000/v1",
+            "127.0.0.2:80",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
+            "http://10.0.0.5:9000",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io:9000",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 }
