@@ -1,6 +1,8 @@
 //! `cargo xtask drill bad-deploy`: the functions restart as a release that fails a fraction of
-//! requests, and roll back on ALERT api-5xx-rate, like a CodeDeploy canary alarm. Expected: the
-//! failures are exactly the injected ones, and the rollback removes them.
+//! requests, and roll back on the first of the canary's rollback alarms (a function's own
+//! `function-5xx-rate`, the API-wide `api-5xx-rate`), as CodeDeploy does with a
+//! DeploymentPreference's alarms. Expected: the failures are exactly the injected ones, and the
+//! rollback removes them.
 
 use std::time::Duration;
 
@@ -14,6 +16,10 @@ use super::scenario::{Description, Scenario};
 use super::support;
 
 pub(super) struct BadDeploy;
+
+/// The alarms in every function's DeploymentPreference that see a release answering 5xx
+/// (template.yaml; its own `lambda-errors` alarm counts crashes only).
+const ROLLBACK_ALARMS: [&str; 2] = ["function-5xx-rate", "api-5xx-rate"];
 
 impl Scenario for BadDeploy {
     fn inject(&mut self, drill: &mut Drill) -> Result<()> {
@@ -38,10 +44,14 @@ impl Scenario for BadDeploy {
         let mut next_progress = now_ms() + 5_000;
         let alert = loop {
             support::check_interrupt()?;
-            if let Some(alert) = drill
-                .observer()?
-                .with(|observed| observed.alert_of("api-5xx-rate", injected).cloned())
-            {
+            let first = drill.observer()?.with(|observed| {
+                ROLLBACK_ALARMS
+                    .iter()
+                    .filter_map(|alarm| observed.alert_of(alarm, injected))
+                    .min_by_key(|alert| alert.at_ms)
+                    .cloned()
+            });
+            if let Some(alert) = first {
                 break Some(alert);
             }
             if now_ms() > deadline {
@@ -56,7 +66,7 @@ impl Scenario for BadDeploy {
         match &alert {
             Some(alert) => println!("  rollback triggered by {}", alert.line()),
             None => {
-                drill.note("no api-5xx-rate alert within the recovery timeout: rolling back anyway")
+                drill.note("no rollback alarm within the recovery timeout: rolling back anyway")
             }
         }
         let rollback_started = now_ms();
@@ -80,7 +90,7 @@ impl Scenario for BadDeploy {
     }
 
     fn expected_alarms(&self) -> &'static [&'static str] {
-        &["api-5xx-rate"]
+        &ROLLBACK_ALARMS
     }
 
     fn verify(&self, drill: &mut Drill, _orders: &[Order]) {
@@ -134,7 +144,9 @@ impl Scenario for BadDeploy {
                 .to_owned(),
             trigger: "`cargo xtask drill bad-deploy`: the functions were restarted with FAULT_INJECTION_RATE > 0 (\"deploy\")."
                 .to_owned(),
-            resolution: "Automatic rollback on ALERT api-5xx-rate: restart with FAULT_INJECTION_RATE=0 (README R1/R2 on AWS).".to_owned(),
+            resolution: "Automatic rollback on the first canary rollback alarm (function-5xx-rate or api-5xx-rate): restart with \
+                 FAULT_INJECTION_RATE=0 (README R1/R2 on AWS)."
+                .to_owned(),
         }
     }
 }
