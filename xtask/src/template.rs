@@ -128,6 +128,24 @@ mod sam_local;
 pub(crate) use managed_instances::*;
 pub(crate) use sam_local::*;
 
+/// Reads template.yaml, derives `what` from its text, writes it to `out` (creating its folder).
+fn write_variant(
+    out: &Path,
+    what: &str,
+    derive: impl FnOnce(&str) -> Result<String>,
+) -> Result<()> {
+    let source = paths::root().join("template.yaml");
+    let template = std::fs::read_to_string(&source)
+        .with_context(|| format!("cannot read {}", source.display()))?;
+    let variant = derive(&template)
+        .with_context(|| format!("cannot derive {what} of {}", source.display()))?;
+    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(out, variant).with_context(|| format!("cannot write {}", out.display()))
+}
+
 /// The lines of the top-level section `name` (its `name:` line up to the next top-level key).
 fn section(lines: &[String], name: &str) -> Result<Range<usize>> {
     let header = format!("{name}:");

@@ -5,20 +5,9 @@ use super::*;
 
 /// Reads template.yaml, writes its Managed Instances variant to `out`.
 pub(crate) fn write_managed_instances(max_concurrency: u32, out: &Path) -> Result<()> {
-    let source = paths::root().join("template.yaml");
-    let template = std::fs::read_to_string(&source)
-        .with_context(|| format!("cannot read {}", source.display()))?;
-    let variant = managed_instances_variant(&template, max_concurrency).with_context(|| {
-        format!(
-            "cannot derive the Managed Instances variant of {}",
-            source.display()
-        )
-    })?;
-    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    std::fs::write(out, variant).with_context(|| format!("cannot write {}", out.display()))
+    write_variant(out, "the Managed Instances variant", |template| {
+        managed_instances_variant(template, max_concurrency)
+    })
 }
 
 /// The Lambda Managed Instances variant of `template` (the text of template.yaml); see the

@@ -30,21 +30,10 @@ const SAM_LOCAL_DROPPED_CONDITIONS: [&str; 4] = [
 
 /// Reads template.yaml and the router table, writes the `sam local` variant to `out`.
 pub(crate) fn write_sam_local(out: &Path) -> Result<()> {
-    let source = paths::root().join("template.yaml");
-    let template = std::fs::read_to_string(&source)
-        .with_context(|| format!("cannot read {}", source.display()))?;
     let routes = router_routes()?;
-    let variant = sam_local_variant(&template, &routes).with_context(|| {
-        format!(
-            "cannot derive the `sam local` variant of {}",
-            source.display()
-        )
-    })?;
-    if let Some(parent) = out.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    std::fs::write(out, variant).with_context(|| format!("cannot write {}", out.display()))
+    write_variant(out, "the `sam local` variant", |template| {
+        sam_local_variant(template, &routes)
+    })
 }
 
 /// The router table of Cargo.toml (`[workspace.metadata.lambda.watch.router]`), as `cargo
