@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "template.yaml"
 COMPOSE = REPO / "localstack" / "docker-compose.yml"
 ENV_JSON = REPO / "events" / "sam-local" / "env.json"
-# The local stack's table (xtask/src/stack.rs TABLE_NAME) and DynamoDB Local's port there.
+# The local stack's table (lab/src/stack.rs TABLE_NAME) and DynamoDB Local's port there.
 LOCAL_TABLE = "orders-local"
 DYNAMODB_LOCAL_PORT = 8000
 

@@ -1,26 +1,12 @@
-//! `cargo xtask`: the project's automation. Installs what is missing into `.local/`, runs the
-//! local stack (DynamoDB Local + the four functions under `cargo lambda watch`), seeds, audits,
-//! signs development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
+//! `cargo xtask`: the developer entry points. A thin `clap` front over the ops lab (`lab/`,
+//! crate `ops-lab`), which installs what is missing into `.local/`, runs the local stack
+//! (DynamoDB Local + the four functions under `cargo lambda watch`), seeds, audits, signs
+//! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
-mod bench;
-mod cargo_lambda;
-mod ci;
-mod data;
-mod drill;
-mod emulator;
-mod incidents;
-mod install;
-mod invoke;
-mod loadtest;
-mod monitor;
-mod overload;
-mod paths;
-mod proxy;
-mod report;
-mod resources;
-mod stack;
-mod target;
-mod template;
+use ops_lab::{
+    bench, ci, data, drill, emulator, incidents, install, invoke, loadtest, monitor, stack,
+    template,
+};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

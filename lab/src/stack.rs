@@ -20,7 +20,7 @@ pub(crate) const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-or
 pub(crate) const TABLE_NAME: &str = "orders-local";
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct UpArgs {
+pub struct UpArgs {
     /// The port the functions are served on.
     #[arg(long, default_value_t = 9000)]
     pub port: u16,
@@ -45,7 +45,7 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value_t = 0.0)]
     pub fault_injection_rate: f64,
     #[command(flatten)]
-    pub seed: SeedArgs,
+    pub(crate) seed: SeedArgs,
 }
 
 /// What is running, for `down`, `seed`, `audit` and the load tests.
@@ -342,7 +342,7 @@ pub(crate) fn stop_functions(pgid: u32) {
         .status();
 }
 
-pub(crate) fn up(args: &UpArgs) -> Result<()> {
+pub fn up(args: &UpArgs) -> Result<()> {
     let state = start(args)?;
     print_welcome(&state)?;
     if args.detach {
@@ -467,7 +467,7 @@ pub(crate) fn stop(state: &StackState) {
     let _ = std::fs::remove_file(state_path_for(state.port));
 }
 
-pub(crate) fn down() -> Result<()> {
+pub fn down() -> Result<()> {
     match read_state() {
         Some(state) => {
             stop(&state);

@@ -84,11 +84,11 @@ pub(crate) fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Re
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct SeedCommand {
+pub struct SeedCommand {
     #[command(flatten)]
-    pub plan: SeedArgs,
+    pub(crate) plan: SeedArgs,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
     /// Delete every item of a table that already holds data before seeding (the table itself,
     /// its settings and backups stay). The local stack's table is always recreated instead.
     #[arg(long)]
@@ -129,7 +129,7 @@ pub(crate) fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Resul
     })
 }
 
-pub(crate) fn seed_command(args: &SeedCommand) -> Result<()> {
+pub fn seed_command(args: &SeedCommand) -> Result<()> {
     let target = args.target.resolve()?;
     eprintln!("Seeding {} ...", target.describe());
     let summary = seed_target(&target, &args.plan, args.wipe)?;
@@ -152,9 +152,9 @@ pub(crate) fn audit_target(target: &Target) -> Result<AuditReport> {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct AuditArgs {
+pub struct AuditArgs {
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// The audit's exit codes: a runbook tells a violation from a tool that could not look.
@@ -168,7 +168,7 @@ pub(crate) mod exit {
 }
 
 /// Runs the audit and returns its exit code (`exit`), having printed the report.
-pub(crate) fn audit_command(args: &AuditArgs) -> i32 {
+pub fn audit_command(args: &AuditArgs) -> i32 {
     let report = args.target.resolve().and_then(|target| {
         eprintln!("Auditing {} ...", target.describe());
         audit_target(&target)
@@ -217,7 +217,7 @@ pub(crate) fn sign(secret: &str, user: &str) -> Result<String> {
     .context("cannot sign a development token")
 }
 
-pub(crate) fn token_command(user: &str) -> Result<()> {
+pub fn token_command(user: &str) -> Result<()> {
     order_service::domain::UserId::parse(user).map_err(|error| anyhow::anyhow!("{error}"))?;
     println!("{}", sign(&jwt_secret()?, user)?);
     Ok(())

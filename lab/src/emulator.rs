@@ -33,9 +33,9 @@ const STACK_NAME: &str = "order-service";
 const EMULATOR_PORT: u16 = 4566;
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
-    pub command: EmulatorCommand,
+    pub(crate) command: EmulatorCommand,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -113,7 +113,7 @@ pub(crate) struct Timings {
     pub total_seconds: f64,
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     match &args.command {
         EmulatorCommand::Up(up_args) => up(up_args).map(|_| ()),
         EmulatorCommand::Down => down(),

@@ -35,7 +35,7 @@ use serde_json::Value;
 use crate::{data, paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     /// The function to invoke: create-order, pay-order, cancel-order or get-order.
     #[arg(required_unless_present_any = ["all", "render_sam_local"])]
     pub function: Option<String>,
@@ -108,7 +108,7 @@ pub(crate) fn http_target(base: &str, allow_remote: bool) -> Result<Target> {
     })
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let events_dir = paths::root().join(&args.events_dir);
     if args.render_sam_local {
         return render_sam_local(&events_dir, &paths::local().join("sam-local"));

@@ -425,13 +425,13 @@ pub(crate) fn render(records: &[IncidentRecord], source: &str) -> String {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     /// The incident log (default reports/incidents.jsonl).
     #[arg(long)]
     pub file: Option<PathBuf>,
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let path = args.file.clone().unwrap_or_else(incidents_path);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

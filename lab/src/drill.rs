@@ -42,9 +42,9 @@ use scenario::Scenario;
 use verify::LedgerCheck;
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
-    pub command: DrillCommand,
+    pub(crate) command: DrillCommand,
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -195,7 +195,7 @@ const K6_HTTP_TIMEOUT: &str = "30s";
 /// stopped dispatching.
 const GATEWAY_SILENCE_MS: i64 = 20_000;
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     support::install_interrupt_handler();
     let (kinds, options) = match &args.command {
         DrillCommand::Proxy(proxy_args) => return run_proxy(proxy_args),

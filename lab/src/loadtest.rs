@@ -52,9 +52,9 @@ impl Scenario {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     #[arg(value_enum)]
-    pub scenario: Scenario,
+    pub(crate) scenario: Scenario,
     /// Requests per second (load, soak, smoke) or the spike's baseline rate.
     #[arg(long)]
     pub rate: Option<u32>,
@@ -68,7 +68,7 @@ pub(crate) struct Args {
     pub base_url: Option<String>,
     /// Where a run away from the local stack goes, and with which tokens.
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub(crate) remote: RemoteArgs,
     /// Extra k6 variables, e.g. --env MAX_RATE=800.
     #[arg(long = "env", value_parser = parse_pair)]
     pub extra_env: Vec<(String, String)>,
@@ -77,7 +77,7 @@ pub(crate) struct Args {
     pub keep_stack: bool,
     /// Seed exactly this instead of sizing the seed from the run.
     #[arg(skip)]
-    pub seed: Option<SeedArgs>,
+    pub(crate) seed: Option<SeedArgs>,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -289,7 +289,7 @@ pub(crate) struct RunOutcome {
     pub resources: Option<ResourceSummary>,
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     if cfg!(debug_assertions)
         && args.base_url.is_none()
         && (measures_store_limit(args.scenario) || warms_up(args.scenario))
@@ -648,7 +648,7 @@ fn run_k6(
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct DemoArgs {
+pub struct DemoArgs {
     /// Requests per second of the closing load run.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
@@ -660,7 +660,7 @@ pub(crate) struct DemoArgs {
 /// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
 /// that misses a threshold or the audit prints the verdict, what failed and where the report
 /// is, and exits with status 1 (no error trace: the report is the explanation).
-pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
+pub fn demo(args: &DemoArgs) -> Result<()> {
     if cfg!(debug_assertions) {
         // The warm-up drives DynamoDB Local from this process (see `run`).
         return rerun_optimised();

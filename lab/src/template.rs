@@ -76,7 +76,7 @@ pub(crate) const CAPACITY_PROVIDER: &str = "ManagedInstancesCapacityProvider";
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("variant").required(true)))]
-pub(crate) struct Args {
+pub struct Args {
     /// Write the Lambda Managed Instances variant (a stack of its own).
     #[arg(long, group = "variant")]
     pub managed_instances: bool,
@@ -99,7 +99,7 @@ pub(crate) fn default_out() -> PathBuf {
     paths::local().join("template-managed-instances.yaml")
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     if args.sam_local {
         let out = args.out.clone().unwrap_or_else(default_sam_local_out);
         write_sam_local(&out)?;

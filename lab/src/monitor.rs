@@ -57,7 +57,7 @@ pub(crate) use tail::*;
 // ------------------------------------------------------------------------------------------
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     /// The stack whose log to follow (its functions' port).
     #[arg(long, default_value_t = stack::DEFAULT_PORT)]
     pub port: u16,
@@ -81,7 +81,7 @@ pub(crate) fn log_path_for(port: u16) -> PathBuf {
     stack::log_dir_for(port).join("functions.log")
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let alarms = load_alarms(&args.alarms.clone().unwrap_or_else(alarms_path))?;
     let log = args.log.clone().unwrap_or_else(|| log_path_for(args.port));
     let source = log

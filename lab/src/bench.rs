@@ -24,7 +24,7 @@ use crate::stack::{self, StackState};
 use crate::{paths, resources};
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     /// Concurrency levels to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32")]
     pub concurrency: Vec<u32>,
@@ -301,7 +301,7 @@ fn binary_sizes() -> BinarySizes {
         .collect()
 }
 
-pub(crate) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     if cfg!(debug_assertions) && !args.bootstraps_only {
         // The raw side must not be handicapped by a debug build.
         return loadtest::rerun_optimised();

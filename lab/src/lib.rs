@@ -1,0 +1,37 @@
+//! The ops lab: everything `cargo xtask` does, as a library of small parts.
+//!
+//! - **Install and run**: [`install`] puts DynamoDB Local, k6 and cargo-lambda into `.local/`;
+//!   `stack` runs DynamoDB Local and the four functions under `cargo lambda watch`; [`emulator`]
+//!   deploys template.yaml to MiniStack; [`template`] writes the template's variants.
+//! - **Data**: [`data`] seeds, wipes and audits a table (local, emulated or a deployed stack
+//!   found through `target`).
+//! - **Load and measurement**: [`loadtest`] runs the k6 scenarios and writes `report`s with
+//!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
+//!   service's in one run; `overload` checks shedding.
+//! - **Faults and operations**: [`drill`] (one module per drill behind one `Scenario` trait)
+//!   injects a fault under load, through `proxy` where it needs one, and writes its incident
+//!   report; [`monitor`] evaluates the template's alarms over the local logs; [`incidents`]
+//!   computes MTTD/MTTR/MTBF from the incident log.
+//! - **Checks**: [`ci`] is the whole test suite as CI runs it; [`invoke`] replays events/.
+//!
+//! xtask is the thin `clap` front over these entry points.
+
+pub mod bench;
+mod cargo_lambda;
+pub mod ci;
+pub mod data;
+pub mod drill;
+pub mod emulator;
+pub mod incidents;
+pub mod install;
+pub mod invoke;
+pub mod loadtest;
+pub mod monitor;
+mod overload;
+mod paths;
+mod proxy;
+mod report;
+mod resources;
+pub mod stack;
+mod target;
+pub mod template;
