@@ -14,7 +14,7 @@ use lambda_http::{Body, Response};
 use order_service::domain::{OrderId, UserId};
 use order_service::store::{CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, StoreSettings};
 use order_service::ServiceError;
-use testkit::{answered, is_replayed, seeded_table, test_settings, Change, TestTable};
+use testkit::{answered, is_replayed, place_order, seeded_table, test_settings, Change, TestTable};
 
 /// A store that reaches the table through a delaying proxy, with a short attempt timeout.
 async fn slow_store(table: &TestTable, faults: Arc<Faults>, sdk_attempts: u32) -> DynamoOrderStore {
@@ -135,12 +135,7 @@ async fn the_sdk_retrying_an_ambiguous_write_does_not_apply_it_twice() {
     let faults = Faults::delaying();
     let store = slow_store(&table, faults.clone(), 3).await;
     let user = UserId::parse("user-1").unwrap();
-    let order = table
-        .store
-        .create_order(&user, &one_unit(), None)
-        .await
-        .unwrap()
-        .order;
+    let order = place_order(&table.store, &user, &[("product-1", 1)]).await;
     faults.delay_ms.store(450, Ordering::Relaxed);
     let slowdown_ends = {
         let faults = faults.clone();

@@ -10,18 +10,13 @@ use common::{one_unit, small_plan, store_through, Cancel, Faults};
 use order_service::domain::UserId;
 use order_service::store::{count_store_retries, CreateOrders, PayOrders, StoreSettings};
 use order_service::ServiceError;
-use testkit::{seeded_table, test_settings};
+use testkit::{place_order, seeded_table, test_settings};
 
 #[tokio::test]
 async fn conflicts_are_retried_until_the_write_goes_through_once() {
     let table = seeded_table(&small_plan()).await;
     let user = UserId::parse("user-1").unwrap();
-    let order = table
-        .store
-        .create_order(&user, &one_unit(), None)
-        .await
-        .unwrap()
-        .order;
+    let order = place_order(&table.store, &user, &[("product-1", 1)]).await;
     // GIVEN a store whose next 3 payment transactions are cancelled for a conflict
     let faults = Faults::cancelling(Cancel::Conflict, 3);
     let store = store_through(&table, faults.clone(), test_settings()).await;

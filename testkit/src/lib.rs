@@ -226,6 +226,20 @@ pub fn new_order(lines: &[(&str, u64)]) -> order_service::domain::NewOrder {
     order_service::domain::NewOrder::try_from(request).unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// An order of these (product, quantity) lines placed for `user` straight in `store`, without
+/// an Idempotency-Key: the set-up of a test about what happens to an order that exists.
+pub async fn place_order<S: CreateOrders>(
+    store: &S,
+    user: &order_service::domain::UserId,
+    lines: &[(&str, u64)],
+) -> order_service::domain::Order {
+    store
+        .create_order(user, &new_order(lines), None)
+        .await
+        .unwrap_or_else(|error| panic!("cannot place the order {lines:?}: {error:?}"))
+        .order
+}
+
 /// A state change as its function runs it: under its Idempotency-Key (when given) through
 /// `answer_once`, rendered as the response the client gets.
 #[derive(Debug, Clone, Copy)]
@@ -530,6 +544,22 @@ pub fn response_json(
         }
     }
     (status, body)
+}
+
+/// Asserts that a response is a problem with this status and machine `code`, after
+/// `response_json`'s contract check, showing the body when it is not.
+#[track_caller]
+pub fn assert_problem(
+    response: &lambda_http::Response<lambda_http::Body>,
+    status: u16,
+    code: &str,
+) {
+    let (actual_status, body) = response_json(response);
+    assert_eq!(
+        (actual_status, body["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
 }
 
 /// Checks responses against the OpenAPI contract with a JSON Schema validator.

@@ -1,9 +1,9 @@
 //! cancel-order's handler on API Gateway v2 events, against the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use order_service::domain::{CreateOrderRequest, NewOrder, ProductId, UserId};
-use order_service::store::{CreateOrders, PayOrders, SeedPlan};
-use testkit::{memory_app, response_json, EventBuilder};
+use order_service::domain::{ProductId, UserId};
+use order_service::store::{PayOrders, SeedPlan};
+use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 fn cancel(user: &str, order_id: &str) -> EventBuilder {
     EventBuilder::new("POST", "/users/{userId}/orders/{orderId}/cancel")
@@ -23,13 +23,7 @@ async fn cancelling_a_paid_order_refunds_and_restocks_once() {
     };
     let (app, store) = memory_app(&plan);
     let user = UserId::parse("user-1").unwrap();
-    let request: CreateOrderRequest =
-        serde_json::from_str(r#"{"items":[{"productId":"product-1","quantity":4}]}"#).unwrap();
-    let order = store
-        .create_order(&user, &NewOrder::try_from(request).unwrap(), None)
-        .await
-        .unwrap()
-        .order;
+    let order = place_order(&store, &user, &[("product-1", 4)]).await;
     store.pay_order(&user, order.order_id, None).await.unwrap();
     let id = order.order_id.to_string();
 
@@ -42,12 +36,8 @@ async fn cancelling_a_paid_order_refunds_and_restocks_once() {
     let product = ProductId::parse("product-1").unwrap();
     assert_eq!(store.product_stock(&product), Some(10));
 
-    let (status, body) =
-        response_json(&cancel_order::handle(&app, cancel("user-1", &id).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("ORDER_CANCELLED"))
-    );
+    let response = cancel_order::handle(&app, cancel("user-1", &id).build()).await;
+    assert_problem(&response, 409, "ORDER_CANCELLED");
     assert_eq!(store.user_balance(&user), Some(200_000), "refunded once");
     assert_eq!(store.conservation_violations(), Vec::<String>::new());
 }

@@ -400,6 +400,24 @@ fn buy_one(number: u32, product: &str) -> String {
         .to_string()
 }
 
+/// Queues one `buy_one` of `product` per buyer (`user-1..=buyers`) at a fresh fake Runtime API,
+/// runs one create-order process with `max_concurrency` against `table` until every invocation
+/// is answered, and stops the process: what is left to look at is what the API saw.
+async fn serve_buyers(
+    table: &TestTable,
+    buyers: u32,
+    product: &str,
+    max_concurrency: Option<u32>,
+) -> FakeRuntimeApi {
+    let events = (1..=buyers)
+        .map(|number| buy_one(number, product))
+        .collect();
+    let api = FakeRuntimeApi::start(events).await;
+    let mut function = FunctionProcess::spawn(api.address, table, max_concurrency);
+    wait_for_answers(&api, &mut function, buyers as usize).await;
+    api
+}
+
 async fn seeded(plan: &SeedPlan) -> TestTable {
     timeout(STORE_STEP_TIMEOUT, seeded_table(plan))
         .await
@@ -439,15 +457,9 @@ async fn one_process_serving_sixteen_invocations_at_once_sells_exactly_the_stock
         extra_products: vec![("product-flash".into(), 5_000, 50)],
     })
     .await;
-    let events = (1..=buyers)
-        .map(|number| buy_one(number, "product-flash"))
-        .collect();
-    let api = FakeRuntimeApi::start(events).await;
-    let mut function = FunctionProcess::spawn(api.address, &table, Some(16));
 
     // WHEN every invocation is answered
-    wait_for_answers(&api, &mut function, buyers as usize).await;
-    drop(function);
+    let api = serve_buyers(&table, buyers, "product-flash", Some(16)).await;
 
     // THEN nothing failed outside the HTTP responses, every request has exactly one answer,
     // exactly 50 are created and the other 150 are told the product is out of stock
@@ -505,15 +517,9 @@ async fn without_a_concurrency_setting_the_process_serves_one_invocation_at_a_ti
         extra_products: vec![],
     })
     .await;
-    let events = (1..=buyers)
-        .map(|number| buy_one(number, "product-1"))
-        .collect();
-    let api = FakeRuntimeApi::start(events).await;
-    let mut function = FunctionProcess::spawn(api.address, &table, None);
 
     // WHEN every invocation is answered
-    wait_for_answers(&api, &mut function, buyers as usize).await;
-    drop(function);
+    let api = serve_buyers(&table, buyers, "product-1", None).await;
 
     // THEN every create succeeded, one invocation at a time
     assert_eq!(api.anomalies(), Vec::<String>::new());

@@ -5,7 +5,9 @@
 use order_service::app::App;
 use order_service::domain::ProductId;
 use order_service::store::SeedPlan;
-use testkit::{memory_app, response_json, test_authenticator, EventBuilder, MemoryStore};
+use testkit::{
+    assert_problem, memory_app, response_json, test_authenticator, EventBuilder, MemoryStore,
+};
 
 const ROUTE: &str = "/users/{userId}/orders";
 
@@ -26,14 +28,15 @@ fn create(user_path: &str, token_user: &str, body: &str) -> EventBuilder {
         .json(body)
 }
 
+/// The body of a create request for `quantity` units of one product.
+fn one_line(product: &str, quantity: u64) -> String {
+    format!(r#"{{"items":[{{"productId":"{product}","quantity":{quantity}}}]}}"#)
+}
+
 #[tokio::test]
 async fn creates_an_order_with_location_and_snapshotted_prices() {
     let (app, _store) = memory_app(&plan());
-    let event = create(
-        "user-1",
-        "user-1",
-        r#"{"items":[{"productId":"product-2","quantity":3}]}"#,
-    );
+    let event = create("user-1", "user-1", &one_line("product-2", 3));
     let response = create_order::handle(&app, event.build()).await;
     let (status, body) = response_json(&response);
     assert_eq!(status, 201, "{body}");
@@ -103,7 +106,7 @@ async fn client_mistakes_are_problems_never_500s() {
                 .path("userId", "user-1")
                 .as_user("user-1")
                 .header("content-type", "text/plain")
-                .body(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+                .body(&one_line("product-1", 1)),
             415,
             "UNSUPPORTED_MEDIA_TYPE",
         ),
@@ -119,7 +122,7 @@ async fn client_mistakes_are_problems_never_500s() {
         (
             EventBuilder::new("POST", ROUTE)
                 .path("userId", "user-1")
-                .json(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+                .json(&one_line("product-1", 1)),
             401,
             "UNAUTHORIZED",
         ),
@@ -127,43 +130,27 @@ async fn client_mistakes_are_problems_never_500s() {
             EventBuilder::new("POST", ROUTE)
                 .path("userId", "user-1")
                 .header("authorization", "Bearer not.a.token")
-                .json(r#"{"items":[{"productId":"product-1","quantity":1}]}"#),
+                .json(&one_line("product-1", 1)),
             401,
             "UNAUTHORIZED",
         ),
         (
-            create(
-                "user-1",
-                "user-2",
-                r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
-            ),
+            create("user-1", "user-2", &one_line("product-1", 1)),
             403,
             "FORBIDDEN",
         ),
         (
-            create(
-                "us\u{0435}r-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
-            ),
+            create("us\u{0435}r-1", "user-1", &one_line("product-1", 1)),
             400,
             "VALIDATION_ERROR",
         ),
         (
-            create(
-                "user-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-404","quantity":1}]}"#,
-            ),
+            create("user-1", "user-1", &one_line("product-404", 1)),
             404,
             "PRODUCT_NOT_FOUND",
         ),
         (
-            create(
-                "user-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-1","quantity":6}]}"#,
-            ),
+            create("user-1", "user-1", &one_line("product-1", 6)),
             409,
             "OUT_OF_STOCK",
         ),
@@ -187,25 +174,18 @@ async fn client_mistakes_are_problems_never_500s() {
 #[tokio::test]
 async fn an_unknown_user_is_404() {
     let (app, _store) = memory_app(&plan());
-    let event = create(
-        "user-77",
-        "user-77",
-        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
-    );
-    let (status, body) = response_json(&create_order::handle(&app, event.build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("USER_NOT_FOUND"))
-    );
+    let event = create("user-77", "user-77", &one_line("product-1", 1));
+    let response = create_order::handle(&app, event.build()).await;
+    assert_problem(&response, 404, "USER_NOT_FOUND");
 }
 
 #[tokio::test]
 async fn an_idempotency_key_replays_and_refuses_a_different_body() {
     let (app, store) = memory_app(&plan());
-    let body = r#"{"items":[{"productId":"product-1","quantity":2}]}"#;
+    let body = one_line("product-1", 2);
     let keyed = |body: &str| create("user-1", "user-1", body).header("idempotency-key", "order-42");
-    let first = create_order::handle(&app, keyed(body).build()).await;
-    let second = create_order::handle(&app, keyed(body).build()).await;
+    let first = create_order::handle(&app, keyed(&body).build()).await;
+    let second = create_order::handle(&app, keyed(&body).build()).await;
     let (first_status, first_body) = response_json(&first);
     let (second_status, second_body) = response_json(&second);
     assert_eq!((first_status, second_status), (201, 201));
@@ -215,23 +195,12 @@ async fn an_idempotency_key_replays_and_refuses_a_different_body() {
     let stock = store.product_stock(&ProductId::parse("product-1").unwrap());
     assert_eq!(stock, Some(3), "the replay reserved nothing");
 
-    let different = create_order::handle(
-        &app,
-        keyed(r#"{"items":[{"productId":"product-1","quantity":1}]}"#).build(),
-    )
-    .await;
-    let (status, body) = response_json(&different);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (422, Some("IDEMPOTENCY_KEY_REUSED"))
-    );
-    let bad_key = create("user-1", "user-1", body_str()).header("idempotency-key", "tab\tkey");
+    let different = create_order::handle(&app, keyed(&one_line("product-1", 1)).build()).await;
+    assert_problem(&different, 422, "IDEMPOTENCY_KEY_REUSED");
+    let bad_key =
+        create("user-1", "user-1", &one_line("product-1", 1)).header("idempotency-key", "tab\tkey");
     let (status, _) = response_json(&create_order::handle(&app, bad_key.build()).await);
     assert_eq!(status, 400);
-}
-
-fn body_str() -> &'static str {
-    r#"{"items":[{"productId":"product-1","quantity":1}]}"#
 }
 
 #[tokio::test]
@@ -245,25 +214,15 @@ async fn a_keyed_request_refused_as_invalid_can_be_fixed_and_sent_with_its_key()
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], "VALIDATION_ERROR");
     // WHEN the client fixes the body and sends it with the same key
-    let fixed = create(
-        "user-1",
-        "user-1",
-        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
-    )
-    .header("idempotency-key", "fix-me");
+    let fixed =
+        create("user-1", "user-1", &one_line("product-1", 1)).header("idempotency-key", "fix-me");
     let response = create_order::handle(&app, fixed.build()).await;
     let (status, body) = response_json(&response);
     // THEN it is executed: a validation error is no answer for the key
     assert_eq!(status, 201, "{body}");
     assert!(response.headers().get("idempotent-replayed").is_none());
     // AND sent again, it is the replay of that 201
-    let again = create(
-        "user-1",
-        "user-1",
-        r#"{"items":[{"productId":"product-1","quantity":1}]}"#,
-    )
-    .header("idempotency-key", "fix-me");
-    let replay = create_order::handle(&app, again.build()).await;
+    let replay = create_order::handle(&app, fixed.build()).await;
     assert_eq!(replay.status(), 201);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.body().as_ref(), response.body().as_ref());
@@ -276,9 +235,9 @@ async fn a_keyed_request_refused_as_invalid_can_be_fixed_and_sent_with_its_key()
 async fn a_request_answers_before_its_invocation_deadline() {
     let store = MemoryStore::seeded(&plan()).with_latency(std::time::Duration::from_millis(100));
     let app = App::new(store.clone(), test_authenticator(), 0.0);
-    let body = r#"{"items":[{"productId":"product-1","quantity":1}]}"#;
+    let body = one_line("product-1", 1);
     // GIVEN an invocation with less time left than the reserve kept for answering
-    let late = create("user-1", "user-1", body)
+    let late = create("user-1", "user-1", &body)
         .header("idempotency-key", "late")
         .deadline_in(200);
     let response = create_order::handle(&app, late.build()).await;
@@ -290,7 +249,7 @@ async fn a_request_answers_before_its_invocation_deadline() {
     assert!(store.all_orders().is_empty());
     // AND with time to spare a request goes through (another key: the late one's claim may
     // have reached the store before the budget ran out, and holds its key for the lease)
-    let in_time = create("user-1", "user-1", body)
+    let in_time = create("user-1", "user-1", &body)
         .header("idempotency-key", "in-time")
         .deadline_in(10_000);
     let response = create_order::handle(&app, in_time.build()).await;

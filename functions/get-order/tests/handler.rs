@@ -2,9 +2,9 @@
 //! the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use order_service::domain::{CreateOrderRequest, NewOrder, UserId};
+use order_service::domain::UserId;
 use order_service::store::{CreateOrders, SeedPlan};
-use testkit::{memory_app, response_json, EventBuilder};
+use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 fn plan() -> SeedPlan {
     SeedPlan {
@@ -17,21 +17,10 @@ fn plan() -> SeedPlan {
 }
 
 async fn create_orders(store: &impl CreateOrders, user: &str, count: u32) -> Vec<String> {
+    let user = UserId::parse(user).unwrap();
     let mut ids = Vec::new();
     for number in 1..=count {
-        let request: CreateOrderRequest = serde_json::from_str(&format!(
-            r#"{{"items":[{{"productId":"product-{number}","quantity":1}}]}}"#
-        ))
-        .unwrap();
-        let order = store
-            .create_order(
-                &UserId::parse(user).unwrap(),
-                &NewOrder::try_from(request).unwrap(),
-                None,
-            )
-            .await
-            .unwrap()
-            .order;
+        let order = place_order(store, &user, &[(&format!("product-{number}"), 1)]).await;
         ids.push(order.order_id.to_string());
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
@@ -62,19 +51,11 @@ async fn gets_an_order_and_hides_other_users_orders() {
     assert_eq!(body["userId"], "user-1");
 
     // user-2 asking for user-1's order by user-1's path: 404, no existence leak.
-    let (status, body) =
-        response_json(&get_order::handle(&app, get("user-1", "user-2", &ids[0]).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("ORDER_NOT_FOUND"))
-    );
+    let response = get_order::handle(&app, get("user-1", "user-2", &ids[0]).build()).await;
+    assert_problem(&response, 404, "ORDER_NOT_FOUND");
     // user-2 asking for it under its own path: also 404.
-    let (status, body) =
-        response_json(&get_order::handle(&app, get("user-2", "user-2", &ids[0]).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("ORDER_NOT_FOUND"))
-    );
+    let response = get_order::handle(&app, get("user-2", "user-2", &ids[0]).build()).await;
+    assert_problem(&response, 404, "ORDER_NOT_FOUND");
 }
 
 #[tokio::test]

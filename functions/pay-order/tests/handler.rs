@@ -1,9 +1,9 @@
 //! pay-order's handler on API Gateway v2 events, against the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, UserId};
+use order_service::domain::{OrderId, UserId};
 use order_service::store::{CreateOrders, SeedPlan};
-use testkit::{memory_app, response_json, EventBuilder};
+use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 const ROUTE: &str = "/users/{userId}/orders/{orderId}/payment";
 
@@ -17,21 +17,11 @@ fn plan() -> SeedPlan {
     }
 }
 
-async fn new_order(store: &impl CreateOrders, user: &str, product: &str, quantity: u32) -> OrderId {
-    let request: CreateOrderRequest = serde_json::from_str(&format!(
-        r#"{{"items":[{{"productId":"{product}","quantity":{quantity}}}]}}"#
-    ))
-    .unwrap();
-    store
-        .create_order(
-            &UserId::parse(user).unwrap(),
-            &NewOrder::try_from(request).unwrap(),
-            None,
-        )
-        .await
-        .unwrap()
-        .order
-        .order_id
+/// The id of an order of `quantity` units of `product` placed for `user`.
+async fn new_order(store: &impl CreateOrders, user: &str, product: &str, quantity: u64) -> String {
+    let user = UserId::parse(user).unwrap();
+    let order = place_order(store, &user, &[(product, quantity)]).await;
+    order.order_id.to_string()
 }
 
 fn pay(user: &str, order_id: &str) -> EventBuilder {
@@ -44,9 +34,7 @@ fn pay(user: &str, order_id: &str) -> EventBuilder {
 #[tokio::test]
 async fn pays_once_then_refuses_a_second_payment() {
     let (app, store) = memory_app(&plan());
-    let order_id = new_order(&store, "user-1", "product-1", 2)
-        .await
-        .to_string();
+    let order_id = new_order(&store, "user-1", "product-1", 2).await;
     let (status, body) =
         response_json(&pay_order::handle(&app, pay("user-1", &order_id).build()).await);
     assert_eq!(status, 200, "{body}");
@@ -56,20 +44,14 @@ async fn pays_once_then_refuses_a_second_payment() {
     let balance = store.user_balance(&UserId::parse("user-1").unwrap());
     assert_eq!(balance, Some(60_000 - total));
 
-    let (status, body) =
-        response_json(&pay_order::handle(&app, pay("user-1", &order_id).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("ORDER_ALREADY_PAID"))
-    );
+    let response = pay_order::handle(&app, pay("user-1", &order_id).build()).await;
+    assert_problem(&response, 409, "ORDER_ALREADY_PAID");
 }
 
 #[tokio::test]
 async fn a_retry_with_the_paying_key_replays() {
     let (app, store) = memory_app(&plan());
-    let order_id = new_order(&store, "user-1", "product-2", 1)
-        .await
-        .to_string();
+    let order_id = new_order(&store, "user-1", "product-2", 1).await;
     let keyed = || pay("user-1", &order_id).header("idempotency-key", "pay-7");
     let first = pay_order::handle(&app, keyed().build()).await;
     let again = pay_order::handle(&app, keyed().build()).await;
@@ -87,36 +69,22 @@ async fn a_retry_with_the_paying_key_replays() {
 async fn refusals_name_their_reason() {
     let (app, store) = memory_app(&plan());
     // 2 x 50,000 KRW exceeds the 60,000 KRW balance.
-    let dear = new_order(&store, "user-2", "product-dear", 2)
-        .await
-        .to_string();
-    let (status, body) =
-        response_json(&pay_order::handle(&app, pay("user-2", &dear).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (409, Some("INSUFFICIENT_BALANCE"))
-    );
+    let dear = new_order(&store, "user-2", "product-dear", 2).await;
+    let response = pay_order::handle(&app, pay("user-2", &dear).build()).await;
+    assert_problem(&response, 409, "INSUFFICIENT_BALANCE");
 
     let missing = OrderId::random().to_string();
-    let (status, body) =
-        response_json(&pay_order::handle(&app, pay("user-1", &missing).build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("ORDER_NOT_FOUND"))
-    );
+    let response = pay_order::handle(&app, pay("user-1", &missing).build()).await;
+    assert_problem(&response, 404, "ORDER_NOT_FOUND");
 
-    let (status, body) =
-        response_json(&pay_order::handle(&app, pay("user-1", "not-an-id").build()).await);
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("VALIDATION_ERROR"))
-    );
+    let response = pay_order::handle(&app, pay("user-1", "not-an-id").build()).await;
+    assert_problem(&response, 400, "VALIDATION_ERROR");
 
     // Paying another user's order with one's own token is forbidden.
     let theirs = EventBuilder::new("POST", ROUTE)
         .path("userId", "user-2")
         .path("orderId", &dear)
         .as_user("user-1");
-    let (status, body) = response_json(&pay_order::handle(&app, theirs.build()).await);
-    assert_eq!((status, body["code"].as_str()), (403, Some("FORBIDDEN")));
+    let response = pay_order::handle(&app, theirs.build()).await;
+    assert_problem(&response, 403, "FORBIDDEN");
 }

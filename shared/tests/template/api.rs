@@ -399,31 +399,6 @@ fn every_route_is_guarded_by_the_same_conditional_authorizer() {
     }
 }
 
-/// The parameters a rule asserts to be non-empty (`!Not [!Equals [!Ref <parameter>, ""]]`).
-fn asserted_non_empty(rule: &Value) -> BTreeSet<String> {
-    rule["Assertions"]
-        .as_sequence()
-        .expect("Assertions")
-        .iter()
-        .filter_map(|assertion| {
-            let (not, inner) = tagged(&assertion["Assert"])?;
-            let (equals, pair) = tagged(&inner[0])?;
-            let (reference, parameter) = tagged(&pair[0])?;
-            (not == "Not"
-                && equals == "Equals"
-                && reference == "Ref"
-                && pair[1].as_str() == Some(""))
-            .then(|| text(parameter).to_owned())
-        })
-        .collect()
-}
-
-/// Whether `condition` is `!Equals [!Ref <parameter>, <value>]`.
-fn is_equals(condition: &Value, parameter: &str, value: &str) -> bool {
-    matches!(tagged(condition), Some((tag, pair)) if tag == "Equals"
-        && is_ref(&pair[0], parameter) && pair[1].as_str() == Some(value))
-}
-
 /// Auth fails closed: in apigateway mode the functions refuse to start without AUTH_AUDIENCE,
 /// so the template always passes it, and a rule refuses an apigateway deployment without an
 /// audience and an issuer (unless the stack creates the Cognito pool they come from).
@@ -442,7 +417,7 @@ fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
         );
     }
     let mut guarded = BTreeSet::new();
-    for (name, rule) in template["Rules"].as_mapping().expect("Rules") {
+    for (name, rule) in rules(&template) {
         let condition = &rule["RuleCondition"];
         let in_apigateway_mode = is_equals(condition, "AuthMode", "apigateway")
             || matches!(tagged(condition), Some((tag, terms)) if tag == "And"
@@ -454,17 +429,16 @@ fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
                     })
             }));
         if in_apigateway_mode {
-            let asserted = asserted_non_empty(rule);
-            assert!(!asserted.is_empty(), "{name:?} asserts nothing non-empty");
+            let asserted = asserted_non_empty(rule, "Equals");
+            assert!(!asserted.is_empty(), "{name} asserts nothing non-empty");
             guarded.extend(asserted);
         }
     }
-    for parameter in ["AuthIssuer", "AuthAudience"] {
-        assert!(
-            guarded.contains(parameter),
-            "no rule refuses AuthMode=apigateway with an empty {parameter} ({guarded:?})"
-        );
-    }
+    assert_guarded(
+        &guarded,
+        "AuthMode=apigateway",
+        &["AuthIssuer", "AuthAudience"],
+    );
 }
 
 /// `CreateUserPool=true` (off by default) creates a Cognito pool and a public app client, and
@@ -569,18 +543,14 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
     assert_eq!(by_flavour[2].as_str(), Some("cognito:username"));
 
     // A pool in jwt mode would issue tokens nothing accepts: refused.
-    let refused = template["Rules"]
-        .as_mapping()
-        .expect("Rules")
-        .values()
-        .any(|rule| {
-            is_equals(&rule["RuleCondition"], "CreateUserPool", "true")
-                && rule["Assertions"].as_sequence().is_some_and(|assertions| {
-                    assertions
-                        .iter()
-                        .any(|assertion| is_equals(&assertion["Assert"], "AuthMode", "apigateway"))
-                })
-        });
+    let refused = rules(&template).into_values().any(|rule| {
+        is_equals(&rule["RuleCondition"], "CreateUserPool", "true")
+            && rule["Assertions"].as_sequence().is_some_and(|assertions| {
+                assertions
+                    .iter()
+                    .any(|assertion| is_equals(&assertion["Assert"], "AuthMode", "apigateway"))
+            })
+    });
     assert!(
         refused,
         "no rule ties CreateUserPool=true to AuthMode apigateway"

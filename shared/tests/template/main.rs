@@ -115,6 +115,50 @@ fn workspace_functions() -> BTreeSet<String> {
         .collect()
 }
 
+/// The template's `Rules`, by name.
+fn rules(template: &Value) -> BTreeMap<String, &Value> {
+    template["Rules"]
+        .as_mapping()
+        .expect("Rules is a mapping")
+        .iter()
+        .map(|(name, rule)| (text(name).to_owned(), rule))
+        .collect()
+}
+
+/// The parameters a rule refuses to leave empty: every assertion
+/// `!Not [!<test> [!Ref <parameter>, ""]]` names one. `test` is `Equals` for a string
+/// parameter, `Contains` for a list (which then may hold no empty id).
+fn asserted_non_empty(rule: &Value, test: &str) -> BTreeSet<String> {
+    rule["Assertions"]
+        .as_sequence()
+        .expect("Assertions")
+        .iter()
+        .filter_map(|assertion| {
+            let (not, inner) = tagged(&assertion["Assert"])?;
+            let (function, pair) = tagged(&inner[0])?;
+            let (reference, parameter) = tagged(&pair[0])?;
+            (not == "Not" && function == test && reference == "Ref" && pair[1].as_str() == Some(""))
+                .then(|| text(parameter).to_owned())
+        })
+        .collect()
+}
+
+/// Asserts that the rules under `mode` (found by the caller) refuse each of `parameters` empty.
+fn assert_guarded(guarded: &BTreeSet<String>, mode: &str, parameters: &[&str]) {
+    for parameter in parameters {
+        assert!(
+            guarded.contains(*parameter),
+            "no rule refuses {mode} with an empty {parameter} (guarded: {guarded:?})"
+        );
+    }
+}
+
+/// Whether `condition` is `!Equals [!Ref <parameter>, <value>]`.
+fn is_equals(condition: &Value, parameter: &str, value: &str) -> bool {
+    matches!(tagged(condition), Some((tag, pair)) if tag == "Equals"
+        && is_ref(&pair[0], parameter) && pair[1].as_str() == Some(value))
+}
+
 /// The condition on a resource (its `Condition` attribute), if any.
 fn condition(resource: &Value) -> Option<&str> {
     resource["Condition"].as_str()

@@ -65,12 +65,9 @@ fn managed_instances_are_off_by_default_and_nothing_of_them_exists_when_off() {
         other => panic!("{MANAGED_INSTANCES} must be !Equals or !And, not !{other}"),
     };
     assert!(
-        terms.iter().any(|term| matches!(
-            tagged(term),
-            Some((tag, pair)) if tag == "Equals"
-                && is_ref(&pair[0], "ManagedInstances")
-                && pair[1].as_str() == Some("true")
-        )),
+        terms
+            .iter()
+            .any(|term| is_equals(term, "ManagedInstances", "true")),
         "{MANAGED_INSTANCES} must require ManagedInstances = \"true\": {condition:?}"
     );
 
@@ -254,45 +251,20 @@ fn the_capacity_provider_runs_the_functions_architecture_in_the_given_network() 
         );
     }
 
-    let rules = template["Rules"].as_mapping().expect("Rules");
-    let guarded: BTreeSet<String> = rules
-        .values()
-        .filter(|rule| {
-            matches!(
-                tagged(&rule["RuleCondition"]),
-                Some((tag, pair)) if tag == "Equals"
-                    && is_ref(&pair[0], "ManagedInstances")
-                    && pair[1].as_str() == Some("true")
-            )
-        })
-        .flat_map(|rule| {
-            rule["Assertions"]
-                .as_sequence()
-                .expect("Assertions")
-                .iter()
-                .filter_map(|assertion| {
-                    // `!Not [!Contains [!Ref <list>, ""]]`: the list holds no empty id.
-                    let (not, inner) = tagged(&assertion["Assert"])?;
-                    let (contains, pair) = tagged(&inner[0])?;
-                    let (reference, list) = tagged(&pair[0])?;
-                    (not == "Not"
-                        && contains == "Contains"
-                        && reference == "Ref"
-                        && pair[1].as_str() == Some(""))
-                    .then(|| text(list).to_owned())
-                })
-                .collect::<Vec<_>>()
-        })
+    // `!Not [!Contains [!Ref <list>, ""]]`: the list holds no empty id.
+    let guarded: BTreeSet<String> = rules(&template)
+        .into_values()
+        .filter(|rule| is_equals(&rule["RuleCondition"], "ManagedInstances", "true"))
+        .flat_map(|rule| asserted_non_empty(rule, "Contains"))
         .collect();
-    for parameter in [
-        "ManagedInstancesSubnetIds",
-        "ManagedInstancesSecurityGroupIds",
-    ] {
-        assert!(
-            guarded.contains(parameter),
-            "no rule refuses ManagedInstances=true with an empty {parameter} (guarded: {guarded:?})"
-        );
-    }
+    assert_guarded(
+        &guarded,
+        "ManagedInstances=true",
+        &[
+            "ManagedInstancesSubnetIds",
+            "ManagedInstancesSecurityGroupIds",
+        ],
+    );
 }
 
 /// The operator role (Lambda assumes it to run the instances) holds at most the documented
