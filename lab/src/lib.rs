@@ -29,6 +29,7 @@ pub mod loadtest;
 pub mod monitor;
 mod overload;
 mod paths;
+mod process;
 mod proxy;
 mod report;
 mod resources;

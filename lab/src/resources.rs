@@ -1,5 +1,5 @@
 //! Samples CPU and RSS of the local stack's processes (DynamoDB Local's JVM, cargo lambda
-//! watch, each function instance) from `/proc` while a load runs, and summarises start vs.
+//! watch, each function instance) from the process table while a load runs, and summarises start vs.
 //! end and peaks, so a report can say what saturated first and whether memory drifted.
 
 use std::collections::BTreeMap;
@@ -10,81 +10,47 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::process;
 use crate::stack::StackState;
-
-/// Kernel clock ticks per second (`getconf CLK_TCK`), 100 on Linux.
-const TICKS_PER_SECOND: f64 = 100.0;
-const PAGE_KB: u64 = 4;
 
 #[derive(Debug, Clone)]
 struct ProcessSample {
     group: String,
     pid: u32,
-    cpu_ticks: u64,
+    cpu_ms: u64,
     rss_kb: u64,
 }
 
-/// Reads `/proc/<pid>/stat`: (command, parent pid, utime + stime, rss in KiB).
-fn read_stat(pid: u32) -> Option<(String, u32, u64, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let command = text[open + 1..close].to_owned();
-    let fields: Vec<&str> = text[close + 2..].split_whitespace().collect();
-    let parent = fields.get(1)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
-    Some((command, parent, utime + stime, rss_pages * PAGE_KB))
-}
-
 fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
-    let mut samples = Vec::new();
-    if let Some((_, _, ticks, rss)) = read_stat(dynamodb_pid) {
-        samples.push(ProcessSample {
-            group: "dynamodb-local".to_owned(),
-            pid: dynamodb_pid,
-            cpu_ticks: ticks,
-            rss_kb: rss,
-        });
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return samples;
+    let Ok(table) = process::Table::read(&[]) else {
+        return Vec::new();
     };
-    let processes: BTreeMap<u32, (String, u32, u64, u64)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, read_stat(pid)?)))
-        .collect();
-    // The watch process and everything it started (function instances run under `cargo run`).
-    let descends_from_watch = |mut pid: u32| {
-        for _ in 0..16 {
-            if pid == watch_pgid {
-                return true;
-            }
-            match processes.get(&pid) {
-                Some((_, parent, _, _)) if *parent > 1 => pid = *parent,
-                _ => return false,
-            }
-        }
-        false
-    };
-    for (pid, (command, _, ticks, rss)) in &processes {
-        let is_function = crate::stack::FUNCTIONS.contains(&command.as_str());
-        // k6 is sampled too: on a two-core machine the load generator competes for the same
-        // CPU as the service, and a report should say how much it took.
-        if ((is_function || command == "cargo-lambda") && descends_from_watch(*pid))
-            || command == "k6"
-        {
-            samples.push(ProcessSample {
-                group: command.clone(),
-                pid: *pid,
-                cpu_ticks: *ticks,
-                rss_kb: *rss,
-            });
-        }
-    }
-    samples
+    table
+        .iter()
+        .filter_map(|process| {
+            let is_function = crate::stack::FUNCTIONS.contains(&process.name.as_str());
+            // The watch process and everything it started (function instances run under
+            // `cargo run`). k6 is sampled too: on a two-core machine the load generator
+            // competes for the same CPU as the service, and a report should say how much it
+            // took.
+            let group = if process.pid == dynamodb_pid {
+                "dynamodb-local"
+            } else if ((is_function || process.name == "cargo-lambda")
+                && table.descends_from(process.pid, watch_pgid))
+                || process.name == "k6"
+            {
+                process.name.as_str()
+            } else {
+                return None;
+            };
+            Some(ProcessSample {
+                group: group.to_owned(),
+                pid: process.pid,
+                cpu_ms: process.cpu_ms,
+                rss_kb: process.rss_kb,
+            })
+        })
+        .collect()
 }
 
 /// Per process group (e.g. all `create-order` instances together).
@@ -150,9 +116,9 @@ impl ResourceSampler {
                 let mut groups: BTreeMap<String, (f64, f64, usize, f64)> = BTreeMap::new();
                 for process in sample(dynamodb_pid, watch_pgid) {
                     let cpu_seconds = previous
-                        .insert(process.pid, process.cpu_ticks)
+                        .insert(process.pid, process.cpu_ms)
                         .map_or(0.0, |before| {
-                            process.cpu_ticks.saturating_sub(before) as f64 / TICKS_PER_SECOND
+                            process.cpu_ms.saturating_sub(before) as f64 / 1_000.0
                         });
                     let entry = groups.entry(process.group).or_default();
                     entry.0 += cpu_seconds / elapsed * 100.0;

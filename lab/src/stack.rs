@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, SeedArgs};
 use crate::install::{self, run};
 use crate::paths;
+use crate::process::{self, Signal};
 
 pub(crate) const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-order", "get-order"];
 pub(crate) const TABLE_NAME: &str = "orders-local";
@@ -157,14 +158,7 @@ pub(crate) fn read_state() -> Option<StackState> {
 pub(crate) fn read_state_at(port: u16) -> Option<StackState> {
     let text = std::fs::read_to_string(state_path_for(port)).ok()?;
     let state: StackState = serde_json::from_str(&text).ok()?;
-    let alive = |pid: u32| {
-        Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    (alive(state.dynamodb_pid) && alive(state.watch_pgid)).then_some(state)
+    (process::alive(state.dynamodb_pid) && process::alive(state.watch_pgid)).then_some(state)
 }
 
 /// Records the state of a running stack (e.g. after its functions were restarted).
@@ -329,17 +323,10 @@ pub(crate) fn start_functions(
     Ok(child.id())
 }
 
+/// Stops cargo lambda watch (a process group of its own) and every function instance it
+/// started.
 pub(crate) fn stop_functions(pgid: u32) {
-    // The `--` matters: procps-ng's `kill -TERM -<pgid>` reads "-1..." as an option and can
-    // end up as kill(-1), signalling every process we may signal. A pgid of 0 or 1 would mean
-    // our own group or everything, so it is never signalled.
-    if pgid <= 1 {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-s", "TERM", "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status();
+    process::stop_tree(pgid, Duration::from_secs(15));
 }
 
 pub fn up(args: &UpArgs) -> Result<()> {
@@ -458,12 +445,12 @@ fn print_welcome(state: &StackState) -> Result<()> {
     Ok(())
 }
 
+/// Stops the stack: its functions, then DynamoDB Local (waiting for it to exit, so that its
+/// port is free again), and forgets its state file.
 pub(crate) fn stop(state: &StackState) {
+    process::signal(state.dynamodb_pid, Signal::SIGTERM);
     stop_functions(state.watch_pgid);
-    let _ = Command::new("kill")
-        .arg(state.dynamodb_pid.to_string())
-        .stderr(Stdio::null())
-        .status();
+    process::wait_gone(state.dynamodb_pid, Duration::from_secs(10));
     let _ = std::fs::remove_file(state_path_for(state.port));
 }
 

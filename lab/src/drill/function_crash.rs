@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::monitor::{self, format_ms, now_ms};
 use crate::paths;
+use crate::process::{self, Signal};
 
 use super::runner::Drill;
 use super::scenario::{Description, Scenario};
@@ -67,7 +68,7 @@ impl Scenario for FunctionCrash {
                     continue;
                 }
                 let victim = candidates[fastrand::usize(..candidates.len())].clone();
-                support::signal(victim.pid, "KILL");
+                process::signal(victim.pid, Signal::SIGKILL);
                 let at = now_ms();
                 crash_line(drill, at, function, victim.pid)?;
                 drill.timeline(
@@ -212,7 +213,7 @@ fn replace_instance(
     template_pid: u32,
     number: usize,
 ) -> Result<u32> {
-    let mut env = support::environment_of(template_pid)?;
+    let mut env = process::environment_of(template_pid)?;
     for (key, value) in &mut env {
         if key == "AWS_LAMBDA_INSTANCE_ID" {
             *value = format!("drill-replacement-{number}");

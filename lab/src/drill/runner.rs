@@ -10,12 +10,13 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::{self, SeedArgs};
 use crate::monitor::{self, format_ms, now_ms, percentile, AlarmDef, EventKind};
+use crate::process::{self, Signal};
 use crate::stack::{self, StackState, UpArgs};
 use crate::{paths, proxy};
 
 use super::observe::{Canary, Observer, Probe};
 use super::scenario::{Description, Scenario};
-use super::support::{self, http, instances_of, K6Run};
+use super::support::{self, http, K6Run};
 use super::{
     report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
     GATEWAY_SILENCE_MS, K6_HTTP_TIMEOUT, LOAD_PRODUCTS, LOAD_USERS, RECOVERY_WINDOW_MS,
@@ -448,18 +449,7 @@ impl Drill {
         env: Vec<(String, String)>,
         why: &str,
     ) -> Result<()> {
-        let old_instances = instances_of(self.state.watch_pgid);
-        // Not stack::stop_functions: its `kill -TERM -<pgid>` is unsafe (see signal_group).
-        support::signal_group(self.state.watch_pgid, "TERM");
-        if !support::wait_gone(self.state.watch_pgid, Duration::from_secs(15)) {
-            support::signal_group(self.state.watch_pgid, "KILL");
-            support::wait_gone(self.state.watch_pgid, Duration::from_secs(5));
-        }
-        for instance in old_instances {
-            if !support::wait_gone(instance.pid, Duration::from_secs(5)) {
-                support::signal(instance.pid, "KILL");
-            }
-        }
+        stack::stop_functions(self.state.watch_pgid);
         for _ in 0..100 {
             if TcpStream::connect(("127.0.0.1", self.state.port)).is_err() {
                 break;
@@ -597,7 +587,7 @@ impl Drill {
 
     fn cleanup(&mut self) {
         if self.java_stopped {
-            support::signal(self.state.dynamodb_pid, "CONT");
+            process::signal(self.state.dynamodb_pid, Signal::SIGCONT);
             self.java_stopped = false;
         }
         if let Some(proxy) = &self.proxy {
@@ -630,26 +620,7 @@ impl Drill {
                 self.state.base_url
             );
         } else {
-            let instances = instances_of(self.state.watch_pgid);
-            // Not stack::stop: its `kill -TERM -<pgid>` is kill(-1) for a pgid starting with 1
-            // (see support::signal_group), i.e. SIGTERM to every process on the machine.
-            support::signal_group(self.state.watch_pgid, "TERM");
-            support::signal(self.state.dynamodb_pid, "TERM");
-            let state_file = if self.state.port == stack::DEFAULT_PORT {
-                paths::local().join("stack.json")
-            } else {
-                paths::local().join(format!("stack-{}.json", self.state.port))
-            };
-            let _ = std::fs::remove_file(state_file);
-            if !support::wait_gone(self.state.watch_pgid, Duration::from_secs(10)) {
-                support::signal_group(self.state.watch_pgid, "KILL");
-            }
-            for instance in instances {
-                if !support::wait_gone(instance.pid, Duration::from_secs(3)) {
-                    support::signal(instance.pid, "KILL");
-                }
-            }
-            support::wait_gone(self.state.dynamodb_pid, Duration::from_secs(10));
+            stack::stop(&self.state);
         }
     }
 }

@@ -8,18 +8,18 @@ use anyhow::{bail, Result};
 use order_service::domain::Order;
 
 use crate::monitor;
+use crate::process::{self, Signal};
 
 use super::observe::Probe;
 use super::runner::Drill;
 use super::scenario::{Description, Scenario};
-use super::support;
 
 pub(super) struct StoreOutage;
 
 impl Scenario for StoreOutage {
     fn inject(&mut self, drill: &mut Drill) -> Result<()> {
         let pid = drill.state.dynamodb_pid;
-        if !support::signal(pid, "STOP") {
+        if !process::signal(pid, Signal::SIGSTOP) {
             bail!("cannot SIGSTOP DynamoDB Local (pid {pid})");
         }
         drill.java_stopped = true;
@@ -27,7 +27,7 @@ impl Scenario for StoreOutage {
             "DynamoDB Local (java, pid {pid}) frozen with SIGSTOP"
         ));
         drill.observe_for(Duration::from_secs(drill.options.fault_seconds), "outage")?;
-        if !support::signal(pid, "CONT") {
+        if !process::signal(pid, Signal::SIGCONT) {
             bail!("cannot SIGCONT DynamoDB Local (pid {pid})");
         }
         drill.java_stopped = false;

@@ -1,4 +1,4 @@
-//! Plumbing of the drills: Ctrl-C handling, signals and the process tree from `/proc`, HTTP
+//! Plumbing of the drills: Ctrl-C handling, the function instances in the process table, HTTP
 //! calls through curl, and k6 runs in the background.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::process::{self, Signal};
 use crate::{paths, stack};
 
 // ------------------------------------------------------------------------------------------
@@ -52,59 +53,6 @@ pub(super) fn check_interrupt() -> Result<()> {
 // Processes
 // ------------------------------------------------------------------------------------------
 
-/// Sends `signal` ("STOP", "CONT", "KILL", "TERM", "INT") to `pid`; true if it was delivered.
-pub(super) fn signal(pid: u32, signal: &str) -> bool {
-    Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-/// Sends `signal` to the process group `pgid`. procps-ng 4's `kill` needs the `--`: without
-/// it, `kill -TERM -<pgid>` keeps only the leading digit of the pgid, i.e. it is kill(-1, TERM)
-/// (every process we may signal) for a pgid starting with 1, and a no-op for most others.
-pub(super) fn signal_group(pgid: u32, signal: &str) -> bool {
-    Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-pub(super) fn alive(pid: u32) -> bool {
-    // A zombie still answers kill -0; its state in /proc/<pid>/stat is Z.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|close| stat.get(close + 2..close + 3))
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = stat.rfind(')')?;
-    stat.get(close + 2..)?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn command_line(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|byte| *byte == 0)
-                .filter(|part| !part.is_empty())
-                .map(|part| String::from_utf8_lossy(part).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A running function instance (a `target/local/<function>` process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Instance {
@@ -115,26 +63,22 @@ pub(super) struct Instance {
 /// The function instances whose parent is `parent` (cargo lambda watch, or this process for
 /// the replacements a drill starts).
 pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Ok(table) = process::Table::read(&[]) else {
         return Vec::new();
     };
-    let mut found: Vec<Instance> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| parent_of(*pid) == Some(parent) && alive(*pid))
-        .filter_map(|pid| {
-            let program = command_line(pid).into_iter().next()?;
+    table
+        .iter()
+        .filter(|process| process.parent == Some(parent))
+        .filter_map(|process| {
             let function = stack::FUNCTIONS
                 .iter()
-                .find(|function| program.ends_with(&format!("release/{function}")))?;
+                .find(|function| process.program.ends_with(&format!("release/{function}")))?;
             Some(Instance {
-                pid,
+                pid: process.pid,
                 function: (*function).to_owned(),
             })
         })
-        .collect();
-    found.sort_by_key(|instance| instance.pid);
-    found
+        .collect()
 }
 
 pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
@@ -146,32 +90,6 @@ pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usiz
         *counts.entry(instance.function.clone()).or_default() += 1;
     }
     counts
-}
-
-/// The environment of a running process.
-pub(super) fn environment_of(pid: u32) -> Result<Vec<(String, String)>> {
-    let bytes = std::fs::read(format!("/proc/{pid}/environ"))
-        .with_context(|| format!("cannot read the environment of {pid}"))?;
-    Ok(bytes
-        .split(|byte| *byte == 0)
-        .filter_map(|pair| {
-            let text = String::from_utf8_lossy(pair);
-            let (key, value) = text.split_once('=')?;
-            Some((key.to_owned(), value.to_owned()))
-        })
-        .collect())
-}
-
-/// Waits until `pid` has exited, up to `timeout`.
-pub(super) fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    !alive(pid)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -366,7 +284,7 @@ impl K6Run {
             return;
         }
         self.stopped_ms = Some(crate::monitor::now_ms());
-        signal(self.pid(), "INT");
+        process::signal(self.pid(), Signal::SIGINT);
         if !self.wait(timeout) {
             let _ = self.child.kill();
             let _ = self.child.wait();
