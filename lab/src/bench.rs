@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use order_service::app::answer_once;
+use order_service::app::{change_once, create_once};
 use order_service::domain::{
-    Answer, CreateOrderRequest, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId,
+    Change, CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, UserId,
 };
 use order_service::http::Reply;
-use order_service::store::{CreateOrders, PayOrders, ReadOrders};
+use order_service::store::ReadOrders;
 
 use crate::data::{self, SeedArgs};
 use crate::loadtest::{self, Scenario};
@@ -113,30 +113,16 @@ pub(crate) fn raw_level(
                     let create_key = key("create")
                         .transpose()
                         .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    let created = answer_once(
-                        store,
-                        user,
-                        create_key,
-                        Fingerprint::create(order),
-                        Answer::Created,
-                        |claim| async move { store.create_order(user, order, claim.as_ref()).await },
-                    )
-                    .await
-                    .map_err(|error| anyhow::anyhow!("create: {error}"))?;
+                    let created = create_once(store, user, create_key, order)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("create: {error}"))?;
                     let order_id = created_order_id(created)?;
                     let pay_key = key("pay")
                         .transpose()
                         .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    answer_once(
-                        store,
-                        user,
-                        pay_key,
-                        Fingerprint::pay(order_id),
-                        Answer::Updated,
-                        |claim| async move { store.pay_order(user, order_id, claim.as_ref()).await },
-                    )
-                    .await
-                    .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
+                    change_once(store, user, pay_key, order_id, Change::Pay)
+                        .await
+                        .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
                     store
                         .get_order(user, order_id)
                         .await

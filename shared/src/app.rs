@@ -9,13 +9,17 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::auth::{Access, Authenticator};
 use crate::config::AppConfig;
-use crate::domain::Order;
-use crate::domain::{Answer, Claim, Fingerprint, IdempotencyKey, UserId};
+use crate::domain::{
+    Answer, Change, Claim, Fingerprint, IdempotencyKey, NewOrder, Order, OrderId, UserId,
+};
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
-use crate::http::{path_user_id, Reply};
+use crate::http::{idempotency_key, path_order_id, path_user_id, reject_oversized_body, Reply};
 use crate::observability::{emit_metrics, RequestRecord};
-use crate::store::{build_client, count_store_retries, DynamoOrderStore, KeepAnswers, Outcome};
+use crate::store::{
+    build_client, count_store_retries, ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
+    Outcome,
+};
 
 /// The operations, named as the functions and metrics name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +255,63 @@ where
                 Err(error)
             }
         },
+    }
+}
+
+/// Places `order` once under its Idempotency-Key (see `answer_once`).
+pub async fn create_once<S: CreateOrders + KeepAnswers>(
+    store: &S,
+    user_id: &UserId,
+    key: Option<IdempotencyKey>,
+    order: &NewOrder,
+) -> Result<Reply, ServiceError> {
+    answer_once(
+        store,
+        user_id,
+        key,
+        Fingerprint::create(order),
+        Answer::Created,
+        |claim| async move { store.create_order(user_id, order, claim.as_ref()).await },
+    )
+    .await
+}
+
+/// Pays or cancels `order_id` once under its Idempotency-Key (see `answer_once`).
+pub async fn change_once<S: ChangeOrders + KeepAnswers>(
+    store: &S,
+    user_id: &UserId,
+    key: Option<IdempotencyKey>,
+    order_id: OrderId,
+    change: Change,
+) -> Result<Reply, ServiceError> {
+    answer_once(
+        store,
+        user_id,
+        key,
+        Fingerprint::change(change, order_id),
+        Answer::Updated,
+        |claim| async move {
+            store
+                .change_order(user_id, order_id, change, claim.as_ref())
+                .await
+        },
+    )
+    .await
+}
+
+impl<S: ChangeOrders + KeepAnswers> App<S> {
+    /// `POST /users/{userId}/orders/{orderId}/<payment|cancel>`: the pay-order and
+    /// cancel-order functions' work. No body is read; an Idempotency-Key makes a retry safe.
+    pub async fn change_order(
+        &self,
+        request: &Request,
+        change: Change,
+    ) -> Result<Reply, ServiceError> {
+        let user_id = self.authorized_user(request, Access::Other)?;
+        let order_id = path_order_id(request)?;
+        reject_oversized_body(request)?;
+        let key = idempotency_key(request)?;
+        change_once(&self.store, &user_id, key, order_id, change).await
     }
 }
 

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use common::{one_unit, small_plan, stock, store_through, Faults};
 use lambda_http::{Body, Response};
-use order_service::domain::{OrderId, UserId};
-use order_service::store::{CreateOrders, DynamoOrderStore, PayOrders, ReadOrders, StoreSettings};
+use order_service::domain::{Change, OrderId, UserId};
+use order_service::store::{
+    ChangeOrders, CreateOrders, DynamoOrderStore, ReadOrders, StoreSettings,
+};
 use order_service::ServiceError;
-use testkit::{answered, is_replayed, place_order, seeded_table, test_settings, Change, TestTable};
+use testkit::{answered, is_replayed, place_order, seeded_table, test_settings, Action, TestTable};
 
 /// A store that reaches the table through a delaying proxy, with a short attempt timeout.
 async fn slow_store(table: &TestTable, faults: Arc<Faults>, sdk_attempts: u32) -> DynamoOrderStore {
@@ -33,7 +35,7 @@ async fn keyed_create(
     user: &UserId,
     key: &str,
 ) -> Result<Response<Body>, ServiceError> {
-    answered(store, user, Some(key), Change::Create(&one_unit())).await
+    answered(store, user, Some(key), Action::Create(&one_unit())).await
 }
 
 async fn keyed_pay(
@@ -42,7 +44,7 @@ async fn keyed_pay(
     order_id: OrderId,
     key: &str,
 ) -> Result<Response<Body>, ServiceError> {
-    answered(store, user, Some(key), Change::Pay(order_id)).await
+    answered(store, user, Some(key), Action::Pay(order_id)).await
 }
 
 fn body(response: &Response<Body>) -> serde_json::Value {
@@ -145,7 +147,9 @@ async fn the_sdk_retrying_an_ambiguous_write_does_not_apply_it_twice() {
         })
     };
     // WHEN an unkeyed payment's first attempt times out after committing and the SDK retries
-    let paid = store.pay_order(&user, order.order_id, None).await;
+    let paid = store
+        .change_order(&user, order.order_id, Change::Pay, None)
+        .await;
     slowdown_ends.await.unwrap();
     assert!(
         faults.transacts() >= 2,

@@ -16,7 +16,7 @@ use order_service::domain::{Claim, Fingerprint, IdempotencyKey, NewOrder, OrderI
 use order_service::store::{KeepAnswers, ReadOrders, SeedPlan, StoreSettings};
 use order_service::ServiceError;
 use testkit::{
-    answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Change,
+    answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Action,
     TestTable,
 };
 
@@ -52,7 +52,7 @@ async fn until_answered(
     table: &TestTable,
     user_id: &UserId,
     key: &str,
-    change: Change<'_>,
+    change: Action<'_>,
 ) -> (Response<Body>, u32) {
     let mut in_flight = 0;
     loop {
@@ -91,8 +91,8 @@ async fn race(
         let (table, request) = (table.clone(), request.clone());
         tasks.spawn(async move {
             let change = match &request {
-                Racing::Create(order) => Change::Create(order),
-                Racing::Pay(order_id) => Change::Pay(*order_id),
+                Racing::Create(order) => Action::Create(order),
+                Racing::Pay(order_id) => Action::Pay(*order_id),
             };
             let (response, _) = until_answered(&table, &user(1), key, change).await;
             (
@@ -137,7 +137,7 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
             &table.store,
             &user(1),
             Some("create-1"),
-            Change::Create(&other_body)
+            Action::Create(&other_body)
         )
         .await,
         Err(ServiceError::IdempotencyKeyReused)
@@ -146,7 +146,7 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
         &table.store,
         &user(2),
         Some("create-1"),
-        Change::Create(&other_body),
+        Action::Create(&other_body),
     )
     .await
     .unwrap();
@@ -174,11 +174,11 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
         Some(100_000 - total.won())
     );
     // AND another key on the paid order is refused, and that refusal is its answer
-    let refused = answered(&table.store, &user(1), Some("pay-2"), Change::Pay(order_id))
+    let refused = answered(&table.store, &user(1), Some("pay-2"), Action::Pay(order_id))
         .await
         .unwrap_err();
     assert!(matches!(refused, ServiceError::OrderAlreadyPaid));
-    let again = answered(&table.store, &user(1), Some("pay-2"), Change::Pay(order_id))
+    let again = answered(&table.store, &user(1), Some("pay-2"), Action::Pay(order_id))
         .await
         .unwrap();
     assert_eq!(again.status(), 409);
@@ -192,22 +192,22 @@ async fn a_retry_gets_the_first_answer_whatever_happened_since() {
     let table = seeded_table(&plan()).await;
     let order = order_of("product-1", 1);
     // GIVEN an order created and paid with keys
-    let created = answered(&table.store, &user(1), Some("c"), Change::Create(&order))
+    let created = answered(&table.store, &user(1), Some("c"), Action::Create(&order))
         .await
         .unwrap();
     let order_id = order_id_of(&created);
-    let paid = answered(&table.store, &user(1), Some("p"), Change::Pay(order_id))
+    let paid = answered(&table.store, &user(1), Some("p"), Action::Pay(order_id))
         .await
         .unwrap();
     assert_eq!(body(&paid)["status"], "PAID");
     // AND then cancelled from another device (refunded)
-    let cancelled = answered(&table.store, &user(1), None, Change::Cancel(order_id))
+    let cancelled = answered(&table.store, &user(1), None, Action::Cancel(order_id))
         .await
         .unwrap();
     assert_eq!(body(&cancelled)["status"], "CANCELLED");
 
     // WHEN the payment's answer was lost and the client retries it
-    let pay_retry = answered(&table.store, &user(1), Some("p"), Change::Pay(order_id))
+    let pay_retry = answered(&table.store, &user(1), Some("p"), Action::Pay(order_id))
         .await
         .unwrap();
     // THEN it gets the 200 it was given, not ORDER_CANCELLED, and no second debit happens
@@ -215,7 +215,7 @@ async fn a_retry_gets_the_first_answer_whatever_happened_since() {
     assert!(is_replayed(&pay_retry));
     assert_eq!(pay_retry.body().as_ref(), paid.body().as_ref());
     // AND a create retry gets the 201 as it was sent (CREATED), with its Location
-    let create_retry = answered(&table.store, &user(1), Some("c"), Change::Create(&order))
+    let create_retry = answered(&table.store, &user(1), Some("c"), Action::Create(&order))
         .await
         .unwrap();
     assert_eq!(create_retry.status(), 201);
@@ -238,11 +238,11 @@ async fn a_business_refusal_is_the_keys_answer() {
     let table = seeded_table(&plan()).await;
     let scarce = order_of("product-scarce", 1);
     // GIVEN the only unit of a product bought by user 2
-    let theirs = answered(&table.store, &user(2), None, Change::Create(&scarce))
+    let theirs = answered(&table.store, &user(2), None, Action::Create(&scarce))
         .await
         .unwrap();
     // WHEN user 1's keyed create is refused for stock
-    let refused = answered(&table.store, &user(1), Some("k"), Change::Create(&scarce)).await;
+    let refused = answered(&table.store, &user(1), Some("k"), Action::Create(&scarce)).await;
     assert!(
         matches!(refused, Err(ServiceError::OutOfStock(_))),
         "{refused:?}"
@@ -252,13 +252,13 @@ async fn a_business_refusal_is_the_keys_answer() {
         &table.store,
         &user(2),
         None,
-        Change::Cancel(order_id_of(&theirs)),
+        Action::Cancel(order_id_of(&theirs)),
     )
     .await
     .unwrap();
     assert_eq!(stock(&table, "product-scarce").await, 1);
     // THEN the retry still gets OUT_OF_STOCK, from the record, and takes nothing
-    let retry = answered(&table.store, &user(1), Some("k"), Change::Create(&scarce))
+    let retry = answered(&table.store, &user(1), Some("k"), Action::Create(&scarce))
         .await
         .unwrap();
     assert_eq!(retry.status(), 409);
@@ -271,7 +271,7 @@ async fn a_business_refusal_is_the_keys_answer() {
         &table.store,
         &user(1),
         Some("k"),
-        Change::Create(&order_of("product-1", 1)),
+        Action::Create(&order_of("product-1", 1)),
     )
     .await;
     assert!(matches!(other, Err(ServiceError::IdempotencyKeyReused)));
@@ -279,13 +279,13 @@ async fn a_business_refusal_is_the_keys_answer() {
 
     // A pay key answered 404 for one order is refused for another order.
     let missing = OrderId::random();
-    let not_found = answered(&table.store, &user(1), Some("pk"), Change::Pay(missing)).await;
+    let not_found = answered(&table.store, &user(1), Some("pk"), Action::Pay(missing)).await;
     assert!(matches!(not_found, Err(ServiceError::OrderNotFound)));
     let mine = answered(
         &table.store,
         &user(1),
         None,
-        Change::Create(&order_of("product-1", 1)),
+        Action::Create(&order_of("product-1", 1)),
     )
     .await
     .unwrap();
@@ -293,7 +293,7 @@ async fn a_business_refusal_is_the_keys_answer() {
         &table.store,
         &user(1),
         Some("pk"),
-        Change::Pay(order_id_of(&mine)),
+        Action::Pay(order_id_of(&mine)),
     )
     .await;
     assert!(matches!(reused, Err(ServiceError::IdempotencyKeyReused)));
@@ -316,7 +316,7 @@ async fn a_retry_while_the_first_is_in_flight_is_not_executed() {
     );
     assert_eq!(table.store.claim(&user(1), &first).await.unwrap(), None);
     // WHEN the client retries
-    let retry = answered(&table.store, &user(1), Some("k"), Change::Create(&order)).await;
+    let retry = answered(&table.store, &user(1), Some("k"), Action::Create(&order)).await;
     // THEN it is told to come back, with Retry-After, and nothing is executed
     let Err(error) = retry else {
         panic!("expected REQUEST_IN_PROGRESS, got {retry:?}")
@@ -329,7 +329,7 @@ async fn a_retry_while_the_first_is_in_flight_is_not_executed() {
     assert!(table.store.all_orders().await.unwrap().is_empty());
     // AND once the first gives the key up (a failure that is no outcome), the retry runs
     table.store.release(&user(1), &first).await;
-    let retry = answered(&table.store, &user(1), Some("k"), Change::Create(&order))
+    let retry = answered(&table.store, &user(1), Some("k"), Action::Create(&order))
         .await
         .unwrap();
     assert_eq!(retry.status(), 201);
@@ -367,7 +367,7 @@ async fn answers_expire_and_a_late_retry_still_finds_its_order() {
     .await;
     table.store.seed(&plan()).await.unwrap();
     let order = order_of("product-1", 1);
-    let first = answered(&table.store, &user(1), Some("k"), Change::Create(&order))
+    let first = answered(&table.store, &user(1), Some("k"), Action::Create(&order))
         .await
         .unwrap();
     let record = record_of(&table, &user(1), "k").await.unwrap();
@@ -383,7 +383,7 @@ async fn answers_expire_and_a_late_retry_still_finds_its_order() {
     );
     // WHEN the client retries after the answer expired (TTL has not removed it yet)
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let late = answered(&table.store, &user(1), Some("k"), Change::Create(&order))
+    let late = answered(&table.store, &user(1), Some("k"), Action::Create(&order))
         .await
         .unwrap();
     // THEN the keyed order id still addresses the order it made: no second effect
@@ -406,7 +406,7 @@ async fn the_default_answer_ttl_is_a_day() {
         &table.store,
         &user(1),
         Some("day"),
-        Change::Create(&order_of("product-1", 1)),
+        Action::Create(&order_of("product-1", 1)),
     )
     .await
     .unwrap();

@@ -13,7 +13,7 @@ use order_service::domain::{CreateOrderRequest, NewOrder, OrderId, ProductId, Us
 use order_service::store::{seeded_price_of, SeedPlan};
 use order_service::ServiceError;
 use proptest::prelude::*;
-use testkit::{answered, is_replayed, seeded_table, Change, TestTable};
+use testkit::{answered, is_replayed, seeded_table, Action, TestTable};
 
 const USERS: u32 = 2;
 const PRODUCTS: u32 = 2;
@@ -227,7 +227,7 @@ async fn send(table: &TestTable, sent: &Sent) -> Result<Response<Body>, ServiceE
                 &table.store,
                 &user_id(*user),
                 key.as_deref(),
-                Change::Create(&order),
+                Action::Create(&order),
             )
             .await
         }
@@ -236,7 +236,7 @@ async fn send(table: &TestTable, sent: &Sent) -> Result<Response<Body>, ServiceE
                 &table.store,
                 &user_id(*user),
                 key.as_deref(),
-                Change::Pay(*order),
+                Action::Pay(*order),
             )
             .await
         }
@@ -245,7 +245,7 @@ async fn send(table: &TestTable, sent: &Sent) -> Result<Response<Body>, ServiceE
                 &table.store,
                 &user_id(*user),
                 key.as_deref(),
-                Change::Cancel(*order),
+                Action::Cancel(*order),
             )
             .await
         }

@@ -6,11 +6,9 @@
 use std::sync::Arc;
 
 use order_service::domain::{
-    CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
+    Change, CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
-use order_service::store::{
-    CancelOrders, CreateOrders, PayOrders, ReadOrders, SeedPlan, StoreSettings,
-};
+use order_service::store::{ChangeOrders, CreateOrders, ReadOrders, SeedPlan, StoreSettings};
 use order_service::ServiceError;
 use testkit::{fresh_table_with, seeded_table, TestTable};
 
@@ -79,7 +77,7 @@ async fn an_order_goes_through_its_whole_lifecycle() {
 
     // WHEN paid THEN the balance is debited by exactly the total.
     let paid = store
-        .pay_order(&user(1), order.order_id, None)
+        .change_order(&user(1), order.order_id, Change::Pay, None)
         .await
         .unwrap()
         .order;
@@ -97,7 +95,7 @@ async fn an_order_goes_through_its_whole_lifecycle() {
 
     // WHEN cancelled after payment THEN stock and balance are restored.
     let cancelled = store
-        .cancel_order(&user(1), order.order_id, None)
+        .change_order(&user(1), order.order_id, Change::Cancel, None)
         .await
         .unwrap()
         .order;
@@ -111,11 +109,15 @@ async fn an_order_goes_through_its_whole_lifecycle() {
 
     // AND a cancelled order can be neither paid nor cancelled again.
     assert!(matches!(
-        store.pay_order(&user(1), order.order_id, None).await,
+        store
+            .change_order(&user(1), order.order_id, Change::Pay, None)
+            .await,
         Err(ServiceError::OrderCancelled)
     ));
     assert!(matches!(
-        store.cancel_order(&user(1), order.order_id, None).await,
+        store
+            .change_order(&user(1), order.order_id, Change::Cancel, None)
+            .await,
         Err(ServiceError::OrderCancelled)
     ));
 }
@@ -166,7 +168,9 @@ async fn business_rules_are_enforced_with_specific_errors() {
         Err(ServiceError::OrderNotFound)
     ));
     assert!(matches!(
-        store.pay_order(&user(2), order.order_id, None).await,
+        store
+            .change_order(&user(2), order.order_id, Change::Pay, None)
+            .await,
         Err(ServiceError::OrderNotFound)
     ));
     assert!(matches!(
@@ -175,11 +179,13 @@ async fn business_rules_are_enforced_with_specific_errors() {
     ));
 
     store
-        .pay_order(&user(1), order.order_id, None)
+        .change_order(&user(1), order.order_id, Change::Pay, None)
         .await
         .unwrap();
     assert!(matches!(
-        store.pay_order(&user(1), order.order_id, None).await,
+        store
+            .change_order(&user(1), order.order_id, Change::Pay, None)
+            .await,
         Err(ServiceError::OrderAlreadyPaid)
     ));
     assert!(matches!(
@@ -212,7 +218,12 @@ async fn payments_never_overdraw_the_balance() {
     let mut tasks = tokio::task::JoinSet::new();
     for order_id in orders {
         let table = table.clone();
-        tasks.spawn(async move { table.store.pay_order(&user(1), order_id, None).await });
+        tasks.spawn(async move {
+            table
+                .store
+                .change_order(&user(1), order_id, Change::Pay, None)
+                .await
+        });
     }
     let (mut paid, mut refused) = (0, 0);
     while let Some(result) = tasks.join_next().await {
@@ -305,7 +316,12 @@ async fn fifty_concurrent_payments_of_one_order_charge_once() {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
         let table = table.clone();
-        tasks.spawn(async move { table.store.pay_order(&user(1), order.order_id, None).await });
+        tasks.spawn(async move {
+            table
+                .store
+                .change_order(&user(1), order.order_id, Change::Pay, None)
+                .await
+        });
     }
     let (mut paid, mut already) = (0, 0);
     while let Some(result) = tasks.join_next().await {
@@ -456,7 +472,7 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
         .unwrap()
         .order;
     store
-        .pay_order(&user(1), order.order_id, None)
+        .change_order(&user(1), order.order_id, Change::Pay, None)
         .await
         .unwrap();
     table
@@ -470,7 +486,7 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
         .unwrap();
     // WHEN it is cancelled (a permanent 500 before)
     let cancelled = store
-        .cancel_order(&user(1), order.order_id, None)
+        .change_order(&user(1), order.order_id, Change::Cancel, None)
         .await
         .unwrap();
     // THEN it is cancelled and refunded, and the remaining product gets its stock back

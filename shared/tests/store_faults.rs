@@ -7,8 +7,8 @@
 mod common;
 
 use common::{one_unit, small_plan, store_through, Cancel, Faults};
-use order_service::domain::UserId;
-use order_service::store::{count_store_retries, CreateOrders, PayOrders, StoreSettings};
+use order_service::domain::{Change, UserId};
+use order_service::store::{count_store_retries, ChangeOrders, CreateOrders, StoreSettings};
 use order_service::ServiceError;
 use testkit::{place_order, seeded_table, test_settings};
 
@@ -21,7 +21,8 @@ async fn conflicts_are_retried_until_the_write_goes_through_once() {
     let faults = Faults::cancelling(Cancel::Conflict, 3);
     let store = store_through(&table, faults.clone(), test_settings()).await;
     // WHEN the order is paid
-    let (paid, retries) = count_store_retries(store.pay_order(&user, order.order_id, None)).await;
+    let (paid, retries) =
+        count_store_retries(store.change_order(&user, order.order_id, Change::Pay, None)).await;
     // THEN the conflict branch ran 3 times and the 4th attempt paid, once
     assert_eq!(paid.unwrap().order.order_id, order.order_id);
     assert_eq!(retries, 3);

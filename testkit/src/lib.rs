@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 
 use order_service::store::{
-    build_local_client, schema, CancelOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
-    PayOrders, SeedPlan, StoreSettings,
+    build_local_client, schema, ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
+    SeedPlan, StoreSettings,
 };
 
 pub mod memory;
@@ -243,7 +243,7 @@ pub async fn place_order<S: CreateOrders>(
 /// A state change as its function runs it: under its Idempotency-Key (when given) through
 /// `answer_once`, rendered as the response the client gets.
 #[derive(Debug, Clone, Copy)]
-pub enum Change<'a> {
+pub enum Action<'a> {
     Create(&'a order_service::domain::NewOrder),
     Pay(order_service::domain::OrderId),
     Cancel(order_service::domain::OrderId),
@@ -253,47 +253,18 @@ pub async fn answered<S>(
     store: &S,
     user: &order_service::domain::UserId,
     key: Option<&str>,
-    change: Change<'_>,
+    change: Action<'_>,
 ) -> Result<lambda_http::Response<lambda_http::Body>, order_service::ServiceError>
 where
-    S: KeepAnswers + CreateOrders + PayOrders + CancelOrders,
+    S: KeepAnswers + CreateOrders + ChangeOrders,
 {
-    use order_service::domain::{Answer, Fingerprint, IdempotencyKey};
+    use order_service::app::{change_once, create_once};
+    use order_service::domain::{Change, IdempotencyKey};
     let key = key.map(|key| IdempotencyKey::parse(key).unwrap_or_else(|error| panic!("{error}")));
     let reply = match change {
-        Change::Create(order) => {
-            order_service::app::answer_once(
-                store,
-                user,
-                key,
-                Fingerprint::create(order),
-                Answer::Created,
-                |claim| async move { store.create_order(user, order, claim.as_ref()).await },
-            )
-            .await
-        }
-        Change::Pay(order_id) => {
-            order_service::app::answer_once(
-                store,
-                user,
-                key,
-                Fingerprint::pay(order_id),
-                Answer::Updated,
-                |claim| async move { store.pay_order(user, order_id, claim.as_ref()).await },
-            )
-            .await
-        }
-        Change::Cancel(order_id) => {
-            order_service::app::answer_once(
-                store,
-                user,
-                key,
-                Fingerprint::cancel(order_id),
-                Answer::Updated,
-                |claim| async move { store.cancel_order(user, order_id, claim.as_ref()).await },
-            )
-            .await
-        }
+        Action::Create(order) => create_once(store, user, key, order).await,
+        Action::Pay(order_id) => change_once(store, user, key, order_id, Change::Pay).await,
+        Action::Cancel(order_id) => change_once(store, user, key, order_id, Change::Cancel).await,
     };
     reply.map(order_service::http::Reply::into_response)
 }

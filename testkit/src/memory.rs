@@ -1,5 +1,5 @@
 //! An in-memory implementation of every store capability (`KeepAnswers`, `CreateOrders`,
-//! `PayOrders`, `CancelOrders`, `ReadOrders`), so that handler tests run in milliseconds and
+//! `ChangeOrders`, `ChangeOrders`, `ReadOrders`), so that handler tests run in milliseconds and
 //! without Java.
 //!
 //! It is a stand-in for `DynamoOrderStore` as far as a handler can observe it, not a second
@@ -21,13 +21,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use order_service::domain::{
-    Answer, BalanceMove, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId, Prior,
-    ProductId, Refusal, Timestamp, UserId, IN_FLIGHT_LEASE,
+    Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
+    Prior, ProductId, Refusal, Timestamp, UserId, IN_FLIGHT_LEASE,
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
-    seeded_price_of, CancelOrders, CreateOrders, Cursor, KeepAnswers, OrderPage, Outcome,
-    PayOrders, ReadOrders, SeedPlan, StoreSettings,
+    seeded_price_of, ChangeOrders, CreateOrders, Cursor, KeepAnswers, OrderPage, Outcome,
+    ReadOrders, SeedPlan, StoreSettings,
 };
 use order_service::ServiceError;
 
@@ -357,112 +357,66 @@ impl MemoryStore {
             },
         );
         state.answer_claim(user_id, claim, Answer::Created(order.clone()));
-        Ok(Outcome {
-            order,
-            replayed: false,
-        })
+        Ok(Outcome::fresh(order))
     }
 
-    fn pay(
+    fn change(
         &self,
         user_id: &UserId,
         order_id: OrderId,
+        change: Change,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         let mut state = self.lock();
         let stored = state
             .stored_order(user_id, order_id)
             .ok_or(ServiceError::OrderNotFound)?;
-        // Under the lock no other request's payment can be this one's earlier write.
-        let payment = match stored.order.pay(now(), false)? {
-            Decision::AlreadyMade(order) => {
-                return Ok(Outcome {
-                    order,
-                    replayed: false,
-                })
+        // Under the lock no other request's change can be this one's earlier write.
+        let transition = match stored.order.decide(change, now(), false)? {
+            Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
+            Decision::Apply(transition) => transition,
+        };
+        // The transaction's conditions: a balance move needs its user, a debit the money, and
+        // the claim must be ours. (Products deleted since do not stop a cancel; their stock
+        // has nowhere to go.)
+        let balance_of = |state: &State| {
+            state
+                .users
+                .get(user_id)
+                .map(|user| user.balance)
+                .ok_or(ServiceError::UserNotFound)
+        };
+        let balance = match transition.balance {
+            BalanceMove::Untouched => None,
+            BalanceMove::Debit(amount) => {
+                let balance = balance_of(&state)?;
+                if balance < amount.won() {
+                    return Err(ServiceError::InsufficientBalance { required: amount });
+                }
+                Some(balance - amount.won())
             }
-            Decision::Apply(payment) => payment,
-        };
-        let BalanceMove::Debit(amount) = payment.balance else {
-            return Err(ServiceError::internal("a payment that debits nothing"));
-        };
-        let balance = state
-            .users
-            .get(user_id)
-            .ok_or(ServiceError::UserNotFound)?
-            .balance;
-        if balance < amount.won() {
-            return Err(ServiceError::InsufficientBalance { required: amount });
-        }
-        state.check_claim(user_id, claim)?;
-        if let Some(user) = state.users.get_mut(user_id) {
-            user.balance = balance - amount.won();
-        }
-        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
-            stored.order = payment.order.clone();
-        }
-        state.answer_claim(user_id, claim, Answer::Updated(payment.order.clone()));
-        Ok(Outcome {
-            order: payment.order,
-            replayed: false,
-        })
-    }
-
-    fn cancel(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        let mut state = self.lock();
-        let stored = state
-            .stored_order(user_id, order_id)
-            .ok_or(ServiceError::OrderNotFound)?;
-        let cancellation = match stored.order.cancel(now(), false)? {
-            Decision::AlreadyMade(order) => {
-                return Ok(Outcome {
-                    order,
-                    replayed: false,
-                })
-            }
-            Decision::Apply(cancellation) => cancellation,
-        };
-        // The transaction's conditions: a refund needs its user, the claim must be ours.
-        // (Products deleted since do not stop a cancel; their stock has nowhere to go.)
-        let refunded_balance = match cancellation.balance {
             BalanceMove::Refund(amount) => Some(
-                state
-                    .users
-                    .get(user_id)
-                    .ok_or(ServiceError::UserNotFound)?
-                    .balance
+                balance_of(&state)?
                     .checked_add(amount.won())
                     .ok_or_else(balance_overflow)?,
             ),
-            BalanceMove::Untouched => None,
-            BalanceMove::Debit(_) => {
-                return Err(ServiceError::internal("a cancellation that debits"));
-            }
         };
         state.check_claim(user_id, claim)?;
-        if cancellation.restock {
-            for line in &cancellation.order.items {
+        if transition.restock {
+            for line in &transition.order.items {
                 if let Some(product) = state.products.get_mut(&line.product_id) {
                     product.stock += i64::from(line.quantity.get());
                 }
             }
         }
-        if let (Some(balance), Some(user)) = (refunded_balance, state.users.get_mut(user_id)) {
+        if let (Some(balance), Some(user)) = (balance, state.users.get_mut(user_id)) {
             user.balance = balance;
         }
         if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
-            stored.order = cancellation.order.clone();
+            stored.order = transition.order.clone();
         }
-        state.answer_claim(user_id, claim, Answer::Updated(cancellation.order.clone()));
-        Ok(Outcome {
-            order: cancellation.order,
-            replayed: false,
-        })
+        state.answer_claim(user_id, claim, Answer::Updated(transition.order.clone()));
+        Ok(Outcome::fresh(transition.order))
     }
 
     fn list(
@@ -585,27 +539,16 @@ impl CreateOrders for MemoryStore {
     }
 }
 
-impl PayOrders for MemoryStore {
-    async fn pay_order(
+impl ChangeOrders for MemoryStore {
+    async fn change_order(
         &self,
         user_id: &UserId,
         order_id: OrderId,
+        change: Change,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.pause().await;
-        self.pay(user_id, order_id, claim)
-    }
-}
-
-impl CancelOrders for MemoryStore {
-    async fn cancel_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        self.pause().await;
-        self.cancel(user_id, order_id, claim)
+        self.change(user_id, order_id, change, claim)
     }
 }
 

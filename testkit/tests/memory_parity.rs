@@ -19,18 +19,17 @@ use order_service::domain::{
 };
 use order_service::http::problem::problem_response;
 use order_service::store::{
-    CancelOrders, CreateOrders, DynamoOrderStore, KeepAnswers, PayOrders, ReadOrders, SeedPlan,
-    StoreSettings,
+    ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers, ReadOrders, SeedPlan, StoreSettings,
 };
 use order_service::ServiceError;
 use serde_json::{json, Value};
 use testkit::{
-    answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Change,
+    answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Action,
     MemoryStore,
 };
 
 /// Every capability, and what the comparison reads back from a store.
-trait Store: KeepAnswers + CreateOrders + PayOrders + CancelOrders + ReadOrders {
+trait Store: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders {
     async fn balance(&self, user_id: &UserId) -> Option<i64>;
     async fn stock(&self, product_id: &ProductId) -> Option<i64>;
     async fn orders(&self) -> Vec<Order>;
@@ -218,7 +217,7 @@ impl<S: Store> Side<S> {
         &self,
         user_number: u32,
         key: Option<&str>,
-        change: Change<'_>,
+        change: Action<'_>,
     ) -> Response<Body> {
         match answered(&self.store, &user(user_number), key, change).await {
             Ok(response) => response,
@@ -226,7 +225,7 @@ impl<S: Store> Side<S> {
         }
     }
 
-    async fn change(&self, user_number: u32, key: Option<&str>, change: Change<'_>) -> Value {
+    async fn change(&self, user_number: u32, key: Option<&str>, change: Action<'_>) -> Value {
         let response = self.respond(user_number, key, change).await;
         self.observe_response(&response)
     }
@@ -240,7 +239,7 @@ impl<S: Store> Side<S> {
                 name,
             } => {
                 let order = new_order(lines);
-                let response = self.respond(user_number, key, Change::Create(&order)).await;
+                let response = self.respond(user_number, key, Action::Create(&order)).await;
                 // Orders made in one millisecond list in id order, which is random: keep the
                 // scenario's orders a few milliseconds apart on both stores.
                 tokio::time::sleep(Duration::from_millis(3)).await;
@@ -254,10 +253,10 @@ impl<S: Store> Side<S> {
                 self.observe_response(&response)
             }
             Step::Pay { user, key, order } => {
-                self.change(user, key, Change::Pay(self.order(order))).await
+                self.change(user, key, Action::Pay(self.order(order))).await
             }
             Step::Cancel { user, key, order } => {
-                self.change(user, key, Change::Cancel(self.order(order)))
+                self.change(user, key, Action::Cancel(self.order(order)))
                     .await
             }
             Step::Get {

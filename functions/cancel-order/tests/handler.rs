@@ -1,8 +1,8 @@
 //! cancel-order's handler on API Gateway v2 events, against the in-memory store (no Java).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use order_service::domain::{ProductId, UserId};
-use order_service::store::{PayOrders, SeedPlan};
+use order_service::domain::{Change, ProductId, UserId};
+use order_service::store::{ChangeOrders, SeedPlan};
 use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 fn cancel(user: &str, order_id: &str) -> EventBuilder {
@@ -24,7 +24,10 @@ async fn cancelling_a_paid_order_refunds_and_restocks_once() {
     let (app, store) = memory_app(&plan);
     let user = UserId::parse("user-1").unwrap();
     let order = place_order(&store, &user, &[("product-1", 4)]).await;
-    store.pay_order(&user, order.order_id, None).await.unwrap();
+    store
+        .change_order(&user, order.order_id, Change::Pay, None)
+        .await
+        .unwrap();
     let id = order.order_id.to_string();
 
     let (status, body) =

@@ -1,9 +1,9 @@
 //! `POST /users/{userId}/orders`: snapshots prices and reserves stock for every line, or none.
 
 use lambda_http::{Body, Request, Response};
-use order_service::app::{answer_once, App, Operation};
+use order_service::app::{create_once, App, Operation};
 use order_service::auth::Access;
-use order_service::domain::{Answer, CreateOrderRequest, Fingerprint, NewOrder};
+use order_service::domain::{CreateOrderRequest, NewOrder};
 use order_service::http::{self, Reply};
 use order_service::store::{CreateOrders, KeepAnswers};
 use order_service::ServiceError;
@@ -28,14 +28,5 @@ async fn create_order<S: CreateOrders + KeepAnswers>(
     let key = http::idempotency_key(request)?;
     let body: CreateOrderRequest = http::json_body(request)?;
     let order = NewOrder::try_from(body)?;
-    let (store, user_id, order) = (&app.store, &user_id, &order);
-    answer_once(
-        store,
-        user_id,
-        key,
-        Fingerprint::create(order),
-        Answer::Created,
-        |claim| async move { store.create_order(user_id, order, claim.as_ref()).await },
-    )
-    .await
+    create_once(&app.store, &user_id, key, &order).await
 }

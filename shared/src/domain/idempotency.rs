@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Money, NewOrder, Order, OrderId, ProductId, UserId, ValidationError};
+use super::{Change, Money, NewOrder, Order, OrderId, ProductId, UserId, ValidationError};
 
 /// The longest Idempotency-Key we accept, as in the API contract.
 pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
@@ -120,16 +120,10 @@ impl Fingerprint {
         Self(hex(&digest(&parts)))
     }
 
-    pub fn pay(order_id: OrderId) -> Self {
+    /// A payment or cancellation of `order_id`.
+    pub fn change(change: Change, order_id: OrderId) -> Self {
         Self(hex(&digest(&[
-            b"pay-order",
-            order_id.to_string().as_bytes(),
-        ])))
-    }
-
-    pub fn cancel(order_id: OrderId) -> Self {
-        Self(hex(&digest(&[
-            b"cancel-order",
+            change.operation().as_bytes(),
             order_id.to_string().as_bytes(),
         ])))
     }
@@ -276,9 +270,18 @@ mod tests {
     fn fingerprints_tell_routes_orders_and_bodies_apart() {
         let order = OrderId::random();
         let other = OrderId::random();
-        assert_eq!(Fingerprint::pay(order), Fingerprint::pay(order));
-        assert_ne!(Fingerprint::pay(order), Fingerprint::pay(other));
-        assert_ne!(Fingerprint::pay(order), Fingerprint::cancel(order));
+        assert_eq!(
+            Fingerprint::change(Change::Pay, order),
+            Fingerprint::change(Change::Pay, order)
+        );
+        assert_ne!(
+            Fingerprint::change(Change::Pay, order),
+            Fingerprint::change(Change::Pay, other)
+        );
+        assert_ne!(
+            Fingerprint::change(Change::Pay, order),
+            Fingerprint::change(Change::Cancel, order)
+        );
         let spaced = new_order(r#"{ "items" : [ {"quantity":2, "productId":"product-1"} ] }"#);
         let compact = new_order(r#"{"items":[{"productId":"product-1","quantity":2}]}"#);
         let more = new_order(r#"{"items":[{"productId":"product-1","quantity":3}]}"#);
@@ -294,35 +297,38 @@ mod tests {
     fn a_prior_record_answers_the_same_request_and_refuses_another() {
         let key = IdempotencyKey::parse("k").unwrap();
         let order = OrderId::random();
-        let claim = Claim::new(key.clone(), Fingerprint::pay(order));
+        let claim = Claim::new(key.clone(), Fingerprint::change(Change::Pay, order));
         let answer = Answer::Refused(Refusal::OrderCancelled);
         assert_eq!(
             claim.against(&Prior::Answered {
-                fingerprint: Fingerprint::pay(order),
+                fingerprint: Fingerprint::change(Change::Pay, order),
                 answer: answer.clone(),
             }),
             Ok(answer.clone())
         );
         assert_eq!(
             claim.against(&Prior::Answered {
-                fingerprint: Fingerprint::cancel(order),
+                fingerprint: Fingerprint::change(Change::Cancel, order),
                 answer,
             }),
             Err(Conflict::KeyReused)
         );
         assert_eq!(
             claim.against(&Prior::InFlight {
-                fingerprint: Fingerprint::pay(order),
+                fingerprint: Fingerprint::change(Change::Pay, order),
             }),
             Err(Conflict::InFlight)
         );
         assert_eq!(
             claim.against(&Prior::InFlight {
-                fingerprint: Fingerprint::cancel(order),
+                fingerprint: Fingerprint::change(Change::Cancel, order),
             }),
             Err(Conflict::KeyReused)
         );
-        assert_ne!(claim.token, Claim::new(key, Fingerprint::pay(order)).token);
+        assert_ne!(
+            claim.token,
+            Claim::new(key, Fingerprint::change(Change::Pay, order)).token
+        );
     }
 
     #[test]

@@ -154,6 +154,23 @@ pub struct Transition {
     pub restock: bool,
 }
 
+/// The changes an existing order allows: pay-order and cancel-order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Change {
+    Pay,
+    Cancel,
+}
+
+impl Change {
+    /// The operation's name, as in logs, metrics and idempotency fingerprints.
+    pub const fn operation(self) -> &'static str {
+        match self {
+            Change::Pay => "pay-order",
+            Change::Cancel => "cancel-order",
+        }
+    }
+}
+
 /// What a payment or a cancellation comes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -211,10 +228,24 @@ impl Order {
         })
     }
 
+    /// What `change` at `at` comes to. `made_by_this_request` says whether the order's current
+    /// state is this request's own earlier write.
+    pub fn decide(
+        &self,
+        change: Change,
+        at: Timestamp,
+        made_by_this_request: bool,
+    ) -> Result<Decision, Refusal> {
+        match change {
+            Change::Pay => self.pay(at, made_by_this_request),
+            Change::Cancel => self.cancel(at, made_by_this_request),
+        }
+    }
+
     /// Paying the order at `at`: only a CREATED order can be paid, and it debits its total.
     /// `made_by_this_request` says whether the order's current state is this request's own
     /// earlier write.
-    pub fn pay(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+    fn pay(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
         match self.status {
             OrderStatus::Paid if made_by_this_request => Ok(Decision::AlreadyMade(self.clone())),
             OrderStatus::Paid => Err(Refusal::OrderAlreadyPaid),
@@ -234,7 +265,7 @@ impl Order {
 
     /// Cancelling the order at `at`: a CREATED or PAID order can be cancelled; its stock goes
     /// back, and a paid order is refunded.
-    pub fn cancel(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+    fn cancel(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
         let balance = match self.status {
             OrderStatus::Cancelled if made_by_this_request => {
                 return Ok(Decision::AlreadyMade(self.clone()))

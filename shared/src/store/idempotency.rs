@@ -326,7 +326,7 @@ impl DynamoOrderStore {
 mod tests {
     use super::*;
     use crate::domain::{
-        IdempotencyKey, Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Quantity,
+        Change, IdempotencyKey, Money, Order, OrderId, OrderLine, OrderStatus, ProductId, Quantity,
         Timestamp,
     };
     use proptest::prelude::*;
@@ -378,7 +378,7 @@ mod tests {
             };
             let claim = Claim::new(
                 IdempotencyKey::parse("key").unwrap(),
-                Fingerprint::pay(order.order_id),
+                Fingerprint::change(Change::Pay, order.order_id),
             );
             let record = IdempotencyRecord {
                 pk: user_pk(&order.user_id),

@@ -3,7 +3,8 @@
 //! circuit breaker. `SdkError` never leaves this module.
 //!
 //! Each function gets only the capability it needs through a small trait (`CreateOrders`,
-//! `PayOrders`, `CancelOrders`, `ReadOrders`), matched by least-privilege IAM in `template.yaml`.
+//! `ChangeOrders` for pay and cancel, `ReadOrders`), matched by least-privilege IAM in
+//! `template.yaml`.
 
 mod admin;
 mod audit;
@@ -31,7 +32,7 @@ use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Claim, NewOrder, Order, OrderId, Prior, Refusal, UserId};
+use crate::domain::{Change, Claim, NewOrder, Order, OrderId, Prior, Refusal, UserId};
 use crate::error::ServiceError;
 
 /// The result of a state-changing call: the order, and whether it is a replay (no second
@@ -40,6 +41,16 @@ use crate::error::ServiceError;
 pub struct Outcome {
     pub order: Order,
     pub replayed: bool,
+}
+
+impl Outcome {
+    /// This request's own change (or its own earlier write found again): not a replay.
+    pub fn fresh(order: Order) -> Self {
+        Self {
+            order,
+            replayed: false,
+        }
+    }
 }
 
 /// One page of a user's orders, newest first.
@@ -83,22 +94,15 @@ pub trait CreateOrders: Send + Sync {
     ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
 }
 
-pub trait PayOrders: Send + Sync {
-    /// Debits the order total from the user's balance and marks the order PAID, atomically.
-    fn pay_order(
+pub trait ChangeOrders: Send + Sync {
+    /// Pays or cancels the order as the domain decides, atomically: a payment debits the total
+    /// from the user's balance and marks the order PAID; a cancellation restores its stock,
+    /// refunds it if it was paid and marks it CANCELLED.
+    fn change_order(
         &self,
         user_id: &UserId,
         order_id: OrderId,
-        claim: Option<&Claim>,
-    ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
-}
-
-pub trait CancelOrders: Send + Sync {
-    /// Cancels the order, restoring its stock and refunding it if it was paid, atomically.
-    fn cancel_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
+        change: Change,
         claim: Option<&Claim>,
     ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
 }

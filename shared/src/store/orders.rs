@@ -20,12 +20,10 @@ use super::items::{
 };
 use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
-use super::{
-    CancelOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, PayOrders, ReadOrders,
-};
+use super::{ChangeOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, ReadOrders};
 use crate::domain::{
-    Answer, BalanceMove, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
-    OrderStatus, ProductId, Timestamp, UserId,
+    Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
+    OrderStatus, ProductId, Quantity, Timestamp, Transition, UserId,
 };
 use crate::error::ServiceError;
 
@@ -69,12 +67,12 @@ fn with_answer(
     Ok(())
 }
 
-/// The items of a cancel's transaction, in order.
+/// The items of a payment's or cancellation's transaction, in order.
 #[derive(Debug, PartialEq, Eq)]
-enum CancelPart<'a> {
+enum Part<'a> {
     Order,
     Restock(&'a ProductId),
-    Refund,
+    Balance,
     Answer,
 }
 
@@ -320,10 +318,7 @@ impl DynamoOrderStore {
         })?;
 
         match self.transact("CreateOrder", transaction).await {
-            Ok(()) => Ok(Outcome {
-                order,
-                replayed: false,
-            }),
+            Ok(()) => Ok(Outcome::fresh(order)),
             Err(WriteRejected::Store(error)) => Err(error),
             Err(WriteRejected::Conditions(reasons)) => {
                 if let Some(order_reason) =
@@ -409,10 +404,13 @@ impl DynamoOrderStore {
             .build())
     }
 
-    async fn pay_order_unguarded(
+    /// Writes the change the domain decides, conditioned on the order's status: a concurrent
+    /// change makes this write fail, and the order is read again and decided anew.
+    async fn change_order_unguarded(
         &self,
         user_id: &UserId,
         order_id: OrderId,
+        change: Change,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         let token = request_token();
@@ -420,218 +418,174 @@ impl DynamoOrderStore {
             .read_order_record(user_id, order_id)
             .await?
             .ok_or(ServiceError::OrderNotFound)?;
-        for _ in 0..MAX_STATE_READS {
-            let made_by_this_request = record.pay_token.as_deref() == Some(token.as_str());
-            let payment = match record.to_order().pay(now(), made_by_this_request)? {
-                Decision::AlreadyMade(order) => {
-                    return Ok(Outcome {
-                        order,
-                        replayed: false,
-                    })
-                }
-                Decision::Apply(payment) => payment,
-            };
-            let BalanceMove::Debit(amount) = payment.balance else {
-                return Err(ServiceError::internal("a payment that debits nothing"));
-            };
-            let paid_at = payment.order.paid_at.unwrap_or_else(now);
-            let mut transaction = vec![
-                self.order_status_update(
-                    user_id,
-                    order_id,
-                    payment.from,
-                    "SET #status = :paid, paidAt = :paidAt, payToken = :token",
-                    vec![
-                        (":paid", string_value(payment.order.status.as_str())),
-                        (":paidAt", string_value(paid_at.to_string())),
-                        (":token", string_value(token.clone())),
-                    ],
-                )?,
-                self.balance_update(
-                    user_id,
-                    "SET #balance = #balance - :amount",
-                    "#balance >= :amount",
-                    amount,
-                )?,
-            ];
-            with_answer(self, &mut transaction, user_id, claim, || {
-                Answer::Updated(payment.order.clone())
-            })?;
-            match self.transact("PayOrder", transaction).await {
-                Ok(()) => {
-                    return Ok(Outcome {
-                        order: payment.order,
-                        replayed: false,
-                    });
-                }
-                Err(WriteRejected::Store(error)) => return Err(error),
-                Err(WriteRejected::Conditions(reasons)) => {
-                    match (reasons.first(), reasons.get(1)) {
-                        (Some(order_reason), _) if condition_failed(order_reason) => {
-                            record = self
-                                .order_after_failed_condition(order_reason, user_id, order_id)
-                                .await?;
-                        }
-                        (_, Some(balance_reason)) if condition_failed(balance_reason) => {
-                            let user_exists =
-                                balance_reason.item().is_some_and(|item| !item.is_empty());
-                            return Err(if user_exists || balance_reason.item().is_none() {
-                                ServiceError::InsufficientBalance { required: amount }
-                            } else {
-                                ServiceError::UserNotFound
-                            });
-                        }
-                        _ if claim.is_some() => return Err(claim_lost()),
-                        _ => {
-                            return Err(ServiceError::internal(
-                                "payment cancelled without a failed condition",
-                            ))
-                        }
-                    }
-                }
-            }
-        }
-        Err(ServiceError::internal(
-            "the order's state kept changing during payment",
-        ))
-    }
-
-    async fn cancel_order_unguarded(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        let token = request_token();
-        let mut record = self
-            .read_order_record(user_id, order_id)
-            .await?
-            .ok_or(ServiceError::OrderNotFound)?;
-        // Products deleted since the order was made: the cancel goes through (and refunds),
-        // their stock has nowhere to go back to.
+        // Products deleted since the order was made: a cancellation goes through (and
+        // refunds), their stock has nowhere to go back to.
         let mut gone: Vec<ProductId> = Vec::new();
         for _ in 0..MAX_STATE_READS {
-            let made_by_this_request = record.cancel_token.as_deref() == Some(token.as_str());
-            let cancellation = match record.to_order().cancel(now(), made_by_this_request)? {
-                Decision::AlreadyMade(order) => {
-                    return Ok(Outcome {
-                        order,
-                        replayed: false,
-                    })
-                }
-                Decision::Apply(cancellation) => cancellation,
+            let written_by = match change {
+                Change::Pay => &record.pay_token,
+                Change::Cancel => &record.cancel_token,
             };
-            let cancelled_at = cancellation.order.cancelled_at.unwrap_or_else(now);
-            let mut transaction = Vec::with_capacity(record.order.items.len() + 3);
-            // What each transaction item is, to read the cancellation reasons by.
-            let mut parts = vec![CancelPart::Order];
-            transaction.push(self.order_status_update(
-                user_id,
-                order_id,
-                cancellation.from,
-                "SET #status = :cancelled, cancelledAt = :cancelledAt, cancelToken = :token",
-                vec![
-                    (
-                        ":cancelled",
-                        string_value(cancellation.order.status.as_str()),
-                    ),
-                    (":cancelledAt", string_value(cancelled_at.to_string())),
-                    (":token", string_value(token.clone())),
-                ],
-            )?);
-            let restocked = cancellation
-                .order
-                .items
-                .iter()
-                .filter(|line| cancellation.restock && !gone.contains(&line.product_id));
-            for line in restocked {
-                parts.push(CancelPart::Restock(&line.product_id));
-                transaction.push(
-                    TransactWriteItem::builder()
-                        .update(
-                            Update::builder()
-                                .table_name(self.table_name())
-                                .set_key(Some(product_key(&line.product_id)))
-                                .update_expression("SET #stock = #stock + :quantity")
-                                .condition_expression("attribute_exists(pk)")
-                                .expression_attribute_names("#stock", "stock")
-                                .expression_attribute_values(
-                                    ":quantity",
-                                    number_value(i64::from(line.quantity.get())),
-                                )
-                                .build()
-                                .map_err(build_error)?,
-                        )
-                        .build(),
-                );
-            }
-            if let BalanceMove::Refund(amount) = cancellation.balance {
-                parts.push(CancelPart::Refund);
-                transaction.push(self.balance_update(
-                    user_id,
-                    "SET #balance = #balance + :amount",
-                    "attribute_exists(pk)",
-                    amount,
-                )?);
-            }
-            parts.push(CancelPart::Answer);
-            with_answer(self, &mut transaction, user_id, claim, || {
-                Answer::Updated(cancellation.order.clone())
-            })?;
-            match self.transact("CancelOrder", transaction).await {
-                Ok(()) => {
-                    return Ok(Outcome {
-                        order: cancellation.order,
-                        replayed: false,
-                    });
-                }
+            let made_by_this_request = written_by.as_deref() == Some(token.as_str());
+            let transition = match record
+                .to_order()
+                .decide(change, now(), made_by_this_request)?
+            {
+                Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
+                Decision::Apply(transition) => transition,
+            };
+            let (parts, transaction) =
+                self.transition_items(user_id, change, &transition, &token, &gone, claim)?;
+            let reasons = match self.transact(change.operation(), transaction).await {
+                Ok(()) => return Ok(Outcome::fresh(transition.order)),
                 Err(WriteRejected::Store(error)) => return Err(error),
-                Err(WriteRejected::Conditions(reasons)) => {
-                    let failed: Vec<&CancelPart> = parts
-                        .iter()
-                        .zip(&reasons)
-                        .filter(|(_, reason)| condition_failed(reason))
-                        .map(|(part, _)| part)
-                        .collect();
-                    if failed.contains(&&CancelPart::Order) {
-                        if let Some(order_reason) = reasons.first() {
-                            record = self
-                                .order_after_failed_condition(order_reason, user_id, order_id)
-                                .await?;
-                        }
-                        continue;
+                Err(WriteRejected::Conditions(reasons)) => reasons,
+            };
+            let failed: Vec<&Part> = parts
+                .iter()
+                .zip(&reasons)
+                .filter(|(_, reason)| condition_failed(reason))
+                .map(|(part, _)| part)
+                .collect();
+            match failed.first() {
+                Some(Part::Order) => {
+                    if let Some(order_reason) = reasons.first() {
+                        record = self
+                            .order_after_failed_condition(order_reason, user_id, order_id)
+                            .await?;
                     }
+                    continue;
+                }
+                Some(Part::Restock(_)) => {
                     let deleted: Vec<ProductId> = failed
                         .iter()
                         .filter_map(|part| match part {
-                            CancelPart::Restock(product_id) => Some((*product_id).clone()),
+                            Part::Restock(product_id) => Some((*product_id).clone()),
                             _ => None,
                         })
                         .collect();
-                    if !deleted.is_empty() {
-                        tracing::warn!(
-                            order_id = %order_id,
-                            products = ?deleted,
-                            "cancelling an order whose products were deleted: their stock is not restored"
-                        );
-                        gone.extend(deleted);
-                        continue;
-                    }
-                    if failed.contains(&&CancelPart::Refund) {
-                        return Err(ServiceError::UserNotFound);
-                    }
-                    if failed.contains(&&CancelPart::Answer) {
-                        return Err(claim_lost());
-                    }
-                    return Err(ServiceError::internal(
-                        "cancellation refused without a failed condition",
-                    ));
+                    tracing::warn!(
+                        order_id = %order_id,
+                        products = ?deleted,
+                        "cancelling an order whose products were deleted: their stock is not restored"
+                    );
+                    gone.extend(deleted);
+                    continue;
+                }
+                Some(Part::Balance) => {
+                    let reason = parts
+                        .iter()
+                        .position(|part| *part == Part::Balance)
+                        .and_then(|at| reasons.get(at));
+                    // On a failed condition DynamoDB returns the user item; an empty one means
+                    // the user is gone, anything else that the balance was short.
+                    let user_gone = reason
+                        .and_then(CancellationReason::item)
+                        .is_some_and(HashMap::is_empty);
+                    return Err(match transition.balance {
+                        BalanceMove::Debit(required) if !user_gone => {
+                            ServiceError::InsufficientBalance { required }
+                        }
+                        _ => ServiceError::UserNotFound,
+                    });
+                }
+                Some(Part::Answer) => return Err(claim_lost()),
+                None => {
+                    return Err(ServiceError::internal(format!(
+                        "{} refused without a failed condition",
+                        change.operation()
+                    )))
                 }
             }
         }
-        Err(ServiceError::internal(
-            "the order's state kept changing during cancellation",
-        ))
+        Err(ServiceError::internal(format!(
+            "the order's state kept changing during {}",
+            change.operation()
+        )))
+    }
+
+    /// The transaction that writes `transition`, and what each of its items is, to read the
+    /// cancellation reasons by.
+    fn transition_items<'a>(
+        &self,
+        user_id: &UserId,
+        change: Change,
+        transition: &'a Transition,
+        token: &str,
+        gone: &[ProductId],
+        claim: Option<&Claim>,
+    ) -> Result<(Vec<Part<'a>>, Vec<TransactWriteItem>), ServiceError> {
+        let order = &transition.order;
+        let (at_attribute, at, token_attribute) = match change {
+            Change::Pay => ("paidAt", order.paid_at, "payToken"),
+            Change::Cancel => ("cancelledAt", order.cancelled_at, "cancelToken"),
+        };
+        let mut parts = vec![Part::Order];
+        let mut transaction = vec![self.order_status_update(
+            user_id,
+            order.order_id,
+            transition.from,
+            &format!("SET #status = :status, {at_attribute} = :at, {token_attribute} = :token"),
+            vec![
+                (":status", string_value(order.status.as_str())),
+                (":at", string_value(at.unwrap_or_else(now).to_string())),
+                (":token", string_value(token)),
+            ],
+        )?];
+        let restocked = order
+            .items
+            .iter()
+            .filter(|line| transition.restock && !gone.contains(&line.product_id));
+        for line in restocked {
+            parts.push(Part::Restock(&line.product_id));
+            transaction.push(self.restock(&line.product_id, line.quantity)?);
+        }
+        let balance = match transition.balance {
+            BalanceMove::Untouched => None,
+            BalanceMove::Debit(amount) => Some((
+                "SET #balance = #balance - :amount",
+                "#balance >= :amount",
+                amount,
+            )),
+            BalanceMove::Refund(amount) => Some((
+                "SET #balance = #balance + :amount",
+                "attribute_exists(pk)",
+                amount,
+            )),
+        };
+        if let Some((expression, condition, amount)) = balance {
+            parts.push(Part::Balance);
+            transaction.push(self.balance_update(user_id, expression, condition, amount)?);
+        }
+        parts.push(Part::Answer);
+        with_answer(self, &mut transaction, user_id, claim, || {
+            Answer::Updated(order.clone())
+        })?;
+        Ok((parts, transaction))
+    }
+
+    /// Gives `quantity` back to the product's stock, if the product still exists.
+    fn restock(
+        &self,
+        product_id: &ProductId,
+        quantity: Quantity,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(product_key(product_id)))
+                    .update_expression("SET #stock = #stock + :quantity")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#stock", "stock")
+                    .expression_attribute_values(
+                        ":quantity",
+                        number_value(i64::from(quantity.get())),
+                    )
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
     }
 
     async fn list_orders_unguarded(
@@ -713,26 +667,15 @@ impl CreateOrders for DynamoOrderStore {
     }
 }
 
-impl PayOrders for DynamoOrderStore {
-    async fn pay_order(
+impl ChangeOrders for DynamoOrderStore {
+    async fn change_order(
         &self,
         user_id: &UserId,
         order_id: OrderId,
+        change: Change,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.pay_order_unguarded(user_id, order_id, claim))
-            .await
-    }
-}
-
-impl CancelOrders for DynamoOrderStore {
-    async fn cancel_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.cancel_order_unguarded(user_id, order_id, claim))
+        self.guarded(self.change_order_unguarded(user_id, order_id, change, claim))
             .await
     }
 }
