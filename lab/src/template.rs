@@ -176,36 +176,13 @@ fn find_entry(
     comments: bool,
 ) -> Result<Range<usize>> {
     let within = section(lines, name)?;
-    let prefix = format!("{}{key}:", " ".repeat(indent));
-    let found: Vec<usize> = within
-        .clone()
-        .filter(|&index| {
-            lines[index]
-                .strip_prefix(&prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
-        })
-        .collect();
-    let start = match found.as_slice() {
-        [one] => *one,
-        [] => bail!("anchor missing: no `{prefix}` in {name} of template.yaml"),
-        _ => bail!(
-            "anchor ambiguous: `{prefix}` appears {} times in {name} of template.yaml",
-            found.len()
-        ),
+    let entry = child_entry(lines, within.clone(), indent, key, name)?;
+    let first = if comments {
+        comments_above(lines, within.start, entry.start, indent)
+    } else {
+        entry.start
     };
-    let mut end = start + 1;
-    while end < within.end && (lines[end].trim().is_empty() || indentation(&lines[end]) > indent) {
-        end += 1;
-    }
-    while end > start + 1 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
-    let mut first = start;
-    let comment = format!("{}#", " ".repeat(indent));
-    while comments && first > within.start && lines[first - 1].starts_with(&comment) {
-        first -= 1;
-    }
-    Ok(first..end)
+    Ok(first..entry.end)
 }
 
 /// The marker line `marker` in section `name` and the comment lines at its indentation right
@@ -224,11 +201,7 @@ fn find_marker(lines: &[String], name: &str, marker: &str) -> Result<Range<usize
             found.len()
         ),
     };
-    let comment = format!("{}#", " ".repeat(indentation(marker)));
-    let mut first = index;
-    while first > within.start && lines[first - 1].starts_with(&comment) {
-        first -= 1;
-    }
+    let first = comments_above(lines, within.start, index, indentation(marker));
     Ok(first..index + 1)
 }
 
@@ -322,7 +295,8 @@ fn comments_above(lines: &[String], floor: usize, start: usize, indent: usize) -
     first
 }
 
-/// The one entry `key` at `indent` inside `parent` (an entry's lines).
+/// The one entry `key` at `indent` inside `parent` (a section's or an entry's lines, named
+/// `place` in the error when there is none or more than one).
 fn child_entry(
     lines: &[String],
     parent: Range<usize>,
@@ -343,7 +317,7 @@ fn child_entry(
         [one] => Ok(*one..entry_end(lines, &parent, *one, indent)),
         [] => bail!("anchor missing: no `{prefix}` in {place} of template.yaml"),
         _ => bail!(
-            "anchor ambiguous: `{prefix}` appears {} times in {place}",
+            "anchor ambiguous: `{prefix}` appears {} times in {place} of template.yaml",
             found.len()
         ),
     }

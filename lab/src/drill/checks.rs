@@ -1,7 +1,10 @@
 //! The checks every drill makes after the load (the ledger against the table, the audit,
-//! recovery, the expected alarms), and the shared checks the drills pick from.
+//! recovery, the expected alarms), the shared checks the drills pick from, and their table reads.
 
 use anyhow::Result;
+use order_service::domain::{Order, ProductId};
+use order_service::store::DynamoOrderStore;
+use tokio::runtime::Runtime;
 
 use crate::data;
 use crate::monitor::{format_ms, AlarmEvent, Bucket, EventKind};
@@ -20,14 +23,7 @@ impl Drill {
         for run in self.load.iter().chain(self.flash.iter()) {
             ledger.extend(run.ledger().iter().filter_map(LedgerEntry::from_json));
         }
-        let store = self.runtime.block_on(data::store_for(
-            &self.state.dynamodb_endpoint,
-            &self.state.table,
-        ));
-        let orders = self
-            .runtime
-            .block_on(store.all_orders())
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let orders = self.table().orders()?;
         let check = check_ledger(&ledger, &orders);
         self.check(
             "zero acknowledged writes lost",
@@ -115,17 +111,13 @@ impl Drill {
         let injected = self.findings.injected.unwrap_or(0);
         match expected {
             [] => {
-                let noisy: Vec<String> = self
-                    .findings
-                    .events
-                    .iter()
-                    .filter(|event| {
-                        event.kind == EventKind::Alert
-                            && event.at_ms >= injected
-                            && matches!(event.alarm.as_str(), "api-5xx-rate" | "lambda-errors")
-                    })
-                    .map(AlarmEvent::line)
-                    .collect();
+                let noisy: Vec<String> = alerts_since(
+                    &self.findings.events,
+                    injected,
+                    &["api-5xx-rate", "lambda-errors"],
+                )
+                .map(AlarmEvent::line)
+                .collect();
                 self.check(
                     "api-5xx-rate and lambda-errors stay quiet",
                     noisy.is_empty(),
@@ -137,15 +129,7 @@ impl Drill {
                 );
             }
             alarms => {
-                let fired: Vec<String> = self
-                    .findings
-                    .events
-                    .iter()
-                    .filter(|event| {
-                        event.kind == EventKind::Alert
-                            && event.at_ms >= injected
-                            && alarms.contains(&event.alarm.as_str())
-                    })
+                let fired: Vec<String> = alerts_since(&self.findings.events, injected, alarms)
                     .map(|alert| {
                         format!(
                             "{} after {:.1} s",
@@ -172,6 +156,15 @@ impl Drill {
                     },
                 );
             }
+        }
+    }
+
+    /// The drill's table, read directly (never through the drill's proxy).
+    pub(super) fn table(&self) -> Table<'_> {
+        let store = data::store_for(&self.state.dynamodb_endpoint, &self.state.table);
+        Table {
+            runtime: &self.runtime,
+            store: self.runtime.block_on(store),
         }
     }
 
@@ -260,5 +253,94 @@ impl Drill {
                 detail,
             );
         }
+    }
+}
+
+/// The alerts among `events` of one of `alarms` that fired at or after T0 (`injected`).
+fn alerts_since<'a>(
+    events: &'a [AlarmEvent],
+    injected: i64,
+    alarms: &'a [&'a str],
+) -> impl Iterator<Item = &'a AlarmEvent> {
+    events.iter().filter(move |event| {
+        event.kind == EventKind::Alert
+            && event.at_ms >= injected
+            && alarms.contains(&event.alarm.as_str())
+    })
+}
+
+/// A table the checks read, with the runtime that blocks on the reads.
+pub(super) struct Table<'a> {
+    runtime: &'a Runtime,
+    store: DynamoOrderStore,
+}
+
+impl Table<'_> {
+    /// Every order in the table.
+    pub(super) fn orders(&self) -> Result<Vec<Order>> {
+        let orders = self.runtime.block_on(self.store.all_orders());
+        orders.map_err(|error| anyhow::anyhow!("{error}"))
+    }
+
+    /// The stock of `product` (`None`: the table has no such product).
+    pub(super) fn stock(&self, product: &str) -> Result<Option<i64>> {
+        let product = ProductId::parse(product).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let stock = self.runtime.block_on(self.store.product_stock(&product));
+        stock.map_err(|error| anyhow::anyhow!("{error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use order_service::domain::UserId;
+    use order_service::store::{CreateOrders, SeedPlan};
+
+    use super::*;
+
+    #[test]
+    fn only_the_named_alerts_after_t0_count() {
+        // GIVEN an alert before T0 (1 000), one at T0, another alarm's alert and a resolution
+        let event = |kind, alarm: &str, at_ms| AlarmEvent {
+            kind,
+            alarm: alarm.to_owned(),
+            at_ms,
+            value: 1.0,
+        };
+        let events = [
+            event(EventKind::Alert, "api-5xx-rate", 999),
+            event(EventKind::Alert, "lambda-errors", 1_000),
+            event(EventKind::Alert, "api-latency-p95", 1_500),
+            event(EventKind::Resolved, "api-5xx-rate", 2_000),
+        ];
+        // WHEN the error alarms' alerts since T0 are picked THEN only the one at T0 is
+        let errors = ["api-5xx-rate", "lambda-errors"];
+        let picked: Vec<&AlarmEvent> = alerts_since(&events, 1_000, &errors).collect();
+        assert_eq!(picked, [&events[1]]);
+    }
+
+    #[test]
+    fn the_table_reads_orders_and_stock() -> Result<()> {
+        // GIVEN a seeded table on DynamoDB Local (stock 1 000 each) and an order of 2 x product-1
+        let runtime = data::runtime()?;
+        let plan = SeedPlan {
+            users: 1,
+            ..SeedPlan::default()
+        };
+        let store = runtime.block_on(testkit::seeded_table(&plan)).store;
+        let user = UserId::parse("user-1").expect("a user id");
+        let order = testkit::new_order(&[("product-1", 2)]);
+        runtime
+            .block_on(store.create_order(&user, &order, None))
+            .expect("the order");
+        let table = Table {
+            runtime: &runtime,
+            store,
+        };
+        // WHEN read THEN the order and the stock it took are seen; an unknown product is None
+        assert_eq!(table.orders()?.len(), 1);
+        assert_eq!(table.stock("product-1")?, Some(998));
+        assert_eq!(table.stock("product-999")?, None);
+        assert!(table.stock("not a product id").is_err());
+        Ok(())
     }
 }

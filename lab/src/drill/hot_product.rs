@@ -8,7 +8,6 @@ use anyhow::Result;
 use order_service::domain::Order;
 use serde_json::Value;
 
-use crate::data;
 use crate::monitor::{now_ms, percentile};
 
 use super::runner::Drill;
@@ -108,19 +107,7 @@ impl Scenario for HotProduct {
             .filter(|line| line.product_id.as_str() == FLASH_PRODUCT)
             .map(|line| line.quantity.get() as i64)
             .sum();
-        let stock = order_service::domain::ProductId::parse(FLASH_PRODUCT)
-            .ok()
-            .and_then(|product| {
-                let store = drill.runtime.block_on(data::store_for(
-                    &drill.state.dynamodb_endpoint,
-                    &drill.state.table,
-                ));
-                drill
-                    .runtime
-                    .block_on(store.product_stock(&product))
-                    .ok()
-                    .flatten()
-            });
+        let stock = drill.table().stock(FLASH_PRODUCT).ok().flatten();
         drill.check(
             "exactly 50 sold, no oversell",
             sold == FLASH_STOCK as f64 && units_held == FLASH_STOCK && stock == Some(0),

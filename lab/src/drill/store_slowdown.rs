@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
-use crate::data;
 use crate::monitor::{self, now_ms, percentile};
 use crate::proxy;
 
@@ -68,16 +67,7 @@ impl Scenario for StoreSlowdown {
         );
         drill.proxy = Some(handle);
         drill.restart_functions(env, "through the proxy")?;
-        let store = drill.runtime.block_on(data::store_for(
-            &drill.state.dynamodb_endpoint,
-            &drill.state.table,
-        ));
-        let product = order_service::domain::ProductId::parse(PROBE_PRODUCT)
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
-        self.stock_before = drill
-            .runtime
-            .block_on(store.product_stock(&product))
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        self.stock_before = drill.table().stock(PROBE_PRODUCT)?;
         for (phase, tag) in [
             ("every store answer late", "all"),
             (
@@ -180,19 +170,7 @@ impl Scenario for StoreSlowdown {
             .filter(|order| order.user_id.as_str() == PROBE_USER)
             .map(|order| order.order_id.to_string())
             .collect();
-        let stock_after = order_service::domain::ProductId::parse(PROBE_PRODUCT)
-            .ok()
-            .and_then(|product| {
-                let store = drill.runtime.block_on(data::store_for(
-                    &drill.state.dynamodb_endpoint,
-                    &drill.state.table,
-                ));
-                drill
-                    .runtime
-                    .block_on(store.product_stock(&product))
-                    .ok()
-                    .flatten()
-            });
+        let stock_after = drill.table().stock(PROBE_PRODUCT).ok().flatten();
         let moved = match (slowdown.stock_before, stock_after) {
             (Some(before), Some(after)) => before - after,
             _ => -1,
@@ -383,8 +361,11 @@ impl StoreSlowdown {
 
     /// After the slowdown: was each abandoned create applied? Then retry it with its key.
     fn slowdown_retry(&mut self, drill: &mut Drill) -> Result<()> {
-        let before: BTreeSet<String> = orders_of(drill, PROBE_USER)?
+        let before: BTreeSet<String> = drill
+            .table()
+            .orders()?
             .iter()
+            .filter(|order| order.user_id.as_str() == PROBE_USER)
             .map(|order| order.order_id.to_string())
             .collect();
         let url = format!("{}/users/{PROBE_USER}/orders", drill.base_url());
@@ -429,19 +410,4 @@ impl StoreSlowdown {
         }
         Ok(())
     }
-}
-
-fn orders_of(drill: &Drill, user: &str) -> Result<Vec<order_service::domain::Order>> {
-    let store = drill.runtime.block_on(data::store_for(
-        &drill.state.dynamodb_endpoint,
-        &drill.state.table,
-    ));
-    let orders = drill
-        .runtime
-        .block_on(store.all_orders())
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    Ok(orders
-        .into_iter()
-        .filter(|order| order.user_id.as_str() == user)
-        .collect())
 }
