@@ -18,16 +18,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use order_service::domain::{
-    Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
-    Prior, ProductId, Refusal, Timestamp, UserId, IN_FLIGHT_LEASE,
+    Answer, BalanceMove, Change, Claim, ClaimTimes, Decision, Fingerprint, Money, NewOrder, Order,
+    OrderId, Prior, ProductId, Refusal, Timestamp, UserId,
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
-    seeded_price_of, ChangeOrders, CreateOrders, Cursor, KeepAnswers, OrderPage, Outcome,
-    ReadOrders, SeedPlan, StoreSettings,
+    epoch_seconds, seeded_price_of, ChangeOrders, CreateOrders, Cursor, KeepAnswers, OrderPage,
+    Outcome, ReadOrders, SeedPlan, StoreSettings,
 };
 use order_service::ServiceError;
 
@@ -143,17 +143,6 @@ impl State {
 
 fn now() -> Timestamp {
     Timestamp::from_datetime(time::OffsetDateTime::now_utc())
-}
-
-fn epoch_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The sort key of the DynamoDB store's list index (`<createdAt>#<orderId>`): lists are newest
@@ -276,26 +265,34 @@ impl MemoryStore {
                 *paid.entry(&order.user_id).or_default() += order.total_amount.won();
             }
         }
+        // (what, now, moved away, initial): now + moved away must be the initial amount.
+        let products = state.products.iter().map(|(id, product)| {
+            let held = reserved.get(id).copied().unwrap_or(0);
+            (
+                format!("product {id}: stock"),
+                product.stock,
+                ("reserved", held),
+                product.initial_stock,
+            )
+        });
+        let users = state.users.iter().map(|(id, user)| {
+            let spent = paid.get(id).copied().unwrap_or(0);
+            (
+                format!("user {id}: balance"),
+                user.balance,
+                ("paid", spent),
+                user.initial_balance,
+            )
+        });
         let mut violations = Vec::new();
-        for (product_id, product) in &state.products {
-            let held = reserved.get(product_id).copied().unwrap_or(0);
-            if product.stock + held != product.initial_stock {
+        for (what, now, (moved, away), initial) in products.chain(users) {
+            if now + away != initial {
                 violations.push(format!(
-                    "product {product_id}: stock {} + reserved {held} != initial {}",
-                    product.stock, product.initial_stock
+                    "{what} {now} + {moved} {away} != initial {initial}"
                 ));
             }
-        }
-        for (user_id, user) in &state.users {
-            let spent = paid.get(user_id).copied().unwrap_or(0);
-            if user.balance + spent != user.initial_balance {
-                violations.push(format!(
-                    "user {user_id}: balance {} + paid {spent} != initial {}",
-                    user.balance, user.initial_balance
-                ));
-            }
-            if user.balance < 0 {
-                violations.push(format!("user {user_id}: balance {} < 0", user.balance));
+            if now < 0 {
+                violations.push(format!("{what} {now} < 0"));
             }
         }
         violations
@@ -453,17 +450,7 @@ impl MemoryStore {
         }
         // DynamoDB returns a LastEvaluatedKey whenever a query stops at its limit, even when
         // nothing follows: a full last page still has a cursor, to an empty page.
-        let next_cursor = match (stopped_at_limit, orders.last()) {
-            (true, Some(last)) => Some(Cursor {
-                created_at: last.created_at,
-                order_id: last.order_id,
-            }),
-            _ => None,
-        };
-        Ok(OrderPage {
-            orders,
-            next_cursor,
-        })
+        Ok(OrderPage::new(orders, stopped_at_limit))
     }
 }
 
@@ -481,13 +468,14 @@ impl KeepAnswers for MemoryStore {
                 return Ok(Some(record.prior()));
             }
         }
+        let times = ClaimTimes::starting(now, self.answer_ttl);
         state.keys.insert(
             slot,
             KeyRecord {
                 fingerprint: claim.fingerprint.clone(),
                 claim_token: claim.token.clone(),
-                locked_until: now.saturating_add(seconds(IN_FLIGHT_LEASE)),
-                expires_at: now.saturating_add(seconds(self.answer_ttl)),
+                locked_until: times.locked_until,
+                expires_at: times.expires_at,
                 answer: None,
             },
         );

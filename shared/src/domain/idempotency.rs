@@ -32,6 +32,24 @@ pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(15);
 /// How long a key's answer is kept by default (`IDEMPOTENCY_TTL_HOURS`).
 pub const DEFAULT_ANSWER_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The times, in epoch seconds, a claim made at `now` holds its key until (the lease) and its
+/// record is kept until (the answer's TTL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimTimes {
+    pub locked_until: i64,
+    pub expires_at: i64,
+}
+
+impl ClaimTimes {
+    pub fn starting(now: i64, answer_ttl: Duration) -> Self {
+        let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        Self {
+            locked_until: now.saturating_add(seconds(IN_FLIGHT_LEASE)),
+            expires_at: now.saturating_add(seconds(answer_ttl)),
+        }
+    }
+}
+
 /// A client-chosen Idempotency-Key: 1 to 255 printable ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -8,8 +8,8 @@ mod order;
 mod request;
 
 pub use idempotency::{
-    Answer, Claim, Conflict, Fingerprint, IdempotencyKey, Prior, Refusal, DEFAULT_ANSWER_TTL,
-    IN_FLIGHT_LEASE, MAX_IDEMPOTENCY_KEY_LENGTH,
+    Answer, Claim, ClaimTimes, Conflict, Fingerprint, IdempotencyKey, Prior, Refusal,
+    DEFAULT_ANSWER_TTL, IN_FLIGHT_LEASE, MAX_IDEMPOTENCY_KEY_LENGTH,
 };
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::{Money, Quantity};

@@ -7,7 +7,7 @@
 //! once). `expiresAt` is the
 //! table's TTL attribute; an expired record counts as absent even before TTL removes it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::errors::{mapping_error, store_error};
 use super::items::{from_item, key, number_value, string_value, to_item, user_pk, Item};
 use super::{DynamoOrderStore, KeepAnswers};
-use crate::domain::{Answer, Claim, Fingerprint, Prior, Refusal, UserId, IN_FLIGHT_LEASE};
+use crate::domain::{Answer, Claim, ClaimTimes, Fingerprint, Prior, Refusal, UserId};
 use crate::error::ServiceError;
 
 pub(crate) const IDEMPOTENCY_ENTITY: &str = "IDEMPOTENCY";
@@ -83,15 +83,12 @@ fn record_key(user_id: &UserId, claim: &Claim) -> Item {
     key(user_pk(user_id), &record_sk(claim))
 }
 
-fn epoch_seconds() -> i64 {
+/// Now, in epoch seconds: the clock of claims, leases and DynamoDB's TTL.
+pub fn epoch_seconds() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn seconds(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The prior record a failed condition returned, if DynamoDB returned one.
@@ -156,6 +153,7 @@ impl KeepAnswers for DynamoOrderStore {
     async fn claim(&self, user_id: &UserId, claim: &Claim) -> Result<Option<Prior>, ServiceError> {
         self.guarded(async {
             let now = epoch_seconds();
+            let times = ClaimTimes::starting(now, self.answer_ttl);
             let record = IdempotencyRecord {
                 pk: user_pk(user_id),
                 sk: record_sk(claim),
@@ -164,8 +162,8 @@ impl KeepAnswers for DynamoOrderStore {
                 fingerprint: claim.fingerprint.clone(),
                 state: RecordState::InProgress,
                 claim_token: claim.token.clone(),
-                locked_until: now.saturating_add(seconds(IN_FLIGHT_LEASE)),
-                expires_at: now.saturating_add(seconds(self.answer_ttl)),
+                locked_until: times.locked_until,
+                expires_at: times.expires_at,
                 answer: None,
             };
             let item = to_item(&record).map_err(|error| mapping_error("a claim", error))?;

@@ -25,7 +25,7 @@ pub use audit::AuditReport;
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;
-pub use idempotency::TTL_ATTRIBUTE;
+pub use idempotency::{epoch_seconds, TTL_ATTRIBUTE};
 pub use retry::{count_store_retries, store_retries_so_far};
 
 use aws_sdk_dynamodb::Client;
@@ -58,6 +58,21 @@ impl Outcome {
 pub struct OrderPage {
     pub orders: Vec<Order>,
     pub next_cursor: Option<Cursor>,
+}
+
+impl OrderPage {
+    /// A page of `orders`, newest first; when more may follow, its cursor starts after the
+    /// last one.
+    pub fn new(orders: Vec<Order>, more: bool) -> Self {
+        let next_cursor = orders.last().filter(|_| more).map(|last| Cursor {
+            created_at: last.created_at,
+            order_id: last.order_id,
+        });
+        Self {
+            orders,
+            next_cursor,
+        }
+    }
 }
 
 /// The Idempotency-Key records. A state change made under a claim answers it in its own

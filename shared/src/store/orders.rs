@@ -23,7 +23,7 @@ use super::schema::LIST_INDEX;
 use super::{ChangeOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, ReadOrders};
 use crate::domain::{
     Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
-    OrderStatus, ProductId, Quantity, Timestamp, Transition, UserId,
+    OrderStatus, ProductId, Timestamp, Transition, UserId,
 };
 use crate::error::ServiceError;
 
@@ -65,6 +65,15 @@ fn with_answer(
         transaction.push(store.answer_claim_item(user_id, claim, &answer())?);
     }
     Ok(())
+}
+
+/// Which way a counter moves, and what the move needs.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    /// Takes the amount away: the counter must hold at least that much.
+    Take,
+    /// Gives the amount back: the item must still exist.
+    Give,
 }
 
 /// The items of a payment's or cancellation's transaction, in order.
@@ -294,24 +303,13 @@ impl DynamoOrderStore {
                 .build(),
         );
         for line in &order.items {
-            transaction.push(
-                TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(self.table_name())
-                            .set_key(Some(product_key(&line.product_id)))
-                            .update_expression("SET #stock = #stock - :quantity")
-                            .condition_expression("#stock >= :quantity")
-                            .expression_attribute_names("#stock", "stock")
-                            .expression_attribute_values(
-                                ":quantity",
-                                number_value(i64::from(line.quantity.get())),
-                            )
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .build(),
-            );
+            let units = i64::from(line.quantity.get());
+            transaction.push(self.counter_update(
+                product_key(&line.product_id),
+                "stock",
+                Move::Take,
+                units,
+            )?);
         }
         with_answer(self, &mut transaction, user_id, claim, || {
             Answer::Created(order.clone())
@@ -379,22 +377,28 @@ impl DynamoOrderStore {
             .build())
     }
 
-    fn balance_update(
+    /// One counter (a balance or a stock) of the item at `key` moved by `amount`, under the
+    /// move's condition; a failed condition returns the item as it was.
+    fn counter_update(
         &self,
-        user_id: &UserId,
-        expression: &str,
-        condition: &str,
-        amount: Money,
+        key: Item,
+        counter: &str,
+        movement: Move,
+        amount: i64,
     ) -> Result<TransactWriteItem, ServiceError> {
+        let (expression, condition) = match movement {
+            Move::Take => ("SET #counter = #counter - :amount", "#counter >= :amount"),
+            Move::Give => ("SET #counter = #counter + :amount", "attribute_exists(pk)"),
+        };
         Ok(TransactWriteItem::builder()
             .update(
                 Update::builder()
                     .table_name(self.table_name())
-                    .set_key(Some(user_key(user_id)))
+                    .set_key(Some(key))
                     .update_expression(expression)
                     .condition_expression(condition)
-                    .expression_attribute_names("#balance", "balance")
-                    .expression_attribute_values(":amount", number_value(amount.won()))
+                    .expression_attribute_names("#counter", counter)
+                    .expression_attribute_values(":amount", number_value(amount))
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
                     )
@@ -538,54 +542,33 @@ impl DynamoOrderStore {
             .filter(|line| transition.restock && !gone.contains(&line.product_id));
         for line in restocked {
             parts.push(Part::Restock(&line.product_id));
-            transaction.push(self.restock(&line.product_id, line.quantity)?);
+            let units = i64::from(line.quantity.get());
+            transaction.push(self.counter_update(
+                product_key(&line.product_id),
+                "stock",
+                Move::Give,
+                units,
+            )?);
         }
         let balance = match transition.balance {
             BalanceMove::Untouched => None,
-            BalanceMove::Debit(amount) => Some((
-                "SET #balance = #balance - :amount",
-                "#balance >= :amount",
-                amount,
-            )),
-            BalanceMove::Refund(amount) => Some((
-                "SET #balance = #balance + :amount",
-                "attribute_exists(pk)",
-                amount,
-            )),
+            BalanceMove::Debit(amount) => Some((Move::Take, amount)),
+            BalanceMove::Refund(amount) => Some((Move::Give, amount)),
         };
-        if let Some((expression, condition, amount)) = balance {
+        if let Some((movement, amount)) = balance {
             parts.push(Part::Balance);
-            transaction.push(self.balance_update(user_id, expression, condition, amount)?);
+            transaction.push(self.counter_update(
+                user_key(user_id),
+                "balance",
+                movement,
+                amount.won(),
+            )?);
         }
         parts.push(Part::Answer);
         with_answer(self, &mut transaction, user_id, claim, || {
             Answer::Updated(order.clone())
         })?;
         Ok((parts, transaction))
-    }
-
-    /// Gives `quantity` back to the product's stock, if the product still exists.
-    fn restock(
-        &self,
-        product_id: &ProductId,
-        quantity: Quantity,
-    ) -> Result<TransactWriteItem, ServiceError> {
-        Ok(TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(self.table_name())
-                    .set_key(Some(product_key(product_id)))
-                    .update_expression("SET #stock = #stock + :quantity")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_names("#stock", "stock")
-                    .expression_attribute_values(
-                        ":quantity",
-                        number_value(i64::from(quantity.get())),
-                    )
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build())
     }
 
     async fn list_orders_unguarded(
@@ -626,17 +609,7 @@ impl DynamoOrderStore {
         if orders.is_empty() && cursor.is_none() && !self.user_exists(user_id).await? {
             return Err(ServiceError::UserNotFound);
         }
-        let next_cursor = match (output.last_evaluated_key, orders.last()) {
-            (Some(_), Some(last)) => Some(Cursor {
-                created_at: last.created_at,
-                order_id: last.order_id,
-            }),
-            _ => None,
-        };
-        Ok(OrderPage {
-            orders,
-            next_cursor,
-        })
+        Ok(OrderPage::new(orders, output.last_evaluated_key.is_some()))
     }
 
     async fn user_exists(&self, user_id: &UserId) -> Result<bool, ServiceError> {
