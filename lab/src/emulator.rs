@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::{self, SeedArgs};
+use crate::http::{self, Reach};
 use crate::install;
 use crate::invoke::{self, Target};
 use crate::{paths, stack};
@@ -144,7 +145,8 @@ fn bootstrap_dir() -> PathBuf {
 
 /// Whether MiniStack answers on 127.0.0.1:4566.
 fn healthy() -> bool {
-    invoke::http_request(
+    http::request(
+        Reach::Loopback,
         "GET",
         &format!("{}/_ministack/health", endpoint()),
         &[],
@@ -162,7 +164,8 @@ pub(crate) fn read_state() -> Option<EmulatorState> {
     if !healthy() {
         return None;
     }
-    let probe = invoke::http_request(
+    let probe = http::request(
+        Reach::Loopback,
         "GET",
         &format!("{}/users/user-1/orders", state.base_url),
         &[],

@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::http::{self, split_url, Reach};
 use crate::{data, paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -184,11 +185,9 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 mod events;
-mod http;
 mod replay;
 mod send;
 
 pub(crate) use events::*;
-pub(crate) use http::*;
 pub(crate) use replay::*;
 pub(crate) use send::*;

@@ -22,6 +22,7 @@ pub mod ci;
 pub mod data;
 pub mod drill;
 pub mod emulator;
+mod http;
 pub mod incidents;
 pub mod install;
 pub mod invoke;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::invoke::http_request;
+use crate::http::{self, Reach};
 use crate::stack::StackState;
 
 /// Long enough for any admitted request on a slow machine; a hang fails the check.
@@ -39,7 +39,8 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
                         r#"{{"items":[{{"productId":"product-{}","quantity":1}}]}}"#,
                         index % 100 + 1
                     );
-                    let answer = http_request(
+                    let answer = http::request(
+                        Reach::Loopback,
                         "POST",
                         &url.replace("{user}", &user),
                         &[
@@ -87,7 +88,8 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     }
     // Right after the burst the stack serves as before.
     let token = crate::data::sign(&state.jwt_secret, "user-1")?;
-    let after = http_request(
+    let after = http::request(
+        Reach::Loopback,
         "GET",
         &format!("{}/users/user-1/orders", state.base_url),
         &[("authorization".to_owned(), format!("Bearer {token}"))],

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, SeedArgs};
+use crate::http::{self, Reach};
 use crate::install::{self, run};
 use crate::paths;
 use crate::process::{self, Signal};
@@ -204,11 +205,18 @@ fn warm_up(base_url: &str) -> Result<()> {
     for (method, path) in probe_routes() {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let output = Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
-                .arg(format!("{base_url}{path}"))
-                .output()?;
-            let status = String::from_utf8_lossy(&output.stdout).to_string();
+            let status = http::request(
+                Reach::Loopback,
+                method,
+                &format!("{base_url}{path}"),
+                &[],
+                &[],
+                Duration::from_secs(30),
+            )
+            .map_or_else(
+                |error| format!("nothing ({error:#})"),
+                |response| response.status.to_string(),
+            );
             if status == "401" {
                 break;
             }

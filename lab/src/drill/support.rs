@@ -1,5 +1,5 @@
 //! Plumbing of the drills: Ctrl-C handling, the function instances in the process table, HTTP
-//! calls through curl, and k6 runs in the background.
+//! calls through the lab's client, and k6 runs in the background.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::http::Reach;
 use crate::process::{self, Signal};
 use crate::{paths, stack};
 
@@ -119,7 +120,8 @@ impl HttpResult {
     }
 }
 
-/// One HTTP call with curl (`-m timeout`), so that a client-side timeout is a real one.
+/// One HTTP call to the local stack through the lab's client, whose timeout is a real
+/// client-side one (the call is abandoned, as a client with that timeout would).
 pub(super) fn http(
     method: &str,
     url: &str,
@@ -128,59 +130,40 @@ pub(super) fn http(
     idempotency_key: Option<&str>,
     timeout: Duration,
 ) -> HttpResult {
-    const MARK: &str = "\n__CURL__ ";
-    let mut command = Command::new("curl");
-    command
-        .args(["-s", "-i", "-X", method])
-        .arg("--max-time")
-        .arg(format!("{:.3}", timeout.as_secs_f64()))
-        .arg("-w")
-        .arg(format!("{MARK}%{{http_code}} %{{time_total}}"));
+    let mut headers = Vec::new();
     if let Some(token) = token {
-        command
-            .arg("-H")
-            .arg(format!("Authorization: Bearer {token}"));
+        headers.push(("authorization".to_owned(), format!("Bearer {token}")));
     }
     if let Some(key) = idempotency_key {
-        command.arg("-H").arg(format!("Idempotency-Key: {key}"));
+        headers.push(("idempotency-key".to_owned(), key.to_owned()));
     }
-    if let Some(body) = body {
-        command
-            .args(["-H", "Content-Type: application/json", "--data-binary"])
-            .arg(body);
+    if body.is_some() {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
     }
-    command.arg(url).stdin(Stdio::null());
     let started = Instant::now();
-    let Ok(output) = command.output() else {
-        return HttpResult::default();
-    };
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut result = HttpResult {
-        timed_out: output.status.code() == Some(28),
-        seconds: started.elapsed().as_secs_f64(),
-        ..HttpResult::default()
-    };
-    let (response, trailer) = match text.rfind(MARK) {
-        Some(at) => (&text[..at], &text[at + MARK.len()..]),
-        None => (text.as_str(), ""),
-    };
-    let mut parts = trailer.split_whitespace();
-    result.status = parts.next().and_then(|code| code.parse().ok()).unwrap_or(0);
-    if let Some(seconds) = parts.next().and_then(|seconds| seconds.parse().ok()) {
-        result.seconds = seconds;
+    let answer = crate::http::request(
+        Reach::Loopback,
+        method,
+        url,
+        &headers,
+        body.unwrap_or_default().as_bytes(),
+        timeout,
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    match answer {
+        Ok(response) => HttpResult {
+            status: response.status,
+            seconds,
+            headers: response.headers,
+            body: String::from_utf8_lossy(&response.body).into_owned(),
+            timed_out: false,
+        },
+        Err(error) => HttpResult {
+            seconds,
+            timed_out: crate::http::timed_out(&error),
+            ..HttpResult::default()
+        },
     }
-    if let Some((head, body)) = response.split_once("\r\n\r\n") {
-        result.body = body.to_owned();
-        result.headers = head
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let (key, value) = line.split_once(':')?;
-                Some((key.trim().to_owned(), value.trim().to_owned()))
-            })
-            .collect();
-    }
-    result
 }
 
 // ------------------------------------------------------------------------------------------

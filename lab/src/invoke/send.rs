@@ -60,7 +60,8 @@ fn invoke(base: &str, function: &str, event: &Value) -> Result<Answer> {
     let url = format!("{base}/2015-03-31/functions/{function}/invocations");
     let payload = serde_json::to_vec(event)?;
     let started = Instant::now();
-    let response = http_request(
+    let response = http::request(
+        Reach::Loopback,
         "POST",
         &url,
         &[("content-type".to_owned(), "application/json".to_owned())],
@@ -211,7 +212,7 @@ fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<Answer> {
         format!("{base}{}?{}", parts.path, parts.query)
     };
     let started = Instant::now();
-    let response = http_request_with(
+    let response = http::request(
         reach,
         &parts.method,
         &url,
@@ -227,9 +228,40 @@ fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<Answer> {
     })
 }
 
+/// A base64 body as Lambda and API Gateway send it (standard alphabet, padded).
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .context("the body is not base64")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_round_trips_what_lambda_http_sends() -> Result<()> {
+        assert_eq!(
+            base64_decode("eyJjb2RlIjoiWCJ9")?,
+            br#"{"code":"X"}"#.to_vec()
+        );
+        assert_eq!(base64_decode("YQ==")?, b"a".to_vec());
+        Ok(())
+    }
+
+    #[test]
+    fn via_http_stays_on_this_machine_unless_allowed() -> Result<()> {
+        assert!(http_target("http://localhost:4566/x/", false).is_ok_and(
+            |target| matches!(target, Target::Http(base) if base == "http://localhost:4566/x")
+        ));
+        assert!(http_target("http://10.0.0.7:4566", false).is_err());
+        assert!(matches!(
+            http_target("http://10.0.0.7:4566", true)?,
+            Target::RemoteHttp(_)
+        ));
+        Ok(())
+    }
 
     #[test]
     fn both_payloads_describe_their_request() -> Result<()> {

@@ -1,6 +1,10 @@
-//! The HTTP client (ureq), URL checks (loopback unless allowed), base64.
+//! The ops lab's one HTTP client (ureq): every request the lab sends (events, probes, drills'
+//! calls, warm-up, the overload burst) goes through [`request`], which refuses hosts other than
+//! this machine unless told otherwise.
 
-use super::*;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
 
 /// A response: status, headers and the whole body.
 #[derive(Debug, Clone)]
@@ -73,22 +77,10 @@ pub(crate) fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
     })
 }
 
-/// One request to a URL on the loopback interface (where the local stack and the emulators
-/// listen), over a connection of its own.
-pub(crate) fn http_request(
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<HttpResponse> {
-    http_request_with(Reach::Loopback, method, url, headers, body, timeout)
-}
-
-/// [`http_request`] to the hosts `reach` allows, over plain HTTP or HTTPS (ureq; rustls with
-/// the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not an
+/// One request to the hosts `reach` allows, over a connection of its own, plain HTTP or HTTPS
+/// (ureq; rustls with the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not an
 /// error; a request that gets no answer within `timeout` is one.
-pub(crate) fn http_request_with(
+pub(crate) fn request(
     reach: Reach,
     method: &str,
     url: &str,
@@ -158,27 +150,23 @@ pub(crate) fn http_request_with(
     })
 }
 
-/// A base64 body as Lambda and API Gateway send it (standard alphabet, padded).
-pub(super) fn base64_decode(text: &str) -> Result<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .context("the body is not base64")
+/// Whether `error` is a request that got no answer within its timeout.
+pub(crate) fn timed_out(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<ureq::Error>() {
+            Some(ureq::Error::Timeout(_)) => true,
+            Some(ureq::Error::Io(io)) => io.kind() == std::io::ErrorKind::TimedOut,
+            _ => false,
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
 
-    #[test]
-    fn base64_round_trips_what_lambda_http_sends() -> Result<()> {
-        assert_eq!(
-            base64_decode("eyJjb2RlIjoiWCJ9")?,
-            br#"{"code":"X"}"#.to_vec()
-        );
-        assert_eq!(base64_decode("YQ==")?, b"a".to_vec());
-        Ok(())
-    }
+    use super::*;
 
     #[test]
     fn another_host_needs_the_opt_in() -> Result<()> {
@@ -189,13 +177,6 @@ mod tests {
             (parts.host, parts.port, parts.target),
             ("api.example.com", 8080, "/v1")
         );
-        assert!(http_target("http://localhost:4566/x/", false).is_ok_and(
-            |target| matches!(target, Target::Http(base) if base == "http://localhost:4566/x")
-        ));
-        assert!(matches!(
-            http_target("http://10.0.0.7:4566", true)?,
-            Target::RemoteHttp(_)
-        ));
         let stage = split_url(
             "https://abc.execute-api.eu-west-1.amazonaws.com/v1",
             Reach::AnyHost,
@@ -203,12 +184,8 @@ mod tests {
         assert_eq!((stage.https, stage.port, stage.target), (true, 443, "/v1"));
         assert!(split_url("https://abc.example.com/v1", Reach::Loopback).is_err());
         assert!(split_url("ftp://127.0.0.1/", Reach::AnyHost).is_err());
-        Ok(())
-    }
-
-    #[test]
-    fn only_loopback_is_reachable() {
-        let refused = http_request(
+        let refused = request(
+            Reach::Loopback,
             "GET",
             "http://example.com/",
             &[],
@@ -216,5 +193,99 @@ mod tests {
             Duration::from_millis(10),
         );
         assert!(refused.is_err_and(|error| error.to_string().contains("only 127.0.0.1")));
+        Ok(())
+    }
+
+    /// A server on a free loopback port that reads one request and answers with `answer`
+    /// (or, with `None`, never answers); the request it read comes back through the handle.
+    fn serve_once(answer: Option<&'static str>) -> (String, std::thread::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/users/u-1/orders", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // The head, then as many bytes as its content-length says (TCP may split them).
+            let mut seen = Vec::new();
+            let mut chunk = [0_u8; 4096];
+            loop {
+                let read = stream.read(&mut chunk).unwrap();
+                seen.extend_from_slice(&chunk[..read]);
+                let text = String::from_utf8_lossy(&seen).to_lowercase();
+                let Some(head_end) = text.find("\r\n\r\n") else {
+                    assert!(read > 0, "the request ended early");
+                    continue;
+                };
+                let length = text[..head_end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .map_or(0, |value| value.trim().parse::<usize>().unwrap());
+                if read == 0 || seen.len() >= head_end + 4 + length {
+                    break;
+                }
+            }
+            match answer {
+                Some(answer) => stream.write_all(answer.as_bytes()).unwrap(),
+                None => std::thread::sleep(Duration::from_millis(600)),
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn a_request_carries_its_headers_and_body_and_every_status_is_an_answer() -> Result<()> {
+        let (url, server) = serve_once(Some(
+            "HTTP/1.1 409 Conflict\r\nRetry-After: 1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        ));
+        let headers = [("Idempotency-Key".to_owned(), "k-1".to_owned())];
+        let response = request(
+            Reach::Loopback,
+            "POST",
+            &url,
+            &headers,
+            b"{\"a\":1}",
+            Duration::from_secs(5),
+        )?;
+        assert_eq!(response.status, 409);
+        assert!(response
+            .headers
+            .contains(&("retry-after".to_owned(), "1".to_owned())));
+        assert_eq!(response.body, b"{}");
+        let seen = server.join().unwrap();
+        assert!(
+            seen.starts_with("POST /users/u-1/orders HTTP/1.1"),
+            "{seen}"
+        );
+        assert!(seen.contains("idempotency-key: k-1"), "{seen}");
+        assert!(seen.ends_with("{\"a\":1}"), "{seen}");
+        Ok(())
+    }
+
+    #[test]
+    fn no_answer_within_the_timeout_is_a_timeout() {
+        let (url, server) = serve_once(None);
+        let error = request(
+            Reach::Loopback,
+            "GET",
+            &url,
+            &[],
+            &[],
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(timed_out(&error), "{error:#}");
+        server.join().unwrap();
+        let refused = request(
+            Reach::Loopback,
+            "GET",
+            &url,
+            &[],
+            &[],
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(
+            !timed_out(&refused),
+            "a refused connection is no timeout: {refused:#}"
+        );
     }
 }
