@@ -11,7 +11,7 @@
 // and that the surge's failures were all fast refusals.
 import exec from 'k6/execution';
 import { sleep } from 'k6';
-import { config, durationMs, fmtDuration, requestsPerJourney, vuPool } from './lib/config.js';
+import { config, durationMs, fmtDuration, positiveNum, requestsPerJourney, vuPool } from './lib/config.js';
 import { journey } from './lib/journey.js';
 import {
   constantRateScenario,
@@ -22,15 +22,8 @@ import {
 } from './lib/scenario.js';
 import { handleSummaryFor } from './lib/summary.js';
 
-function num(name, def) {
-  const v = __ENV[name];
-  const n = v === undefined || v === '' ? def : Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`env ${name} must be a positive number, got ${v}`);
-  return n;
-}
-
-const BASE_RATE = num('BASE_RATE', 100);
-const SPIKE_VUS = Math.round(num('SPIKE_VUS', 550));
+const BASE_RATE = positiveNum('BASE_RATE', 100);
+const SPIKE_VUS = Math.round(positiveNum('SPIKE_VUS', 550));
 const BASELINE_MS = durationMs(__ENV.BASELINE_DURATION || '30s');
 const RAMP_MS = durationMs(__ENV.SURGE_RAMP || '5s');
 const SURGE_MS = durationMs(__ENV.SURGE_DURATION || '30s');

@@ -8,7 +8,7 @@
 //   unexpected_errors{stage:N}, journey_duration{stage:N}, journeys_completed{stage:N},
 //   http_req_duration{stage:N,endpoint:E}
 // The step list is in summary.json under suite.stages.
-import { config, durationMs, requestsPerJourney } from './lib/config.js';
+import { config, durationMs, positiveNum, requestsPerJourney } from './lib/config.js';
 import { journey } from './lib/journey.js';
 import {
   preflight,
@@ -21,16 +21,9 @@ import {
 } from './lib/scenario.js';
 import { handleSummaryFor } from './lib/summary.js';
 
-function num(name, def) {
-  const v = __ENV[name];
-  const n = v === undefined || v === '' ? def : Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`env ${name} must be a positive number, got ${v}`);
-  return n;
-}
-
-const START_RATE = num('START_RATE', 100);
-const STEP = num('STEP', 100);
-const MAX_RATE = num('MAX_RATE', 1500);
+const START_RATE = positiveNum('START_RATE', 100);
+const STEP = positiveNum('STEP', 100);
+const MAX_RATE = positiveNum('MAX_RATE', 1500);
 const STEP_DURATION = __ENV.STEP_DURATION || '30s';
 const STEP_MS = durationMs(STEP_DURATION);
 

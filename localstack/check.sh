@@ -17,8 +17,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-# shellcheck source=localstack/sam-venv.sh
-source "$here/sam-venv.sh"
+# shellcheck source=localstack/venv.sh
+source "$here/venv.sh"
 ensure_sam_venv
 cd "$repo"
 

@@ -69,8 +69,8 @@ print("".join(secrets.choice(alphabet) for _ in range(48)), end="")')"
   echo "created the development key $secret_file" >&2
 fi
 
-# shellcheck source=localstack/sam-venv.sh
-source "$here/sam-venv.sh"
+# shellcheck source=localstack/venv.sh
+source "$here/venv.sh"
 ensure_sam_venv
 sam=("$sam_venv/bin/sam")
 tools=("$sam_venv/bin/python" "$here/localstack_tools.py")

@@ -14,17 +14,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-venv="${EMULATOR_VENV:-$repo/.local/emulator-venv}"
-requirements="$here/requirements-emulator.txt"
-stamp="$venv/.requirements.sha256"
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-
-if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "installing the emulator tools into $venv" >&2
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
-  echo "$want" > "$stamp"
-fi
+# shellcheck source=localstack/venv.sh
+source "$here/venv.sh"
+venv="${EMULATOR_VENV:-$(cd "$here/.." && pwd)/.local/emulator-venv}"
+ensure_venv "$venv" "$here/requirements-emulator.txt" python
 
 exec "$venv/bin/python" "$here/emulator.py" "${1:-up}"

@@ -7,7 +7,7 @@
 #   localstack/sam.sh local start-api --env-vars .local/sam-local/env.json
 set -euo pipefail
 
-# shellcheck source=localstack/sam-venv.sh
-source "$(dirname "${BASH_SOURCE[0]}")/sam-venv.sh"
+# shellcheck source=localstack/venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 ensure_sam_venv
 exec "$sam_venv/bin/sam" "$@"

@@ -30,6 +30,13 @@ function num(name, def, min) {
   return n;
 }
 
+// A scenario's own knob: a number above 0 from the environment, or `def`.
+export function positiveNum(name, def) {
+  const n = num(name, def);
+  if (n <= 0) throw new Error(`env ${name} must be a positive number, got ${n}`);
+  return n;
+}
+
 function bool(name, def) {
   const raw = __ENV[name];
   if (raw === undefined || raw === '') return def;
