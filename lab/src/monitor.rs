@@ -2,6 +2,9 @@
 //! alarms of `ops/alarms.json` the way CloudWatch does (M of N breaching datapoints, missing data
 //! not breaching) and prints `ALERT <alarm> <time> <value>` / `RESOLVED <alarm> <time> <value>`.
 //!
+//! On a terminal the dashboard takes the whole screen (ratatui) until `q`, `Esc` or Ctrl-C;
+//! `--plain`, `--once` and a stdout that is not a terminal print lines instead.
+//!
 //! The detector is a library of pure functions over parsed log records, so the drills run the
 //! very same code in-process and the unit tests replay synthetic logs.
 //!
@@ -14,9 +17,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::DefaultTerminal;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,6 +35,8 @@ pub(crate) const GRACE_MS: i64 = 1_000;
 pub(crate) const DASHBOARD_WINDOW_MS: i64 = 10_000;
 /// How much history the live monitor keeps (the longest alarm look-back is 5 x 50 s).
 const LIVE_RETENTION_MS: i64 = 600_000;
+/// How often the full-screen dashboard reads the log, evaluates the alarms and redraws.
+const REDRAW_EVERY: Duration = Duration::from_millis(1_000);
 
 pub(crate) fn scale_note() -> String {
     format!(
@@ -91,49 +98,113 @@ pub fn run(args: &Args) -> Result<()> {
     if args.once {
         return run_once(alarms, &log, &source);
     }
-    let mut detector = Detector::new(alarms).with_retention(LIVE_RETENTION_MS);
-    let mut tail = LogTail::from_end(&log);
-    let dashboard = !args.plain && std::io::stdout().is_terminal();
+    let detector = Detector::new(alarms).with_retention(LIVE_RETENTION_MS);
+    let tail = LogTail::from_end(&log);
+    if !args.plain && std::io::stdout().is_terminal() {
+        return follow_on_screen(tail, detector, &source);
+    }
+    follow_plain(tail, detector, &source)
+}
+
+/// Reads the lines the log gained and evaluates the alarms at `now`: the state changes.
+fn read_and_evaluate(tail: &mut LogTail, detector: &mut Detector, now: i64) -> Vec<AlarmEvent> {
+    for line in tail.poll() {
+        if let Some(event) = parse_line(&line, now) {
+            detector.ingest(&event);
+        }
+    }
+    detector.evaluate(now)
+}
+
+/// Follows the log, printing every ALERT/RESOLVED and a status line every 10 s.
+fn follow_plain(mut tail: LogTail, mut detector: Detector, source: &str) -> Result<()> {
     let mut events: Vec<AlarmEvent> = Vec::new();
     let mut last_status_line = 0;
-    if !dashboard {
-        println!("monitoring {source} ({})", scale_note());
-    }
+    println!("monitoring {source} ({})", scale_note());
     loop {
         let now = now_ms();
-        for line in tail.poll() {
-            if let Some(event) = parse_line(&line, now) {
-                detector.ingest(&event);
-            }
-        }
-        let fresh = detector.evaluate(now);
+        let fresh = read_and_evaluate(&mut tail, &mut detector, now);
         let mut stdout = std::io::stdout().lock();
-        if dashboard {
-            events.extend(fresh);
-            let text = render_dashboard(&detector, now, &source, &events);
-            write!(stdout, "\x1b[H\x1b[2J{text}")?;
-        } else {
-            for event in &fresh {
-                writeln!(stdout, "{}", event.line())?;
-            }
-            events.extend(fresh);
-            if now - last_status_line >= 10_000 {
-                last_status_line = now;
-                let window = detector.window(now - DASHBOARD_WINDOW_MS, now);
-                writeln!(
-                    stdout,
-                    "{}  {:.1} req/s  5xx {}  p95 {} ms  alarms in ALARM: {}",
-                    format_ms(now),
-                    window.requests as f64 / 10.0,
-                    window.server_errors,
-                    fmt_ms_opt(percentile(&window.latencies, 95.0)),
-                    in_alarm(&detector)
-                )?;
-            }
+        for event in &fresh {
+            writeln!(stdout, "{}", event.line())?;
+        }
+        events.extend(fresh);
+        if now - last_status_line >= 10_000 {
+            last_status_line = now;
+            let window = detector.window(now - DASHBOARD_WINDOW_MS, now);
+            writeln!(
+                stdout,
+                "{}  {:.1} req/s  5xx {}  p95 {} ms  alarms in ALARM: {}",
+                format_ms(now),
+                window.requests as f64 / 10.0,
+                window.server_errors,
+                fmt_ms_opt(percentile(&window.latencies, 95.0)),
+                in_alarm(&detector)
+            )?;
         }
         stdout.flush()?;
         drop(stdout);
         std::thread::sleep(Duration::from_millis(1_000));
+    }
+}
+
+/// Follows the log on the full screen until the user quits. The terminal is restored on every
+/// way out: returning (quit or error) restores it here, and a panic restores it through the
+/// hook that `ratatui::try_init` installs.
+fn follow_on_screen(mut tail: LogTail, mut detector: Detector, source: &str) -> Result<()> {
+    let mut terminal = match ratatui::try_init() {
+        Ok(terminal) => terminal,
+        Err(error) => {
+            // Raw mode may be on even though the alternate screen could not be entered.
+            ratatui::restore();
+            return Err(error).context("cannot take over the terminal");
+        }
+    };
+    let outcome = redraw_until_quit(&mut terminal, &mut tail, &mut detector, source);
+    ratatui::restore();
+    outcome
+}
+
+/// Reads the log and redraws every `REDRAW_EVERY`, watching the keyboard in between.
+fn redraw_until_quit(
+    terminal: &mut DefaultTerminal,
+    tail: &mut LogTail,
+    detector: &mut Detector,
+    source: &str,
+) -> Result<()> {
+    let mut events: Vec<AlarmEvent> = Vec::new();
+    loop {
+        let now = now_ms();
+        events.extend(read_and_evaluate(tail, detector, now));
+        let view = DashboardView::new(detector, now, source, &events);
+        terminal.draw(|frame| frame.render_widget(&view, frame.area()))?;
+        let next_redraw = Instant::now() + REDRAW_EVERY;
+        loop {
+            let left = next_redraw.saturating_duration_since(Instant::now());
+            if left.is_zero() || !event::poll(left)? {
+                break;
+            }
+            match event::read()? {
+                Event::Key(key) if quits(&key) => return Ok(()),
+                // Redraw the same view at the new size now rather than at the next tick.
+                Event::Resize(..) => {
+                    terminal.draw(|frame| frame.render_widget(&view, frame.area()))?;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `q`, `Esc` or Ctrl-C (raw mode delivers Ctrl-C as a key, not as SIGINT).
+fn quits(key: &KeyEvent) -> bool {
+    if key.kind != KeyEventKind::Press {
+        return false;
+    }
+    match key.code {
+        KeyCode::Char('q') | KeyCode::Esc => true,
+        KeyCode::Char('c') => key.modifiers.contains(KeyModifiers::CONTROL),
+        _ => false,
     }
 }
 
@@ -191,7 +262,31 @@ fn run_once(alarms: Vec<AlarmDef>, log: &Path, source: &str) -> Result<()> {
     println!();
     print!(
         "{}",
-        render_dashboard(&detector, clock + 1_000, source, &events)
+        DashboardView::new(&detector, clock + 1_000, source, &events).text()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q_esc_and_ctrl_c_quit_and_other_keys_do_not() {
+        // GIVEN key presses WHEN they are read THEN only q, Esc and Ctrl-C quit
+        let press = |code, modifiers| KeyEvent::new(code, modifiers);
+        assert!(quits(&press(KeyCode::Char('q'), KeyModifiers::NONE)));
+        assert!(quits(&press(KeyCode::Esc, KeyModifiers::NONE)));
+        assert!(quits(&press(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+        assert!(!quits(&press(KeyCode::Char('c'), KeyModifiers::NONE)));
+        assert!(!quits(&press(KeyCode::Char('x'), KeyModifiers::NONE)));
+        assert!(!quits(&press(KeyCode::Enter, KeyModifiers::NONE)));
+        // AND a key release, which some terminals report, is not a press
+        let release = KeyEvent::new_with_kind(
+            KeyCode::Char('q'),
+            KeyModifiers::NONE,
+            KeyEventKind::Release,
+        );
+        assert!(!quits(&release));
+    }
 }
