@@ -71,9 +71,11 @@ pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
         .iter()
         .filter(|process| process.parent == Some(parent))
         .filter_map(|process| {
+            // The kernel's name of the process is the binary's: the function's, whatever
+            // profile built it (target/local/<function> for the stack).
             let function = stack::FUNCTIONS
                 .iter()
-                .find(|function| process.program.ends_with(&format!("release/{function}")))?;
+                .find(|function| process.name == **function)?;
             Some(Instance {
                 pid: process.pid,
                 function: (*function).to_owned(),
