@@ -60,7 +60,9 @@ pub(crate) fn order_key(user_id: &UserId, order_id: OrderId) -> Item {
     key(user_pk(user_id), &order_sk(order_id))
 }
 
-/// A user: the balance is what payments debit and refunds credit.
+/// A user: the balance is what payments debit and refunds credit. (Written whole only by
+/// `seed`; requests change the balance in place.)
+#[cfg(feature = "admin")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserRecord {
@@ -73,7 +75,9 @@ pub(crate) struct UserRecord {
     pub initial_balance: i64,
 }
 
-/// A product: the price creates snapshot and the stock they reserve.
+/// A product: the price creates snapshot and the stock they reserve. (Written whole only by
+/// `seed`.)
+#[cfg(feature = "admin")]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProductRecord {

@@ -6,7 +6,9 @@
 //! `ChangeOrders` for pay and cancel, `ReadOrders`), matched by least-privilege IAM in
 //! `template.yaml`.
 
+#[cfg(feature = "admin")]
 mod admin;
+#[cfg(feature = "admin")]
 mod audit;
 mod breaker;
 mod client;
@@ -20,7 +22,9 @@ pub mod schema;
 
 use std::future::Future;
 
+#[cfg(feature = "admin")]
 pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary, TableContents};
+#[cfg(feature = "admin")]
 pub use audit::AuditReport;
 pub use breaker::CircuitBreaker;
 pub use client::{build_client, build_local_client, StoreSettings};
@@ -166,11 +170,13 @@ impl DynamoOrderStore {
 
     /// Creates the store's table (on-demand, with its index and TTL) and waits until it is
     /// active: for DynamoDB Local and emulators; in AWS the stack owns the table.
+    #[cfg(feature = "admin")]
     pub async fn create_table(&self) -> Result<(), ServiceError> {
         schema::create_table(&self.client, &self.table).await
     }
 
     /// Deletes the store's table if it exists (DynamoDB Local: a run starts from nothing).
+    #[cfg(feature = "admin")]
     pub async fn delete_table(&self) -> Result<(), ServiceError> {
         schema::delete_table(&self.client, &self.table).await
     }

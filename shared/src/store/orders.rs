@@ -23,7 +23,7 @@ use super::schema::LIST_INDEX;
 use super::{ChangeOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, ReadOrders};
 use crate::domain::{
     Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
-    OrderStatus, ProductId, Timestamp, Transition, UserId,
+    OrderLine, OrderStatus, ProductId, Timestamp, Transition, UserId,
 };
 use crate::error::ServiceError;
 
@@ -303,13 +303,7 @@ impl DynamoOrderStore {
                 .build(),
         );
         for line in &order.items {
-            let units = i64::from(line.quantity.get());
-            transaction.push(self.counter_update(
-                product_key(&line.product_id),
-                "stock",
-                Move::Take,
-                units,
-            )?);
+            transaction.push(self.stock_update(line, Move::Take)?);
         }
         with_answer(self, &mut transaction, user_id, claim, || {
             Answer::Created(order.clone())
@@ -375,6 +369,16 @@ impl DynamoOrderStore {
         Ok(TransactWriteItem::builder()
             .update(update.build().map_err(build_error)?)
             .build())
+    }
+
+    /// A line's units taken from (reserved) or given back to its product's stock.
+    fn stock_update(
+        &self,
+        line: &OrderLine,
+        movement: Move,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let units = i64::from(line.quantity.get());
+        self.counter_update(product_key(&line.product_id), "stock", movement, units)
     }
 
     /// One counter (a balance or a stock) of the item at `key` moved by `amount`, under the
@@ -542,13 +546,7 @@ impl DynamoOrderStore {
             .filter(|line| transition.restock && !gone.contains(&line.product_id));
         for line in restocked {
             parts.push(Part::Restock(&line.product_id));
-            let units = i64::from(line.quantity.get());
-            transaction.push(self.counter_update(
-                product_key(&line.product_id),
-                "stock",
-                Move::Give,
-                units,
-            )?);
+            transaction.push(self.stock_update(line, Move::Give)?);
         }
         let balance = match transition.balance {
             BalanceMove::Untouched => None,
