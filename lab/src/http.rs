@@ -263,26 +263,20 @@ mod tests {
     #[test]
     fn no_answer_within_the_timeout_is_a_timeout() {
         let (url, server) = serve_once(None);
-        let error = request(
-            Reach::Loopback,
-            "GET",
-            &url,
-            &[],
-            &[],
-            Duration::from_millis(200),
-        )
-        .unwrap_err();
+        let get = || {
+            request(
+                Reach::Loopback,
+                "GET",
+                &url,
+                &[],
+                &[],
+                Duration::from_millis(200),
+            )
+        };
+        let error = get().unwrap_err();
         assert!(timed_out(&error), "{error:#}");
         server.join().unwrap();
-        let refused = request(
-            Reach::Loopback,
-            "GET",
-            &url,
-            &[],
-            &[],
-            Duration::from_millis(200),
-        )
-        .unwrap_err();
+        let refused = get().unwrap_err();
         assert!(
             !timed_out(&refused),
             "a refused connection is no timeout: {refused:#}"

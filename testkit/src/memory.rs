@@ -251,206 +251,45 @@ impl MemoryStore {
     /// more, over what it reads from the table.)
     pub fn conservation_violations(&self) -> Vec<String> {
         let state = self.lock();
-        let mut reserved: HashMap<&ProductId, i64> = HashMap::new();
-        let mut paid: HashMap<&UserId, i64> = HashMap::new();
+        // What orders moved away from each counter: the units CREATED and PAID orders hold,
+        // the totals PAID orders took.
+        let mut away: HashMap<String, i64> = HashMap::new();
         for stored in state.orders.values() {
             let order = &stored.order;
             if order.status.holds_stock() {
                 for line in &order.items {
-                    *reserved.entry(&line.product_id).or_default() +=
-                        i64::from(line.quantity.get());
+                    *away
+                        .entry(format!("product {}", line.product_id))
+                        .or_default() += i64::from(line.quantity.get());
                 }
             }
             if order.status == order_service::domain::OrderStatus::Paid {
-                *paid.entry(&order.user_id).or_default() += order.total_amount.won();
+                *away.entry(format!("user {}", order.user_id)).or_default() +=
+                    order.total_amount.won();
             }
         }
-        // (what, now, moved away, initial): now + moved away must be the initial amount.
+        // (whose, counter, now, moved away as, initial): now + moved away = initial.
         let products = state.products.iter().map(|(id, product)| {
-            let held = reserved.get(id).copied().unwrap_or(0);
-            (
-                format!("product {id}: stock"),
-                product.stock,
-                ("reserved", held),
-                product.initial_stock,
-            )
+            let counter = (product.stock, "reserved", product.initial_stock);
+            (format!("product {id}"), "stock", counter)
         });
         let users = state.users.iter().map(|(id, user)| {
-            let spent = paid.get(id).copied().unwrap_or(0);
-            (
-                format!("user {id}: balance"),
-                user.balance,
-                ("paid", spent),
-                user.initial_balance,
-            )
+            let counter = (user.balance, "paid", user.initial_balance);
+            (format!("user {id}"), "balance", counter)
         });
         let mut violations = Vec::new();
-        for (what, now, (moved, away), initial) in products.chain(users) {
-            if now + away != initial {
+        for (whose, counter, (now, moved, initial)) in products.chain(users) {
+            let gone = away.get(&whose).copied().unwrap_or(0);
+            if now + gone != initial {
                 violations.push(format!(
-                    "{what} {now} + {moved} {away} != initial {initial}"
+                    "{whose}: {counter} {now} + {moved} {gone} != initial {initial}"
                 ));
             }
             if now < 0 {
-                violations.push(format!("{what} {now} < 0"));
+                violations.push(format!("{whose}: {counter} {now} < 0"));
             }
         }
         violations
-    }
-
-    fn create(
-        &self,
-        user_id: &UserId,
-        new_order: &NewOrder,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        let request_hash = Fingerprint::create(new_order);
-        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
-        let mut state = self.lock();
-        if !state.users.contains_key(user_id) {
-            return Err(ServiceError::UserNotFound);
-        }
-        let prices: HashMap<ProductId, Money> = new_order
-            .lines()
-            .iter()
-            .filter_map(|line| {
-                let product = state.products.get(&line.product_id)?;
-                Some((line.product_id.clone(), product.price))
-            })
-            .collect();
-        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
-        // The transaction's conditions, in its item order: the order is new, every line has
-        // its stock, the claim is still this request's.
-        if let Some(existing) = state.stored_order(user_id, order_id) {
-            if existing.request_hash != request_hash {
-                return Err(ServiceError::IdempotencyKeyReused);
-            }
-            // With a key, its answer has expired and the order is what the key created.
-            return Ok(Outcome {
-                order: existing.order.clone(),
-                replayed: claim.is_some(),
-            });
-        }
-        let short_line = order.items.iter().find(|line| {
-            state
-                .products
-                .get(&line.product_id)
-                .is_none_or(|product| product.stock < i64::from(line.quantity.get()))
-        });
-        if let Some(line) = short_line {
-            return Err(ServiceError::OutOfStock(line.product_id.clone()));
-        }
-        state.check_claim(user_id, claim)?;
-        for line in &order.items {
-            if let Some(product) = state.products.get_mut(&line.product_id) {
-                product.stock -= i64::from(line.quantity.get());
-            }
-        }
-        state.orders.insert(
-            (user_id.clone(), order_id),
-            StoredOrder {
-                order: order.clone(),
-                request_hash,
-            },
-        );
-        state.answer_claim(user_id, claim, Answer::Created(order.clone()));
-        Ok(Outcome::fresh(order))
-    }
-
-    fn change(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        change: Change,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        let mut state = self.lock();
-        let stored = state
-            .stored_order(user_id, order_id)
-            .ok_or(ServiceError::OrderNotFound)?;
-        // Under the lock no other request's change can be this one's earlier write.
-        let transition = match stored.order.decide(change, now(), false)? {
-            Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
-            Decision::Apply(transition) => transition,
-        };
-        // The transaction's conditions: a balance move needs its user, a debit the money, and
-        // the claim must be ours. (Products deleted since do not stop a cancel; their stock
-        // has nowhere to go.)
-        let balance_of = |state: &State| {
-            state
-                .users
-                .get(user_id)
-                .map(|user| user.balance)
-                .ok_or(ServiceError::UserNotFound)
-        };
-        let balance = match transition.balance {
-            BalanceMove::Untouched => None,
-            BalanceMove::Debit(amount) => {
-                let balance = balance_of(&state)?;
-                if balance < amount.won() {
-                    return Err(ServiceError::InsufficientBalance { required: amount });
-                }
-                Some(balance - amount.won())
-            }
-            BalanceMove::Refund(amount) => Some(
-                balance_of(&state)?
-                    .checked_add(amount.won())
-                    .ok_or_else(balance_overflow)?,
-            ),
-        };
-        state.check_claim(user_id, claim)?;
-        if transition.restock {
-            for line in &transition.order.items {
-                if let Some(product) = state.products.get_mut(&line.product_id) {
-                    product.stock += i64::from(line.quantity.get());
-                }
-            }
-        }
-        if let (Some(balance), Some(user)) = (balance, state.users.get_mut(user_id)) {
-            user.balance = balance;
-        }
-        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
-            stored.order = transition.order.clone();
-        }
-        state.answer_claim(user_id, claim, Answer::Updated(transition.order.clone()));
-        Ok(Outcome::fresh(transition.order))
-    }
-
-    fn list(
-        &self,
-        user_id: &UserId,
-        limit: u16,
-        cursor: Option<&Cursor>,
-    ) -> Result<OrderPage, ServiceError> {
-        if limit == 0 {
-            // DynamoDB refuses a query limit below 1 (a ValidationException, mapped to a 500).
-            return Err(ServiceError::internal("a list limit of 0"));
-        }
-        let state = self.lock();
-        let start = cursor.map(|cursor| list_key(cursor.created_at, cursor.order_id));
-        let mut mine: Vec<(String, &Order)> = state
-            .orders
-            .iter()
-            .filter(|((owner, _), _)| owner == user_id)
-            .map(|(_, stored)| {
-                let order = &stored.order;
-                (list_key(order.created_at, order.order_id), order)
-            })
-            .filter(|(key, _)| start.as_ref().is_none_or(|start| key < start))
-            .collect();
-        mine.sort_by(|(a, _), (b, _)| b.cmp(a));
-        let stopped_at_limit = mine.len() >= usize::from(limit);
-        let orders: Vec<Order> = mine
-            .into_iter()
-            .take(usize::from(limit))
-            .map(|(_, order)| order.clone())
-            .collect();
-        if orders.is_empty() && cursor.is_none() && !state.users.contains_key(user_id) {
-            return Err(ServiceError::UserNotFound);
-        }
-        // DynamoDB returns a LastEvaluatedKey whenever a query stops at its limit, even when
-        // nothing follows: a full last page still has a cursor, to an empty page.
-        Ok(OrderPage::new(orders, stopped_at_limit))
     }
 }
 
@@ -519,11 +358,61 @@ impl CreateOrders for MemoryStore {
     async fn create_order(
         &self,
         user_id: &UserId,
-        order: &NewOrder,
+        new_order: &NewOrder,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.pause().await;
-        self.create(user_id, order, claim)
+        let request_hash = Fingerprint::create(new_order);
+        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
+        let mut state = self.lock();
+        if !state.users.contains_key(user_id) {
+            return Err(ServiceError::UserNotFound);
+        }
+        let prices: HashMap<ProductId, Money> = new_order
+            .lines()
+            .iter()
+            .filter_map(|line| {
+                let product = state.products.get(&line.product_id)?;
+                Some((line.product_id.clone(), product.price))
+            })
+            .collect();
+        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
+        // The transaction's conditions, in its item order: the order is new, every line has
+        // its stock, the claim is still this request's.
+        if let Some(existing) = state.stored_order(user_id, order_id) {
+            if existing.request_hash != request_hash {
+                return Err(ServiceError::IdempotencyKeyReused);
+            }
+            // With a key, its answer has expired and the order is what the key created.
+            return Ok(Outcome {
+                order: existing.order.clone(),
+                replayed: claim.is_some(),
+            });
+        }
+        let short_line = order.items.iter().find(|line| {
+            state
+                .products
+                .get(&line.product_id)
+                .is_none_or(|product| product.stock < i64::from(line.quantity.get()))
+        });
+        if let Some(line) = short_line {
+            return Err(ServiceError::OutOfStock(line.product_id.clone()));
+        }
+        state.check_claim(user_id, claim)?;
+        for line in &order.items {
+            if let Some(product) = state.products.get_mut(&line.product_id) {
+                product.stock -= i64::from(line.quantity.get());
+            }
+        }
+        state.orders.insert(
+            (user_id.clone(), order_id),
+            StoredOrder {
+                order: order.clone(),
+                request_hash,
+            },
+        );
+        state.answer_claim(user_id, claim, Answer::Created(order.clone()));
+        Ok(Outcome::fresh(order))
     }
 }
 
@@ -536,7 +425,56 @@ impl ChangeOrders for MemoryStore {
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.pause().await;
-        self.change(user_id, order_id, change, claim)
+        let mut state = self.lock();
+        let stored = state
+            .stored_order(user_id, order_id)
+            .ok_or(ServiceError::OrderNotFound)?;
+        // Under the lock no other request's change can be this one's earlier write.
+        let transition = match stored.order.decide(change, now(), false)? {
+            Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
+            Decision::Apply(transition) => transition,
+        };
+        // The transaction's conditions: a balance move needs its user, a debit the money, and
+        // the claim must be ours. (Products deleted since do not stop a cancel; their stock
+        // has nowhere to go.)
+        let balance_of = |state: &State| {
+            state
+                .users
+                .get(user_id)
+                .map(|user| user.balance)
+                .ok_or(ServiceError::UserNotFound)
+        };
+        let balance = match transition.balance {
+            BalanceMove::Untouched => None,
+            BalanceMove::Debit(amount) => {
+                let balance = balance_of(&state)?;
+                if balance < amount.won() {
+                    return Err(ServiceError::InsufficientBalance { required: amount });
+                }
+                Some(balance - amount.won())
+            }
+            BalanceMove::Refund(amount) => Some(
+                balance_of(&state)?
+                    .checked_add(amount.won())
+                    .ok_or_else(balance_overflow)?,
+            ),
+        };
+        state.check_claim(user_id, claim)?;
+        if transition.restock {
+            for line in &transition.order.items {
+                if let Some(product) = state.products.get_mut(&line.product_id) {
+                    product.stock += i64::from(line.quantity.get());
+                }
+            }
+        }
+        if let (Some(balance), Some(user)) = (balance, state.users.get_mut(user_id)) {
+            user.balance = balance;
+        }
+        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
+            stored.order = transition.order.clone();
+        }
+        state.answer_claim(user_id, claim, Answer::Updated(transition.order.clone()));
+        Ok(Outcome::fresh(transition.order))
     }
 }
 
@@ -556,6 +494,34 @@ impl ReadOrders for MemoryStore {
         cursor: Option<&Cursor>,
     ) -> Result<OrderPage, ServiceError> {
         self.pause().await;
-        self.list(user_id, limit, cursor)
+        if limit == 0 {
+            // DynamoDB refuses a query limit below 1 (a ValidationException, mapped to a 500).
+            return Err(ServiceError::internal("a list limit of 0"));
+        }
+        let state = self.lock();
+        let start = cursor.map(|cursor| list_key(cursor.created_at, cursor.order_id));
+        let mut mine: Vec<(String, &Order)> = state
+            .orders
+            .iter()
+            .filter(|((owner, _), _)| owner == user_id)
+            .map(|(_, stored)| {
+                let order = &stored.order;
+                (list_key(order.created_at, order.order_id), order)
+            })
+            .filter(|(key, _)| start.as_ref().is_none_or(|start| key < start))
+            .collect();
+        mine.sort_by(|(a, _), (b, _)| b.cmp(a));
+        let stopped_at_limit = mine.len() >= usize::from(limit);
+        let orders: Vec<Order> = mine
+            .into_iter()
+            .take(usize::from(limit))
+            .map(|(_, order)| order.clone())
+            .collect();
+        if orders.is_empty() && cursor.is_none() && !state.users.contains_key(user_id) {
+            return Err(ServiceError::UserNotFound);
+        }
+        // DynamoDB returns a LastEvaluatedKey whenever a query stops at its limit, even when
+        // nothing follows: a full last page still has a cursor, to an empty page.
+        Ok(OrderPage::new(orders, stopped_at_limit))
     }
 }

@@ -273,80 +273,6 @@ impl DynamoOrderStore {
         Ok(prices)
     }
 
-    async fn create_order_unguarded(
-        &self,
-        user_id: &UserId,
-        new_order: &NewOrder,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        let request_hash = Fingerprint::create(new_order).as_str().to_owned();
-        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
-        let prices = self.read_user_and_products(user_id, new_order).await?;
-        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
-        let record = OrderRecord::new(order.clone(), request_hash.clone());
-        let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
-
-        let mut transaction = Vec::with_capacity(order.items.len() + 2);
-        transaction.push(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.table_name())
-                        .set_item(Some(item))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .return_values_on_condition_check_failure(
-                            ReturnValuesOnConditionCheckFailure::AllOld,
-                        )
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-        );
-        for line in &order.items {
-            transaction.push(self.stock_update(line, Move::Take)?);
-        }
-        with_answer(self, &mut transaction, user_id, claim, || {
-            Answer::Created(order.clone())
-        })?;
-
-        match self.transact("CreateOrder", transaction).await {
-            Ok(()) => Ok(Outcome::fresh(order)),
-            Err(WriteRejected::Store(error)) => Err(error),
-            Err(WriteRejected::Conditions(reasons)) => {
-                if let Some(order_reason) =
-                    reasons.first().filter(|reason| condition_failed(reason))
-                {
-                    let existing = self
-                        .order_after_failed_condition(order_reason, user_id, order_id)
-                        .await?;
-                    if existing.request_hash != request_hash {
-                        return Err(ServiceError::IdempotencyKeyReused);
-                    }
-                    // Without a key the id is unique to this request, so an existing item is
-                    // our own earlier attempt that the SDK retried after an ambiguous timeout.
-                    // With one, the key's answer has expired and the order is what it created.
-                    return Ok(Outcome {
-                        order: existing.to_order(),
-                        replayed: claim.is_some(),
-                    });
-                }
-                let short_line = reasons
-                    .iter()
-                    .skip(1)
-                    .take(order.items.len())
-                    .position(condition_failed)
-                    .and_then(|index| order.items.get(index));
-                match short_line {
-                    Some(line) => Err(ServiceError::OutOfStock(line.product_id.clone())),
-                    None if claim.is_some() => Err(claim_lost()),
-                    None => Err(ServiceError::internal(
-                        "create cancelled without a failed condition",
-                    )),
-                }
-            }
-        }
-    }
-
     fn order_status_update(
         &self,
         user_id: &UserId,
@@ -412,15 +338,169 @@ impl DynamoOrderStore {
             .build())
     }
 
+    /// The transaction that writes `transition`, and what each of its items is, to read the
+    /// cancellation reasons by.
+    fn transition_items<'a>(
+        &self,
+        user_id: &UserId,
+        change: Change,
+        transition: &'a Transition,
+        token: &str,
+        gone: &[ProductId],
+        claim: Option<&Claim>,
+    ) -> Result<(Vec<Part<'a>>, Vec<TransactWriteItem>), ServiceError> {
+        let order = &transition.order;
+        let (at_attribute, at, token_attribute) = match change {
+            Change::Pay => ("paidAt", order.paid_at, "payToken"),
+            Change::Cancel => ("cancelledAt", order.cancelled_at, "cancelToken"),
+        };
+        let mut parts = vec![Part::Order];
+        let mut transaction = vec![self.order_status_update(
+            user_id,
+            order.order_id,
+            transition.from,
+            &format!("SET #status = :status, {at_attribute} = :at, {token_attribute} = :token"),
+            vec![
+                (":status", string_value(order.status.as_str())),
+                (":at", string_value(at.unwrap_or_else(now).to_string())),
+                (":token", string_value(token)),
+            ],
+        )?];
+        let restocked = order
+            .items
+            .iter()
+            .filter(|line| transition.restock && !gone.contains(&line.product_id));
+        for line in restocked {
+            parts.push(Part::Restock(&line.product_id));
+            transaction.push(self.stock_update(line, Move::Give)?);
+        }
+        let balance = match transition.balance {
+            BalanceMove::Untouched => None,
+            BalanceMove::Debit(amount) => Some((Move::Take, amount)),
+            BalanceMove::Refund(amount) => Some((Move::Give, amount)),
+        };
+        if let Some((movement, amount)) = balance {
+            parts.push(Part::Balance);
+            transaction.push(self.counter_update(
+                user_key(user_id),
+                "balance",
+                movement,
+                amount.won(),
+            )?);
+        }
+        parts.push(Part::Answer);
+        with_answer(self, &mut transaction, user_id, claim, || {
+            Answer::Updated(order.clone())
+        })?;
+        Ok((parts, transaction))
+    }
+
+    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name())
+            .set_key(Some(user_key(user_id)))
+            .projection_expression("#pk, #sk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .send()
+            .await
+            .map_err(|error| store_error("GetItem", error))?;
+        Ok(output.item.is_some_and(|item| !item.is_empty()))
+    }
+}
+
+impl CreateOrders for DynamoOrderStore {
+    async fn create_order(
+        &self,
+        user_id: &UserId,
+        new_order: &NewOrder,
+        claim: Option<&Claim>,
+    ) -> Result<Outcome, ServiceError> {
+        self.guarded(async {
+            let request_hash = Fingerprint::create(new_order).as_str().to_owned();
+            let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
+            let prices = self.read_user_and_products(user_id, new_order).await?;
+            let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
+            let record = OrderRecord::new(order.clone(), request_hash.clone());
+            let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
+
+            let mut transaction = Vec::with_capacity(order.items.len() + 2);
+            transaction.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.table_name())
+                            .set_item(Some(item))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+            );
+            for line in &order.items {
+                transaction.push(self.stock_update(line, Move::Take)?);
+            }
+            with_answer(self, &mut transaction, user_id, claim, || {
+                Answer::Created(order.clone())
+            })?;
+
+            match self.transact("CreateOrder", transaction).await {
+                Ok(()) => Ok(Outcome::fresh(order)),
+                Err(WriteRejected::Store(error)) => Err(error),
+                Err(WriteRejected::Conditions(reasons)) => {
+                    if let Some(order_reason) =
+                        reasons.first().filter(|reason| condition_failed(reason))
+                    {
+                        let existing = self
+                            .order_after_failed_condition(order_reason, user_id, order_id)
+                            .await?;
+                        if existing.request_hash != request_hash {
+                            return Err(ServiceError::IdempotencyKeyReused);
+                        }
+                        // Without a key the id is unique to this request, so an existing item is
+                        // our own earlier attempt that the SDK retried after an ambiguous timeout.
+                        // With one, the key's answer has expired and the order is what it created.
+                        return Ok(Outcome {
+                            order: existing.to_order(),
+                            replayed: claim.is_some(),
+                        });
+                    }
+                    let short_line = reasons
+                        .iter()
+                        .skip(1)
+                        .take(order.items.len())
+                        .position(condition_failed)
+                        .and_then(|index| order.items.get(index));
+                    match short_line {
+                        Some(line) => Err(ServiceError::OutOfStock(line.product_id.clone())),
+                        None if claim.is_some() => Err(claim_lost()),
+                        None => Err(ServiceError::internal(
+                            "create cancelled without a failed condition",
+                        )),
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl ChangeOrders for DynamoOrderStore {
     /// Writes the change the domain decides, conditioned on the order's status: a concurrent
     /// change makes this write fail, and the order is read again and decided anew.
-    async fn change_order_unguarded(
+    async fn change_order(
         &self,
         user_id: &UserId,
         order_id: OrderId,
         change: Change,
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
+        self.guarded(async {
         let token = request_token();
         let mut record = self
             .read_order_record(user_id, order_id)
@@ -510,144 +590,8 @@ impl DynamoOrderStore {
             "the order's state kept changing during {}",
             change.operation()
         )))
-    }
-
-    /// The transaction that writes `transition`, and what each of its items is, to read the
-    /// cancellation reasons by.
-    fn transition_items<'a>(
-        &self,
-        user_id: &UserId,
-        change: Change,
-        transition: &'a Transition,
-        token: &str,
-        gone: &[ProductId],
-        claim: Option<&Claim>,
-    ) -> Result<(Vec<Part<'a>>, Vec<TransactWriteItem>), ServiceError> {
-        let order = &transition.order;
-        let (at_attribute, at, token_attribute) = match change {
-            Change::Pay => ("paidAt", order.paid_at, "payToken"),
-            Change::Cancel => ("cancelledAt", order.cancelled_at, "cancelToken"),
-        };
-        let mut parts = vec![Part::Order];
-        let mut transaction = vec![self.order_status_update(
-            user_id,
-            order.order_id,
-            transition.from,
-            &format!("SET #status = :status, {at_attribute} = :at, {token_attribute} = :token"),
-            vec![
-                (":status", string_value(order.status.as_str())),
-                (":at", string_value(at.unwrap_or_else(now).to_string())),
-                (":token", string_value(token)),
-            ],
-        )?];
-        let restocked = order
-            .items
-            .iter()
-            .filter(|line| transition.restock && !gone.contains(&line.product_id));
-        for line in restocked {
-            parts.push(Part::Restock(&line.product_id));
-            transaction.push(self.stock_update(line, Move::Give)?);
-        }
-        let balance = match transition.balance {
-            BalanceMove::Untouched => None,
-            BalanceMove::Debit(amount) => Some((Move::Take, amount)),
-            BalanceMove::Refund(amount) => Some((Move::Give, amount)),
-        };
-        if let Some((movement, amount)) = balance {
-            parts.push(Part::Balance);
-            transaction.push(self.counter_update(
-                user_key(user_id),
-                "balance",
-                movement,
-                amount.won(),
-            )?);
-        }
-        parts.push(Part::Answer);
-        with_answer(self, &mut transaction, user_id, claim, || {
-            Answer::Updated(order.clone())
-        })?;
-        Ok((parts, transaction))
-    }
-
-    async fn list_orders_unguarded(
-        &self,
-        user_id: &UserId,
-        limit: u16,
-        cursor: Option<&Cursor>,
-    ) -> Result<OrderPage, ServiceError> {
-        let pk = user_pk(user_id);
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.table_name())
-            .index_name(LIST_INDEX)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", string_value(pk.clone()))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(i32::from(limit));
-        if let Some(cursor) = cursor {
-            let mut start = order_key(user_id, cursor.order_id);
-            start.insert(
-                LIST_SK.to_owned(),
-                string_value(list_sk(cursor.created_at, cursor.order_id)),
-            );
-            query = query.set_exclusive_start_key(Some(start));
-        }
-        let output = query
-            .send()
-            .await
-            .map_err(|error| store_error("Query", error))?;
-        let mut orders = Vec::with_capacity(output.items().len());
-        for item in output.items.unwrap_or_default() {
-            let record: OrderRecord =
-                from_item(item).map_err(|error| mapping_error("an order", error))?;
-            orders.push(record.to_order());
-        }
-        if orders.is_empty() && cursor.is_none() && !self.user_exists(user_id).await? {
-            return Err(ServiceError::UserNotFound);
-        }
-        Ok(OrderPage::new(orders, output.last_evaluated_key.is_some()))
-    }
-
-    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ServiceError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.table_name())
-            .set_key(Some(user_key(user_id)))
-            .projection_expression("#pk, #sk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .send()
-            .await
-            .map_err(|error| store_error("GetItem", error))?;
-        Ok(output.item.is_some_and(|item| !item.is_empty()))
-    }
-}
-
-impl CreateOrders for DynamoOrderStore {
-    async fn create_order(
-        &self,
-        user_id: &UserId,
-        order: &NewOrder,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.create_order_unguarded(user_id, order, claim))
-            .await
-    }
-}
-
-impl ChangeOrders for DynamoOrderStore {
-    async fn change_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        change: Change,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
-        self.guarded(self.change_order_unguarded(user_id, order_id, change, claim))
-            .await
+        })
+        .await
     }
 }
 
@@ -668,7 +612,41 @@ impl ReadOrders for DynamoOrderStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<OrderPage, ServiceError> {
-        self.guarded(self.list_orders_unguarded(user_id, limit, cursor))
-            .await
+        self.guarded(async {
+            let pk = user_pk(user_id);
+            let mut query = self
+                .client
+                .query()
+                .table_name(self.table_name())
+                .index_name(LIST_INDEX)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", string_value(pk.clone()))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(i32::from(limit));
+            if let Some(cursor) = cursor {
+                let mut start = order_key(user_id, cursor.order_id);
+                start.insert(
+                    LIST_SK.to_owned(),
+                    string_value(list_sk(cursor.created_at, cursor.order_id)),
+                );
+                query = query.set_exclusive_start_key(Some(start));
+            }
+            let output = query
+                .send()
+                .await
+                .map_err(|error| store_error("Query", error))?;
+            let mut orders = Vec::with_capacity(output.items().len());
+            for item in output.items.unwrap_or_default() {
+                let record: OrderRecord =
+                    from_item(item).map_err(|error| mapping_error("an order", error))?;
+                orders.push(record.to_order());
+            }
+            if orders.is_empty() && cursor.is_none() && !self.user_exists(user_id).await? {
+                return Err(ServiceError::UserNotFound);
+            }
+            Ok(OrderPage::new(orders, output.last_evaluated_key.is_some()))
+        })
+        .await
     }
 }
