@@ -504,6 +504,54 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
 }
 
 #[tokio::test]
+async fn paying_or_refunding_for_a_deleted_user_is_user_not_found_and_changes_nothing() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = seeded_table(&small_plan()).await;
+    let store = &table.store;
+    // GIVEN user-1 with a CREATED and a PAID order, whose user item is then deleted
+    let unpaid = testkit::place_order(store, &user(1), &[("product-1", 1)]).await;
+    let paid = testkit::place_order(store, &user(1), &[("product-1", 1)]).await;
+    store
+        .change_order(&user(1), paid.order_id, Change::Pay, None)
+        .await
+        .unwrap();
+    table
+        .client
+        .delete_item()
+        .table_name(&table.table)
+        .key("pk", AttributeValue::S("USER#user-1".into()))
+        .key("sk", AttributeValue::S("USER".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(store.user_balance(&user(1)).await.unwrap(), None);
+    // WHEN the CREATED order is paid and the PAID one cancelled (a refund)
+    let payment = store
+        .change_order(&user(1), unpaid.order_id, Change::Pay, None)
+        .await;
+    let refund = store
+        .change_order(&user(1), paid.order_id, Change::Cancel, None)
+        .await;
+    // THEN both are USER_NOT_FOUND (not INSUFFICIENT_BALANCE), and neither order moved
+    assert!(
+        matches!(payment, Err(ServiceError::UserNotFound)),
+        "{payment:?}"
+    );
+    assert!(
+        matches!(refund, Err(ServiceError::UserNotFound)),
+        "{refund:?}"
+    );
+    for (order, status) in [(unpaid, OrderStatus::Created), (paid, OrderStatus::Paid)] {
+        let now = store.get_order(&user(1), order.order_id).await.unwrap();
+        assert_eq!(now.status, status);
+    }
+    assert_eq!(
+        store.product_stock(&product("product-1")).await.unwrap(),
+        Some(8)
+    );
+}
+
+#[tokio::test]
 async fn the_audit_finds_each_kind_of_tampering() {
     use aws_sdk_dynamodb::types::AttributeValue;
     let table = seeded_table(&small_plan()).await;

@@ -308,7 +308,7 @@ impl DynamoOrderStore {
     }
 
     /// One counter (a balance or a stock) of the item at `key` moved by `amount`, under the
-    /// move's condition; a failed condition returns the item as it was.
+    /// move's condition.
     fn counter_update(
         &self,
         key: Item,
@@ -329,9 +329,6 @@ impl DynamoOrderStore {
                     .condition_expression(condition)
                     .expression_attribute_names("#counter", counter)
                     .expression_attribute_values(":amount", number_value(amount))
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
                     .build()
                     .map_err(build_error)?,
             )
@@ -404,6 +401,7 @@ impl DynamoOrderStore {
             .projection_expression("#pk, #sk")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
+            .consistent_read(true)
             .send()
             .await
             .map_err(|error| store_error("GetItem", error))?;
@@ -501,95 +499,93 @@ impl ChangeOrders for DynamoOrderStore {
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.guarded(async {
-        let token = request_token();
-        let mut record = self
-            .read_order_record(user_id, order_id)
-            .await?
-            .ok_or(ServiceError::OrderNotFound)?;
-        // Products deleted since the order was made: a cancellation goes through (and
-        // refunds), their stock has nowhere to go back to.
-        let mut gone: Vec<ProductId> = Vec::new();
-        for _ in 0..MAX_STATE_READS {
-            let written_by = match change {
-                Change::Pay => &record.pay_token,
-                Change::Cancel => &record.cancel_token,
-            };
-            let made_by_this_request = written_by.as_deref() == Some(token.as_str());
-            let transition = match record
-                .to_order()
-                .decide(change, now(), made_by_this_request)?
-            {
-                Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
-                Decision::Apply(transition) => transition,
-            };
-            let (parts, transaction) =
-                self.transition_items(user_id, change, &transition, &token, &gone, claim)?;
-            let reasons = match self.transact(change.operation(), transaction).await {
-                Ok(()) => return Ok(Outcome::fresh(transition.order)),
-                Err(WriteRejected::Store(error)) => return Err(error),
-                Err(WriteRejected::Conditions(reasons)) => reasons,
-            };
-            let failed: Vec<&Part> = parts
-                .iter()
-                .zip(&reasons)
-                .filter(|(_, reason)| condition_failed(reason))
-                .map(|(part, _)| part)
-                .collect();
-            match failed.first() {
-                Some(Part::Order) => {
-                    if let Some(order_reason) = reasons.first() {
-                        record = self
-                            .order_after_failed_condition(order_reason, user_id, order_id)
-                            .await?;
-                    }
-                    continue;
-                }
-                Some(Part::Restock(_)) => {
-                    let deleted: Vec<ProductId> = failed
-                        .iter()
-                        .filter_map(|part| match part {
-                            Part::Restock(product_id) => Some((*product_id).clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    tracing::warn!(
-                        order_id = %order_id,
-                        products = ?deleted,
-                        "cancelling an order whose products were deleted: their stock is not restored"
-                    );
-                    gone.extend(deleted);
-                    continue;
-                }
-                Some(Part::Balance) => {
-                    let reason = parts
-                        .iter()
-                        .position(|part| *part == Part::Balance)
-                        .and_then(|at| reasons.get(at));
-                    // On a failed condition DynamoDB returns the user item; an empty one means
-                    // the user is gone, anything else that the balance was short.
-                    let user_gone = reason
-                        .and_then(CancellationReason::item)
-                        .is_some_and(HashMap::is_empty);
-                    return Err(match transition.balance {
-                        BalanceMove::Debit(required) if !user_gone => {
-                            ServiceError::InsufficientBalance { required }
+            let token = request_token();
+            let mut record = self
+                .read_order_record(user_id, order_id)
+                .await?
+                .ok_or(ServiceError::OrderNotFound)?;
+            // Products deleted since the order was made: a cancellation goes through (and
+            // refunds), their stock has nowhere to go back to.
+            let mut gone: Vec<ProductId> = Vec::new();
+            for _ in 0..MAX_STATE_READS {
+                let written_by = match change {
+                    Change::Pay => &record.pay_token,
+                    Change::Cancel => &record.cancel_token,
+                };
+                let made_by_this_request = written_by.as_deref() == Some(token.as_str());
+                let decision = record
+                    .to_order()
+                    .decide(change, now(), made_by_this_request)?;
+                let transition = match decision {
+                    Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
+                    Decision::Apply(transition) => transition,
+                };
+                let (parts, transaction) =
+                    self.transition_items(user_id, change, &transition, &token, &gone, claim)?;
+                let reasons = match self.transact(change.operation(), transaction).await {
+                    Ok(()) => return Ok(Outcome::fresh(transition.order)),
+                    Err(WriteRejected::Store(error)) => return Err(error),
+                    Err(WriteRejected::Conditions(reasons)) => reasons,
+                };
+                let failed: Vec<&Part> = parts
+                    .iter()
+                    .zip(&reasons)
+                    .filter(|(_, reason)| condition_failed(reason))
+                    .map(|(part, _)| part)
+                    .collect();
+                match failed.first() {
+                    Some(Part::Order) => {
+                        if let Some(order_reason) = reasons.first() {
+                            record = self
+                                .order_after_failed_condition(order_reason, user_id, order_id)
+                                .await?;
                         }
-                        _ => ServiceError::UserNotFound,
-                    });
-                }
-                Some(Part::Answer) => return Err(claim_lost()),
-                None => {
-                    return Err(ServiceError::internal(format!(
-                        "{} refused without a failed condition",
-                        change.operation()
-                    )))
+                        continue;
+                    }
+                    Some(Part::Restock(_)) => {
+                        let deleted: Vec<ProductId> = failed
+                            .iter()
+                            .filter_map(|part| match part {
+                                Part::Restock(product_id) => Some((*product_id).clone()),
+                                _ => None,
+                            })
+                            .collect();
+                        tracing::warn!(
+                            order_id = %order_id,
+                            products = ?deleted,
+                            "a cancelled order's products are gone: their stock is not restored"
+                        );
+                        gone.extend(deleted);
+                        continue;
+                    }
+                    Some(Part::Balance) => {
+                        // A debit fails on a short balance or a missing user, a refund only on a
+                        // missing user. What the failed condition returns differs between DynamoDB
+                        // and the emulators, so a debit reads the user to tell the two apart.
+                        let short = match transition.balance {
+                            BalanceMove::Debit(required) if self.user_exists(user_id).await? => {
+                                Some(required)
+                            }
+                            _ => None,
+                        };
+                        return Err(match short {
+                            Some(required) => ServiceError::InsufficientBalance { required },
+                            None => ServiceError::UserNotFound,
+                        });
+                    }
+                    Some(Part::Answer) => return Err(claim_lost()),
+                    None => {
+                        return Err(ServiceError::internal(format!(
+                            "{} refused without a failed condition",
+                            change.operation()
+                        )))
+                    }
                 }
             }
-        }
-        Err(ServiceError::internal(format!(
-            "the order's state kept changing during {}",
-            change.operation()
-        )))
+            Err(ServiceError::internal(format!(
+                "the order's state kept changing during {}",
+                change.operation()
+            )))
         })
         .await
     }
