@@ -30,6 +30,20 @@ fn order_of(lines: &[(&str, u64)]) -> NewOrder {
     NewOrder::try_from(request).unwrap()
 }
 
+/// Deletes an item behind the store's back, as an operator or a bad migration might.
+async fn delete_behind_the_store(table: &TestTable, pk: &str, sk: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    table
+        .client
+        .delete_item()
+        .table_name(&table.table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
 fn small_plan() -> SeedPlan {
     SeedPlan {
         users: 5,
@@ -458,7 +472,6 @@ async fn audit_only_fields_stay_off_the_request_path() {
 
 #[tokio::test]
 async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let table = seeded_table(&small_plan()).await;
     let store = &table.store;
     // GIVEN a paid order of two products, one of which is then deleted
@@ -475,15 +488,7 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
         .change_order(&user(1), order.order_id, Change::Pay, None)
         .await
         .unwrap();
-    table
-        .client
-        .delete_item()
-        .table_name(&table.table)
-        .key("pk", AttributeValue::S("PRODUCT#product-1".into()))
-        .key("sk", AttributeValue::S("PRODUCT".into()))
-        .send()
-        .await
-        .unwrap();
+    delete_behind_the_store(&table, "PRODUCT#product-1", "PRODUCT").await;
     // WHEN it is cancelled (a permanent 500 before)
     let cancelled = store
         .change_order(&user(1), order.order_id, Change::Cancel, None)
@@ -505,7 +510,6 @@ async fn an_order_of_a_deleted_product_can_be_cancelled_and_refunded() {
 
 #[tokio::test]
 async fn paying_or_refunding_for_a_deleted_user_is_user_not_found_and_changes_nothing() {
-    use aws_sdk_dynamodb::types::AttributeValue;
     let table = seeded_table(&small_plan()).await;
     let store = &table.store;
     // GIVEN user-1 with a CREATED and a PAID order, whose user item is then deleted
@@ -515,15 +519,7 @@ async fn paying_or_refunding_for_a_deleted_user_is_user_not_found_and_changes_no
         .change_order(&user(1), paid.order_id, Change::Pay, None)
         .await
         .unwrap();
-    table
-        .client
-        .delete_item()
-        .table_name(&table.table)
-        .key("pk", AttributeValue::S("USER#user-1".into()))
-        .key("sk", AttributeValue::S("USER".into()))
-        .send()
-        .await
-        .unwrap();
+    delete_behind_the_store(&table, "USER#user-1", "USER").await;
     assert_eq!(store.user_balance(&user(1)).await.unwrap(), None);
     // WHEN the CREATED order is paid and the PAID one cancelled (a refund)
     let payment = store
@@ -594,15 +590,7 @@ async fn the_audit_finds_each_kind_of_tampering() {
         AttributeValue::N("1".into()),
     )
     .await;
-    table
-        .client
-        .delete_item()
-        .table_name(&table.table)
-        .key("pk", AttributeValue::S("USER#user-1".into()))
-        .key("sk", AttributeValue::S("USER".into()))
-        .send()
-        .await
-        .unwrap();
+    delete_behind_the_store(&table, "USER#user-1", "USER").await;
     let violations = table.store.audit().await.unwrap().violations.join("\n");
     assert!(
         violations.contains("total 1 != sum of its lines"),
