@@ -1,6 +1,6 @@
 //! Samples CPU and RSS of the local stack's processes (DynamoDB Local's JVM, cargo lambda
-//! watch, each function instance) from the process table while a load runs, and summarises start vs.
-//! end and peaks, so a report can say what saturated first and whether memory drifted.
+//! watch, each function instance) from the process table while a load runs, and summarises
+//! start vs. end and peaks, so a report can say what saturated first and whether memory drifted.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,8 +29,7 @@ fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
         .iter()
         .filter_map(|process| {
             let is_function = crate::stack::FUNCTIONS.contains(&process.name.as_str());
-            // The watch process and everything it started (function instances run under
-            // `cargo run`). k6 is sampled too: on a two-core machine the load generator
+            // The watch process and everything it started (its function instances). k6 is sampled too: on a two-core machine the load generator
             // competes for the same CPU as the service, and a report should say how much it
             // took.
             let group = if process.pid == dynamodb_pid {

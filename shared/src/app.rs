@@ -35,8 +35,8 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::CreateOrder => "create-order",
-            Operation::PayOrder => "pay-order",
-            Operation::CancelOrder => "cancel-order",
+            Operation::PayOrder => Change::Pay.operation(),
+            Operation::CancelOrder => Change::Cancel.operation(),
             Operation::GetOrder => "get-order",
             Operation::ListOrders => "list-orders",
         }
@@ -299,9 +299,19 @@ pub async fn change_once<S: ChangeOrders + KeepAnswers>(
     .await
 }
 
+impl From<Change> for Operation {
+    fn from(change: Change) -> Self {
+        match change {
+            Change::Pay => Operation::PayOrder,
+            Change::Cancel => Operation::CancelOrder,
+        }
+    }
+}
+
 impl<S: ChangeOrders + KeepAnswers> App<S> {
     /// `POST /users/{userId}/orders/{orderId}/<payment|cancel>`: the pay-order and
-    /// cancel-order functions' work. No body is read; an Idempotency-Key makes a retry safe.
+    /// cancel-order functions' work, which they run as `Operation::from(change)`. No body is
+    /// read; an Idempotency-Key makes a retry safe.
     pub async fn change_order(
         &self,
         request: &Request,

@@ -12,6 +12,7 @@ pub async fn handle<S: ChangeOrders + KeepAnswers>(
     app: &App<S>,
     request: Request,
 ) -> Response<Body> {
-    let work = app.change_order(&request, Change::Cancel);
-    app.run(Operation::CancelOrder, &request, work).await
+    let change = Change::Cancel;
+    let work = app.change_order(&request, change);
+    app.run(Operation::from(change), &request, work).await
 }

@@ -12,6 +12,7 @@ pub async fn handle<S: ChangeOrders + KeepAnswers>(
     app: &App<S>,
     request: Request,
 ) -> Response<Body> {
-    let work = app.change_order(&request, Change::Pay);
-    app.run(Operation::PayOrder, &request, work).await
+    let change = Change::Pay;
+    let work = app.change_order(&request, change);
+    app.run(Operation::from(change), &request, work).await
 }

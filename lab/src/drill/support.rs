@@ -96,7 +96,7 @@ pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usiz
 }
 
 // ------------------------------------------------------------------------------------------
-// HTTP through curl
+// HTTP
 // ------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Default)]
