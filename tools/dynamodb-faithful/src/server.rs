@@ -1,0 +1,1080 @@
+//! The proxy itself: an HTTP/1.1 server that reads each DynamoDB request, applies the
+//! production model (conflicts, throughput, consumed capacity) and the injected faults, and
+//! forwards what it admits to DynamoDB Local unchanged but for `ReturnConsumedCapacity`, which
+//! it asks for (and removes from the answer) when the client did not.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::capacity::{Capacity, Charge, Limits};
+use crate::faults::{Faults, Injected, Outage};
+use crate::holds::Holds;
+use crate::plan::{self, KeySchema, Kind, Plan};
+use crate::protocol::{self, Reason};
+use crate::stats::{Stats, Summary};
+
+/// How the proxy starts.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen, e.g. `127.0.0.1:8001` (`:0` for any free port).
+    pub listen: String,
+    /// DynamoDB Local's endpoint, e.g. `http://127.0.0.1:8000`.
+    pub upstream: String,
+    pub limits: Limits,
+    /// Extra time a transaction holds its items after its own work (`--hold-ms`).
+    pub hold: Duration,
+}
+
+impl Settings {
+    /// Production's limits and no extra hold, in front of `upstream`, on a free port.
+    pub fn production(upstream: impl Into<String>) -> Self {
+        Self {
+            listen: "127.0.0.1:0".to_owned(),
+            upstream: upstream.into(),
+            limits: Limits::PRODUCTION,
+            hold: Duration::ZERO,
+        }
+    }
+}
+
+/// What the proxy knows of a table.
+#[derive(Debug, Clone)]
+struct TableInfo {
+    schema: KeySchema,
+    arn: String,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    holds: Holds,
+    capacity: Capacity,
+    stats: Stats,
+    faults: Mutex<Faults>,
+    hold_ms: AtomicU64,
+    tables: Mutex<HashMap<String, TableInfo>>,
+    /// The last known size of each item seen whole or written, for the units of writes and
+    /// reads that do not carry the item.
+    sizes: Mutex<HashMap<String, usize>>,
+    tokens_in_flight: Mutex<HashSet<String>>,
+    /// When DynamoDB Local last answered: a request's service time starts at the later of its
+    /// dispatch and this (DynamoDB Local works on one request at a time).
+    last_answer: Mutex<Instant>,
+    stop: Notify,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running proxy. Cheap to clone; `stop` stops accepting connections.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+}
+
+impl Handle {
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://<address>`, for a client's endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn faults(&self) -> Faults {
+        locked(&self.shared.faults).clone()
+    }
+
+    /// Changes the faults in force.
+    pub fn update_faults(&self, change: impl FnOnce(&mut Faults)) {
+        change(&mut locked(&self.shared.faults));
+    }
+
+    pub fn set_hold(&self, hold: Duration) {
+        self.shared
+            .hold_ms
+            .store(hold.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.capacity.set_limits(limits);
+    }
+
+    /// Everything counted so far.
+    pub fn summary(&self) -> Summary {
+        self.shared.summary()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+    }
+
+    /// Stops accepting connections; open ones finish their requests.
+    pub fn stop(&self) {
+        self.shared.stop.notify_waiters();
+    }
+}
+
+impl Shared {
+    fn hold(&self) -> Duration {
+        Duration::from_millis(self.hold_ms.load(Ordering::Relaxed))
+    }
+
+    fn summary(&self) -> Summary {
+        self.stats.snapshot(self.capacity.limits(), self.hold())
+    }
+}
+
+/// Starts the proxy on the current tokio runtime.
+pub async fn start(settings: Settings) -> anyhow::Result<Handle> {
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let upstream: Uri = settings
+        .upstream
+        .parse()
+        .with_context(|| format!("not an endpoint: {}", settings.upstream))?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector);
+    let shared = Arc::new(Shared {
+        upstream,
+        client,
+        holds: Holds::default(),
+        capacity: Capacity::new(settings.limits),
+        stats: Stats::default(),
+        faults: Mutex::new(Faults::default()),
+        hold_ms: AtomicU64::new(settings.hold.as_millis() as u64),
+        tables: Mutex::new(HashMap::new()),
+        sizes: Mutex::new(HashMap::new()),
+        tokens_in_flight: Mutex::new(HashSet::new()),
+        last_answer: Mutex::new(Instant::now()),
+        stop: Notify::new(),
+    });
+    let accepting = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = accepting.stop.notified() => break,
+            };
+            let Ok((stream, _)) = accepted else {
+                continue;
+            };
+            let refused = locked(&accepting.faults).outage == Some(Outage::Refuse);
+            accepting.stats.connection(refused);
+            if refused {
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let connection = accepting.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let shared = connection.clone();
+                    async move { shared.serve(request).await }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(Handle { shared, address })
+}
+
+/// Why a request gets no answer: hyper closes the connection, as an unreachable store's would
+/// close.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Dropped(String);
+
+type Answer = Result<Response<Full<Bytes>>, Dropped>;
+
+/// A request read whole.
+struct Received {
+    headers: HeaderMap,
+    operation: String,
+    raw: Bytes,
+    body: Option<Value>,
+}
+
+/// Which operations report `ConsumedCapacity` when asked.
+fn reports_capacity(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutItem"
+            | "UpdateItem"
+            | "DeleteItem"
+            | "GetItem"
+            | "Query"
+            | "Scan"
+            | "BatchGetItem"
+            | "BatchWriteItem"
+            | "TransactWriteItems"
+            | "TransactGetItems"
+    )
+}
+
+/// The units a DynamoDB answer reports consumed (every table and index summed).
+fn consumed_units(answer: &Value) -> Option<f64> {
+    match answer.get("ConsumedCapacity")? {
+        Value::Array(entries) => Some(
+            entries
+                .iter()
+                .filter_map(|entry| entry.get("CapacityUnits")?.as_f64())
+                .sum(),
+        ),
+        entry => entry.get("CapacityUnits")?.as_f64(),
+    }
+}
+
+fn condition_failed(status: StatusCode, answer: &Value) -> bool {
+    if status.is_success() {
+        return false;
+    }
+    let kind = answer.get("__type").and_then(Value::as_str).unwrap_or("");
+    kind.ends_with("#ConditionalCheckFailedException")
+        || answer
+            .get("CancellationReasons")
+            .and_then(Value::as_array)
+            .is_some_and(|reasons| {
+                reasons.iter().any(|reason| {
+                    reason.get("Code") == Some(&Value::from("ConditionalCheckFailed"))
+                })
+            })
+}
+
+/// Raises each table's reported units of a transaction to what its items cost one by one,
+/// where DynamoDB Local reported less. Whether anything changed.
+fn correct_transaction_capacity(answer: &mut Map<String, Value>, plan: &Plan) -> bool {
+    let Some(Value::Array(entries)) = answer.get_mut("ConsumedCapacity") else {
+        return false;
+    };
+    let mut changed = false;
+    for entry in entries {
+        let Some(table) = entry.get("TableName").and_then(Value::as_str) else {
+            continue;
+        };
+        let expected: f64 = plan
+            .touches
+            .iter()
+            .filter(|touch| touch.table == table)
+            .map(|touch| touch.units)
+            .sum();
+        let reported = entry
+            .get("CapacityUnits")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        if expected > reported {
+            entry["CapacityUnits"] = Value::from(expected);
+            if let Some(table_units) = entry.pointer_mut("/Table/CapacityUnits") {
+                *table_units = Value::from(expected);
+            }
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The planted bug: an update loses its condition, and the placeholders only it used.
+fn strip_condition(update: &mut Map<String, Value>) {
+    if update.remove("ConditionExpression").is_none() {
+        return;
+    }
+    update.remove("ReturnValuesOnConditionCheckFailure");
+    let expression = update
+        .get("UpdateExpression")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    for field in ["ExpressionAttributeNames", "ExpressionAttributeValues"] {
+        if let Some(Value::Object(placeholders)) = update.get_mut(field) {
+            placeholders.retain(|name, _| {
+                expression.match_indices(name.as_str()).any(|(at, _)| {
+                    !expression[at + name.len()..]
+                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            });
+            if placeholders.is_empty() {
+                update.remove(field);
+            }
+        }
+    }
+}
+
+fn strip_conditions(body: &mut Value, prefix: &str) {
+    let Some(items) = body.get_mut("TransactItems").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in items {
+        let Some(update) = entry.get_mut("Update").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let matches = update
+            .get("Key")
+            .and_then(|key| key.pointer("/sk/S"))
+            .and_then(Value::as_str)
+            .is_some_and(|sk| sk.starts_with(prefix));
+        if matches {
+            strip_condition(update);
+        }
+    }
+}
+
+/// The touches of a batch that were admitted, the rest set aside as unprocessed: returns the
+/// request to forward (or `None` when nothing is left) and the unprocessed part.
+fn split_batch(operation: &str, body: &Value, refused: &HashSet<usize>) -> (Option<Value>, Value) {
+    let mut forwarded = body.clone();
+    let mut unprocessed = Map::new();
+    let mut index = 0;
+    let mut anything_left = false;
+    if let Some(requests) = forwarded
+        .get_mut("RequestItems")
+        .and_then(Value::as_object_mut)
+    {
+        for (table, request) in requests.iter_mut() {
+            let list = if operation == "BatchGetItem" {
+                request.get_mut("Keys").and_then(Value::as_array_mut)
+            } else {
+                request.as_array_mut()
+            };
+            let Some(list) = list else { continue };
+            let mut kept = Vec::new();
+            let mut set_aside = Vec::new();
+            for entry in list.drain(..) {
+                if refused.contains(&index) {
+                    set_aside.push(entry);
+                } else {
+                    kept.push(entry);
+                }
+                index += 1;
+            }
+            anything_left |= !kept.is_empty();
+            *list = kept;
+            if !set_aside.is_empty() {
+                let entry = if operation == "BatchGetItem" {
+                    let mut copy = body
+                        .pointer(&format!(
+                            "/RequestItems/{}",
+                            table.replace('~', "~0").replace('/', "~1")
+                        ))
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Map::new()));
+                    copy["Keys"] = Value::Array(set_aside);
+                    copy
+                } else {
+                    Value::Array(set_aside)
+                };
+                unprocessed.insert(table.clone(), entry);
+            }
+        }
+        requests.retain(|_, request| {
+            let list = request
+                .get("Keys")
+                .and_then(Value::as_array)
+                .or_else(|| request.as_array());
+            list.is_some_and(|list| !list.is_empty())
+        });
+    }
+    (
+        anything_left.then_some(forwarded),
+        Value::Object(unprocessed),
+    )
+}
+
+impl Shared {
+    async fn serve(self: Arc<Self>, request: Request<Incoming>) -> Answer {
+        let (parts, body) = request.into_parts();
+        let raw = body
+            .collect()
+            .await
+            .map_err(|error| Dropped(format!("cannot read the request: {error}")))?
+            .to_bytes();
+        if parts.uri.path().starts_with("/_faithful") {
+            return Ok(self.control(&parts.method, parts.uri.path(), &raw));
+        }
+        let operation = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|value| value.to_str().ok())
+            .map(plan::operation_of)
+            .unwrap_or("")
+            .to_owned();
+        let body = serde_json::from_slice::<Value>(&raw).ok();
+        let incoming = Received {
+            headers: parts.headers,
+            operation,
+            raw,
+            body,
+        };
+        self.dynamodb(incoming).await
+    }
+
+    async fn dynamodb(&self, incoming: Received) -> Answer {
+        let operation = incoming.operation.clone();
+        self.stats
+            .operation(&operation, |stats| stats.requests += 1);
+        let faults = locked(&self.faults).clone();
+        match faults.outage {
+            Some(Outage::Hang) => std::future::pending::<()>().await,
+            // Open connections fail too, not only new ones.
+            Some(Outage::Refuse) => {
+                self.stats.connection(true);
+                return Err(Dropped("outage: the connection is closed".to_owned()));
+            }
+            None => {}
+        }
+        if faults.request_delay_ms > 0 && faults.delays(&operation) {
+            tokio::time::sleep(Duration::from_millis(faults.request_delay_ms)).await;
+        }
+        let Some(mut body) = incoming.body.clone() else {
+            // Not JSON: nothing to model, forward as it is.
+            return self.forward_raw(&incoming).await;
+        };
+        if operation == "TransactWriteItems" {
+            if let Some(kind) = self.take_injected() {
+                self.stats
+                    .operation(&operation, |stats| stats.injected += 1);
+                let count = body
+                    .get("TransactItems")
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len)
+                    .max(1);
+                let mut reasons = vec![Reason::None; count];
+                reasons[0] = match kind {
+                    Injected::Conflict => Reason::TransactionConflict,
+                    Injected::Throttling => Reason::ThrottlingError,
+                };
+                return Ok(protocol::transaction_cancelled(&reasons));
+            }
+            if let Some(prefix) = &faults.strip_conditions_on {
+                strip_conditions(&mut body, prefix);
+            }
+        }
+        for table in plan::tables_of(&operation, &body) {
+            self.know_table(&incoming.headers, &table).await;
+        }
+        let schemas = self.schemas();
+        let plan = {
+            let sizes = locked(&self.sizes);
+            plan::plan(&operation, &body, &schemas, &|item| {
+                sizes.get(item).copied()
+            })
+        };
+        // A resent transaction whose first request still runs.
+        let _token = match &plan.token {
+            Some(token) if plan.kind == Kind::TransactWrite => {
+                match TokenInFlight::claim(&self.tokens_in_flight, token) {
+                    Some(claimed) => Some(claimed),
+                    None => {
+                        self.stats
+                            .operation(&operation, |stats| stats.in_progress += 1);
+                        return Ok(protocol::transaction_in_progress());
+                    }
+                }
+            }
+            _ => None,
+        };
+        let items: Vec<String> = plan
+            .touches
+            .iter()
+            .filter_map(|touch| touch.item.clone())
+            .collect();
+        let ticket =
+            (plan.kind.holds() && !items.is_empty()).then(|| self.holds.arrive(plan.kind, items));
+        if let Some(ticket) = &ticket {
+            let conflicts = ticket.judge().await;
+            if !conflicts.is_empty() {
+                return Ok(self.refuse_conflict(&plan, &conflicts));
+            }
+        }
+        let charges: Vec<(usize, Charge)> = plan
+            .touches
+            .iter()
+            .enumerate()
+            .filter_map(|(index, touch)| {
+                Some((
+                    index,
+                    Charge {
+                        partition: touch.partition.clone()?,
+                        units: touch.units,
+                    },
+                ))
+            })
+            .collect();
+        let writes = plan.kind.writes();
+        let mut unprocessed = None;
+        if matches!(plan.kind, Kind::Read | Kind::BatchWrite)
+            && matches!(operation.as_str(), "BatchGetItem" | "BatchWriteItem")
+        {
+            let plain: Vec<Charge> = charges.iter().map(|(_, charge)| charge.clone()).collect();
+            let refused: HashSet<usize> = self
+                .capacity
+                .admit_each(writes, &plain)
+                .into_iter()
+                .map(|position| charges[position].0)
+                .collect();
+            if !refused.is_empty() {
+                self.count_throttles(&plan, refused.iter().copied());
+                let (forwarded, set_aside) = split_batch(&operation, &body, &refused);
+                match forwarded {
+                    Some(forwarded) => {
+                        body = forwarded;
+                        unprocessed = Some(set_aside);
+                    }
+                    None => return Ok(self.throttled(&plan, writes)),
+                }
+            }
+        } else if !charges.is_empty() {
+            let plain: Vec<Charge> = charges.iter().map(|(_, charge)| charge.clone()).collect();
+            if let Err(short) = self.capacity.admit_all(writes, &plain) {
+                let indices: Vec<usize> =
+                    short.iter().map(|position| charges[*position].0).collect();
+                self.count_throttles(&plan, indices.iter().copied());
+                if plan.kind == Kind::TransactWrite || plan.kind == Kind::TransactGet {
+                    let mut reasons = vec![Reason::None; plan.touches.len()];
+                    for index in indices {
+                        reasons[index] = Reason::ThrottlingError;
+                    }
+                    return Ok(protocol::transaction_cancelled(&reasons));
+                }
+                return Ok(self.throttled(&plan, writes));
+            }
+        }
+        let asked = matches!(
+            body.get("ReturnConsumedCapacity").and_then(Value::as_str),
+            Some("TOTAL" | "INDEXES")
+        );
+        if !asked && reports_capacity(&operation) {
+            body["ReturnConsumedCapacity"] = Value::from("TOTAL");
+        }
+        let sent = serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .unwrap_or(incoming.raw.clone());
+        if let Some(ticket) = &ticket {
+            ticket.start();
+        }
+        let dispatched = Instant::now();
+        let answer = self.send(&incoming.headers, sent).await?;
+        let answered = Instant::now();
+        let service = {
+            let mut last = locked(&self.last_answer);
+            let began = (*last).max(dispatched);
+            *last = answered;
+            answered.saturating_duration_since(began)
+        };
+        if let Some(ticket) = ticket {
+            let extra = if plan.kind == Kind::SingleWrite {
+                Duration::ZERO
+            } else {
+                self.hold()
+            };
+            ticket.finish(service, extra);
+        }
+        let (status, headers, bytes) = answer;
+        let mut parsed = serde_json::from_slice::<Value>(&bytes).ok();
+        let plain: Vec<Charge> = charges.iter().map(|(_, charge)| charge.clone()).collect();
+        let expected: f64 = plain.iter().map(|charge| charge.units).sum();
+        let actual = parsed.as_ref().and_then(consumed_units);
+        if let Some(actual) = actual {
+            self.capacity.settle(writes, &plain, actual);
+        }
+        // DynamoDB Local under-reports multi-item transactions (two units for three small
+        // items; ARCHITECTURE.md, "DynamoDB Local's transaction capacity"): a transaction costs
+        // at least what its items cost one by one.
+        let actual = match actual {
+            Some(actual) if plan.kind == Kind::TransactWrite => Some(actual.max(expected)),
+            other => other,
+        };
+        let units = actual.unwrap_or(expected);
+        if status.is_success() {
+            if let Some(answer) = parsed.as_ref() {
+                self.remember_sizes(&plan, &body, answer, &schemas);
+            }
+        }
+        let failed_condition = parsed
+            .as_ref()
+            .is_some_and(|answer| condition_failed(status, answer));
+        self.stats.operation(&operation, |stats| {
+            stats.forwarded += 1;
+            stats.latency_ms += answered.duration_since(dispatched).as_secs_f64() * 1_000.0;
+            stats.service_ms += service.as_secs_f64() * 1_000.0;
+            stats.condition_failures += u64::from(failed_condition);
+            if writes {
+                stats.write_units += units;
+            } else {
+                stats.read_units += units;
+            }
+        });
+        for charge in &plain {
+            let share = if expected > 0.0 {
+                units * charge.units / expected
+            } else {
+                0.0
+            };
+            self.stats.partition(&charge.partition, |stats| {
+                if writes {
+                    stats.write_units += share;
+                } else {
+                    stats.read_units += share;
+                }
+            });
+        }
+        let mut rewritten = false;
+        if let Some(answer) = parsed.as_mut().and_then(Value::as_object_mut) {
+            if !asked && answer.remove("ConsumedCapacity").is_some() {
+                rewritten = true;
+            }
+            if asked && plan.kind == Kind::TransactWrite {
+                rewritten |= correct_transaction_capacity(answer, &plan);
+            }
+            if let Some(set_aside) = unprocessed {
+                let field = if operation == "BatchGetItem" {
+                    "UnprocessedKeys"
+                } else {
+                    "UnprocessedItems"
+                };
+                let merged = answer
+                    .entry(field)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let (Some(merged), Value::Object(set_aside)) =
+                    (merged.as_object_mut(), set_aside)
+                {
+                    for (table, entry) in set_aside {
+                        merged.insert(table, entry);
+                    }
+                }
+                rewritten = true;
+            }
+        }
+        let bytes = match (rewritten, parsed) {
+            (true, Some(answer)) => Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()),
+            _ => bytes,
+        };
+        if faults.response_delay_ms > 0 && faults.delays(&operation) {
+            tokio::time::sleep(Duration::from_millis(faults.response_delay_ms)).await;
+        }
+        Ok(rebuild(status, &headers, bytes))
+    }
+
+    fn schemas(&self) -> HashMap<String, KeySchema> {
+        locked(&self.tables)
+            .iter()
+            .map(|(name, info)| (name.clone(), info.schema.clone()))
+            .collect()
+    }
+
+    /// Remembers the sizes a successful request wrote or read.
+    fn remember_sizes(
+        &self,
+        plan: &Plan,
+        request: &Value,
+        answer: &Value,
+        schemas: &HashMap<String, KeySchema>,
+    ) {
+        let mut sizes = locked(&self.sizes);
+        if sizes.len() > 200_000 {
+            sizes.clear();
+        }
+        for touch in &plan.touches {
+            if let (Some(item), Some(written)) = (&touch.item, touch.written) {
+                if written == 0 {
+                    sizes.remove(item);
+                } else {
+                    sizes.insert(item.clone(), written);
+                }
+            }
+        }
+        for (item, size) in plan::whole_items(&plan.operation, request, answer, schemas) {
+            sizes.insert(item, size);
+        }
+    }
+
+    fn take_injected(&self) -> Option<Injected> {
+        let mut faults = locked(&self.faults);
+        let kind = faults.inject?;
+        if faults.inject_next == 0 {
+            return None;
+        }
+        faults.inject_next -= 1;
+        Some(kind)
+    }
+
+    fn refuse_conflict(&self, plan: &Plan, conflicts: &[usize]) -> Response<Full<Bytes>> {
+        self.stats
+            .operation(&plan.operation, |stats| stats.conflicts += 1);
+        let item_indices: Vec<usize> = plan
+            .touches
+            .iter()
+            .enumerate()
+            .filter(|(_, touch)| touch.item.is_some())
+            .map(|(index, _)| index)
+            .collect();
+        let mut reasons = vec![Reason::None; plan.touches.len()];
+        for conflict in conflicts {
+            if let Some(index) = item_indices.get(*conflict) {
+                reasons[*index] = Reason::TransactionConflict;
+                if let Some(partition) = &plan.touches[*index].partition {
+                    self.stats
+                        .partition(partition, |stats| stats.conflicts += 1);
+                }
+            }
+        }
+        match plan.kind {
+            Kind::TransactWrite | Kind::TransactGet => protocol::transaction_cancelled(&reasons),
+            _ => protocol::transaction_conflict(),
+        }
+    }
+
+    fn count_throttles(&self, plan: &Plan, indices: impl Iterator<Item = usize>) {
+        self.stats
+            .operation(&plan.operation, |stats| stats.throttled += 1);
+        for index in indices {
+            if let Some(partition) = plan
+                .touches
+                .get(index)
+                .and_then(|touch| touch.partition.as_ref())
+            {
+                self.stats
+                    .partition(partition, |stats| stats.throttled += 1);
+            }
+        }
+    }
+
+    fn throttled(&self, plan: &Plan, writes: bool) -> Response<Full<Bytes>> {
+        let table = plan
+            .touches
+            .first()
+            .map(|touch| touch.table.clone())
+            .unwrap_or_default();
+        let arn = locked(&self.tables)
+            .get(&table)
+            .map(|info| info.arn.clone())
+            .unwrap_or_else(|| format!("arn:aws:dynamodb:ddblocal:000000000000:table/{table}"));
+        let reason = if writes {
+            "TableWriteKeyRangeThroughputExceeded"
+        } else {
+            "TableReadKeyRangeThroughputExceeded"
+        };
+        protocol::throttled(reason, &arn)
+    }
+
+    /// Learns a table's key schema and ARN once, with a `DescribeTable` signed as the client's
+    /// request was (DynamoDB Local keeps one database per access key and region).
+    async fn know_table(&self, headers: &HeaderMap, table: &str) {
+        if locked(&self.tables).contains_key(table) {
+            return;
+        }
+        let mut describe = headers.clone();
+        describe.insert(
+            "x-amz-target",
+            http::HeaderValue::from_static("DynamoDB_20120810.DescribeTable"),
+        );
+        let body = serde_json::json!({ "TableName": table }).to_string();
+        let Ok((status, _, bytes)) = self.send(&describe, Bytes::from(body)).await else {
+            return;
+        };
+        if !status.is_success() {
+            return;
+        }
+        let Ok(described) = serde_json::from_slice::<Value>(&bytes) else {
+            return;
+        };
+        let key_of = |kind: &str| {
+            described
+                .pointer("/Table/KeySchema")
+                .and_then(Value::as_array)
+                .and_then(|keys| {
+                    keys.iter()
+                        .find(|key| key.get("KeyType") == Some(&Value::from(kind)))
+                })
+                .and_then(|key| key.get("AttributeName"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let Some(hash) = key_of("HASH") else { return };
+        let arn = described
+            .pointer("/Table/TableArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        locked(&self.tables).insert(
+            table.to_owned(),
+            TableInfo {
+                schema: KeySchema {
+                    hash,
+                    range: key_of("RANGE"),
+                },
+                arn,
+            },
+        );
+    }
+
+    async fn forward_raw(&self, incoming: &Received) -> Answer {
+        let (status, headers, bytes) = self.send(&incoming.headers, incoming.raw.clone()).await?;
+        self.stats
+            .operation(&incoming.operation, |stats| stats.forwarded += 1);
+        Ok(rebuild(status, &headers, bytes))
+    }
+
+    /// Sends a request to DynamoDB Local and reads its answer whole.
+    async fn send(
+        &self,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Dropped> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.upstream.clone())
+            .body(Full::new(body))
+            .map_err(|error| Dropped(error.to_string()))?;
+        for (name, value) in headers {
+            if !matches!(
+                name.as_str(),
+                "host" | "content-length" | "connection" | "transfer-encoding" | "expect"
+            ) {
+                request.headers_mut().append(name, value.clone());
+            }
+        }
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|error| Dropped(format!("DynamoDB Local is unreachable: {error}")))?;
+        let (parts, body) = response.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|error| Dropped(format!("DynamoDB Local's answer broke off: {error}")))?
+            .to_bytes();
+        Ok((parts.status, parts.headers, bytes))
+    }
+
+    /// `/_faithful/...`: the stats, the faults and the settings, read and changed over HTTP.
+    fn control(&self, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let ok = |value: Value| protocol::respond(StatusCode::OK, &value);
+        let bad = |message: String| {
+            protocol::respond(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": message }),
+            )
+        };
+        match (method.as_str(), path.trim_end_matches('/')) {
+            ("GET", "/_faithful/stats") => {
+                ok(serde_json::to_value(self.summary()).unwrap_or_default())
+            }
+            ("GET", "/_faithful/stats.txt") => {
+                let text = self.summary().render(10);
+                let mut response = Response::new(Full::new(Bytes::from(text)));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                response
+            }
+            ("POST", "/_faithful/stats/reset") => {
+                self.stats.reset();
+                ok(serde_json::json!({}))
+            }
+            ("GET", "/_faithful/faults") => {
+                ok(serde_json::to_value(locked(&self.faults).clone()).unwrap_or_default())
+            }
+            ("PUT", "/_faithful/faults") => match serde_json::from_slice::<Faults>(body) {
+                Ok(faults) => {
+                    *locked(&self.faults) = faults.clone();
+                    ok(serde_json::to_value(faults).unwrap_or_default())
+                }
+                Err(error) => bad(format!("not a faults document: {error}")),
+            },
+            ("GET", "/_faithful/settings") => ok(self.settings_value()),
+            ("PUT", "/_faithful/settings") => match serde_json::from_slice::<SettingsPatch>(body) {
+                Ok(patch) => {
+                    if let Some(hold) = patch.hold_ms {
+                        self.hold_ms.store(hold, Ordering::Relaxed);
+                    }
+                    if patch.partition_wcu.is_some() || patch.partition_rcu.is_some() {
+                        let mut limits = self.capacity.limits();
+                        if let Some(wcu) = patch.partition_wcu {
+                            limits.write_units_per_second = wcu;
+                        }
+                        if let Some(rcu) = patch.partition_rcu {
+                            limits.read_units_per_second = rcu;
+                        }
+                        self.capacity.set_limits(limits);
+                    }
+                    ok(self.settings_value())
+                }
+                Err(error) => bad(format!("not a settings document: {error}")),
+            },
+            _ => protocol::respond(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({
+                    "error": "unknown control path",
+                    "paths": ["GET /_faithful/stats", "GET /_faithful/stats.txt",
+                              "POST /_faithful/stats/reset", "GET|PUT /_faithful/faults",
+                              "GET|PUT /_faithful/settings"]
+                }),
+            ),
+        }
+    }
+
+    fn settings_value(&self) -> Value {
+        let limits = self.capacity.limits();
+        serde_json::json!({
+            "holdMs": self.hold_ms.load(Ordering::Relaxed),
+            "partitionWcu": limits.write_units_per_second,
+            "partitionRcu": limits.read_units_per_second,
+        })
+    }
+}
+
+/// The runtime-changeable settings, as `PUT /_faithful/settings` takes them (every field
+/// optional).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SettingsPatch {
+    hold_ms: Option<u64>,
+    partition_wcu: Option<f64>,
+    partition_rcu: Option<f64>,
+}
+
+/// A `ClientRequestToken` held while its transaction runs.
+struct TokenInFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    token: String,
+}
+
+impl<'a> TokenInFlight<'a> {
+    fn claim(set: &'a Mutex<HashSet<String>>, token: &str) -> Option<Self> {
+        locked(set).insert(token.to_owned()).then(|| Self {
+            set,
+            token: token.to_owned(),
+        })
+    }
+}
+
+impl Drop for TokenInFlight<'_> {
+    fn drop(&mut self) {
+        locked(self.set).remove(&self.token);
+    }
+}
+
+/// An answer with DynamoDB Local's status and headers around `bytes`.
+fn rebuild(status: StatusCode, headers: &HeaderMap, bytes: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(bytes));
+    *response.status_mut() = status;
+    for (name, value) in headers {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "connection" | "transfer-encoding" | "x-amz-crc32"
+        ) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_planted_bug_strips_the_condition_and_its_placeholders() {
+        let mut body = json!({"TransactItems": [
+            {"Update": {
+                "TableName": "t",
+                "Key": {"pk": {"S": "USER#u"}, "sk": {"S": "ORDER#1"}},
+                "UpdateExpression": "SET #status = :status, cancelledAt = :at",
+                "ConditionExpression": "#status = :expected",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": {"S": "CANCELLED"}, ":expected": {"S": "PAID"}, ":at": {"S": "x"}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"
+            }},
+            {"Update": {
+                "TableName": "t",
+                "Key": {"pk": {"S": "PRODUCT#p"}, "sk": {"S": "PRODUCT"}},
+                "UpdateExpression": "SET stock = stock + :q",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":q": {"N": "1"}}
+            }}
+        ]});
+        strip_conditions(&mut body, "ORDER#");
+        let order = &body["TransactItems"][0]["Update"];
+        assert!(order.get("ConditionExpression").is_none());
+        assert_eq!(
+            order["ExpressionAttributeNames"],
+            json!({"#status": "status"})
+        );
+        assert!(order["ExpressionAttributeValues"]
+            .get(":expected")
+            .is_none());
+        assert!(order["ExpressionAttributeValues"].get(":status").is_some());
+        let product = &body["TransactItems"][1]["Update"];
+        assert!(
+            product.get("ConditionExpression").is_some(),
+            "other items keep theirs"
+        );
+    }
+
+    #[test]
+    fn a_batch_sets_aside_the_refused_keys() {
+        let body = json!({"RequestItems": {
+            "t": {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}, {"pk": {"S": "c"}}], "ConsistentRead": true}
+        }});
+        let (forwarded, unprocessed) = split_batch("BatchGetItem", &body, &HashSet::from([1]));
+        let forwarded = forwarded.unwrap();
+        assert_eq!(
+            forwarded["RequestItems"]["t"]["Keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(unprocessed["t"]["Keys"], json!([{"pk": {"S": "b"}}]));
+        assert_eq!(unprocessed["t"]["ConsistentRead"], json!(true));
+        let (nothing, _) = split_batch("BatchGetItem", &body, &HashSet::from([0, 1, 2]));
+        assert!(nothing.is_none());
+    }
+
+    #[test]
+    fn consumed_units_sum_every_table() {
+        assert_eq!(
+            consumed_units(
+                &json!({"ConsumedCapacity": [{"CapacityUnits": 2.0}, {"CapacityUnits": 4.0}]})
+            ),
+            Some(6.0)
+        );
+        assert_eq!(
+            consumed_units(&json!({"ConsumedCapacity": {"TableName": "t", "CapacityUnits": 0.5}})),
+            Some(0.5)
+        );
+        assert_eq!(consumed_units(&json!({})), None);
+    }
+}

@@ -1,0 +1,557 @@
+//! Each production behaviour the proxy claims, reproduced against a real DynamoDB Local through
+//! `aws-sdk-dynamodb`: transaction conflicts (single writes, transactions, transactional reads),
+//! the resent token, partition throttling and the SDK's retries of it, consumed capacity, and
+//! that DynamoDB Local's queue does not turn into conflicts by itself.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Get, Put, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::retry::RetryConfig;
+use dynamodb_faithful::{start, Faults, Handle, Injected, Limits, Outage, Settings};
+use testkit::{fresh_table, TestTable};
+
+/// A client of `endpoint` making at most `attempts` attempts per call.
+fn client(endpoint: &str, attempts: u32) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(Duration::from_millis(5)),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+async fn proxy(table: &TestTable, limits: Limits, hold_ms: u64) -> Handle {
+    start(Settings {
+        listen: "127.0.0.1:0".to_owned(),
+        upstream: table.endpoint.clone(),
+        limits,
+        hold: Duration::from_millis(hold_ms),
+    })
+    .await
+    .unwrap()
+}
+
+fn key(pk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    keyed(pk, "ITEM")
+}
+
+fn keyed(pk: &str, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+/// A transactional increment of `n` on each of `items`.
+fn increments(table: &str, items: &[&str]) -> Vec<TransactWriteItem> {
+    items
+        .iter()
+        .map(|pk| {
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(table)
+                        .set_key(Some(key(pk)))
+                        .update_expression("ADD n :one")
+                        .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect()
+}
+
+async fn n_of(table: &TestTable, pk: &str) -> i64 {
+    table
+        .client
+        .get_item()
+        .table_name(&table.table)
+        .set_key(Some(key(pk)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .and_then(|item| {
+            item.get("n")
+                .and_then(|n| n.as_n().ok())
+                .map(|n| n.parse().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+fn reason_codes(error: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> Vec<String> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().unwrap_or("").to_owned())
+            .collect(),
+        other => panic!("expected a cancellation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_single_write_on_an_item_an_ongoing_transaction_holds_is_a_conflict_the_sdk_does_not_retry(
+) {
+    // GIVEN a transaction on item x that holds it 400 ms longer than its own work
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 400).await;
+    let writer = client(&proxy.endpoint(), 3);
+    writer
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["x"])))
+        .send()
+        .await
+        .unwrap();
+    // WHEN a PutItem on x arrives inside the hold
+    let put = writer
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(key("x")))
+        .send()
+        .await;
+    // THEN it fails with TransactionConflictException, after one attempt (the SDK's retry
+    // classifiers do not retry it), and the item is untouched
+    match put {
+        Err(error) => assert!(
+            matches!(
+                error.as_service_error(),
+                Some(PutItemError::TransactionConflictException(_))
+            ),
+            "{error:?}"
+        ),
+        Ok(_) => panic!("the put went through a held item"),
+    }
+    assert_eq!(proxy.summary().operation("PutItem").requests, 1);
+    assert_eq!(n_of(&table, "x").await, 1);
+    // AND once the hold is over the same put goes through
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    writer
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(key("x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n_of(&table, "x").await, 0, "the put replaced the item");
+}
+
+#[tokio::test]
+async fn a_transaction_that_includes_a_held_item_is_cancelled_for_that_item_only() {
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 400).await;
+    let one = client(&proxy.endpoint(), 1);
+    // GIVEN a transaction on a and b, holding them
+    one.transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["a", "b"])))
+        .send()
+        .await
+        .unwrap();
+    // WHEN a transaction on c and b follows inside the hold
+    let error = one
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["c", "b"])))
+        .send()
+        .await
+        .unwrap_err();
+    // THEN it is cancelled: TransactionConflict for b, None for c, and nothing of it applied
+    assert_eq!(reason_codes(&error), ["None", "TransactionConflict"]);
+    assert_eq!((n_of(&table, "b").await, n_of(&table, "c").await), (1, 0));
+    // AND a transactional read of b is cancelled too
+    let read = one
+        .transact_get_items()
+        .transact_items(
+            TransactGetItem::builder()
+                .get(
+                    Get::builder()
+                        .table_name(&table.table)
+                        .set_key(Some(key("b")))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(read.is_err(), "{read:?}");
+    // AND a plain read is served (read committed)
+    assert_eq!(n_of(&table, "a").await, 1);
+    assert_eq!(proxy.summary().operation("TransactWriteItems").conflicts, 1);
+}
+
+#[tokio::test]
+async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_once() {
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
+    // GIVEN transactions whose answers come back 400 ms late
+    proxy.update_faults(|faults| {
+        faults.response_delay_ms = 400;
+        faults.writes_only = true;
+    });
+    let sender = client(&proxy.endpoint(), 1);
+    let first = {
+        let sender = sender.clone();
+        let items = increments(&table.table, &["t"]);
+        tokio::spawn(async move {
+            sender
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .client_request_token("token-1")
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // WHEN the same transaction is resent with its token while the first still runs
+    let resent = sender
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["t"])))
+        .client_request_token("token-1")
+        .send()
+        .await;
+    // THEN DynamoDB's answer is TransactionInProgressException
+    assert!(
+        matches!(
+            resent.as_ref().map_err(|error| error.as_service_error()),
+            Err(Some(
+                TransactWriteItemsError::TransactionInProgressException(_)
+            ))
+        ),
+        "{resent:?}"
+    );
+    first.await.unwrap().unwrap();
+    // AND a resend after it finished succeeds without applying twice
+    proxy.update_faults(|faults| *faults = Faults::default());
+    sender
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["t"])))
+        .client_request_token("token-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n_of(&table, "t").await, 1);
+}
+
+/// Sends `count` requests at once, each made by `request(number)`, and returns their results.
+async fn at_once<T, F>(count: usize, request: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..count)
+        .map(|number| tokio::spawn(request(number)))
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+#[tokio::test]
+async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
+    let table = fresh_table().await;
+    // GIVEN 10 write units per partition per second
+    let proxy = proxy(
+        &table,
+        Limits {
+            write_units_per_second: 10.0,
+            read_units_per_second: 30.0,
+        },
+        0,
+    )
+    .await;
+    let once = client(&proxy.endpoint(), 1);
+    // WHEN 8 transactional writes (2 units each) hit 8 items of one partition at once
+    let results = at_once(8, |number| {
+        let once = once.clone();
+        let update = Update::builder()
+            .table_name(&table.table)
+            .set_key(Some(keyed("hot", &format!("item-{number}"))))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .build()
+            .unwrap();
+        async move {
+            once.transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .send()
+                .await
+        }
+    })
+    .await;
+    // THEN five fit the second's budget and three are cancelled as throttled
+    let cancelled: Vec<Vec<String>> = results
+        .iter()
+        .filter_map(|result| result.as_ref().err().map(reason_codes))
+        .collect();
+    assert_eq!(cancelled, vec![vec!["ThrottlingError".to_owned()]; 3]);
+    // AND another partition is served meanwhile
+    once.transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["cold"])))
+        .send()
+        .await
+        .unwrap();
+    // AND single writes past the budget are ThrottlingExceptions
+    let puts = at_once(15, |number| {
+        let once = once.clone();
+        let item = keyed("hot2", &format!("item-{number}"));
+        let table = table.table.clone();
+        async move {
+            once.put_item()
+                .table_name(table)
+                .set_item(Some(item))
+                .send()
+                .await
+        }
+    })
+    .await;
+    let throttled = puts
+        .iter()
+        .filter(|put| {
+            matches!(
+                put.as_ref().map_err(|error| error.as_service_error()),
+                Err(Some(PutItemError::ThrottlingException(_)))
+            )
+        })
+        .count();
+    assert!(throttled >= 4, "{throttled} of 15 puts throttled");
+    // AND the SDK retries a throttled write with backoff until the bucket has refilled (at
+    // 2 units a second now, so the drained bucket needs half a second)
+    proxy.set_limits(Limits {
+        write_units_per_second: 2.0,
+        read_units_per_second: 30.0,
+    });
+    let retrying = aws_sdk_dynamodb::Client::from_conf(
+        client(&proxy.endpoint(), 6)
+            .config()
+            .to_builder()
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .build(),
+    );
+    let before = proxy.summary().operation("PutItem").requests;
+    retrying
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(keyed("hot2", "last")))
+        .send()
+        .await
+        .unwrap();
+    let attempts = proxy.summary().operation("PutItem").requests - before;
+    assert!(
+        attempts >= 2,
+        "the SDK retried the throttled put: {attempts} attempts"
+    );
+    let summary = proxy.summary();
+    assert!(summary.partitions[&format!("{}/hot", table.table)].throttled >= 3);
+    assert_eq!(
+        summary.partitions[&format!("{}/cold", table.table)].throttled,
+        0
+    );
+}
+
+#[tokio::test]
+async fn consumed_capacity_is_counted_and_reported_only_when_asked() {
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
+    let sdk = client(&proxy.endpoint(), 1);
+    // A plain put: DynamoDB reports nothing unless asked, and neither does the proxy.
+    let put = sdk
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(key("c")))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.consumed_capacity().is_none());
+    // Asked: a transactional write of two small items costs 4 units.
+    let written = sdk
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["c", "d"])))
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await
+        .unwrap();
+    let units: f64 = written
+        .consumed_capacity()
+        .iter()
+        .filter_map(|capacity| capacity.capacity_units())
+        .sum();
+    assert_eq!(units, 4.0);
+    // A 3 KB item costs 3 write units.
+    let mut big = key("big");
+    big.insert("blob".to_owned(), AttributeValue::S("x".repeat(3_000)));
+    sdk.transact_write_items()
+        .transact_items(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&table.table)
+                        .set_item(Some(big))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let summary = proxy.summary();
+    assert_eq!(summary.operation("PutItem").write_units, 1.0);
+    assert_eq!(
+        summary.operation("TransactWriteItems").write_units,
+        4.0 + 6.0
+    );
+    assert_eq!(
+        summary.partitions[&format!("{}/big", table.table)].write_units,
+        6.0
+    );
+}
+
+/// Runs `clients` concurrent clients, each sending `each` one-item transactions on the item
+/// `item(client)`, and returns how many were cancelled for a conflict.
+async fn concurrent_increments(
+    table: &TestTable,
+    proxy: &Handle,
+    clients: usize,
+    each: usize,
+    item: fn(usize) -> String,
+) -> usize {
+    let mut tasks = Vec::new();
+    for number in 0..clients {
+        let sdk = client(&proxy.endpoint(), 1);
+        let table_name = table.table.clone();
+        let pk = item(number);
+        tasks.push(tokio::spawn(async move {
+            let mut conflicts = 0;
+            for _ in 0..each {
+                if let Err(error) = sdk
+                    .transact_write_items()
+                    .set_transact_items(Some(increments(&table_name, &[&pk])))
+                    .send()
+                    .await
+                {
+                    assert_eq!(reason_codes(&error), ["TransactionConflict"]);
+                    conflicts += 1;
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for task in tasks {
+        conflicts += task.await.unwrap();
+    }
+    conflicts
+}
+
+#[tokio::test]
+async fn concurrency_on_one_item_conflicts_and_dynamodb_locals_queue_alone_does_not() {
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
+    // One client, one item, one transaction after another: never a conflict.
+    let sequential = concurrent_increments(&table, &proxy, 1, 40, |_| "solo".to_owned()).await;
+    assert_eq!(sequential, 0);
+    // 32 clients on 32 items at once: DynamoDB Local queues them all, still no conflict.
+    let spread = concurrent_increments(&table, &proxy, 32, 10, |n| format!("own-{n}")).await;
+    assert_eq!(spread, 0);
+    // 32 clients on one item at once (the measurement, which DynamoDB Local alone
+    // answers with 640 successes): production cancels some.
+    let hot = concurrent_increments(&table, &proxy, 32, 20, |_| "shared".to_owned()).await;
+    assert!(
+        hot > 0,
+        "no conflict among 640 concurrent transactions on one item"
+    );
+    assert_eq!(
+        n_of(&table, "shared").await,
+        640 - hot as i64,
+        "every success applied once"
+    );
+    eprintln!("32 clients x 20 transactions on one item: {hot} cancelled for a conflict");
+}
+
+#[tokio::test]
+async fn faults_late_answers_injected_cancellations_and_outages() {
+    let table = fresh_table().await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
+    let sdk = client(&proxy.endpoint(), 1);
+    // Injected: the next two transactions are cancelled as conflicts without being forwarded.
+    proxy.update_faults(|faults| {
+        faults.inject = Some(Injected::Conflict);
+        faults.inject_next = 2;
+    });
+    for _ in 0..2 {
+        let error = sdk
+            .transact_write_items()
+            .set_transact_items(Some(increments(&table.table, &["f", "g"])))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(reason_codes(&error), ["TransactionConflict", "None"]);
+    }
+    sdk.transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["f", "g"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(n_of(&table, "f").await, 1);
+    assert_eq!(proxy.summary().operation("TransactWriteItems").injected, 2);
+    // Late answers: the write commits, its answer arrives after the client gave up.
+    proxy.update_faults(|faults| faults.response_delay_ms = 500);
+    let impatient = aws_sdk_dynamodb::Client::from_conf(
+        sdk.config()
+            .to_builder()
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(150))
+                    .build(),
+            )
+            .build(),
+    );
+    assert!(impatient
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["f"])))
+        .send()
+        .await
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(n_of(&table, "f").await, 2, "the late write committed");
+    // Outage: connections are refused and counted; nothing reaches DynamoDB Local.
+    proxy.update_faults(|faults| {
+        *faults = Faults {
+            outage: Some(Outage::Refuse),
+            ..Faults::default()
+        }
+    });
+    let forwarded = proxy.summary().total().forwarded;
+    assert!(sdk
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(key("o")))
+        .send()
+        .await
+        .is_err());
+    let summary = proxy.summary();
+    assert!(summary.refused_connections >= 1);
+    assert_eq!(summary.total().forwarded, forwarded);
+}
