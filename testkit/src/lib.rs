@@ -203,6 +203,92 @@ pub async fn fresh_table_with(settings: StoreSettings) -> TestTable {
     }
 }
 
+/// A seeded table reached through `dynamodb-faithful` at production's limits: the store sees
+/// transaction conflicts and throttling as it would on DynamoDB, and the test can inject
+/// faults and read what the proxy counted.
+#[derive(Debug, Clone)]
+pub struct FaithfulTable {
+    /// The table, reached directly (to look at what a test did without going through faults).
+    pub table: TestTable,
+    pub proxy: dynamodb_faithful::Handle,
+    /// The store under test, through the proxy.
+    pub store: DynamoOrderStore,
+}
+
+impl FaithfulTable {
+    /// The requests of `operation` the proxy has seen.
+    pub fn requests(&self, operation: &str) -> u64 {
+        self.proxy.summary().operation(operation).requests
+    }
+}
+
+/// A table seeded with `plan` and a store with `settings` that reaches it through a
+/// `dynamodb-faithful` proxy at production's limits.
+pub async fn faithful_table(plan: &SeedPlan, settings: StoreSettings) -> FaithfulTable {
+    let table = seeded_table(plan).await;
+    let proxy = dynamodb_faithful::start(dynamodb_faithful::Settings::production(
+        table.endpoint.clone(),
+    ))
+    .await
+    .unwrap_or_else(|error| panic!("cannot start dynamodb-faithful: {error}"));
+    warm_up(&proxy.endpoint(), &table.table).await;
+    proxy.reset_stats();
+    let client = build_local_client(&settings, &proxy.endpoint()).await;
+    let store = DynamoOrderStore::new(client, table.table.clone(), settings);
+    FaithfulTable {
+        table,
+        proxy,
+        store,
+    }
+}
+
+/// The first requests through a new proxy, with the harness's patient settings rather than
+/// inside a test's short attempt timeout: the proxy learns the table's key schema, and the
+/// write paths of a JVM that has only served the seed get compiled. Nothing is written (every
+/// condition fails).
+async fn warm_up(endpoint: &str, table: &str) {
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+    let client = build_local_client(&test_settings(), endpoint).await;
+    client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("the proxy cannot reach the table: {error:?}"));
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("WARM-UP".to_owned())),
+        ("sk".to_owned(), AttributeValue::S("WARM-UP".to_owned())),
+    ]);
+    for _ in 0..3 {
+        let _ = client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await;
+        let _ = client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(key.clone()))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        if let Ok(check) = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+        {
+            let _ = client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().condition_check(check).build())
+                .send()
+                .await;
+        }
+    }
+}
+
 /// A fresh table seeded with `plan`.
 pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
     let table = fresh_table().await;

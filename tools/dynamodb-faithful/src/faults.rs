@@ -30,13 +30,14 @@ pub enum Outage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Faults {
-    /// Milliseconds added before a request is forwarded.
+    /// Milliseconds a request spends inside the store before it is applied: a slow request,
+    /// holding its items (and its transaction token) meanwhile.
     pub request_delay_ms: u64,
     /// Milliseconds by which an answer is held back after DynamoDB Local gave it: the write
     /// has committed, only its answer is late.
     pub response_delay_ms: u64,
-    /// Apply the two delays to `TransactWriteItems` only.
-    pub writes_only: bool,
+    /// The operations the two delays apply to (e.g. `["TransactWriteItems"]`); empty: all.
+    pub delay_only: Vec<String>,
     /// Answer this many of the next `TransactWriteItems` with `inject`, without forwarding.
     pub inject_next: u64,
     pub inject: Option<Injected>,
@@ -49,6 +50,24 @@ pub struct Faults {
 impl Faults {
     /// Whether the delays apply to a request of `operation`.
     pub fn delays(&self, operation: &str) -> bool {
-        !self.writes_only || operation == "TransactWriteItems"
+        self.delay_only.is_empty() || self.delay_only.iter().any(|only| only == operation)
+    }
+
+    /// Late answers to `operation` only (empty: to every request), `delay_ms` late.
+    pub fn late_answers(operation: Option<&str>, delay_ms: u64) -> Self {
+        Self {
+            response_delay_ms: delay_ms,
+            delay_only: operation.map(str::to_owned).into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The next `count` transactions answered with `kind`, without being forwarded.
+    pub fn injecting(kind: Injected, count: u64) -> Self {
+        Self {
+            inject: Some(kind),
+            inject_next: count,
+            ..Self::default()
+        }
     }
 }

@@ -427,21 +427,10 @@ impl Shared {
             .unwrap_or("")
             .to_owned();
         let body = serde_json::from_slice::<Value>(&raw).ok();
-        let incoming = Received {
-            headers: parts.headers,
-            operation,
-            raw,
-            body,
-        };
-        self.dynamodb(incoming).await
-    }
-
-    async fn dynamodb(&self, incoming: Received) -> Answer {
-        let operation = incoming.operation.clone();
         self.stats
             .operation(&operation, |stats| stats.requests += 1);
-        let faults = locked(&self.faults).clone();
-        match faults.outage {
+        let outage = locked(&self.faults).outage;
+        match outage {
             Some(Outage::Hang) => std::future::pending::<()>().await,
             // Open connections fail too, not only new ones.
             Some(Outage::Refuse) => {
@@ -450,9 +439,22 @@ impl Shared {
             }
             None => {}
         }
-        if faults.request_delay_ms > 0 && faults.delays(&operation) {
-            tokio::time::sleep(Duration::from_millis(faults.request_delay_ms)).await;
-        }
+        let incoming = Received {
+            headers: parts.headers,
+            operation,
+            raw,
+            body,
+        };
+        // A request that reached DynamoDB runs to its end even if its client gives up (an
+        // attempt timeout): its items stay held and its token in flight until then.
+        tokio::spawn(async move { self.dynamodb(incoming).await })
+            .await
+            .map_err(|error| Dropped(format!("the request's task failed: {error}")))?
+    }
+
+    async fn dynamodb(self: Arc<Self>, incoming: Received) -> Answer {
+        let operation = incoming.operation.clone();
+        let faults = locked(&self.faults).clone();
         let Some(mut body) = incoming.body.clone() else {
             // Not JSON: nothing to model, forward as it is.
             return self.forward_raw(&incoming).await;
@@ -580,10 +582,18 @@ impl Shared {
         if let Some(ticket) = &ticket {
             ticket.start();
         }
+        // A slow request is slow inside the store: it holds its items (and its token) while it
+        // waits, as a slow transaction would.
+        let slow = if faults.request_delay_ms > 0 && faults.delays(&operation) {
+            Duration::from_millis(faults.request_delay_ms)
+        } else {
+            Duration::ZERO
+        };
+        tokio::time::sleep(slow).await;
         let dispatched = Instant::now();
         let answer = self.send(&incoming.headers, sent).await?;
         let answered = Instant::now();
-        let service = {
+        let service = slow + {
             let mut last = locked(&self.last_answer);
             let began = (*last).max(dispatched);
             *last = answered;

@@ -200,10 +200,7 @@ async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_on
     let table = fresh_table().await;
     let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
     // GIVEN transactions whose answers come back 400 ms late
-    proxy.update_faults(|faults| {
-        faults.response_delay_ms = 400;
-        faults.writes_only = true;
-    });
+    proxy.update_faults(|faults| *faults = Faults::late_answers(Some("TransactWriteItems"), 400));
     let sender = client(&proxy.endpoint(), 1);
     let first = {
         let sender = sender.clone();
@@ -496,10 +493,7 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
     let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
     let sdk = client(&proxy.endpoint(), 1);
     // Injected: the next two transactions are cancelled as conflicts without being forwarded.
-    proxy.update_faults(|faults| {
-        faults.inject = Some(Injected::Conflict);
-        faults.inject_next = 2;
-    });
+    proxy.update_faults(|faults| *faults = Faults::injecting(Injected::Conflict, 2));
     for _ in 0..2 {
         let error = sdk
             .transact_write_items()
