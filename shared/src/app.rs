@@ -9,16 +9,14 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::auth::{Access, Authenticator};
 use crate::config::AppConfig;
-use crate::domain::{
-    Answer, Change, Claim, Fingerprint, IdempotencyKey, NewOrder, Order, OrderId, UserId,
-};
+use crate::domain::{Answer, Change, Claim, IdempotencyKey, NewOrder, Order, OrderId, UserId};
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
 use crate::http::{idempotency_key, path_order_id, path_user_id, reject_oversized_body, Reply};
 use crate::observability::{emit_metrics, RequestRecord};
 use crate::store::{
-    build_client, count_store_retries, ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
-    Outcome,
+    build_client, count_store_retries, with_deadline, ChangeOrders, CreateOrders, DynamoOrderStore,
+    KeepAnswers, Outcome, RELEASE_RESERVE,
 };
 
 /// The operations, named as the functions and metrics name them.
@@ -131,6 +129,10 @@ impl<S> App<S> {
         work: impl Future<Output = Result<Reply, ServiceError>>,
     ) -> Response<Body> {
         let started = Instant::now();
+        // On the heap: a handler's whole work (claim, reads, transaction retries, release) is a
+        // large future, and moving it through the timeout layers on the stack overflowed the
+        // 2 MB stack of test threads in debug builds.
+        let work = Box::pin(work);
         let injected =
             self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
         let budget = request
@@ -141,9 +143,16 @@ impl<S> App<S> {
         } else {
             match budget {
                 None => count_store_retries(work).await,
-                Some(budget) => tokio::time::timeout(budget, count_store_retries(work))
-                    .await
-                    .unwrap_or_else(|_| (Err(out_of_time(budget)), 0)),
+                // Store calls give up at the store deadline (feeding the breaker) and leave
+                // RELEASE_RESERVE to give an Idempotency-Key back; the outer timeout is only
+                // the backstop for work that is not a store call.
+                Some(budget) => {
+                    let store_deadline = Instant::now() + budget.saturating_sub(RELEASE_RESERVE);
+                    let work = with_deadline(store_deadline, count_store_retries(work));
+                    tokio::time::timeout(budget, work)
+                        .await
+                        .unwrap_or_else(|_| (Err(out_of_time(budget)), 0))
+                }
             }
         };
         let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
@@ -196,6 +205,7 @@ impl<S> App<S> {
             latency_ms,
             store_retries,
             store_error: code == Some("STORE_UNAVAILABLE"),
+            throttled: code == Some("STORE_THROTTLED"),
             replayed,
         });
         response
@@ -209,12 +219,13 @@ impl<S> App<S> {
 /// or refuse (422 reused key, 409 + `Retry-After` while the first request is in flight). The
 /// operation's own transaction answers the claim when it changes something; a business refusal
 /// answers it with a conditional update; any other failure releases it, so nothing but a
-/// business outcome is ever kept.
+/// business outcome is ever kept. A record this request wrote itself (a claim or a refusal
+/// whose answer was lost and that the SDK sent again) is its own, not another request's.
 pub async fn answer_once<S, Op, Fut>(
     store: &S,
     user_id: &UserId,
     key: Option<IdempotencyKey>,
-    fingerprint: Fingerprint,
+    claim_for: impl FnOnce(IdempotencyKey) -> Claim,
     answer: fn(Order) -> Answer,
     operation: Op,
 ) -> Result<Reply, ServiceError>
@@ -227,9 +238,13 @@ where
         let outcome = operation(None).await?;
         return Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed));
     };
-    let claim = Claim::new(key, fingerprint);
-    if let Some(prior) = store.claim(user_id, &claim).await? {
-        return Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true));
+    let claim = claim_for(key);
+    match store.claim(user_id, &claim).await? {
+        Some(prior) if !prior.made_by(&claim) => {
+            return Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true));
+        }
+        // Claimed now, or by this request's own earlier attempt.
+        _ => {}
     }
     match operation(Some(claim.clone())).await {
         Ok(outcome) => {
@@ -243,6 +258,8 @@ where
         Err(error) => match error.refusal() {
             Some(refusal) => match store.answer_refusal(user_id, &claim, refusal).await {
                 Ok(None) => Err(error),
+                // This request's own refusal, recorded by an attempt whose answer was lost.
+                Ok(Some(prior)) if prior.made_by(&claim) => Err(error),
                 Ok(Some(prior)) => Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true)),
                 // The refusal could not be kept: it is no answer, so give the key back.
                 Err(failure) => {
@@ -269,7 +286,7 @@ pub async fn create_once<S: CreateOrders + KeepAnswers>(
         store,
         user_id,
         key,
-        Fingerprint::create(order),
+        |key| Claim::to_create(key, order),
         Answer::Created,
         |claim| async move { store.create_order(user_id, order, claim.as_ref()).await },
     )
@@ -288,7 +305,7 @@ pub async fn change_once<S: ChangeOrders + KeepAnswers>(
         store,
         user_id,
         key,
-        Fingerprint::change(change, order_id),
+        |key| Claim::to_change(key, change, order_id),
         Answer::Updated,
         |claim| async move {
             store

@@ -59,6 +59,11 @@ pub enum ServiceError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// DynamoDB kept throttling the items this request needs (a hot item past its partition's
+    /// throughput, after retries): the store is up, these items are busy. Not a store outage,
+    /// so it does not open the circuit breaker for every other request.
+    #[error("the order store is throttling the items this request needs")]
+    Throttled { retry_after: Duration },
     /// A bug or an impossible state. The source goes to the log; the client sees an opaque 500.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -84,6 +89,7 @@ impl ServiceError {
             ServiceError::RequestInProgress { .. } => "REQUEST_IN_PROGRESS",
             ServiceError::Contention { .. } => "CONCURRENT_REQUEST",
             ServiceError::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
+            ServiceError::Throttled { .. } => "STORE_THROTTLED",
             ServiceError::Internal(_) => "INTERNAL_ERROR",
         }
     }

@@ -91,6 +91,10 @@ pub struct RequestRecord<'a> {
     pub latency_ms: f64,
     pub store_retries: u32,
     pub store_error: bool,
+    /// The store throttled the items the request needed (a hot item): a capacity signal with
+    /// its own metric, not a server error of this version (a canary must not be rolled back
+    /// for a flash sale's hot product).
+    pub throttled: bool,
     /// Answered from an Idempotency-Key's record: no new business event.
     pub replayed: bool,
 }
@@ -132,10 +136,12 @@ pub fn emf_document(
     values.insert("StoreRetries".into(), json!(record.store_retries));
     metrics.push(json!({"Name": "StoreErrors", "Unit": "Count"}));
     values.insert("StoreErrors".into(), json!(u32::from(record.store_error)));
+    metrics.push(json!({"Name": "StoreThrottles", "Unit": "Count"}));
+    values.insert("StoreThrottles".into(), json!(u32::from(record.throttled)));
     metrics.push(json!({"Name": "ServerErrors", "Unit": "Count"}));
     values.insert(
         "ServerErrors".into(),
-        json!(u32::from(record.status >= 500)),
+        json!(u32::from(record.status >= 500 && !record.throttled)),
     );
     let mut directives = vec![
         json!({
@@ -196,6 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn a_throttled_hot_item_is_counted_apart_from_server_errors() {
+        let record = |status, code, throttled| RequestRecord {
+            operation: "create-order",
+            status,
+            code: Some(code),
+            latency_ms: 2.0,
+            store_retries: 9,
+            store_error: false,
+            throttled,
+            replayed: false,
+        };
+        let throttled = emf_document(&record(503, "STORE_THROTTLED", true), &staging(), 0);
+        assert_eq!(throttled["StoreThrottles"], 1);
+        assert_eq!(throttled["ServerErrors"], 0);
+        assert_eq!(throttled["Code"], "STORE_THROTTLED");
+        let unavailable = emf_document(&record(503, "STORE_UNAVAILABLE", false), &staging(), 0);
+        assert_eq!(unavailable["StoreThrottles"], 0);
+        assert_eq!(unavailable["ServerErrors"], 1);
+    }
+
+    #[test]
     fn every_directive_names_the_stack_and_server_errors_name_the_version() {
         let document = emf_document(
             &RequestRecord {
@@ -205,6 +232,7 @@ mod tests {
                 latency_ms: 2.0,
                 store_retries: 0,
                 store_error: false,
+                throttled: false,
                 replayed: false,
             },
             &staging(),
@@ -322,6 +350,7 @@ mod tests {
                 latency_ms: 3.5,
                 store_retries: 1,
                 store_error: false,
+                throttled: false,
                 replayed: false,
             },
             &staging(),
@@ -354,6 +383,7 @@ mod tests {
                 latency_ms: 1.0,
                 store_retries: 0,
                 store_error: false,
+                throttled: false,
                 replayed: false,
             },
             &staging(),

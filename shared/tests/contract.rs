@@ -67,6 +67,7 @@ fn every_error() -> Vec<ServiceError> {
             retry_after: wait,
             source: "x".into(),
         },
+        ServiceError::Throttled { retry_after: wait },
         ServiceError::internal("x"),
     ]
 }
@@ -92,6 +93,7 @@ fn listed(error: &ServiceError) {
         | ServiceError::RequestInProgress { .. }
         | ServiceError::Contention { .. }
         | ServiceError::StoreUnavailable { .. }
+        | ServiceError::Throttled { .. }
         | ServiceError::Internal(_) => {}
     }
 }

@@ -60,8 +60,8 @@ async fn conflicts_past_the_bound_are_a_409_with_nothing_applied() {
 }
 
 #[tokio::test]
-async fn throttled_transactions_are_a_503_and_feed_the_breaker() {
-    // GIVEN a store that throttles every transaction, and a breaker that opens at once
+async fn throttled_transactions_are_a_503_that_leaves_the_breaker_closed() {
+    // GIVEN a store that throttles every transaction, and a breaker that would open at once
     let settings = StoreSettings {
         breaker_failure_threshold: 1,
         ..test_settings()
@@ -71,17 +71,21 @@ async fn throttled_transactions_are_a_503_and_feed_the_breaker() {
     faithful
         .proxy
         .update_faults(|faults| *faults = Faults::injecting(Injected::Throttling, 100));
-    // WHEN a create keeps being throttled THEN it is STORE_UNAVAILABLE, not CONCURRENT_REQUEST
+    // WHEN a create keeps being throttled THEN it is STORE_THROTTLED, not CONCURRENT_REQUEST
     let created = faithful.store.create_order(&user, &one_unit(), None).await;
     assert!(
-        matches!(created, Err(ServiceError::StoreUnavailable { .. })),
+        matches!(created, Err(ServiceError::Throttled { .. })),
         "{created:?}"
     );
     let seen = faithful.requests("TransactWriteItems");
     assert_eq!(seen, 10);
-    // AND the breaker counted it: the next request fails fast without reaching the store
+    // AND the breaker did not count it: a throttled item is a busy store, not an unreachable
+    // one, so the next request still reaches the store
     let next = faithful.store.create_order(&user, &one_unit(), None).await;
-    assert!(matches!(next, Err(ServiceError::StoreUnavailable { .. })));
-    assert_eq!(faithful.requests("TransactWriteItems"), seen);
+    assert!(
+        matches!(next, Err(ServiceError::Throttled { .. })),
+        "{next:?}"
+    );
+    assert_eq!(faithful.requests("TransactWriteItems"), seen + 10);
     assert!(faithful.table.store.all_orders().await.unwrap().is_empty());
 }

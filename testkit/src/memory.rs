@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use order_service::domain::{
-    Answer, BalanceMove, Change, Claim, ClaimTimes, Decision, Fingerprint, Money, NewOrder, Order,
-    OrderId, Prior, ProductId, Refusal, Timestamp, UserId,
+    Answer, BalanceMove, Change, Claim, ClaimTimes, Fingerprint, Money, NewOrder, Order, OrderId,
+    Prior, ProductId, Refusal, Timestamp, UserId,
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
@@ -81,9 +81,11 @@ impl KeyRecord {
             Some(answer) => Prior::Answered {
                 fingerprint: self.fingerprint.clone(),
                 answer: answer.clone(),
+                token: self.claim_token.clone(),
             },
             None => Prior::InFlight {
                 fingerprint: self.fingerprint.clone(),
+                token: self.claim_token.clone(),
             },
         }
     }
@@ -120,10 +122,17 @@ impl State {
     }
 
     /// Answers `claim` with `answer`; call only after `check_claim` passed.
-    fn answer_claim(&mut self, user_id: &UserId, claim: Option<&Claim>, answer: Answer) {
+    fn answer_claim(
+        &mut self,
+        user_id: &UserId,
+        claim: Option<&Claim>,
+        answer: Answer,
+        answer_ttl: Duration,
+    ) {
         if let Some(claim) = claim {
             if let Some(record) = self.record_mut(user_id, claim) {
                 record.answer = Some(answer);
+                record.expires_at = ClaimTimes::answer_kept_until(epoch_seconds(), answer_ttl);
             }
         }
     }
@@ -332,6 +341,7 @@ impl KeepAnswers for MemoryStore {
         match state.record_mut(user_id, claim) {
             Some(record) if record.is_claim_of(claim) => {
                 record.answer = Some(Answer::Refused(refusal));
+                record.expires_at = ClaimTimes::answer_kept_until(epoch_seconds(), self.answer_ttl);
                 Ok(None)
             }
             Some(record) => Ok(Some(record.prior())),
@@ -380,7 +390,11 @@ impl CreateOrders for MemoryStore {
         // The transaction's conditions, in its item order: the order is new, every line has
         // its stock, the claim is still this request's.
         if let Some(existing) = state.stored_order(user_id, order_id) {
-            if existing.request_hash != request_hash {
+            let same_request = match claim {
+                Some(claim) => claim.recognises(&existing.request_hash),
+                None => existing.request_hash == request_hash,
+            };
+            if !same_request {
                 return Err(ServiceError::IdempotencyKeyReused);
             }
             // With a key, its answer has expired and the order is what the key created.
@@ -411,7 +425,12 @@ impl CreateOrders for MemoryStore {
                 request_hash,
             },
         );
-        state.answer_claim(user_id, claim, Answer::Created(order.clone()));
+        state.answer_claim(
+            user_id,
+            claim,
+            Answer::Created(order.clone()),
+            self.answer_ttl,
+        );
         Ok(Outcome::fresh(order))
     }
 }
@@ -429,11 +448,7 @@ impl ChangeOrders for MemoryStore {
         let stored = state
             .stored_order(user_id, order_id)
             .ok_or(ServiceError::OrderNotFound)?;
-        // Under the lock no other request's change can be this one's earlier write.
-        let transition = match stored.order.decide(change, now(), false)? {
-            Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
-            Decision::Apply(transition) => transition,
-        };
+        let transition = stored.order.decide(change, now())?;
         // The transaction's conditions: a balance move needs its user, a debit the money, and
         // the claim must be ours. (Products deleted since do not stop a cancel; their stock
         // has nowhere to go.)
@@ -473,7 +488,12 @@ impl ChangeOrders for MemoryStore {
         if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
             stored.order = transition.order.clone();
         }
-        state.answer_claim(user_id, claim, Answer::Updated(transition.order.clone()));
+        state.answer_claim(
+            user_id,
+            claim,
+            Answer::Updated(transition.order.clone()),
+            self.answer_ttl,
+        );
         Ok(Outcome::fresh(transition.order))
     }
 }

@@ -198,12 +198,15 @@ impl<S: Store> Side<S> {
     fn observe_prior(&self, prior: Result<Option<Prior>, ServiceError>) -> Value {
         match prior {
             Ok(None) => json!("none"),
-            Ok(Some(Prior::InFlight { fingerprint })) => {
+            // Tokens are random per claim: only whether they match is comparable, and the
+            // scenarios' steps compare their own claims' records by fingerprint and answer.
+            Ok(Some(Prior::InFlight { fingerprint, .. })) => {
                 json!({"inFlight": fingerprint.as_str()})
             }
             Ok(Some(Prior::Answered {
                 fingerprint,
                 answer,
+                ..
             })) => json!({
                 "answered": fingerprint.as_str(),
                 "answer": self.normalize(&serde_json::to_value(answer).unwrap()),

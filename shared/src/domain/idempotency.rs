@@ -41,12 +41,20 @@ pub struct ClaimTimes {
 }
 
 impl ClaimTimes {
+    /// The record is never gone before its lease ends, however short the answer TTL: a
+    /// record that expired while its request still ran would let a retry run it again.
     pub fn starting(now: i64, answer_ttl: Duration) -> Self {
         let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        let locked_until = now.saturating_add(seconds(IN_FLIGHT_LEASE));
         Self {
-            locked_until: now.saturating_add(seconds(IN_FLIGHT_LEASE)),
-            expires_at: now.saturating_add(seconds(answer_ttl)),
+            locked_until,
+            expires_at: now.saturating_add(seconds(answer_ttl)).max(locked_until),
         }
+    }
+
+    /// Until when an answer given at `now` is kept: the answer's TTL counts from the answer.
+    pub fn answer_kept_until(now: i64, answer_ttl: Duration) -> i64 {
+        now.saturating_add(i64::try_from(answer_ttl.as_secs()).unwrap_or(i64::MAX))
     }
 }
 
@@ -128,7 +136,27 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Fingerprint(String);
 
 impl Fingerprint {
+    /// The version of the fingerprint's recipe, written in front of it, so that a changed
+    /// recipe can still recognise records written by the old one.
+    const VERSION: &'static str = "v2:";
+
+    /// A create request: its lines in product order (a retry may list them in another order;
+    /// each product appears once), each product with its quantity.
     pub fn create(order: &NewOrder) -> Self {
+        let mut lines: Vec<_> = order.lines().iter().collect();
+        lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        let mut parts: Vec<Vec<u8>> = vec![b"create-order".to_vec()];
+        for line in lines {
+            parts.push(line.product_id.as_str().as_bytes().to_vec());
+            parts.push(line.quantity.get().to_be_bytes().to_vec());
+        }
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Self(format!("{}{}", Self::VERSION, hex(&digest(&parts))))
+    }
+
+    /// The fingerprint the first recipe gave the same request: its lines in the order sent,
+    /// no version. Records written before the recipe changed carry it.
+    fn create_unversioned(order: &NewOrder) -> Self {
         let mut parts: Vec<Vec<u8>> = vec![b"create-order".to_vec()];
         for line in order.lines() {
             parts.push(line.product_id.as_str().as_bytes().to_vec());
@@ -140,6 +168,14 @@ impl Fingerprint {
 
     /// A payment or cancellation of `order_id`.
     pub fn change(change: Change, order_id: OrderId) -> Self {
+        Self(format!(
+            "{}{}",
+            Self::VERSION,
+            Self::change_unversioned(change, order_id).0
+        ))
+    }
+
+    fn change_unversioned(change: Change, order_id: OrderId) -> Self {
         Self(hex(&digest(&[
             change.operation().as_bytes(),
             order_id.to_string().as_bytes(),
@@ -192,6 +228,9 @@ pub struct Claim {
     pub key: IdempotencyKey,
     pub fingerprint: Fingerprint,
     pub token: String,
+    /// The same request's fingerprint by the recipe before `Fingerprint::VERSION`, which
+    /// records written before the change carry (they live a day at most).
+    earlier: Option<Fingerprint>,
 }
 
 impl Claim {
@@ -200,20 +239,43 @@ impl Claim {
             key,
             fingerprint,
             token: ulid::Ulid::new().to_string(),
+            earlier: None,
         }
+    }
+
+    /// A claim of `key` for creating `order`.
+    pub fn to_create(key: IdempotencyKey, order: &NewOrder) -> Self {
+        Self {
+            earlier: Some(Fingerprint::create_unversioned(order)),
+            ..Self::new(key, Fingerprint::create(order))
+        }
+    }
+
+    /// A claim of `key` for `change` of `order_id`.
+    pub fn to_change(key: IdempotencyKey, change: Change, order_id: OrderId) -> Self {
+        Self {
+            earlier: Some(Fingerprint::change_unversioned(change, order_id)),
+            ..Self::new(key, Fingerprint::change(change, order_id))
+        }
+    }
+
+    /// Whether a recorded fingerprint is this request's.
+    pub fn recognises(&self, recorded: &Fingerprint) -> bool {
+        *recorded == self.fingerprint || Some(recorded) == self.earlier.as_ref()
     }
 
     /// What a request gets when its key already has a live record: the recorded answer if it
     /// is the same request, otherwise a conflict.
     pub fn against(&self, prior: &Prior) -> Result<Answer, Conflict> {
         let (fingerprint, answer) = match prior {
-            Prior::InFlight { fingerprint } => (fingerprint, None),
+            Prior::InFlight { fingerprint, .. } => (fingerprint, None),
             Prior::Answered {
                 fingerprint,
                 answer,
+                ..
             } => (fingerprint, Some(answer)),
         };
-        if *fingerprint != self.fingerprint {
+        if !self.recognises(fingerprint) {
             return Err(Conflict::KeyReused);
         }
         answer.cloned().ok_or(Conflict::InFlight)
@@ -223,13 +285,28 @@ impl Claim {
 /// A live record of a key, found by a request that tried to claim it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prior {
-    /// An earlier request holds the key and has not answered yet.
-    InFlight { fingerprint: Fingerprint },
-    /// An earlier request answered.
+    /// A request holds the key and has not answered yet.
+    InFlight {
+        fingerprint: Fingerprint,
+        /// The token of the claim that holds it.
+        token: String,
+    },
+    /// A request answered.
     Answered {
         fingerprint: Fingerprint,
         answer: Answer,
+        /// The token of the claim that answered.
+        token: String,
     },
+}
+
+impl Prior {
+    /// Whether this record is `claim`'s own: the request met its own earlier write (the SDK
+    /// retried a call whose answer was lost after it had committed), not another request's.
+    pub fn made_by(&self, claim: &Claim) -> bool {
+        let (Prior::InFlight { token, .. } | Prior::Answered { token, .. }) = self;
+        *token == claim.token
+    }
 }
 
 /// Why a request with a used key is not answered from its record.
@@ -317,10 +394,12 @@ mod tests {
         let order = OrderId::random();
         let claim = Claim::new(key.clone(), Fingerprint::change(Change::Pay, order));
         let answer = Answer::Refused(Refusal::OrderCancelled);
+        let other = "another request".to_owned();
         assert_eq!(
             claim.against(&Prior::Answered {
                 fingerprint: Fingerprint::change(Change::Pay, order),
                 answer: answer.clone(),
+                token: other.clone(),
             }),
             Ok(answer.clone())
         );
@@ -328,25 +407,67 @@ mod tests {
             claim.against(&Prior::Answered {
                 fingerprint: Fingerprint::change(Change::Cancel, order),
                 answer,
+                token: other.clone(),
             }),
             Err(Conflict::KeyReused)
         );
-        assert_eq!(
-            claim.against(&Prior::InFlight {
-                fingerprint: Fingerprint::change(Change::Pay, order),
-            }),
-            Err(Conflict::InFlight)
-        );
+        let in_flight = Prior::InFlight {
+            fingerprint: Fingerprint::change(Change::Pay, order),
+            token: other.clone(),
+        };
+        assert_eq!(claim.against(&in_flight), Err(Conflict::InFlight));
+        assert!(!in_flight.made_by(&claim));
         assert_eq!(
             claim.against(&Prior::InFlight {
                 fingerprint: Fingerprint::change(Change::Cancel, order),
+                token: other,
             }),
             Err(Conflict::KeyReused)
         );
+        // The request's own record, met again after a lost answer, is its own.
+        let own = Prior::InFlight {
+            fingerprint: claim.fingerprint.clone(),
+            token: claim.token.clone(),
+        };
+        assert!(own.made_by(&claim));
         assert_ne!(
             claim.token,
             Claim::new(key, Fingerprint::change(Change::Pay, order)).token
         );
+    }
+
+    #[test]
+    fn a_create_is_the_same_request_whatever_its_line_order_and_old_records_still_match() {
+        let forwards = new_order(
+            r#"{"items":[{"productId":"product-1","quantity":1},{"productId":"product-2","quantity":2}]}"#,
+        );
+        let backwards = new_order(
+            r#"{"items":[{"productId":"product-2","quantity":2},{"productId":"product-1","quantity":1}]}"#,
+        );
+        assert_eq!(
+            Fingerprint::create(&forwards),
+            Fingerprint::create(&backwards)
+        );
+        assert!(Fingerprint::create(&forwards).as_str().starts_with("v2:"));
+        // A record written by the first recipe (no version, line order as sent) is recognised.
+        let key = IdempotencyKey::parse("k").unwrap();
+        let claim = Claim::to_create(key.clone(), &forwards);
+        assert!(claim.recognises(&Fingerprint::create_unversioned(&forwards)));
+        assert!(claim.recognises(&Fingerprint::create(&backwards)));
+        assert!(!claim.recognises(&Fingerprint::create_unversioned(&backwards)));
+        let order = OrderId::random();
+        let paying = Claim::to_change(key, Change::Pay, order);
+        assert!(paying.recognises(&Fingerprint::change_unversioned(Change::Pay, order)));
+        assert!(!paying.recognises(&Fingerprint::change_unversioned(Change::Cancel, order)));
+    }
+
+    #[test]
+    fn a_claims_record_outlives_its_lease_whatever_the_ttl() {
+        let times = ClaimTimes::starting(1_000, Duration::ZERO);
+        assert_eq!(times.locked_until, 1_000 + IN_FLIGHT_LEASE.as_secs() as i64);
+        assert!(times.expires_at >= times.locked_until);
+        let day = ClaimTimes::starting(1_000, DEFAULT_ANSWER_TTL);
+        assert_eq!(day.expires_at, 1_000 + 86_400);
     }
 
     #[test]

@@ -14,8 +14,7 @@ pub use idempotency::{
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::{Money, Quantity};
 pub use order::{
-    BalanceMove, Change, Decision, Order, OrderLine, OrderStatus, PlacementError, Timestamp,
-    Transition,
+    BalanceMove, Change, Order, OrderLine, OrderStatus, PlacementError, Timestamp, Transition,
 };
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
 

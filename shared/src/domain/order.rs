@@ -171,15 +171,6 @@ impl Change {
     }
 }
 
-/// What a payment or a cancellation comes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Apply(Transition),
-    /// This very request already made the change (its write was retried after an ambiguous
-    /// timeout): the answer is the order as it stands, nothing is written again.
-    AlreadyMade(Order),
-}
-
 impl Order {
     /// The sum of the line totals, or `None` if it would overflow.
     pub fn compute_total(items: &[OrderLine]) -> Option<Money> {
@@ -228,29 +219,20 @@ impl Order {
         })
     }
 
-    /// What `change` at `at` comes to. `made_by_this_request` says whether the order's current
-    /// state is this request's own earlier write.
-    pub fn decide(
-        &self,
-        change: Change,
-        at: Timestamp,
-        made_by_this_request: bool,
-    ) -> Result<Decision, Refusal> {
+    /// What `change` at `at` comes to: the transition to write, or the refusal.
+    pub fn decide(&self, change: Change, at: Timestamp) -> Result<Transition, Refusal> {
         match change {
-            Change::Pay => self.pay(at, made_by_this_request),
-            Change::Cancel => self.cancel(at, made_by_this_request),
+            Change::Pay => self.pay(at),
+            Change::Cancel => self.cancel(at),
         }
     }
 
     /// Paying the order at `at`: only a CREATED order can be paid, and it debits its total.
-    /// `made_by_this_request` says whether the order's current state is this request's own
-    /// earlier write.
-    fn pay(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+    fn pay(&self, at: Timestamp) -> Result<Transition, Refusal> {
         match self.status {
-            OrderStatus::Paid if made_by_this_request => Ok(Decision::AlreadyMade(self.clone())),
             OrderStatus::Paid => Err(Refusal::OrderAlreadyPaid),
             OrderStatus::Cancelled => Err(Refusal::OrderCancelled),
-            OrderStatus::Created => Ok(Decision::Apply(Transition {
+            OrderStatus::Created => Ok(Transition {
                 from: OrderStatus::Created,
                 order: Order {
                     status: OrderStatus::Paid,
@@ -259,22 +241,19 @@ impl Order {
                 },
                 balance: BalanceMove::Debit(self.total_amount),
                 restock: false,
-            })),
+            }),
         }
     }
 
     /// Cancelling the order at `at`: a CREATED or PAID order can be cancelled; its stock goes
     /// back, and a paid order is refunded.
-    fn cancel(&self, at: Timestamp, made_by_this_request: bool) -> Result<Decision, Refusal> {
+    fn cancel(&self, at: Timestamp) -> Result<Transition, Refusal> {
         let balance = match self.status {
-            OrderStatus::Cancelled if made_by_this_request => {
-                return Ok(Decision::AlreadyMade(self.clone()))
-            }
             OrderStatus::Cancelled => return Err(Refusal::OrderCancelled),
             OrderStatus::Created => BalanceMove::Untouched,
             OrderStatus::Paid => BalanceMove::Refund(self.total_amount),
         };
-        Ok(Decision::Apply(Transition {
+        Ok(Transition {
             from: self.status,
             order: Order {
                 status: OrderStatus::Cancelled,
@@ -283,7 +262,7 @@ impl Order {
             },
             balance,
             restock: true,
-        }))
+        })
     }
 }
 
@@ -365,9 +344,9 @@ mod tests {
     fn paying_is_decided_by_the_status() {
         let order = placed(&[("product-1", 2)], &[("product-1", 1_000)]).unwrap();
         let at = Timestamp::parse("2026-11-29T01:00:00Z").unwrap();
-        let Ok(Decision::Apply(payment)) = order.pay(at, false) else {
-            panic!("a created order can be paid");
-        };
+        let payment = order
+            .decide(Change::Pay, at)
+            .expect("a created order can be paid");
         assert_eq!(payment.from, OrderStatus::Created);
         assert_eq!(payment.order.status, OrderStatus::Paid);
         assert_eq!(payment.order.paid_at, Some(at));
@@ -377,11 +356,10 @@ mod tests {
         );
         assert!(!payment.restock);
         let paid = payment.order;
-        assert_eq!(paid.pay(at, false), Err(Refusal::OrderAlreadyPaid));
-        assert_eq!(paid.pay(at, true), Ok(Decision::AlreadyMade(paid.clone())));
-        let Ok(Decision::Apply(cancellation)) = paid.cancel(at, false) else {
-            panic!("a paid order can be cancelled");
-        };
+        assert_eq!(paid.decide(Change::Pay, at), Err(Refusal::OrderAlreadyPaid));
+        let cancellation = paid
+            .decide(Change::Cancel, at)
+            .expect("a paid order can be cancelled");
         assert_eq!(cancellation.from, OrderStatus::Paid);
         assert_eq!(
             cancellation.balance,
@@ -389,16 +367,18 @@ mod tests {
         );
         assert!(cancellation.restock);
         let cancelled = cancellation.order;
-        assert_eq!(cancelled.pay(at, false), Err(Refusal::OrderCancelled));
-        assert_eq!(cancelled.cancel(at, false), Err(Refusal::OrderCancelled));
         assert_eq!(
-            cancelled.cancel(at, true),
-            Ok(Decision::AlreadyMade(cancelled.clone()))
+            cancelled.decide(Change::Pay, at),
+            Err(Refusal::OrderCancelled)
+        );
+        assert_eq!(
+            cancelled.decide(Change::Cancel, at),
+            Err(Refusal::OrderCancelled)
         );
         // An unpaid order is cancelled without touching the balance.
-        let Ok(Decision::Apply(unpaid)) = order.cancel(at, false) else {
-            panic!("a created order can be cancelled");
-        };
+        let unpaid = order
+            .decide(Change::Cancel, at)
+            .expect("a created order can be cancelled");
         assert_eq!(unpaid.balance, BalanceMove::Untouched);
     }
 

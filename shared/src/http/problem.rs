@@ -27,7 +27,9 @@ pub fn status_of(error: &ServiceError) -> StatusCode {
         | ServiceError::Contention { .. }
         | ServiceError::RequestInProgress { .. } => StatusCode::CONFLICT,
         ServiceError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::StoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::StoreUnavailable { .. } | ServiceError::Throttled { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -50,6 +52,7 @@ fn title_of(error: &ServiceError) -> &'static str {
         ServiceError::RequestInProgress { .. } => "Request in progress",
         ServiceError::Contention { .. } => "Concurrent request",
         ServiceError::StoreUnavailable { .. } => "Service temporarily unavailable",
+        ServiceError::Throttled { .. } => "Items temporarily too busy",
         ServiceError::Internal(_) => "Internal error",
     }
 }
@@ -76,6 +79,11 @@ pub fn problem_response(error: &ServiceError) -> Response<Body> {
         match error {
             ServiceError::StoreUnavailable { .. } => {
                 "The order store is temporarily unavailable. Retry after the indicated delay."
+                    .to_owned()
+            }
+            ServiceError::Throttled { .. } => {
+                "The items this request needs are busier than the store serves right now. \
+                 Retry after the indicated delay."
                     .to_owned()
             }
             _ => "An internal error occurred.".to_owned(),
@@ -110,6 +118,7 @@ pub fn problem_response(error: &ServiceError) -> Response<Body> {
     );
     let retry_after = match error {
         ServiceError::StoreUnavailable { retry_after, .. }
+        | ServiceError::Throttled { retry_after }
         | ServiceError::Contention { retry_after }
         | ServiceError::RequestInProgress { retry_after } => Some(retry_after.as_secs().max(1)),
         _ => None,

@@ -1,6 +1,9 @@
 //! Maps SDK errors to domain errors. Anything that says "the store is not answering right now"
-//! (timeouts, connection failures, throttling after the SDK's own retries, 5xx) becomes
-//! `StoreUnavailable`; anything else is a bug on our side and becomes `Internal`.
+//! (timeouts, connection failures, 5xx) becomes `StoreUnavailable`; throttling after the SDK's
+//! own retries (a hot item past its partition's throughput) becomes `Throttled`; a write on an
+//! item that an ongoing transaction holds (`TransactionConflictException`, which the SDK does
+//! not retry) becomes `Contention`, a retryable 409; anything else is a bug on our side and
+//! becomes `Internal`.
 
 use std::time::Duration;
 
@@ -12,13 +15,20 @@ use crate::error::{ErrorChain, ServiceError};
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 const UNAVAILABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
     "LimitExceededException",
 ];
+
+/// DynamoDB's throttling exceptions (the SDK retries them first, with backoff).
+const THROTTLING_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+
+/// A single-item write on an item an ongoing transaction holds.
+pub(crate) const TRANSACTION_CONFLICT: &str = "TransactionConflictException";
 
 pub(crate) fn is_throttling_code(code: Option<&str>) -> bool {
     matches!(
@@ -32,25 +42,33 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let code = match &error {
+        SdkError::ServiceError(service_error) => service_error.err().code(),
+        _ => None,
+    };
     let unavailable = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(service_error) => {
-            let code = service_error.err().code();
-            code.is_some_and(|code| UNAVAILABLE_CODES.contains(&code))
-                || service_error.err().code().is_none()
-        }
+        SdkError::ServiceError(_) => code.is_none_or(|code| UNAVAILABLE_CODES.contains(&code)),
         _ => false,
     };
     let described = format!("DynamoDB {operation} failed: {}", ErrorChain(&error));
-    if unavailable {
-        ServiceError::StoreUnavailable {
+    match code {
+        Some(code) if THROTTLING_CODES.contains(&code) => {
+            tracing::warn!(operation, cause = %described, "throttled after the SDK's retries");
+            ServiceError::Throttled {
+                retry_after: RETRY_AFTER,
+            }
+        }
+        Some(TRANSACTION_CONFLICT) => ServiceError::Contention {
+            retry_after: RETRY_AFTER,
+        },
+        _ if unavailable => ServiceError::StoreUnavailable {
             retry_after: RETRY_AFTER,
             source: described.into(),
-        }
-    } else {
-        ServiceError::Internal(described.into())
+        },
+        _ => ServiceError::Internal(described.into()),
     }
 }
 

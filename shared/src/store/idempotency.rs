@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::errors::{mapping_error, store_error};
 use super::items::{from_item, key, number_value, string_value, to_item, user_pk, Item};
+use super::retry::back_off;
 use super::{DynamoOrderStore, KeepAnswers};
 use crate::domain::{Answer, Claim, ClaimTimes, Fingerprint, Prior, Refusal, UserId};
 use crate::error::ServiceError;
@@ -67,9 +68,11 @@ impl IdempotencyRecord {
             (RecordState::Answered, Some(answer)) => Prior::Answered {
                 fingerprint: self.fingerprint,
                 answer,
+                token: self.claim_token,
             },
             _ => Prior::InFlight {
                 fingerprint: self.fingerprint,
+                token: self.claim_token,
             },
         }
     }
@@ -131,9 +134,17 @@ impl DynamoOrderStore {
         Update::builder()
             .table_name(self.table_name())
             .set_key(Some(record_key(user_id, claim)))
-            .update_expression("SET #state = :answered, answer = :answer")
+            .update_expression("SET #state = :answered, answer = :answer, #expiresAt = :kept")
             .condition_expression(OWN_CLAIM)
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#expiresAt", TTL_ATTRIBUTE)
+            .expression_attribute_values(
+                ":kept",
+                number_value(ClaimTimes::answer_kept_until(
+                    epoch_seconds(),
+                    self.answer_ttl,
+                )),
+            )
             .expression_attribute_values(":answered", string_value(RecordState::Answered.as_str()))
             .expression_attribute_values(":answer", answer_value(answer)?)
             .expression_attribute_values(":token", string_value(claim.token.clone()))
@@ -149,61 +160,28 @@ impl DynamoOrderStore {
     }
 }
 
+/// How often a claim is tried while the key's record is held by another request's ongoing
+/// transaction (the key's first request answering it): a few milliseconds each, then the
+/// retry is told to come back for the answer.
+const CLAIM_ATTEMPTS: u32 = 5;
+
 impl KeepAnswers for DynamoOrderStore {
     async fn claim(&self, user_id: &UserId, claim: &Claim) -> Result<Option<Prior>, ServiceError> {
         self.guarded(async {
-            let now = epoch_seconds();
-            let times = ClaimTimes::starting(now, self.answer_ttl);
-            let record = IdempotencyRecord {
-                pk: user_pk(user_id),
-                sk: record_sk(claim),
-                entity: IDEMPOTENCY_ENTITY.to_owned(),
-                user_id: user_id.clone(),
-                fingerprint: claim.fingerprint.clone(),
-                state: RecordState::InProgress,
-                claim_token: claim.token.clone(),
-                locked_until: times.locked_until,
-                expires_at: times.expires_at,
-                answer: None,
-            };
-            let item = to_item(&record).map_err(|error| mapping_error("a claim", error))?;
-            let put = self
-                .client
-                .put_item()
-                .table_name(self.table_name())
-                .set_item(Some(item))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR #expiresAt < :now \
-                     OR (#state = :inProgress AND lockedUntil < :now)",
-                )
-                .expression_attribute_names("#expiresAt", TTL_ATTRIBUTE)
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":now", number_value(now))
-                .expression_attribute_values(
-                    ":inProgress",
-                    string_value(RecordState::InProgress.as_str()),
-                )
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match put {
-                Ok(_) => Ok(None),
-                Err(SdkError::ServiceError(failure))
-                    if matches!(
-                        failure.err(),
-                        PutItemError::ConditionalCheckFailedException(_)
-                    ) =>
-                {
-                    let PutItemError::ConditionalCheckFailedException(failed) = failure.into_err()
-                    else {
-                        unreachable!("matched above")
-                    };
-                    self.prior_after_failed_condition(failed.item, user_id, claim)
-                        .await
+            let mut attempt = 1;
+            loop {
+                match self.put_claim(user_id, claim).await {
+                    Err(ServiceError::Contention { .. }) if attempt < CLAIM_ATTEMPTS => {
+                        back_off(attempt).await;
+                        attempt += 1;
+                    }
+                    Err(ServiceError::Contention { .. }) => {
+                        return Err(ServiceError::RequestInProgress {
+                            retry_after: crate::error::IN_FLIGHT_RETRY_AFTER,
+                        })
+                    }
+                    other => return other,
                 }
-                Err(error) => Err(store_error("PutItem", error)),
             }
         })
         .await
@@ -255,8 +233,9 @@ impl KeepAnswers for DynamoOrderStore {
 
     async fn release(&self, user_id: &UserId, claim: &Claim) {
         // The lease lapses now: the next claim may take the key, and TTL removes the record.
-        // (An update, not a delete: no function may delete items, see template.yaml.)
-        let released = self
+        // (An update, not a delete: no function may delete items, see template.yaml.) It may
+        // run after the request's store deadline, within `RELEASE_RESERVE`.
+        let update = self
             .client
             .update_item()
             .table_name(self.table_name())
@@ -270,17 +249,80 @@ impl KeepAnswers for DynamoOrderStore {
                 ":inProgress",
                 string_value(RecordState::InProgress.as_str()),
             )
-            .send()
-            .await;
+            .send();
+        let released = match tokio::time::timeout(super::RELEASE_RESERVE, update).await {
+            Ok(sent) => sent.map_err(|error| crate::error::ErrorChain(&error).to_string()),
+            Err(_) => Err("no answer within the release reserve".to_owned()),
+        };
         if let Err(error) = released {
             // Harmless: the claim lapses with its lease anyway, and a record that is no longer
             // this request's claim (answered, or claimed anew) must stay as it is.
-            tracing::debug!(error = %crate::error::ErrorChain(&error), "claim not released");
+            tracing::debug!(error, "claim not released");
         }
     }
 }
 
 impl DynamoOrderStore {
+    /// One conditional `PutItem` of the claim: `None` when the key is now this request's,
+    /// otherwise its live record. A record held by an ongoing transaction is `Contention`.
+    async fn put_claim(
+        &self,
+        user_id: &UserId,
+        claim: &Claim,
+    ) -> Result<Option<Prior>, ServiceError> {
+        let now = epoch_seconds();
+        let times = ClaimTimes::starting(now, self.answer_ttl);
+        let record = IdempotencyRecord {
+            pk: user_pk(user_id),
+            sk: record_sk(claim),
+            entity: IDEMPOTENCY_ENTITY.to_owned(),
+            user_id: user_id.clone(),
+            fingerprint: claim.fingerprint.clone(),
+            state: RecordState::InProgress,
+            claim_token: claim.token.clone(),
+            locked_until: times.locked_until,
+            expires_at: times.expires_at,
+            answer: None,
+        };
+        let item = to_item(&record).map_err(|error| mapping_error("a claim", error))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table_name())
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #expiresAt < :now \
+                 OR (#state = :inProgress AND lockedUntil < :now)",
+            )
+            .expression_attribute_names("#expiresAt", TTL_ATTRIBUTE)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now", number_value(now))
+            .expression_attribute_values(
+                ":inProgress",
+                string_value(RecordState::InProgress.as_str()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(failure))
+                if matches!(
+                    failure.err(),
+                    PutItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                let PutItemError::ConditionalCheckFailedException(failed) = failure.into_err()
+                else {
+                    unreachable!("matched above")
+                };
+                self.prior_after_failed_condition(failed.item, user_id, claim)
+                    .await
+            }
+            Err(error) => Err(store_error("PutItem", error)),
+        }
+    }
+
     /// The key's record as a failed condition returned it, or read when it was not returned.
     async fn prior_after_failed_condition(
         &self,

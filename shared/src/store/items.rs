@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Money, Order, OrderId, ProductId, Timestamp, UserId};
+use crate::domain::{Fingerprint, Money, Order, OrderId, ProductId, Timestamp, UserId};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -103,9 +103,10 @@ pub(crate) struct ProductPrice {
     pub price: Money,
 }
 
-/// An order with its keys and the bookkeeping that makes writes idempotent: the hash of the
-/// create request, and the token of the request that paid or cancelled it. The order's own
-/// fields sit at the top level of the item, beside these.
+/// An order with its keys and the hash of the request that created it (a keyed create whose
+/// answer expired finds its order and compares). The order's own fields sit at the top level
+/// of the item, beside these. (Items written before the transactions carried a stable
+/// `ClientRequestToken` also hold `payToken`/`cancelToken`; nothing reads them.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OrderRecord {
@@ -115,15 +116,11 @@ pub(crate) struct OrderRecord {
     pub entity: String,
     #[serde(flatten)]
     pub order: Order,
-    pub request_hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pay_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cancel_token: Option<String>,
+    pub request_hash: Fingerprint,
 }
 
 impl OrderRecord {
-    pub(super) fn new(order: Order, request_hash: String) -> Self {
+    pub(super) fn new(order: Order, request_hash: Fingerprint) -> Self {
         Self {
             pk: user_pk(&order.user_id),
             sk: order_sk(order.order_id),
@@ -131,8 +128,6 @@ impl OrderRecord {
             entity: "ORDER".to_owned(),
             order,
             request_hash,
-            pay_token: None,
-            cancel_token: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod audit;
 mod breaker;
 mod client;
 mod cursor;
+mod deadline;
 mod errors;
 mod idempotency;
 mod items;
@@ -26,9 +27,10 @@ use std::future::Future;
 pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary, TableContents};
 #[cfg(feature = "admin")]
 pub use audit::AuditReport;
-pub use breaker::CircuitBreaker;
+pub use breaker::{Admission, CircuitBreaker, Verdict};
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;
+pub use deadline::{with_deadline, RELEASE_RESERVE};
 pub use idempotency::{epoch_seconds, TTL_ATTRIBUTE};
 pub use retry::{count_store_retries, store_retries_so_far};
 
@@ -181,18 +183,29 @@ impl DynamoOrderStore {
         schema::delete_table(&self.client, &self.table).await
     }
 
-    /// Runs one store operation behind the circuit breaker: while the breaker is open the call
-    /// fails fast with `StoreUnavailable`, and every outcome feeds the breaker's count.
+    /// Runs one store operation behind the circuit breaker and within the request's deadline:
+    /// while the breaker is open the call fails fast with `StoreUnavailable`; a call still
+    /// running at the deadline gives up as `StoreUnavailable`; every outcome tells the breaker
+    /// whether the store was reached (`Verdict`).
     async fn guarded<T>(
         &self,
         operation: impl Future<Output = Result<T, ServiceError>>,
     ) -> Result<T, ServiceError> {
-        self.breaker.check()?;
-        let result = operation.await;
-        match &result {
-            Err(ServiceError::StoreUnavailable { .. }) => self.breaker.record_failure(),
-            _ => self.breaker.record_success(),
-        }
+        let admission = self.breaker.admit()?;
+        let result = match deadline::deadline() {
+            None => operation.await,
+            Some(deadline) => {
+                tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), operation)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ServiceError::StoreUnavailable {
+                            retry_after: errors::RETRY_AFTER,
+                            source: "the request's time budget ran out".into(),
+                        })
+                    })
+            }
+        };
+        self.breaker.record(admission, Verdict::of(&result));
         result
     }
 }

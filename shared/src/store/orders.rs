@@ -22,8 +22,8 @@ use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
 use super::{ChangeOrders, CreateOrders, DynamoOrderStore, OrderPage, Outcome, ReadOrders};
 use crate::domain::{
-    Answer, BalanceMove, Change, Claim, Decision, Fingerprint, Money, NewOrder, Order, OrderId,
-    OrderLine, OrderStatus, ProductId, Timestamp, Transition, UserId,
+    Answer, BalanceMove, Change, Claim, Fingerprint, Money, NewOrder, Order, OrderId, OrderLine,
+    OrderStatus, ProductId, Timestamp, Transition, UserId,
 };
 use crate::error::ServiceError;
 
@@ -44,13 +44,6 @@ fn condition_failed(reason: &CancellationReason) -> bool {
 
 fn now() -> Timestamp {
     Timestamp::from_datetime(OffsetDateTime::now_utc())
-}
-
-/// A token recorded on the order by the request that paid or cancelled it, unique to the
-/// request: the SDK's own retry after an ambiguous timeout recognises the write it already
-/// made. (A client's retry is recognised by its Idempotency-Key's record.)
-fn request_token() -> String {
-    format!("once:{}", ulid::Ulid::new())
 }
 
 /// The claim's answer update for a transaction, when the request has a claim.
@@ -99,12 +92,19 @@ fn build_error(error: impl std::fmt::Display) -> ServiceError {
 
 impl DynamoOrderStore {
     /// Runs one transaction, retrying with jittered backoff while DynamoDB cancels it only for
-    /// conflicts with other transactions or throttling.
+    /// conflicts with other transactions or throttling, or reports it still in progress.
+    ///
+    /// Every send carries the same `ClientRequestToken`: DynamoDB treats a resend of a
+    /// transaction that already committed (its answer lost to a timeout, or reported in
+    /// progress) as the same transaction and answers success without applying it again. The
+    /// SDK reuses the token across its own retries; this loop's retries are new SDK calls, so
+    /// the token is set here.
     async fn transact(
         &self,
         operation: &'static str,
         items: Vec<TransactWriteItem>,
     ) -> Result<(), WriteRejected> {
+        let token = ulid::Ulid::new().to_string();
         let mut attempt = 1;
         let mut throttled = false;
         loop {
@@ -112,6 +112,7 @@ impl DynamoOrderStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
                 .send()
                 .await;
             let error = match sent {
@@ -147,13 +148,11 @@ impl DynamoOrderStore {
                     throttled,
                     "transaction conflicts or throttling exhausted the retries"
                 );
-                // Throttling is the store failing to keep up, not a conflict between clients:
-                // a 503 that feeds the breaker and the 5xx alarms.
+                // Throttling is a hot item past its partition's throughput, not a conflict
+                // between clients: a 503 to retry later (which does not open the breaker).
                 return Err(WriteRejected::Store(if throttled {
-                    ServiceError::StoreUnavailable {
+                    ServiceError::Throttled {
                         retry_after: RETRY_AFTER,
-                        source: format!("{operation}: transactions throttled {attempt} times")
-                            .into(),
                     }
                 } else {
                     ServiceError::Contention {
@@ -342,25 +341,23 @@ impl DynamoOrderStore {
         user_id: &UserId,
         change: Change,
         transition: &'a Transition,
-        token: &str,
         gone: &[ProductId],
         claim: Option<&Claim>,
     ) -> Result<(Vec<Part<'a>>, Vec<TransactWriteItem>), ServiceError> {
         let order = &transition.order;
-        let (at_attribute, at, token_attribute) = match change {
-            Change::Pay => ("paidAt", order.paid_at, "payToken"),
-            Change::Cancel => ("cancelledAt", order.cancelled_at, "cancelToken"),
+        let (at_attribute, at) = match change {
+            Change::Pay => ("paidAt", order.paid_at),
+            Change::Cancel => ("cancelledAt", order.cancelled_at),
         };
         let mut parts = vec![Part::Order];
         let mut transaction = vec![self.order_status_update(
             user_id,
             order.order_id,
             transition.from,
-            &format!("SET #status = :status, {at_attribute} = :at, {token_attribute} = :token"),
+            &format!("SET #status = :status, {at_attribute} = :at"),
             vec![
                 (":status", string_value(order.status.as_str())),
                 (":at", string_value(at.unwrap_or_else(now).to_string())),
-                (":token", string_value(token)),
             ],
         )?];
         let restocked = order
@@ -417,7 +414,7 @@ impl CreateOrders for DynamoOrderStore {
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.guarded(async {
-            let request_hash = Fingerprint::create(new_order).as_str().to_owned();
+            let request_hash = Fingerprint::create(new_order);
             let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
             let prices = self.read_user_and_products(user_id, new_order).await?;
             let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
@@ -457,12 +454,17 @@ impl CreateOrders for DynamoOrderStore {
                         let existing = self
                             .order_after_failed_condition(order_reason, user_id, order_id)
                             .await?;
-                        if existing.request_hash != request_hash {
+                        let same_request = match claim {
+                            Some(claim) => claim.recognises(&existing.request_hash),
+                            None => existing.request_hash == request_hash,
+                        };
+                        if !same_request {
                             return Err(ServiceError::IdempotencyKeyReused);
                         }
-                        // Without a key the id is unique to this request, so an existing item is
-                        // our own earlier attempt that the SDK retried after an ambiguous timeout.
-                        // With one, the key's answer has expired and the order is what it created.
+                        // With a key, its answer has expired and the order is what it created.
+                        // Without one the id is unique to this request: the order is its own,
+                        // from a send DynamoDB no longer recognised by its ClientRequestToken
+                        // (that lasts ten minutes, far beyond any retry of ours).
                         return Ok(Outcome {
                             order: existing.to_order(),
                             replayed: claim.is_some(),
@@ -499,7 +501,6 @@ impl ChangeOrders for DynamoOrderStore {
         claim: Option<&Claim>,
     ) -> Result<Outcome, ServiceError> {
         self.guarded(async {
-            let token = request_token();
             let mut record = self
                 .read_order_record(user_id, order_id)
                 .await?
@@ -508,20 +509,9 @@ impl ChangeOrders for DynamoOrderStore {
             // refunds), their stock has nowhere to go back to.
             let mut gone: Vec<ProductId> = Vec::new();
             for _ in 0..MAX_STATE_READS {
-                let written_by = match change {
-                    Change::Pay => &record.pay_token,
-                    Change::Cancel => &record.cancel_token,
-                };
-                let made_by_this_request = written_by.as_deref() == Some(token.as_str());
-                let decision = record
-                    .to_order()
-                    .decide(change, now(), made_by_this_request)?;
-                let transition = match decision {
-                    Decision::AlreadyMade(order) => return Ok(Outcome::fresh(order)),
-                    Decision::Apply(transition) => transition,
-                };
+                let transition = record.to_order().decide(change, now())?;
                 let (parts, transaction) =
-                    self.transition_items(user_id, change, &transition, &token, &gone, claim)?;
+                    self.transition_items(user_id, change, &transition, &gone, claim)?;
                 let reasons = match self.transact(change.operation(), transaction).await {
                     Ok(()) => return Ok(Outcome::fresh(transition.order)),
                     Err(WriteRejected::Store(error)) => return Err(error),
