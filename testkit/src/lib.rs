@@ -386,6 +386,19 @@ pub async fn test_app(plan: &SeedPlan) -> (order_service::app::App<DynamoOrderSt
     )
 }
 
+/// An app over a freshly seeded table on DynamoDB Local reached through `dynamodb-faithful`
+/// at production's limits, authenticating test tokens: for the tests that need the store to
+/// conflict and throttle as DynamoDB does.
+pub async fn faithful_app(
+    plan: &SeedPlan,
+) -> (order_service::app::App<DynamoOrderStore>, FaithfulTable) {
+    let faithful = faithful_table(plan, test_settings()).await;
+    (
+        order_service::app::App::new(faithful.store.clone(), test_authenticator(), 0.0),
+        faithful,
+    )
+}
+
 /// An app over an in-memory store seeded with `plan`, authenticating test tokens, and a handle
 /// on the same store to look at balances, stock and orders: handler tests without Java.
 pub fn memory_app(plan: &SeedPlan) -> (order_service::app::App<MemoryStore>, MemoryStore) {

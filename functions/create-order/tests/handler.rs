@@ -1,5 +1,6 @@
 //! create-order's handler on API Gateway v2 events, against the in-memory store (no Java);
-//! the one test that needs a real store's latency runs on DynamoDB Local.
+//! that client mistakes are never a 500 is also checked on DynamoDB Local through
+//! `dynamodb-faithful`, where the store can conflict and throttle as production does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::app::App;
@@ -51,10 +52,9 @@ async fn creates_an_order_with_location_and_snapshotted_prices() {
     assert_eq!(body["totalAmount"], 3 * unit_price);
 }
 
-#[tokio::test]
-async fn client_mistakes_are_problems_never_500s() {
-    let (app, _store) = memory_app(&plan());
-    let cases: Vec<(EventBuilder, u16, &str)> = vec![
+/// Requests with a client mistake each, and the problem each must get.
+fn client_mistakes() -> Vec<(EventBuilder, u16, &'static str)> {
+    vec![
         (
             create("user-1", "user-1", "{not json"),
             400,
@@ -154,21 +154,90 @@ async fn client_mistakes_are_problems_never_500s() {
             409,
             "OUT_OF_STOCK",
         ),
-    ];
-    for (event, expected_status, expected_code) in cases {
+    ]
+}
+
+/// Asserts that `response` is the problem `expected_status`/`expected_code` names.
+fn assert_mistake(response: &lambda_http::Response<lambda_http::Body>, expected: (u16, &str)) {
+    let (status, body) = response_json(response);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (expected.0, Some(expected.1)),
+        "{body}"
+    );
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(body["status"], expected.0);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+}
+
+#[tokio::test]
+async fn client_mistakes_are_problems_never_500s() {
+    let (app, _store) = memory_app(&plan());
+    for (event, expected_status, expected_code) in client_mistakes() {
         let response = create_order::handle(&app, event.build()).await;
-        let (status, body) = response_json(&response);
-        assert_eq!(status, expected_status, "{body}");
-        assert_eq!(body["code"], expected_code, "{body}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
-        assert_eq!(body["status"], expected_status);
-        assert!(
-            body["title"].is_string() && body["detail"].is_string() && body["type"].is_string()
-        );
+        assert_mistake(&response, (expected_status, expected_code));
     }
+}
+
+#[tokio::test]
+async fn client_mistakes_are_problems_never_500s_on_a_store_that_conflicts_and_throttles() {
+    // GIVEN DynamoDB Local through dynamodb-faithful, with transactions holding their items
+    // 50 ms longer and a partition limit a burst exceeds
+    let (app, faithful) = testkit::faithful_app(&plan()).await;
+    faithful
+        .proxy
+        .set_hold(std::time::Duration::from_millis(50));
+    faithful.proxy.set_limits(dynamodb_faithful::Limits {
+        write_units_per_second: 20.0,
+        read_units_per_second: 60.0,
+    });
+    // WHEN every mistake is sent four times at once, beside valid orders of the same product
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for (event, expected_status, expected_code) in client_mistakes() {
+        for copy in 0..4 {
+            let app = app.clone();
+            let request = event.build();
+            let valid = create("user-2", "user-2", &one_line("product-1", 1))
+                .header("idempotency-key", &format!("{expected_code}-{copy}"))
+                .build();
+            tasks.push(tokio::spawn(async move {
+                let (mistake, _) = tokio::join!(
+                    create_order::handle(&app, request),
+                    create_order::handle(&app, valid)
+                );
+                (mistake, expected_status, expected_code)
+            }));
+        }
+    }
+    // THEN each mistake gets its problem; the two that reach the store may instead be told to
+    // retry (contention, throttling), and nothing is ever a 500
+    for task in tasks {
+        let (response, expected_status, expected_code) = task.await.unwrap();
+        let status = response.status().as_u16();
+        assert_ne!(status, 500, "{expected_code}");
+        let reaches_the_store = matches!(expected_code, "PRODUCT_NOT_FOUND" | "OUT_OF_STOCK");
+        if reaches_the_store && (status == 503 || response.headers().get("retry-after").is_some()) {
+            let (_, body) = response_json(&response);
+            assert!(
+                matches!(
+                    body["code"].as_str(),
+                    Some("STORE_THROTTLED" | "CONCURRENT_REQUEST")
+                ),
+                "{body}"
+            );
+        } else {
+            assert_mistake(&response, (expected_status, expected_code));
+        }
+    }
+    let total = faithful.proxy.summary().total();
+    assert!(
+        total.throttled + total.conflicts > 0,
+        "the store neither throttled nor conflicted: the test proves nothing ({total:?})"
+    );
 }
 
 #[tokio::test]
