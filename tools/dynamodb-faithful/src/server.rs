@@ -29,6 +29,9 @@ use crate::plan::{self, KeySchema, Kind, Plan};
 use crate::protocol::{self, Reason};
 use crate::stats::{Stats, Summary};
 
+/// How long DynamoDB recognises a transaction's `ClientRequestToken`.
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(600);
+
 /// How the proxy starts.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,6 +77,9 @@ struct Shared {
     /// reads that do not carry the item.
     sizes: Mutex<HashMap<String, usize>>,
     tokens_in_flight: Mutex<HashSet<String>>,
+    /// Tokens of transactions that committed, and when: DynamoDB answers a resend within ten
+    /// minutes as the same transaction, before any conflict or throughput check.
+    tokens_committed: Mutex<HashMap<String, Instant>>,
     /// When DynamoDB Local last answered: a request's service time starts at the later of its
     /// dispatch and this (DynamoDB Local works on one request at a time).
     last_answer: Mutex<Instant>,
@@ -172,6 +178,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Handle> {
         tables: Mutex::new(HashMap::new()),
         sizes: Mutex::new(HashMap::new()),
         tokens_in_flight: Mutex::new(HashSet::new()),
+        tokens_committed: Mutex::new(HashMap::new()),
         last_answer: Mutex::new(Instant::now()),
         stop: Notify::new(),
     });
@@ -503,6 +510,9 @@ impl Shared {
             }
             _ => None,
         };
+        if self.committed_before(plan.token.as_deref()) {
+            return self.forward_raw(&incoming).await;
+        }
         let items: Vec<String> = plan
             .touches
             .iter()
@@ -627,6 +637,9 @@ impl Shared {
             if let Some(answer) = parsed.as_ref() {
                 self.remember_sizes(&plan, &body, answer, &schemas);
             }
+            if let (Kind::TransactWrite, Some(token)) = (plan.kind, &plan.token) {
+                self.remember_commit(token);
+            }
         }
         let failed_condition = parsed
             .as_ref()
@@ -691,6 +704,22 @@ impl Shared {
             tokio::time::sleep(Duration::from_millis(faults.response_delay_ms)).await;
         }
         Ok(rebuild(status, &headers, bytes))
+    }
+
+    /// Whether a transaction with `token` committed within DynamoDB's idempotency window.
+    fn committed_before(&self, token: Option<&str>) -> bool {
+        let Some(token) = token else { return false };
+        locked(&self.tokens_committed)
+            .get(token)
+            .is_some_and(|at| at.elapsed() < IDEMPOTENCY_WINDOW)
+    }
+
+    fn remember_commit(&self, token: &str) {
+        let mut committed = locked(&self.tokens_committed);
+        if committed.len() > 100_000 {
+            committed.retain(|_, at| at.elapsed() < IDEMPOTENCY_WINDOW);
+        }
+        committed.insert(token.to_owned(), Instant::now());
     }
 
     fn schemas(&self) -> HashMap<String, KeySchema> {

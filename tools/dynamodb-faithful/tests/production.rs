@@ -198,7 +198,7 @@ async fn a_transaction_that_includes_a_held_item_is_cancelled_for_that_item_only
 #[tokio::test]
 async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_once() {
     let table = fresh_table().await;
-    let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
+    let proxy = proxy(&table, Limits::PRODUCTION, 5_000).await;
     // GIVEN transactions whose answers come back 400 ms late
     proxy.update_faults(|faults| *faults = Faults::late_answers(Some("TransactWriteItems"), 400));
     let sender = client(&proxy.endpoint(), 1);
@@ -233,7 +233,8 @@ async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_on
         "{resent:?}"
     );
     first.await.unwrap().unwrap();
-    // AND a resend after it finished succeeds without applying twice
+    // AND a resend after it finished succeeds without applying twice, inside the first one's
+    // 5 s hold (DynamoDB recognises the token before it looks for conflicts)
     proxy.update_faults(|faults| *faults = Faults::default());
     sender
         .transact_write_items()
