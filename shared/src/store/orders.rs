@@ -107,6 +107,10 @@ impl DynamoOrderStore {
         let token = ulid::Ulid::new().to_string();
         let mut attempt = 1;
         let mut throttled = false;
+        // Whether DynamoDB said an earlier send of this very transaction was still running:
+        // then it may commit after the last resend, and giving up must not claim that
+        // nothing was applied.
+        let mut in_progress = false;
         loop {
             let sent = self
                 .client
@@ -135,7 +139,10 @@ impl DynamoOrderStore {
                         ) || is_throttling_code(reason.code())
                     })
                 }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    in_progress = true;
+                    true
+                }
                 _ => return Err(WriteRejected::Store(store_error(operation, error))),
             };
             if !retryable {
@@ -146,11 +153,23 @@ impl DynamoOrderStore {
                     operation,
                     attempt,
                     throttled,
-                    "transaction conflicts or throttling exhausted the retries"
+                    in_progress,
+                    "transaction conflicts, throttling or a send in progress exhausted the retries"
                 );
-                // Throttling is a hot item past its partition's throughput, not a conflict
-                // between clients: a 503 to retry later (which does not open the breaker).
-                return Err(WriteRejected::Store(if throttled {
+                // A send still in progress may yet commit: the outcome is unknown (a 503; the
+                // client's retry with its key finds out). Throttling is a hot item past its
+                // partition's throughput, not a conflict between clients: a 503 to retry later
+                // (which does not open the breaker). Only conflicts applied nothing for sure.
+                return Err(WriteRejected::Store(if in_progress {
+                    ServiceError::StoreUnavailable {
+                        retry_after: RETRY_AFTER,
+                        source: format!(
+                            "{operation}: an earlier send was still in progress after \
+                             {attempt} attempts"
+                        )
+                        .into(),
+                    }
+                } else if throttled {
                     ServiceError::Throttled {
                         retry_after: RETRY_AFTER,
                     }
