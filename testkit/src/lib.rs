@@ -24,6 +24,7 @@ use order_service::store::{
     SeedPlan, StoreSettings,
 };
 
+pub mod history;
 pub mod memory;
 
 pub use memory::MemoryStore;

@@ -1,0 +1,627 @@
+//! Concurrent histories, checked the way Jepsen checks databases.
+//!
+//! Several clients at once send random creates, payments, cancellations and reads, with
+//! Idempotency-Keys reused and retried, to a store that conflicts and throttles as production
+//! DynamoDB does (`dynamodb-faithful` in front of DynamoDB Local). Each operation is recorded
+//! with the instants it was invoked and completed and what the client was told. The history is
+//! then checked:
+//!
+//! - **linearizable per order**: each order's operations have some order consistent with
+//!   real time (an operation that completed before another began comes first) in which the
+//!   order's state machine and its keys' first answers explain every result
+//!   ([`OrderSpec`]). The search is stateright's `LinearizabilityTester`, a Knossos-style
+//!   search that is fine for the few operations one order gets. An operation whose outcome
+//!   the client cannot know (a 5xx, a timeout) may or may not have happened: it stays "in
+//!   flight" for ever, as Jepsen's `:info` operations do, and its client continues as a new
+//!   process. An answer that says nothing was done (409 `REQUEST_IN_PROGRESS` or
+//!   `CONCURRENT_REQUEST`) is left out: the rest of the history holds it to that;
+//! - **each key applied at most once, replayed byte for byte**: among the answers a key got,
+//!   at most one was not a replay, and every answer is the same bytes;
+//! - **conservation**, by the caller: the audit over the whole table after the run.
+//!
+//! Users have money and products stock to spare, so an order's results depend on that order
+//! alone and each order can be checked on its own; running out is the flash sale's business.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use lambda_http::{Body, Response};
+use order_service::domain::{IdempotencyKey, NewOrder, OrderId, UserId};
+use order_service::http::problem::problem_response;
+use order_service::store::{ChangeOrders, CreateOrders, KeepAnswers, ReadOrders, SeedPlan};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+
+use crate::{answered, new_order, Action};
+
+/// Money and stock to spare: no order is refused for want of either.
+pub fn plan(users: u32) -> SeedPlan {
+    SeedPlan {
+        users,
+        balance: 1_000_000_000_000,
+        products: 3,
+        stock: 1_000_000_000,
+        extra_products: vec![],
+    }
+}
+
+/// The shape of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub clients: usize,
+    pub operations_per_client: usize,
+    pub users: u32,
+    pub seed: u64,
+}
+
+/// What a client asks of one order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A keyed create (the key names the order).
+    Create {
+        key: String,
+    },
+    Pay {
+        key: Option<String>,
+    },
+    Cancel {
+        key: Option<String>,
+    },
+    Get,
+}
+
+impl Op {
+    fn key(&self) -> Option<&str> {
+        match self {
+            Op::Create { key } => Some(key),
+            Op::Pay { key } | Op::Cancel { key } => key.as_deref(),
+            Op::Get => None,
+        }
+    }
+
+    /// What a key's record keeps of the request, beside the order (the fingerprint's parts).
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Create { .. } => "create",
+            Op::Pay { .. } => "pay",
+            Op::Cancel { .. } => "cancel",
+            Op::Get => "get",
+        }
+    }
+}
+
+/// What a client was told, as far as the order's state machine is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ret {
+    /// 2xx with the order in this status.
+    Order(&'static str),
+    /// 404/409 with this business refusal.
+    Refused(String),
+    /// 422: the key belongs to another request.
+    KeyReused,
+}
+
+/// How an operation ended, for the checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A definite answer.
+    Done(Ret),
+    /// Nothing was done (409 REQUEST_IN_PROGRESS, CONCURRENT_REQUEST).
+    NothingDone,
+    /// Unknown whether it happened (5xx).
+    Unknown,
+    /// An answer no correct service gives here (a 400, a 500, an order in a status that
+    /// does not exist): a violation in itself.
+    Wrong(String),
+}
+
+/// One operation of the history.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The client's process: a client whose operation's outcome is unknown continues as a new
+    /// process (it may still be "running" for the checker).
+    pub process: usize,
+    pub user: UserId,
+    pub order: OrderId,
+    pub op: Op,
+    pub invoked: Instant,
+    pub completed: Instant,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub replayed: bool,
+    pub body: Vec<u8>,
+}
+
+/// A recorded run.
+#[derive(Debug, Default)]
+pub struct History {
+    pub events: Vec<Event>,
+}
+
+/// What the checks found.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub operations: usize,
+    pub orders: usize,
+    pub unknown: usize,
+    pub nothing_done: usize,
+    pub keys: usize,
+    pub violations: Vec<String>,
+}
+
+impl Verdict {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// An order's state machine with its keys' first answers: the sequential specification every
+/// order's history must be linearizable against.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSpec {
+    status: Option<&'static str>,
+    /// Each key's request kind and first answer.
+    keys: BTreeMap<String, (&'static str, Ret)>,
+}
+
+impl SequentialSpec for OrderSpec {
+    type Op = Op;
+    type Ret = Ret;
+
+    fn invoke(&mut self, op: &Op) -> Ret {
+        if let Some(key) = op.key() {
+            if let Some((kind, answer)) = self.keys.get(key) {
+                return if *kind == op.kind() {
+                    answer.clone()
+                } else {
+                    Ret::KeyReused
+                };
+            }
+        }
+        let refused = |code: &str| Ret::Refused(code.to_owned());
+        let answer = match (op, self.status) {
+            (Op::Create { .. }, None) => {
+                self.status = Some("CREATED");
+                Ret::Order("CREATED")
+            }
+            // Another key cannot name this order: keyed order ids derive from user and key.
+            (Op::Create { .. }, Some(_)) => refused("IMPOSSIBLE"),
+            (Op::Get, Some(status)) => Ret::Order(status),
+            (_, None) => refused("ORDER_NOT_FOUND"),
+            (Op::Pay { .. }, Some("CREATED")) => {
+                self.status = Some("PAID");
+                Ret::Order("PAID")
+            }
+            (Op::Pay { .. }, Some("PAID")) => refused("ORDER_ALREADY_PAID"),
+            (Op::Pay { .. } | Op::Cancel { .. }, Some("CANCELLED")) => refused("ORDER_CANCELLED"),
+            (Op::Cancel { .. }, Some(_)) => {
+                self.status = Some("CANCELLED");
+                Ret::Order("CANCELLED")
+            }
+            (Op::Pay { .. }, Some(_)) => refused("IMPOSSIBLE"),
+        };
+        if let Some(key) = op.key() {
+            self.keys
+                .insert(key.to_owned(), (op.kind(), answer.clone()));
+        }
+        answer
+    }
+}
+
+const STATUSES: [&str; 3] = ["CREATED", "PAID", "CANCELLED"];
+
+/// What a response tells the checker.
+fn outcome_of(response: &Response<Body>) -> Outcome {
+    let status = response.status().as_u16();
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+    let code = body["code"].as_str().unwrap_or("").to_owned();
+    match status {
+        200 | 201 => match STATUSES
+            .iter()
+            .find(|known| Some(**known) == body["status"].as_str())
+        {
+            Some(status) => Outcome::Done(Ret::Order(status)),
+            None => Outcome::Wrong(format!("{status} without a known order status: {body}")),
+        },
+        404 | 409
+            if matches!(
+                code.as_str(),
+                "ORDER_NOT_FOUND" | "ORDER_ALREADY_PAID" | "ORDER_CANCELLED"
+            ) =>
+        {
+            Outcome::Done(Ret::Refused(code))
+        }
+        409 if matches!(code.as_str(), "REQUEST_IN_PROGRESS" | "CONCURRENT_REQUEST") => {
+            Outcome::NothingDone
+        }
+        422 if code == "IDEMPOTENCY_KEY_REUSED" => Outcome::Done(Ret::KeyReused),
+        501..=599 => Outcome::Unknown,
+        other => Outcome::Wrong(format!("{other} {code}: {body}")),
+    }
+}
+
+/// The order a client acts on.
+#[derive(Debug, Clone)]
+struct Known {
+    user: UserId,
+    order: OrderId,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `workload` against `store` and records what every client was told.
+pub async fn run<S>(store: &S, workload: Workload) -> History
+where
+    S: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders + Clone + Send + Sync + 'static,
+{
+    let orders: Arc<Mutex<Vec<Known>>> = Arc::default();
+    let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let next_process = Arc::new(std::sync::atomic::AtomicUsize::new(workload.clients));
+    let mut tasks = Vec::new();
+    for client in 0..workload.clients {
+        let store = store.clone();
+        let orders = orders.clone();
+        let events = events.clone();
+        let next_process = next_process.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(workload.seed ^ ((client as u64 + 1) * 0x9E37));
+            let mut process = client;
+            let user = UserId::parse(&format!("user-{}", 1 + client as u32 % workload.users))
+                .unwrap_or_else(|error| panic!("{error}"));
+            // The client's last keyed operation, to retry it or reuse its key.
+            let mut last: Option<(Known, Op)> = None;
+            for number in 0..workload.operations_per_client {
+                let shared: Vec<Known> = lock(&orders).clone();
+                let roll = rng.u32(0..100);
+                let pick = |rng: &mut fastrand::Rng| {
+                    (!shared.is_empty()).then(|| shared[rng.usize(..shared.len())].clone())
+                };
+                let key = |rng: &mut fastrand::Rng, prefix: &str| {
+                    (rng.u32(0..100) < 70).then(|| format!("{prefix}-{client}-{number}"))
+                };
+                let (known, op) = match (roll, pick(&mut rng), last.clone()) {
+                    (0..=24, _, _) | (_, None, _) => {
+                        let key = format!("create-{client}-{number}");
+                        let order = IdempotencyKey::parse(&key)
+                            .unwrap_or_else(|error| panic!("{error}"))
+                            .order_id(&user);
+                        let known = Known {
+                            user: user.clone(),
+                            order,
+                        };
+                        lock(&orders).push(known.clone());
+                        (known, Op::Create { key })
+                    }
+                    (25..=44, Some(known), _) => {
+                        let key = key(&mut rng, "pay");
+                        (known, Op::Pay { key })
+                    }
+                    (45..=59, Some(known), _) => {
+                        let key = key(&mut rng, "cancel");
+                        (known, Op::Cancel { key })
+                    }
+                    (60..=74, Some(known), _) => (known, Op::Get),
+                    (75..=89, _, Some((known, op))) => (known, op),
+                    (_, _, Some((known, Op::Pay { key: Some(key) }))) => {
+                        (known, Op::Cancel { key: Some(key) })
+                    }
+                    (_, _, Some((known, Op::Cancel { key: Some(key) }))) => {
+                        (known, Op::Pay { key: Some(key) })
+                    }
+                    (_, _, Some((known, Op::Create { key }))) => {
+                        (known, Op::Pay { key: Some(key) })
+                    }
+                    (_, Some(known), _) => (known, Op::Get),
+                };
+                let invoked = Instant::now();
+                let response = perform(&store, &known, &op).await;
+                let completed = Instant::now();
+                let outcome = outcome_of(&response);
+                let event = Event {
+                    process,
+                    user: known.user.clone(),
+                    order: known.order,
+                    op: op.clone(),
+                    invoked,
+                    completed,
+                    status: response.status().as_u16(),
+                    replayed: crate::is_replayed(&response),
+                    body: response.body().to_vec(),
+                    outcome: outcome.clone(),
+                };
+                lock(&events).push(event);
+                if outcome == Outcome::Unknown {
+                    process = next_process.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if op.key().is_some() {
+                    last = Some((known, op));
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap_or_else(|error| panic!("a client failed: {error}"));
+    }
+    let events = std::mem::take(&mut *lock(&events));
+    History { events }
+}
+
+/// Runs `work` while a nemesis troubles the store through `proxy`: every few hundred
+/// milliseconds, for a short while, transactions are answered after `late_ms` (past the
+/// clients' attempt timeout, so commits become ambiguous) or cancelled as conflicts.
+pub async fn with_nemesis<F: std::future::Future>(
+    proxy: &dynamodb_faithful::Handle,
+    late_ms: u64,
+    seed: u64,
+    work: F,
+) -> F::Output {
+    use dynamodb_faithful::{Faults, Injected};
+    let nemesis = {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(rng.u64(150..400))).await;
+                let faults = if rng.bool() {
+                    // Mostly answers the store's own resends recover; sometimes ones so late
+                    // that the request gives up and its outcome is unknown.
+                    let late = if rng.u32(0..4) == 0 {
+                        late_ms * 6
+                    } else {
+                        late_ms
+                    };
+                    Faults::late_answers(Some("TransactWriteItems"), late)
+                } else {
+                    Faults::injecting(Injected::Conflict, rng.u64(1..4))
+                };
+                proxy.update_faults(|current| *current = faults);
+                tokio::time::sleep(std::time::Duration::from_millis(rng.u64(30..120))).await;
+                proxy.update_faults(|current| *current = Faults::default());
+            }
+        })
+    };
+    let output = work.await;
+    nemesis.abort();
+    proxy.update_faults(|current| *current = dynamodb_faithful::Faults::default());
+    output
+}
+
+/// One line of a product the create asks for: the order's key picks it, so that every
+/// create with the same key is the same request.
+fn order_for(key: &str) -> NewOrder {
+    let digest: u32 = key.bytes().map(u32::from).sum();
+    let product = format!("product-{}", 1 + digest % 3);
+    new_order(&[(&product, u64::from(1 + digest % 3))])
+}
+
+async fn perform<S>(store: &S, known: &Known, op: &Op) -> Response<Body>
+where
+    S: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders,
+{
+    let result = match op {
+        Op::Create { key } => {
+            let order = order_for(key);
+            answered(store, &known.user, Some(key), Action::Create(&order)).await
+        }
+        Op::Pay { key } => {
+            answered(store, &known.user, key.as_deref(), Action::Pay(known.order)).await
+        }
+        Op::Cancel { key } => {
+            answered(
+                store,
+                &known.user,
+                key.as_deref(),
+                Action::Cancel(known.order),
+            )
+            .await
+        }
+        Op::Get => match store.get_order(&known.user, known.order).await {
+            Ok(order) => order_service::http::Reply::ok(&order)
+                .map(order_service::http::Reply::into_response),
+            Err(error) => Err(error),
+        },
+    };
+    result.unwrap_or_else(|error| problem_response(&error))
+}
+
+/// Checks a history: every order's operations linearizable against `OrderSpec`, every key
+/// applied at most once and replayed byte for byte, and no answer a correct service never
+/// gives.
+pub fn check(history: &History) -> Verdict {
+    let mut verdict = Verdict {
+        operations: history.events.len(),
+        ..Verdict::default()
+    };
+    let mut by_order: HashMap<OrderId, Vec<&Event>> = HashMap::new();
+    let mut by_key: HashMap<(UserId, OrderId, String), Vec<&Event>> = HashMap::new();
+    for event in &history.events {
+        match &event.outcome {
+            Outcome::Wrong(what) => verdict
+                .violations
+                .push(format!("{:?} on {}: {what}", event.op, event.order)),
+            Outcome::Unknown => verdict.unknown += 1,
+            Outcome::NothingDone => verdict.nothing_done += 1,
+            Outcome::Done(_) => {}
+        }
+        by_order.entry(event.order).or_default().push(event);
+        if let (Some(key), Outcome::Done(ret)) = (event.op.key(), &event.outcome) {
+            if *ret != Ret::KeyReused {
+                by_key
+                    .entry((event.user.clone(), event.order, key.to_owned()))
+                    .or_default()
+                    .push(event);
+            }
+        }
+    }
+    verdict.orders = by_order.len();
+    verdict.keys = by_key.len();
+    for (order, events) in &by_order {
+        if let Err(problem) = linearizable(events) {
+            verdict
+                .violations
+                .push(format!("order {order} is not linearizable: {problem}"));
+        }
+    }
+    for ((_, order, key), answers) in &by_key {
+        let fresh = answers.iter().filter(|event| !event.replayed).count();
+        if fresh > 1 {
+            verdict.violations.push(format!(
+                "key {key} on order {order} was applied {fresh} times (not replayed)"
+            ));
+        }
+        if let Some(first) = answers.first() {
+            if let Some(other) = answers.iter().find(|event| event.body != first.body) {
+                verdict.violations.push(format!(
+                    "key {key} on order {order} answered differently: {} vs {}",
+                    String::from_utf8_lossy(&first.body),
+                    String::from_utf8_lossy(&other.body)
+                ));
+            }
+        }
+    }
+    verdict
+}
+
+/// Whether one order's events are linearizable against `OrderSpec`: events are fed to the
+/// tester in real-time order (an invocation before a completion at the same instant), and an
+/// unknown outcome never completes.
+fn linearizable(events: &[&Event]) -> Result<(), String> {
+    enum Step<'a> {
+        Invoke(&'a Event),
+        Return(&'a Event, &'a Ret),
+    }
+    let mut steps: Vec<(Instant, u8, Step<'_>)> = Vec::new();
+    for event in events {
+        match &event.outcome {
+            Outcome::NothingDone | Outcome::Wrong(_) => {}
+            Outcome::Unknown => steps.push((event.invoked, 0, Step::Invoke(event))),
+            Outcome::Done(ret) => {
+                steps.push((event.invoked, 0, Step::Invoke(event)));
+                steps.push((event.completed, 1, Step::Return(event, ret)));
+            }
+        }
+    }
+    steps.sort_by_key(|(at, rank, _)| (*at, *rank));
+    let mut tester = LinearizabilityTester::new(OrderSpec::default());
+    for (_, _, step) in &steps {
+        match step {
+            Step::Invoke(event) => tester.on_invoke(event.process, event.op.clone()),
+            Step::Return(event, ret) => tester.on_return(event.process, (*ret).clone()),
+        }
+        .map_err(|error| format!("a malformed history: {error}"))?;
+    }
+    if tester.is_consistent() {
+        Ok(())
+    } else {
+        let described: Vec<String> = events
+            .iter()
+            .map(|event| {
+                format!(
+                    "{:?} by {} -> {:?} ({} replayed={})",
+                    event.op, event.process, event.outcome, event.status, event.replayed
+                )
+            })
+            .collect();
+        Err(described.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pay(key: Option<&str>) -> Op {
+        Op::Pay {
+            key: key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_spec_replays_a_keys_first_answer_and_refuses_a_reused_key() {
+        let mut spec = OrderSpec::default();
+        assert_eq!(
+            spec.invoke(&pay(Some("p"))),
+            Ret::Refused("ORDER_NOT_FOUND".into())
+        );
+        assert_eq!(
+            spec.invoke(&Op::Create { key: "c".into() }),
+            Ret::Order("CREATED")
+        );
+        // The key's first answer stands, whatever happened since.
+        assert_eq!(
+            spec.invoke(&pay(Some("p"))),
+            Ret::Refused("ORDER_NOT_FOUND".into())
+        );
+        assert_eq!(spec.invoke(&pay(None)), Ret::Order("PAID"));
+        assert_eq!(
+            spec.invoke(&pay(None)),
+            Ret::Refused("ORDER_ALREADY_PAID".into())
+        );
+        assert_eq!(
+            spec.invoke(&Op::Cancel {
+                key: Some("p".into())
+            }),
+            Ret::KeyReused
+        );
+        assert_eq!(
+            spec.invoke(&Op::Create { key: "c".into() }),
+            Ret::Order("CREATED")
+        );
+        assert_eq!(spec.invoke(&Op::Get), Ret::Order("PAID"));
+    }
+
+    fn event(process: usize, op: Op, at: (u64, u64), outcome: Outcome) -> Event {
+        let zero = Instant::now();
+        let at_ms = |ms| zero + std::time::Duration::from_millis(ms);
+        Event {
+            process,
+            user: UserId::parse("user-1").unwrap(),
+            order: OrderId::parse("01J0000000000000000000000A").unwrap(),
+            op,
+            invoked: at_ms(at.0),
+            completed: at_ms(at.1),
+            outcome,
+            status: 200,
+            replayed: false,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn two_successful_cancels_of_one_order_are_not_linearizable() {
+        let create = event(
+            0,
+            Op::Create { key: "c".into() },
+            (0, 1),
+            Outcome::Done(Ret::Order("CREATED")),
+        );
+        let cancel = |process| {
+            event(
+                process,
+                Op::Cancel { key: None },
+                (2, 5),
+                Outcome::Done(Ret::Order("CANCELLED")),
+            )
+        };
+        let (one, two) = (cancel(1), cancel(2));
+        assert!(linearizable(&[&create, &one]).is_ok());
+        assert!(linearizable(&[&create, &one, &two]).is_err());
+        // A cancel whose outcome is unknown may have happened or not.
+        let unknown = event(2, Op::Cancel { key: None }, (2, 5), Outcome::Unknown);
+        let refused = event(
+            3,
+            Op::Cancel { key: None },
+            (6, 7),
+            Outcome::Done(Ret::Refused("ORDER_CANCELLED".into())),
+        );
+        assert!(linearizable(&[&create, &unknown, &refused]).is_ok());
+        // Real time: a read that began after a payment completed must see it.
+        let paid = event(1, pay(None), (2, 3), Outcome::Done(Ret::Order("PAID")));
+        let stale = event(2, Op::Get, (4, 5), Outcome::Done(Ret::Order("CREATED")));
+        assert!(linearizable(&[&create, &paid, &stale]).is_err());
+    }
+}

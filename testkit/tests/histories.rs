@@ -1,0 +1,116 @@
+//! Concurrent histories through production's failures (`testkit::history`): several clients
+//! at once, keys reused and retried, transactions conflicting, hot partitions throttling and a
+//! nemesis making commits ambiguous; every order's history linearizable, every key applied at
+//! most once and replayed byte for byte, money and stock conserved. And the checker catches a
+//! planted bug: payments and cancellations that no longer check the order's status.
+//!
+//! Sized for CI; `cargo xtask histories` runs longer ones (HISTORY_CLIENTS,
+//! HISTORY_OPERATIONS and HISTORY_SEED size this test too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use dynamodb_faithful::{Faults, Limits};
+use order_service::store::StoreSettings;
+use testkit::history::{self, Workload};
+use testkit::{faithful_table, test_settings, FaithfulTable};
+
+fn number(variable: &str, default: u64) -> u64 {
+    std::env::var(variable)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn workload() -> Workload {
+    let seed = number("HISTORY_SEED", fastrand::u64(..));
+    eprintln!("history seed {seed} (HISTORY_SEED={seed} repeats its choices)");
+    Workload {
+        clients: number("HISTORY_CLIENTS", 8) as usize,
+        operations_per_client: number("HISTORY_OPERATIONS", 30) as usize,
+        users: 3,
+        seed,
+    }
+}
+
+/// A store that gives up on an attempt after 300 ms (the nemesis answers later), through the
+/// proxy with transactions holding their items 10 ms longer and a partition limit that the
+/// hottest products meet.
+async fn troubled_store() -> FaithfulTable {
+    let settings = StoreSettings {
+        attempt_timeout: Duration::from_millis(300),
+        max_sdk_attempts: 2,
+        breaker_failure_threshold: 1_000,
+        ..test_settings()
+    };
+    let faithful = faithful_table(&history::plan(3), settings).await;
+    faithful.proxy.set_hold(Duration::from_millis(10));
+    faithful.proxy.set_limits(Limits {
+        write_units_per_second: 60.0,
+        read_units_per_second: 180.0,
+    });
+    faithful
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_histories_are_linearizable_exactly_once_and_conserve_money_and_stock() {
+    let faithful = troubled_store().await;
+    let workload = workload();
+    let recorded = history::with_nemesis(
+        &faithful.proxy,
+        450,
+        workload.seed,
+        history::run(&faithful.store, workload),
+    )
+    .await;
+    let verdict = history::check(&recorded);
+    let summary = faithful.proxy.summary().total();
+    eprintln!(
+        "{} operations on {} orders, {} keys: {} unknown outcomes, {} nothing done; proxy: {} \
+         conflicts, {} throttled, {} injected",
+        verdict.operations,
+        verdict.orders,
+        verdict.keys,
+        verdict.unknown,
+        verdict.nothing_done,
+        summary.conflicts,
+        summary.throttled,
+        summary.injected
+    );
+    assert!(verdict.is_clean(), "{:#?}", verdict.violations);
+    let audit = faithful.table.store.audit().await.unwrap();
+    assert!(audit.is_clean(), "{:#?}", audit.violations);
+    assert!(
+        summary.conflicts + summary.injected > 0,
+        "no transaction conflicted: the history proves little"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_catches_a_cancel_that_skips_its_status_condition() {
+    // GIVEN the planted bug: updates of orders lose their status condition
+    let faithful = troubled_store().await;
+    faithful.proxy.update_faults(|faults| {
+        *faults = Faults {
+            strip_conditions_on: Some("ORDER#".to_owned()),
+            ..Faults::default()
+        }
+    });
+    // WHEN clients pay and cancel concurrently, some twice
+    let recorded = history::run(&faithful.store, workload()).await;
+    // THEN the history is not linearizable or money and stock are not conserved
+    let verdict = history::check(&recorded);
+    let audit = faithful.table.store.audit().await.unwrap();
+    assert!(
+        !verdict.is_clean() || !audit.is_clean(),
+        "the planted bug went unnoticed over {} operations",
+        verdict.operations
+    );
+    eprintln!(
+        "caught: {} history violations (first: {:?}), {} audit violations (first: {:?})",
+        verdict.violations.len(),
+        verdict.violations.first(),
+        audit.violations.len(),
+        audit.violations.first()
+    );
+}
