@@ -12,7 +12,9 @@
 //!   injects a fault under load, through `proxy` where it needs one, and writes its incident
 //!   report; [`monitor`] evaluates the template's alarms over the local logs; [`incidents`]
 //!   computes MTTD/MTTR/MTBF from the incident log.
-//! - **Checks**: [`ci`] is the whole test suite as CI runs it; [`invoke`] replays events/.
+//! - **Checks**: [`ci`] is the whole test suite as CI runs it; [`invoke`] replays events/;
+//!   [`histories`] checks concurrent histories (linearizability, exactly-once, conservation)
+//!   at any size.
 //!
 //! xtask is the thin `clap` front over these entry points.
 
@@ -22,6 +24,7 @@ pub mod ci;
 pub mod data;
 pub mod drill;
 pub mod emulator;
+pub mod histories;
 mod http;
 pub mod incidents;
 pub mod install;

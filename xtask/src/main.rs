@@ -4,8 +4,8 @@
 //! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 use ops_lab::{
-    bench, ci, data, drill, emulator, incidents, install, invoke, loadtest, monitor, stack,
-    template,
+    bench, ci, data, drill, emulator, histories, incidents, install, invoke, loadtest, monitor,
+    stack, template,
 };
 
 use anyhow::Result;
@@ -56,6 +56,9 @@ enum Command {
     Drill(drill::Args),
     /// Schemathesis against the running local stack (raise --max-examples for a long run).
     Fuzz(ci::FuzzArgs),
+    /// Check concurrent histories through production's failures: linearizable orders,
+    /// exactly-once keys, conserved money and stock (the test suite runs a small one).
+    Histories(histories::Args),
     /// MTTD / MTTR / MTBF and their trend from the incident log.
     Incidents(incidents::Args),
     /// Write a variant of template.yaml: Lambda Managed Instances (a stack of its own), or
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
         Command::Emulator(args) => emulator::run(&args),
         Command::Monitor(args) => monitor::run(&args),
         Command::Drill(args) => drill::run(&args),
+        Command::Histories(args) => histories::run(&args),
         Command::Incidents(args) => incidents::run(&args),
         Command::Fuzz(args) => ci::fuzz(&args),
         Command::Template(args) => template::run(&args),
