@@ -39,7 +39,7 @@ Environment (all optional except BOOTSTRAP_DIR for deploy/up):
   AUTH_AUDIENCE         order-service
   LOG_LEVEL             info
   FAULT_INJECTION_RATE  0
-  RESERVED_CONCURRENCY  20            (MiniStack enforces it; -1 = unreserved)
+  RESERVED_CONCURRENCY  -1            (unreserved, the template's default; MiniStack enforces N)
   PARAMETER_OVERRIDES   extra "Key=Value Key2=Value2" template parameters
   EMULATOR_STATE_DIR    <repo>/.local/emulator (pid file and MiniStack log)
   MINISTACK_BIN         ministack found next to this interpreter, else on PATH
@@ -247,7 +247,7 @@ def parameters() -> dict[str, str]:
         "AuthAudience": env("AUTH_AUDIENCE", "order-service"),
         "LogLevel": env("LOG_LEVEL", "info"),
         "FaultInjectionRate": env("FAULT_INJECTION_RATE", "0"),
-        "ReservedConcurrency": env("RESERVED_CONCURRENCY", "20"),
+        "ReservedConcurrency": env("RESERVED_CONCURRENCY", "-1"),
         "EmulatorEndpoint": endpoint(),
         "CanaryDeployments": "false",
         "DeletionProtection": "false",
