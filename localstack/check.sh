@@ -45,7 +45,7 @@ for template in "$emulator_variant" "$variant"; do
     AWS_REGION=us-east-1 "$sam_venv/bin/sam" validate --lint --template "$template" >&2
   "$sam_venv/bin/python" "$here/sam_translate.py" "$template" AuthJwtSecret=check-0123456789abcdef0123456789abcdef \
     EmulatorEndpoint=http://127.0.0.1:4566 \
-    CanaryDeployments=false
+    RunbookBaseUrl=http://127.0.0.1/runbooks AlarmEmail=none CanaryDeployments=false
 done
 router="$(cargo metadata --no-deps --offline --format-version 1)"
 "$sam_venv/bin/python" - "$variant" "$router" <<'PYTHON'

@@ -33,6 +33,7 @@
 #   BOOTSTRAP_DIR        deploy <dir>/<function>/bootstrap (x86_64 Linux) instead of `sam build`
 #   SKIP_BUILD=1         deploy the last `sam build` (.aws-sam/build-local)
 #   SEED                 auto: seed an empty table, leave a seeded one | wipe: reseed | skip
+#   RUNBOOK_BASE_URL     http://127.0.0.1/runbooks (emulators raise no alarms: no metrics there)
 #   PARAMETER_OVERRIDES  more "Key=Value ..." template parameters
 #   SAM_VENV             .local/sam-venv (the pinned SAM CLI of localstack/requirements-sam.txt)
 set -euo pipefail
@@ -115,6 +116,8 @@ params=(
   AuthIssuer=order-service-local
   AuthAudience=order-service
   "AuthJwtSecret=$secret"
+  "RunbookBaseUrl=${RUNBOOK_BASE_URL:-http://127.0.0.1/runbooks}"
+  AlarmEmail=none
   CanaryDeployments=false
   DeletionProtection=false
   LogRetentionDays=1

@@ -40,6 +40,7 @@ Environment (all optional except BOOTSTRAP_DIR for deploy/up):
   LOG_LEVEL             info
   FAULT_INJECTION_RATE  0
   RESERVED_CONCURRENCY  -1            (unreserved, the template's default; MiniStack enforces N)
+  RUNBOOK_BASE_URL      http://127.0.0.1/runbooks (emulators raise no alarms: no metrics there)
   PARAMETER_OVERRIDES   extra "Key=Value Key2=Value2" template parameters
   EMULATOR_STATE_DIR    <repo>/.local/emulator (pid file and MiniStack log)
   MINISTACK_BIN         ministack found next to this interpreter, else on PATH
@@ -252,6 +253,8 @@ def parameters() -> dict[str, str]:
         "CanaryDeployments": "false",
         "DeletionProtection": "false",
         "LogRetentionDays": "1",
+        "RunbookBaseUrl": env("RUNBOOK_BASE_URL", "http://127.0.0.1/runbooks"),
+        "AlarmEmail": "none",
     }
     for pair in os.environ.get("PARAMETER_OVERRIDES", "").split():
         key, _, value = pair.partition("=")

@@ -355,6 +355,8 @@ pub fn run_suite(args: &Args) -> Result<()> {
                         "localstack/sam_translate.py",
                         "template.yaml",
                         "CreateUserPool=true",
+                        "RunbookBaseUrl=https://github.com/example/order-service/blob/main/runbooks",
+                        "AlarmEmail=oncall@example.com",
                     ])
                     .current_dir(paths::root()))
             }),

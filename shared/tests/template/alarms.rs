@@ -395,18 +395,19 @@ fn the_dashboard_is_json_and_reads_this_stacks_series() {
     }
 }
 
-/// The runbook links' base is a parameter with a placeholder default and no trailing slash.
+/// The runbook links' base is a parameter without a default (a placeholder would link every
+/// alarm nowhere: CloudFormation refuses a deployment that does not name it) and without a
+/// trailing slash; every link names a file of runbooks/.
 #[test]
-fn runbook_links_are_built_from_one_parameter() {
+fn runbook_links_are_built_from_one_required_parameter() {
     let template = template();
     let parameter = &template["Parameters"]["RunbookBaseUrl"];
-    let default = parameter["Default"].as_str().expect("a default");
     assert!(
-        default.starts_with("https://") && !default.ends_with('/'),
-        "{default}"
+        parameter["Default"].is_null(),
+        "RunbookBaseUrl has a default: {:?}",
+        parameter["Default"]
     );
-    assert!(default.ends_with("/runbooks"), "{default}");
-    assert!(parameter["AllowedPattern"].is_string());
+    assert!(text(&parameter["AllowedPattern"]).ends_with("[^/\\s]$"));
     for (id, alarm) in resources(&template, "AWS::CloudWatch::Alarm") {
         let (tag, description) = tagged(&alarm["Properties"]["AlarmDescription"])
             .unwrap_or_else(|| panic!("{id}: AlarmDescription must be a !Sub"));
@@ -424,6 +425,35 @@ fn runbook_links_are_built_from_one_parameter() {
             "{id}: runbooks/{runbook} does not exist"
         );
     }
+}
+
+/// AlarmEmail has no default either: a deployment names the address that hears the alarms, or
+/// says `none` (only Slack or its own subscriptions to the topic then hear them), and only an
+/// address makes a subscription.
+#[test]
+fn the_alarm_email_is_a_decision_of_every_deployment() {
+    let template = template();
+    let parameter = &template["Parameters"]["AlarmEmail"];
+    assert!(parameter["Default"].is_null(), "{parameter:?}");
+    assert!(
+        text(&parameter["AllowedPattern"]).starts_with("^(none|"),
+        "{parameter:?}"
+    );
+    let (tag, negated) = tagged(&template["Conditions"]["HasAlarmEmail"]).expect("HasAlarmEmail");
+    assert_eq!(tag, "Not");
+    assert!(is_equals(&negated[0], "AlarmEmail", "none"));
+    let subscriptions = resources(&template, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let subscription = subscriptions.values().next().expect("a subscription");
+    assert_eq!(condition(subscription), Some("HasAlarmEmail"));
+    assert!(is_ref(
+        &subscription["Properties"]["Endpoint"],
+        "AlarmEmail"
+    ));
+    assert_eq!(
+        subscription["Properties"]["Protocol"].as_str(),
+        Some("email")
+    );
 }
 
 /// Optional Slack: with both SlackWorkspaceId and SlackChannelId (a rule refuses one without
