@@ -364,10 +364,10 @@ mod tests {
                 "{auth_mode}"
             );
             assert!(text.contains("\n    Architectures: [x86_64]  # variant: architecture\n"));
-            // The rules stay: jwt mode still needs a key.
+            // The rules stay: jwt mode still needs a key and an emulator endpoint.
             assert_eq!(
-                entry_text(&text, "Rules", 2, "JwtModeNeedsSecret"),
-                entry_text(TEMPLATE, "Rules", 2, "JwtModeNeedsSecret")
+                entry_text(&text, "Rules", 2, "JwtModeIsForEmulators"),
+                entry_text(TEMPLATE, "Rules", 2, "JwtModeIsForEmulators")
             );
         }
         let arm = emulator_variant(TEMPLATE, Flavour::Http, Architecture::Arm64).expect("arm64");

@@ -131,9 +131,10 @@ fn every_route_needs_the_jwt_authorizer() {
     assert_eq!(event_routes(&template).len(), router().len());
 }
 
-/// jwt mode (the functions verify HS256 tokens of a shared key): a rule refuses it without a key.
+/// jwt mode (the functions verify HS256 tokens of a shared key) is for emulators: a rule
+/// refuses it without EmulatorEndpoint, and without a key.
 #[test]
-fn jwt_mode_is_refused_without_a_key() {
+fn jwt_mode_is_refused_without_an_emulator_and_a_key() {
     let template = template();
     let mut guarded = BTreeSet::new();
     for rule in rules(&template).into_values() {
@@ -141,7 +142,11 @@ fn jwt_mode_is_refused_without_a_key() {
             guarded.extend(asserted_non_empty(rule, "Equals"));
         }
     }
-    assert_guarded(&guarded, "AuthMode=jwt", &["AuthJwtSecret"]);
+    assert_guarded(
+        &guarded,
+        "AuthMode=jwt",
+        &["EmulatorEndpoint", "AuthJwtSecret"],
+    );
     assert_eq!(
         template["Parameters"]["AuthMode"]["Default"].as_str(),
         Some("apigateway")
