@@ -44,7 +44,7 @@ for template in "$emulator_variant" "$variant"; do
   AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_DEFAULT_REGION=us-east-1 \
     AWS_REGION=us-east-1 "$sam_venv/bin/sam" validate --lint --template "$template" >&2
   "$sam_venv/bin/python" "$here/sam_translate.py" "$template" AuthJwtSecret=check-0123456789abcdef0123456789abcdef \
-    EmulatorEndpoint=http://127.0.0.1:4566 \
+    AuthJwtSecretFingerprint=0123456789ab EmulatorEndpoint=http://127.0.0.1:4566 \
     RunbookBaseUrl=http://127.0.0.1/runbooks AlarmEmail=none CanaryDeployments=false
 done
 router="$(cargo metadata --no-deps --offline --format-version 1)"

@@ -111,11 +111,15 @@ fi
 export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
   AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 
+# The key's fingerprint moves the functions' `live` alias when the key changes, and reveals
+# nothing of it (the template's AuthJwtSecretFingerprint).
+fingerprint="$(printf '%s' "$secret" | sha256sum | cut -c1-12)"
 params=(
   AuthMode=jwt
   AuthIssuer=order-service-local
   AuthAudience=order-service
   "AuthJwtSecret=$secret"
+  "AuthJwtSecretFingerprint=$fingerprint"
   "RunbookBaseUrl=${RUNBOOK_BASE_URL:-http://127.0.0.1/runbooks}"
   AlarmEmail=none
   CanaryDeployments=false

@@ -240,10 +240,18 @@ def template_path() -> Path:
     return path
 
 
+def fingerprint(secret: str) -> str:
+    """What the template's AuthJwtSecretFingerprint expects: changes with the key, reveals
+    nothing of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 def parameters() -> dict[str, str]:
+    secret = env("AUTH_JWT_SECRET", "local-development-secret-not-for-production")
     values = {
         "AuthMode": env("AUTH_MODE", "jwt"),
-        "AuthJwtSecret": env("AUTH_JWT_SECRET", "local-development-secret-not-for-production"),
+        "AuthJwtSecret": secret,
+        "AuthJwtSecretFingerprint": fingerprint(secret),
         "AuthIssuer": env("AUTH_ISSUER", "order-service-local"),
         "AuthAudience": env("AUTH_AUDIENCE", "order-service"),
         "LogLevel": env("LOG_LEVEL", "info"),
@@ -261,6 +269,7 @@ def parameters() -> dict[str, str]:
         values[key] = value
     if values["AuthMode"] != "jwt":
         values.pop("AuthJwtSecret")
+        values.pop("AuthJwtSecretFingerprint")
     return values
 
 
