@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -275,6 +276,8 @@ def parameters() -> dict[str, str]:
 
 def translate(code: dict[str, dict[str, str]], values: dict[str, str]) -> dict:
     os.environ["AWS_DEFAULT_REGION"] = REGION
+    # Offline there is no feature-toggle config: every function would log that one is missing.
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
 
