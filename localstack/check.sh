@@ -8,8 +8,9 @@
 #   3. localstack_tools.py check: docker-compose.yml parsed and held to what it promises, and
 #      the environment `sam local` gives each function from events/sam-local/env.json,
 #      computed by the SAM CLI's own code.
-#   4. the `sam local` variant (`cargo xtask template --sam-local`, .local/template-sam-local.yaml):
-#      sam validate --lint on it, then `sam local start-api`'s own route reading (ApiProvider)
+#   4. the emulator variants (`cargo xtask template --rest` and `--emulator`, in .local/): sam
+#      validate --lint and SAM's translator on each (with the parameters the deploy scripts
+#      pass); then, on the REST one, `sam local start-api`'s own route reading (ApiProvider)
 #      and request handling (LocalApigwService, its Flask app with a recording stand-in for the
 #      Docker runner): exactly the router table's routes of Cargo.toml, each to its function,
 #      as payload 1.0 events shaped like events/v1/, no authorizer.
@@ -35,11 +36,17 @@ done
 
 "$sam_venv/bin/python" "$here/localstack_tools.py" check
 
-echo "cargo xtask template --sam-local; sam validate --lint on it; its routes as sam local serves them" >&2
-# A fresh clone has no variant yet: the xtask writes it (and prints its path).
-variant="$(cargo --quiet xtask template --sam-local)"
-AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_DEFAULT_REGION=us-east-1 \
-  AWS_REGION=us-east-1 "$sam_venv/bin/sam" validate --lint --template "$variant" >&2
+echo "cargo xtask template --rest / --emulator; sam validate --lint and SAM-translate each; the REST routes as sam local serves them" >&2
+# A fresh clone has no variants yet: the xtask writes them (and prints their paths).
+emulator_variant="$(cargo --quiet xtask template --emulator)"
+variant="$(cargo --quiet xtask template --rest)"
+for template in "$emulator_variant" "$variant"; do
+  AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_DEFAULT_REGION=us-east-1 \
+    AWS_REGION=us-east-1 "$sam_venv/bin/sam" validate --lint --template "$template" >&2
+  "$sam_venv/bin/python" "$here/sam_translate.py" "$template" AuthJwtSecret=check-0123456789abcdef0123456789abcdef \
+    AuthJwtSecretFingerprint=0123456789ab EmulatorEndpoint=http://127.0.0.1:4566 \
+    RunbookBaseUrl=http://127.0.0.1/runbooks AlarmEmail=none CanaryDeployments=false
+done
 router="$(cargo metadata --no-deps --offline --format-version 1)"
 "$sam_venv/bin/python" - "$variant" "$router" <<'PYTHON'
 """sam local start-api's view of the variant, from the SAM CLI's own code, without Docker."""

@@ -1,39 +1,46 @@
 #!/usr/bin/env python3
-"""Run the order service's template.yaml on MiniStack, a LocalStack-compatible emulator that
-runs as a plain process and runs provided.al2023 functions as local processes.
+"""Run the order service on MiniStack, a LocalStack-compatible emulator that runs as a plain
+process and runs provided.al2023 functions as local processes.
 
     emulator.py start     start MiniStack on 127.0.0.1:$EMULATOR_PORT (no-op if it answers)
-    emulator.py deploy    package $BOOTSTRAP_DIR/<function>/bootstrap, deploy the stack and
+    emulator.py deploy    package $BOOTSTRAP_DIR/<function>/bootstrap, deploy $TEMPLATE and
                           print the API base URL as the last line of stdout
     emulator.py up        start + deploy
     emulator.py url       print the base URL of the deployed stack
     emulator.py stop      stop the MiniStack this script started (by its recorded pid)
 
-The recipe, and why each step is there, is measured in ops/deploy-notes.md:
+$TEMPLATE is a variant of template.yaml that `cargo xtask template` writes: --emulator (the
+default, .local/template-emulator.yaml: the HTTP API without its authorizer, AuthMode=jwt) or
+--rest (a REST API). The recipe, and why each step is there, is measured in ops/deploy-notes.md:
   * MiniStack's own SAM transform ignores the parameter values of CreateStack (it only
     sees Defaults), so DeploymentPreference.Enabled would stay "true" and the stack would
     fail on AWS::CodeDeploy::*. This script therefore runs the SAM translator itself with
     the real parameter values and sends plain CloudFormation.
+  * MiniStack's CloudFormation creates an AWS::ApiGatewayV2::Api without reading its OpenAPI
+    Body, where SAM puts an HTTP API's routes; AWS imports it. This script imports it the same
+    way (import_http_api_bodies): every operation becomes an Integration and a Route, every
+    JWT security scheme an Authorizer.
   * The code goes to the emulator's S3 as one zip per function, named by its SHA-256, so
     re-deploying unchanged binaries is a no-op and a changed one publishes a new version.
   * The translated template goes there too and CloudFormation reads it by TemplateURL, as
     `sam deploy` does on AWS: it is larger than the 51,200 bytes a TemplateBody may hold.
-  * Functions are local processes: they need x86_64 (host) binaries, not arm64.
+  * Functions are local processes: they need host (x86_64) binaries, not arm64.
 
 Environment (all optional except BOOTSTRAP_DIR for deploy/up):
   BOOTSTRAP_DIR         directory holding <function-name>/bootstrap (x86_64 Linux builds)
+  TEMPLATE              <repo>/.local/template-emulator.yaml
   EMULATOR_PORT         4566
   STACK_NAME            order-service
   ARTIFACT_BUCKET       order-service-artifacts
-  API_TYPE              http          (the template's ApiType: http = HTTP API, rest = REST API)
-  AUTH_MODE             jwt           (apigateway needs a Cognito pool: PARAMETER_OVERRIDES=
-                                       "CreateUserPool=true AuthIssuer= AuthAudience=" makes one)
+  AUTH_MODE             jwt           (apigateway, with TEMPLATE=template.yaml, needs a pool:
+                                       PARAMETER_OVERRIDES="CreateUserPool=true" makes one)
   AUTH_JWT_SECRET       local-development-secret-not-for-production
   AUTH_ISSUER           order-service-local
   AUTH_AUDIENCE         order-service
   LOG_LEVEL             info
   FAULT_INJECTION_RATE  0
-  RESERVED_CONCURRENCY  20            (MiniStack enforces it; -1 = unreserved)
+  RESERVED_CONCURRENCY  -1            (unreserved, the template's default; MiniStack enforces N)
+  RUNBOOK_BASE_URL      http://127.0.0.1/runbooks (emulators raise no alarms: no metrics there)
   PARAMETER_OVERRIDES   extra "Key=Value Key2=Value2" template parameters
   EMULATOR_STATE_DIR    <repo>/.local/emulator (pid file and MiniStack log)
   MINISTACK_BIN         ministack found next to this interpreter, else on PATH
@@ -44,7 +51,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +66,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parent.parent
-TEMPLATE = REPO / "template.yaml"
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 STAGE = "v1"
@@ -226,41 +234,125 @@ def upload_code(s3, bucket: str) -> dict[str, dict[str, str]]:
     return code
 
 
+def template_path() -> Path:
+    path = Path(env("TEMPLATE", str(REPO / ".local" / "template-emulator.yaml")))
+    if not path.is_file():
+        sys.exit(f"no {path}: write it with `cargo xtask template --emulator` (or set TEMPLATE)")
+    return path
+
+
+def fingerprint(secret: str) -> str:
+    """What the template's AuthJwtSecretFingerprint expects: changes with the key, reveals
+    nothing of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 def parameters() -> dict[str, str]:
+    secret = env("AUTH_JWT_SECRET", "local-development-secret-not-for-production")
     values = {
-        "ApiType": env("API_TYPE", "http"),
         "AuthMode": env("AUTH_MODE", "jwt"),
-        "AuthJwtSecret": env("AUTH_JWT_SECRET", "local-development-secret-not-for-production"),
+        "AuthJwtSecret": secret,
+        "AuthJwtSecretFingerprint": fingerprint(secret),
         "AuthIssuer": env("AUTH_ISSUER", "order-service-local"),
         "AuthAudience": env("AUTH_AUDIENCE", "order-service"),
         "LogLevel": env("LOG_LEVEL", "info"),
         "FaultInjectionRate": env("FAULT_INJECTION_RATE", "0"),
-        "ReservedConcurrency": env("RESERVED_CONCURRENCY", "20"),
+        "ReservedConcurrency": env("RESERVED_CONCURRENCY", "-1"),
         "EmulatorEndpoint": endpoint(),
-        # Functions run as host processes: the binaries are x86_64, say so.
-        "Architecture": env("ARCHITECTURE", "x86_64"),
         "CanaryDeployments": "false",
         "DeletionProtection": "false",
         "LogRetentionDays": "1",
+        "RunbookBaseUrl": env("RUNBOOK_BASE_URL", "http://127.0.0.1/runbooks"),
+        "AlarmEmail": "none",
     }
     for pair in os.environ.get("PARAMETER_OVERRIDES", "").split():
         key, _, value = pair.partition("=")
         values[key] = value
     if values["AuthMode"] != "jwt":
         values.pop("AuthJwtSecret")
+        values.pop("AuthJwtSecretFingerprint")
     return values
 
 
 def translate(code: dict[str, dict[str, str]], values: dict[str, str]) -> dict:
     os.environ["AWS_DEFAULT_REGION"] = REGION
+    # Offline there is no feature-toggle config: every function would log that one is missing.
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
 
-    template = yaml_parse(TEMPLATE.read_text())
+    template = yaml_parse(template_path().read_text())
     for logical_id, location in code.items():
         template["Resources"][logical_id]["Properties"]["CodeUri"] = location
     # No managed-policy lookups: the template names its policies explicitly.
-    return transform(template, dict(values), SimpleNamespace(load=lambda: {}))
+    translated = transform(template, dict(values), SimpleNamespace(load=lambda: {}))
+    import_http_api_bodies(translated)
+    return translated
+
+
+def import_http_api_bodies(template: dict) -> None:
+    """What AWS does with an AWS::ApiGatewayV2::Api's OpenAPI Body and MiniStack 1.5.33 does not
+    (its provisioner creates the API and drops the Body): every operation becomes an
+    AWS::ApiGatewayV2::Integration and Route, every JWT security scheme an Authorizer, and the
+    Api keeps only its name. SAM writes an HTTP API's routes into that Body."""
+    resources = template["Resources"]
+    for api_id, api in list(resources.items()):
+        properties = api.get("Properties", {})
+        if api.get("Type") != "AWS::ApiGatewayV2::Api" or "Body" not in properties:
+            continue
+        body = properties.pop("Body")
+        properties.setdefault("Name", body.get("info", {}).get("title", api_id))
+        properties.setdefault("ProtocolType", "HTTP")
+        authorizers = {}
+        for name, scheme in body.get("components", {}).get("securitySchemes", {}).items():
+            authorizer = scheme.get("x-amazon-apigateway-authorizer", {})
+            if authorizer.get("type") != "jwt":
+                sys.exit(f"{api_id}: security scheme {name} is no JWT authorizer")
+            jwt = authorizer["jwtConfiguration"]
+            authorizers[name] = logical_id = f"{api_id}{name}Authorizer"
+            resources[logical_id] = {
+                "Type": "AWS::ApiGatewayV2::Authorizer",
+                "Properties": {
+                    "ApiId": {"Ref": api_id},
+                    "Name": name,
+                    "AuthorizerType": "JWT",
+                    "IdentitySource": [authorizer["identitySource"]],
+                    "JwtConfiguration": {"Issuer": jwt["issuer"], "Audience": jwt["audience"]},
+                },
+            }
+        for path, operations in body.get("paths", {}).items():
+            if not isinstance(operations, dict):
+                sys.exit(f"{api_id}: path {path} is no plain mapping (a condition?)")
+            for method, operation in operations.items():
+                integration = operation.get("x-amazon-apigateway-integration")
+                if not integration:
+                    continue
+                method = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                key = f"{method} {path}"
+                slug = re.sub(r"[^A-Za-z0-9]", "", key.title())
+                resources[f"{api_id}{slug}Integration"] = {
+                    "Type": "AWS::ApiGatewayV2::Integration",
+                    "Properties": {
+                        "ApiId": {"Ref": api_id},
+                        "IntegrationType": "AWS_PROXY",
+                        "IntegrationUri": integration["uri"],
+                        "PayloadFormatVersion": integration.get("payloadFormatVersion", "2.0"),
+                    },
+                }
+                route = {
+                    "ApiId": {"Ref": api_id},
+                    "RouteKey": key,
+                    "Target": {"Fn::Sub": f"integrations/${{{api_id}{slug}Integration}}"},
+                    "AuthorizationType": "NONE",
+                }
+                schemes = [name for requirement in operation.get("security", []) for name in requirement]
+                if schemes:
+                    route["AuthorizationType"] = "JWT"
+                    route["AuthorizerId"] = {"Ref": authorizers[schemes[0]]}
+                resources[f"{api_id}{slug}Route"] = {
+                    "Type": "AWS::ApiGatewayV2::Route",
+                    "Properties": route,
+                }
 
 
 def stack_outputs(cfn, stack: str) -> dict[str, str]:

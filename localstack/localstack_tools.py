@@ -2,9 +2,10 @@
 """Helpers of localstack/deploy.sh and localstack/check.sh. Runs in the SAM CLI's venv
 (.local/sam-venv: boto3, PyYAML and the SAM CLI itself are there).
 
-    localstack_tools.py build-template BOOTSTRAP_DIR OUT_DIR
+    localstack_tools.py build-template TEMPLATE BOOTSTRAP_DIR OUT_DIR
         OUT_DIR/template.yaml + OUT_DIR/<LogicalId>/bootstrap, the layout `sam build` writes,
-        from prebuilt bootstraps (BOOTSTRAP_DIR/<function>/bootstrap), for `sam package`.
+        from TEMPLATE and prebuilt bootstraps (BOOTSTRAP_DIR/<function>/bootstrap), for
+        `sam package`.
     localstack_tools.py outputs STACK
         The stack's outputs as one JSON object (AWS_ENDPOINT_URL picks the emulator).
     localstack_tools.py item-count TABLE
@@ -46,15 +47,16 @@ def functions(template: dict) -> dict[str, str]:
     return found
 
 
-def build_template(bootstrap_dir: str, out_dir: str) -> None:
+def build_template(template_path: str, bootstrap_dir: str, out_dir: str) -> None:
     from samcli.yamlhelper import yaml_dump, yaml_parse
 
-    template = yaml_parse(TEMPLATE.read_text())
+    template = yaml_parse(Path(template_path).read_text())
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for logical_id, binary in functions(template).items():
+    built = functions(template)
+    for logical_id, binary in built.items():
         source = Path(bootstrap_dir) / binary / "bootstrap"
         if not source.is_file():
             sys.exit(f"missing {source}")
@@ -67,7 +69,7 @@ def build_template(bootstrap_dir: str, out_dir: str) -> None:
         resource["Properties"]["CodeUri"] = logical_id
         resource.pop("Metadata", None)
     (out / "template.yaml").write_text(yaml_dump(template))
-    print(f"{out / 'template.yaml'}: {len(functions(yaml_parse(TEMPLATE.read_text())))} functions")
+    print(f"{out / 'template.yaml'}: {len(built)} functions")
 
 
 def aws_client(service: str):
@@ -229,7 +231,7 @@ def check() -> None:
 
 def main(argv: list[str]) -> None:
     command, *args = argv or ["help"]
-    if command == "build-template" and len(args) == 2:
+    if command == "build-template" and len(args) == 3:
         build_template(*args)
     elif command == "outputs" and len(args) == 1:
         outputs(*args)

@@ -8,7 +8,7 @@ CapacityProviderConfig, for one), so a template is only known to deploy once it 
 
 Key=Value pairs are template parameter values (the others take their Default). A function's
 local CodeUri (`.`) first becomes a placeholder S3 location, as `sam package` would make it
-(the translator takes S3 code only). On success it writes the CloudFormation JSON to --out (if
+(the translator takes S3 code only), whether it is the function's or Globals'. On success it writes the CloudFormation JSON to --out (if
 given) and one summary line to stderr; on a translator error it prints every cause and exits 1.
 Runs in the emulator venv (localstack/requirements-emulator.txt pins aws-sam-translator).
 """
@@ -56,11 +56,14 @@ def main(argv: list[str]) -> int:
     from samtranslator.yaml_helper import yaml_parse
 
     template = yaml_parse(template_path.read_text())
+    global_code = ((template.get("Globals") or {}).get("Function") or {}).get("CodeUri")
     for logical_id, resource in template.get("Resources", {}).items():
-        properties = resource.get("Properties") or {}
-        code = properties.get("CodeUri")
-        is_function = resource.get("Type") == "AWS::Serverless::Function"
-        if is_function and isinstance(code, str) and not code.startswith("s3://"):
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.setdefault("Properties", {})
+        code = properties.get("CodeUri", global_code)
+        if isinstance(code, str) and not code.startswith("s3://"):
+            # The function's own CodeUri overrides the one in Globals.
             properties["CodeUri"] = {
                 "Bucket": "sam-translate-placeholder",
                 "Key": f"{logical_id}.zip",

@@ -231,7 +231,7 @@ fn cfn_lint() -> Result<()> {
 /// capacity provider, at 2048 MB, unreserved), then cfn-lint. Offline, a few seconds.
 fn managed_instances_variant() -> Result<()> {
     let venv = emulator_venv()?;
-    let variant = crate::template::default_out();
+    let variant = crate::template::default_out("managed-instances");
     let max_concurrency = stack::DEFAULT_MAX_CONCURRENCY;
     crate::template::write_managed_instances(max_concurrency, &variant)?;
     let translated = variant.with_extension("json");
@@ -345,12 +345,19 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(emulator_test),
         ));
         steps.push(("cfn-lint template.yaml", Box::new(cfn_lint)));
-        // The emulator deploys translate with CanaryDeployments=false: this is the AWS one.
+        // The emulator deploys translate their variants with CanaryDeployments=false: this is
+        // template.yaml with the parameters of README.md's first deploy.
         steps.push((
-            "SAM-translate template.yaml as on AWS (defaults: canary deployments on)",
+            "SAM-translate template.yaml as on AWS (canary deployments on, a Cognito pool)",
             Box::new(|| {
                 run(Command::new(emulator_venv()?.join("bin/python"))
-                    .args(["localstack/sam_translate.py", "template.yaml"])
+                    .args([
+                        "localstack/sam_translate.py",
+                        "template.yaml",
+                        "CreateUserPool=true",
+                        "RunbookBaseUrl=https://github.com/example/order-service/blob/main/runbooks",
+                        "AlarmEmail=oncall@example.com",
+                    ])
                     .current_dir(paths::root()))
             }),
         ));

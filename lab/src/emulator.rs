@@ -4,9 +4,10 @@
 //!
 //! * `up`: install, build the four bootstraps for the host (`cargo lambda build --release
 //!   --x86-64`, into target/lambda/<function>/bootstrap: MiniStack runs them as local
-//!   processes), `localstack/ministack-deploy.sh up` with the development JWT key (so
-//!   `cargo xtask token` tokens work there), seed the stack's table when it is empty, and
-//!   write the base URL to `.local/emulator.json`.
+//!   processes), write the MiniStack variant of template.yaml (`cargo xtask template
+//!   --emulator`: the HTTP API without its authorizer, x86_64), `localstack/ministack-deploy.sh
+//!   up` with the development JWT key (so `cargo xtask token` tokens work there), seed the
+//!   stack's table when it is empty, and write the base URL to `.local/emulator.json`.
 //! * `down`: stop the MiniStack the deploy script started (all emulator state goes with it).
 //! * `test`: `up` unless the emulator already serves the stack, replay every event of
 //!   `events/expected.json` as HTTP requests through the emulator's API Gateway (stage `v1`),
@@ -27,7 +28,7 @@ use crate::data::{self, SeedArgs};
 use crate::http::{self, Reach};
 use crate::install;
 use crate::invoke::{self, Target};
-use crate::{paths, stack};
+use crate::{paths, stack, template};
 
 /// The stack name emulator.py deploys (its STACK_NAME default).
 const STACK_NAME: &str = "order-service";
@@ -41,8 +42,8 @@ pub struct Args {
 
 #[derive(Subcommand, Debug, Clone)]
 pub(crate) enum EmulatorCommand {
-    /// Build the x86_64 bootstraps, start MiniStack on 127.0.0.1:4566, deploy template.yaml
-    /// with the development JWT key, seed the table, print the API base URL.
+    /// Build the x86_64 bootstraps, start MiniStack on 127.0.0.1:4566, deploy template.yaml's
+    /// MiniStack variant with the development JWT key, seed the table, print the API base URL.
     Up(UpArgs),
     /// Stop MiniStack (its state is in memory: the stack and the table go with it).
     Down,
@@ -238,13 +239,25 @@ fn bootstrap_sizes() -> Result<BTreeMap<String, u64>> {
     Ok(sizes)
 }
 
-/// Runs the deploy script (start MiniStack if needed, deploy) and returns the base URL it
-/// prints as the last line of stdout.
+/// Writes the MiniStack variant of template.yaml, runs the deploy script on it (start MiniStack
+/// if needed, deploy) and returns the base URL it prints as the last line of stdout.
 fn deploy(secret: &str) -> Result<String> {
-    eprintln!("Deploying template.yaml to MiniStack on {} ...", endpoint());
+    // x86_64: the architecture the bootstraps are built for (MiniStack runs them as they are).
+    let variant = template::default_out("emulator");
+    template::write_emulator_variant(
+        template::Flavour::Http,
+        template::Architecture::X86_64,
+        &variant,
+    )?;
+    eprintln!(
+        "Deploying {} (template.yaml's HTTP API without its authorizer) to MiniStack on {} ...",
+        variant.display(),
+        endpoint()
+    );
     let output = Command::new("bash")
         .arg(deploy_script())
         .arg("up")
+        .env("TEMPLATE", &variant)
         .env("BOOTSTRAP_DIR", bootstrap_dir())
         .env("AUTH_JWT_SECRET", secret)
         .env("EMULATOR_PORT", EMULATOR_PORT.to_string())

@@ -1,7 +1,7 @@
 //! `cargo xtask invoke`: sends the saved API Gateway events of `events/` to a running stack:
-//! HTTP API (payload 2.0, `template.yaml`'s default `ApiType=http`) events in `events/`, and
-//! the same requests as REST API (payload 1.0 proxy integration: `ApiType=rest`, what
-//! LocalStack deploys) events in `events/v1/`.
+//! HTTP API (payload 2.0, what `template.yaml` sends) events in `events/`, and the same
+//! requests as REST API (payload 1.0 proxy integration: the REST variant `cargo xtask template
+//! --rest` writes, what LocalStack deploys) events in `events/v1/`.
 //!
 //! * `cargo xtask invoke <function> <event>` posts one event to the Lambda invoke API of the
 //!   local stack (`POST {base}/2015-03-31/functions/<function>/invocations`, which

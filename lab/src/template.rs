@@ -1,55 +1,38 @@
-//! `cargo xtask template --managed-instances`: writes the Lambda Managed Instances variant of
-//! `template.yaml` (by default `.local/template-managed-instances.yaml`), the template to deploy,
-//! as a stack of its own, to run the four functions on the capacity provider.
+//! `cargo xtask template`: the variants of `template.yaml`, each derived from it, never edited
+//! by hand. `template.yaml` is the AWS path (an HTTP API with a JWT authorizer, arm64); the
+//! variants are what other runtimes need:
 //!
-//! `template.yaml` keeps the functions on default Lambda. SAM cannot attach them to the capacity
-//! provider conditionally (aws-sam-translator rejects `CapacityProviderConfig: !If`), and Lambda
-//! fixes a function's compute type when the function is created, so the variant is a separate
-//! template: this one, derived from `template.yaml` rather than copied by hand. The variant:
+//! - `--rest` (`.local/template-rest.yaml`, `--sam-local` is its old name): LocalStack's free
+//!   tier and `sam local start-api` serve REST APIs. The HTTP API becomes an
+//!   `AWS::Serverless::Api` (stage v1, the same throttle and a REST access log), every `HttpApi`
+//!   event of a function an `Api` event of it (payload 1.0, the shape of `events/v1/`), and the
+//!   API's metrics, dashboard and outputs take their REST names (`5XXError` by `ApiName`).
+//! - `--emulator` (`.local/template-emulator.yaml`): what MiniStack runs, the HTTP API itself.
 //!
-//! - defaults `ManagedInstances` to "true" and allows nothing else; the network parameters
-//!   lose their empty defaults (the deployment must name the subnets and security groups);
-//! - drops the `UseManagedInstances` condition: the capacity provider, its operator role and
-//!   its output become unconditional, as the functions reference the provider;
-//! - gives `Globals.Function` a `CapacityProviderConfig` (the provider's ARN,
-//!   `PerExecutionEnvironmentMaxConcurrency`, `ExecutionEnvironmentMemoryGiBPerVCpu: 2`),
-//!   `MemorySize: 2048` (the LMI minimum) and no `ReservedConcurrentExecutions`, together with
-//!   the `ReservedConcurrency` parameter and `HasReservedConcurrency` condition that served it.
+//! Both run `AuthMode=jwt` (the only value they allow: the functions verify the development
+//! tokens, so the API has no authorizer: SAM cannot make one conditional, so the variant drops
+//! the `Auth` block) on the host's architecture (`--architecture`), because emulators run the
+//! host's binaries.
 //!
-//! The edits are anchored text edits, not a YAML round-trip (serde_yaml 0.9 keeps the `!Ref`
-//! and `!GetAtt` tags, but drops every comment): each anchor (the `# managed-instances:
-//! globals` marker in `Globals.Function`, a parameter, a condition, a property) must be found
-//! exactly once, or the command fails naming it.
+//! - `--managed-instances` (`.local/template-managed-instances.yaml`): the functions on a
+//!   Lambda Managed Instances capacity provider, deployed as a stack of its own. SAM cannot
+//!   attach them conditionally (aws-sam-translator rejects `CapacityProviderConfig: !If`), and
+//!   Lambda fixes a function's compute type when it is created. `ManagedInstances` defaults to
+//!   "true" and allows nothing else, the network parameters lose their empty defaults, the
+//!   `UseManagedInstances` condition goes (the provider and its role become unconditional), and
+//!   `Globals.Function` gains `CapacityProviderConfig`, `MemorySize: 2048` (the LMI minimum) and
+//!   loses `ReservedConcurrentExecutions` with the parameter and condition that served it.
 //!
-//! `cargo xtask template --sam-local`: writes the `sam local start-api` variant (by default
-//! `.local/template-sam-local.yaml`). SAM CLI's local API reader cannot serve template.yaml: it
-//! takes the explicit AWS::ApiGatewayV2 resources, stops at the routes' conditional
-//! `AuthorizerId`, and finds no function behind integrations that target the `live` aliases.
-//! The variant is what it can read, a REST API fed by SAM `Events` (payload 1.0, the shape of
-//! `events/v1/`):
-//!
-//! - `ApiType` is "rest" and `AuthMode` "jwt" (each the only value allowed): there is no API
-//!   authorizer, the functions verify the development tokens themselves;
-//! - every AWS::ApiGatewayV2 resource (the HTTP API, its stage, authorizer, integrations and
-//!   routes) and every AWS::Lambda::Permission (SAM derives one per event) is gone, and so are
-//!   the conditions that only they used (`UseHttpApiAuthorizer`, `UseApiGatewayAuth`);
-//! - `Api` (AWS::Serverless::Api) is unconditional and has no `DefinitionBody`, whose
-//!   integrations target the aliases: SAM generates it from the events;
-//! - each function gets one `Api` event (`RestApiId: !Ref Api`) per route of the router table
-//!   (`[workspace.metadata.lambda.watch.router]` in Cargo.toml, read through `cargo
-//!   metadata`), and keeps its Metadata (`BuildMethod: rust-cargolambda`) for `sam build`;
-//! - every `!If [UseHttpApi, <http>, <rest>]` becomes its REST branch, and `UseHttpApi` and
-//!   `UseRestApi` are gone.
-//!
-//! These are anchored text edits too (xtask has no YAML library, and a serde_yaml round trip,
-//! which keeps the short-form tags, drops every comment and reflows the flow sequences), and
-//! the command fails naming what it did not find, or what the variant still holds that SAM
-//! local cannot read.
+//! The edits are anchored text edits, not a YAML round trip (serde_yaml 0.9 keeps the `!Ref`
+//! tags but drops every comment and reflows the flow sequences): each anchor (a `# variant:`
+//! or `# managed-instances:` marker, a parameter, a condition, a property, an exact line) must
+//! be found as often as expected, or the command fails naming it, and the result is checked
+//! for what it must no longer hold.
 
+#[cfg(test)]
 use std::collections::BTreeSet;
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
@@ -57,8 +40,8 @@ use serde_json::Value;
 use crate::paths;
 use crate::stack::{DEFAULT_MAX_CONCURRENCY, FUNCTIONS};
 
-/// The marker comment in `Globals.Function` that the variant replaces (with the comment lines
-/// right above it) by `CapacityProviderConfig`.
+/// The marker comment in `Globals.Function` that the Managed Instances variant replaces (with
+/// the comment lines right above it) by `CapacityProviderConfig`.
 pub(crate) const GLOBALS_MARKER: &str = "    # managed-instances: globals";
 
 /// The LMI minimum memory of a function: 2 GB (and 1 vCPU) per execution environment.
@@ -74,59 +57,114 @@ pub(crate) const MAX_CONCURRENCY_RANGE: RangeInclusive<u32> = 1..=1600;
 /// The capacity provider's logical id in template.yaml.
 pub(crate) const CAPACITY_PROVIDER: &str = "ManagedInstancesCapacityProvider";
 
+/// A Lambda architecture, as `Architectures` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// The architecture of the machine this runs on, whose binaries the emulators run.
+    pub(crate) fn host() -> Self {
+        if std::env::consts::ARCH == "aarch64" {
+            Self::Arm64
+        } else {
+            Self::X86_64
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("variant").required(true)))]
 pub struct Args {
     /// Write the Lambda Managed Instances variant (a stack of its own).
     #[arg(long, group = "variant")]
     pub managed_instances: bool,
-    /// Write the `sam local start-api` variant (REST API from SAM events, no authorizer).
+    /// Write the REST variant, for LocalStack and `sam local start-api` (SAM Api events,
+    /// payload 1.0, no authorizer).
+    #[arg(long, visible_alias = "sam-local", group = "variant")]
+    pub rest: bool,
+    /// Write the MiniStack variant: the HTTP API without its authorizer.
     #[arg(long, group = "variant")]
-    pub sam_local: bool,
+    pub emulator: bool,
     /// PerExecutionEnvironmentMaxConcurrency: invocations one execution environment serves at
     /// once (Lambda sets AWS_LAMBDA_MAX_CONCURRENCY from it). The local stack's default.
-    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENCY, conflicts_with = "sam_local",
+    #[arg(long, default_value_t = DEFAULT_MAX_CONCURRENCY, conflicts_with_all = ["rest", "emulator"],
           value_parser = clap::value_parser!(u32).range(1..=1600))]
     pub max_concurrency: u32,
-    /// Where to write the variant [default: .local/template-managed-instances.yaml, or
-    /// .local/template-sam-local.yaml].
+    /// The functions' architecture in the --rest and --emulator variants [default: the host's].
+    #[arg(long, value_enum, conflicts_with = "managed_instances")]
+    pub architecture: Option<Architecture>,
+    /// Where to write the variant [default: .local/template-<variant>.yaml].
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
-/// The variant's default path (git-ignored).
-pub(crate) fn default_out() -> PathBuf {
-    paths::local().join("template-managed-instances.yaml")
+/// Where a variant is written by default (git-ignored).
+pub(crate) fn default_out(variant: &str) -> PathBuf {
+    paths::local().join(format!("template-{variant}.yaml"))
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if args.sam_local {
-        let out = args.out.clone().unwrap_or_else(default_sam_local_out);
-        write_sam_local(&out)?;
-        eprintln!(
-            "wrote the `sam local` variant of template.yaml (a REST API from SAM events, no \
-             authorizer): README.md, \"`sam local` (Docker)\", has the commands"
-        );
-        println!("{}", out.display());
-        return Ok(());
-    }
-    let out = args.out.clone().unwrap_or_else(default_out);
-    write_managed_instances(args.max_concurrency, &out)?;
-    eprintln!(
-        "wrote the Lambda Managed Instances variant of template.yaml \
-         (PerExecutionEnvironmentMaxConcurrency {}): build and deploy it as a stack of its own \
-         (README.md, \"Lambda Managed Instances (optional)\", has the commands)",
-        args.max_concurrency
-    );
+    let architecture = args.architecture.unwrap_or_else(Architecture::host);
+    let (out, what) = if args.rest {
+        let out = args.out.clone().unwrap_or_else(|| default_out("rest"));
+        write_emulator_variant(Flavour::Rest, architecture, &out)?;
+        (
+            out,
+            format!(
+                "the REST variant of template.yaml ({}, AuthMode=jwt): README.md, \"Running \
+                 under LocalStack\" and \"`sam local` (Docker)\", has the commands",
+                architecture.name()
+            ),
+        )
+    } else if args.emulator {
+        let out = args.out.clone().unwrap_or_else(|| default_out("emulator"));
+        write_emulator_variant(Flavour::Http, architecture, &out)?;
+        (
+            out,
+            format!(
+                "the MiniStack variant of template.yaml (the HTTP API without its authorizer, \
+                 {}, AuthMode=jwt): `cargo xtask emulator up` deploys it",
+                architecture.name()
+            ),
+        )
+    } else {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| default_out("managed-instances"));
+        write_managed_instances(args.max_concurrency, &out)?;
+        (
+            out,
+            format!(
+                "the Lambda Managed Instances variant of template.yaml \
+                 (PerExecutionEnvironmentMaxConcurrency {}): build and deploy it as a stack of \
+                 its own (README.md, \"Lambda Managed Instances (optional)\", has the commands)",
+                args.max_concurrency
+            ),
+        )
+    };
+    eprintln!("wrote {what}");
     println!("{}", out.display());
     Ok(())
 }
 
+mod emulators;
 mod managed_instances;
-mod sam_local;
 
+pub(crate) use emulators::*;
 pub(crate) use managed_instances::*;
-pub(crate) use sam_local::*;
 
 /// Reads template.yaml, derives `what` from its text, writes it to `out` (creating its folder).
 fn write_variant(
@@ -162,6 +200,12 @@ fn section(lines: &[String], name: &str) -> Result<Range<usize>> {
 
 fn indentation(line: &str) -> usize {
     line.len() - line.trim_start_matches(' ').len()
+}
+
+/// A line without its trailing ` # comment` (YAML: a `#` after a space starts a comment; our
+/// templates put none inside quoted strings on key lines).
+fn without_comment(line: &str) -> &str {
+    line.find(" #").map_or(line, |at| &line[..at]).trim_end()
 }
 
 /// The lines of the mapping entry `key` at `indent` spaces in section `name`: its key line
@@ -231,7 +275,20 @@ fn replace_line(
     Ok(())
 }
 
+/// Replaces every occurrence of `old` in `text` by `new`; there must be exactly `count`.
+fn replace_counted(text: &str, old: &str, new: &str, count: usize) -> Result<String> {
+    let found = text.matches(old).count();
+    ensure!(
+        found == count,
+        "anchor {}: `{}` appears {found} times in template.yaml, expected {count}",
+        if found == 0 { "missing" } else { "ambiguous" },
+        old.trim_end()
+    );
+    Ok(text.replace(old, new))
+}
+
 /// The top-level entries of Resources: (logical id, lines of its entry).
+#[cfg(test)]
 fn resource_entries(lines: &[String]) -> Result<Vec<(String, Range<usize>)>> {
     let within = section(lines, "Resources")?;
     let mut entries = Vec::new();
@@ -240,7 +297,7 @@ fn resource_entries(lines: &[String]) -> Result<Vec<(String, Range<usize>)>> {
         if indentation(line) != 2 || line.trim_start().starts_with('#') {
             continue;
         }
-        if let Some(key) = line.trim().strip_suffix(':') {
+        if let Some(key) = without_comment(line).trim().strip_suffix(':') {
             entries.push((key.to_owned(), index..entry_end(lines, &within, index, 2)));
         }
     }
@@ -249,6 +306,7 @@ fn resource_entries(lines: &[String]) -> Result<Vec<(String, Range<usize>)>> {
 
 /// Logical id -> cargo binary (`Metadata.BuildProperties.Binary`) of every
 /// AWS::Serverless::Function, in template order.
+#[cfg(test)]
 fn function_binaries(lines: &[String]) -> Result<Vec<(String, String)>> {
     let mut functions = Vec::new();
     for (id, entry) in resource_entries(lines)? {
@@ -261,9 +319,12 @@ fn function_binaries(lines: &[String]) -> Result<Vec<(String, String)>> {
         }
         let binary = entry
             .iter()
-            .find_map(|line| line.strip_prefix("        Binary: "))
+            .find_map(|line| {
+                let (_, rest) = line.split_once("Binary: ")?;
+                Some(rest.trim_end_matches(['}', ' ']).trim())
+            })
             .with_context(|| format!("{id} has no Metadata.BuildProperties.Binary"))?;
-        functions.push((id, binary.trim().to_owned()));
+        functions.push((id, binary.to_owned()));
     }
     ensure!(
         !functions.is_empty(),
@@ -296,7 +357,8 @@ fn comments_above(lines: &[String], floor: usize, start: usize, indent: usize) -
 }
 
 /// The one entry `key` at `indent` inside `parent` (a section's or an entry's lines, named
-/// `place` in the error when there is none or more than one).
+/// `place` in the error when there is none or more than one). A trailing comment on the key
+/// line is allowed.
 fn child_entry(
     lines: &[String],
     parent: Range<usize>,
@@ -323,108 +385,25 @@ fn child_entry(
     }
 }
 
-/// Replaces every `!If [condition, a, b]` (a flow sequence on one line) and every block
-/// `key: !If` whose items are `- condition`, `- a`, `- b` (one line each) by `a`
-/// (`then_branch`) or `b`. Whatever other form names the condition is left for the caller's
-/// leftover check to report.
-fn resolve_condition(lines: &mut Vec<String>, condition: &str, then_branch: bool) -> Result<()> {
-    let pick = usize::from(!then_branch) + 1;
-    for (index, line) in lines.iter_mut().enumerate() {
+/// Fails, naming the line, when a line that is not a comment still contains one of
+/// `leftovers` (word, why it must not be there).
+fn check_leftovers(text: &str, leftovers: &[(&str, &str)]) -> Result<()> {
+    for (index, line) in text.lines().enumerate() {
         if line.trim_start().starts_with('#') {
             continue;
         }
-        let mut from = 0;
-        while let Some(offset) = line[from..].find("!If [") {
-            let start = from + offset;
-            let open = start + "!If ".len();
-            let (items, end) = flow_sequence(line, open)
-                .with_context(|| format!("template.yaml line {}: {line}", index + 1))?;
-            if items.first().map(String::as_str) == Some(condition) {
-                ensure!(
-                    items.len() == 3,
-                    "template.yaml line {}: an !If with {} items",
-                    index + 1,
-                    items.len()
-                );
-                let chosen = items[pick].clone();
-                line.replace_range(start..end, &chosen);
-                // The chosen branch may hold another !If on the condition: look again.
-                from = start;
-            } else {
-                from = open;
-            }
+        if let Some((word, why)) = leftovers
+            .iter()
+            .find(|(word, _)| without_comment(line).contains(word))
+        {
+            bail!(
+                "the variant still holds `{word}` ({why}) at its line {}: teach \
+                 lab/src/template.rs about it",
+                index + 1
+            );
         }
-    }
-    let mut index = 0;
-    while index + 3 < lines.len() {
-        let key_line = &lines[index];
-        let items_indent = indentation(key_line) + 2;
-        let item = |line: &String| {
-            (indentation(line) == items_indent)
-                .then(|| line.trim_start().strip_prefix("- "))
-                .flatten()
-                .map(str::to_owned)
-        };
-        let is_block_if = !key_line.trim_start().starts_with('#')
-            && key_line.trim_end().ends_with(": !If")
-            && item(&lines[index + 1]).as_deref() == Some(condition);
-        if is_block_if {
-            let branches = [item(&lines[index + 2]), item(&lines[index + 3])];
-            let single_line = lines
-                .get(index + 4)
-                .is_none_or(|next| next.trim().is_empty() || indentation(next) < items_indent);
-            match (&branches, single_line) {
-                ([Some(then), Some(otherwise)], true) => {
-                    let chosen = if then_branch { then } else { otherwise };
-                    let key = key_line.trim_end().trim_end_matches("!If").to_owned();
-                    lines[index] = format!("{key}{chosen}");
-                    lines.drain(index + 1..index + 4);
-                }
-                _ => bail!(
-                    "template.yaml line {}: an !If on {condition} whose branches are not one \
-                     line each",
-                    index + 1
-                ),
-            }
-        }
-        index += 1;
     }
     Ok(())
-}
-
-/// The items of the flow sequence opening at byte `open` of `line` (a `[`), trimmed, and the
-/// byte after its closing `]`. Quotes and nested sequences and mappings are kept whole.
-fn flow_sequence(line: &str, open: usize) -> Result<(Vec<String>, usize)> {
-    ensure!(line[open..].starts_with('['), "no flow sequence at {open}");
-    let mut items = Vec::new();
-    let mut depth = 0usize;
-    let mut item_start = open + 1;
-    let mut quote: Option<char> = None;
-    let mut chars = line[open..].char_indices().map(|(at, c)| (open + at, c));
-    while let Some((at, c)) = chars.next() {
-        match (quote, c) {
-            (Some('"'), '\\') => {
-                chars.next();
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '[' | '{') => depth += 1,
-            (None, ']' | '}') => {
-                depth -= 1;
-                if depth == 0 {
-                    items.push(line[item_start..at].trim().to_owned());
-                    return Ok((items, at + 1));
-                }
-            }
-            (None, ',') if depth == 1 => {
-                items.push(line[item_start..at].trim().to_owned());
-                item_start = at + 1;
-            }
-            (None, _) => {}
-        }
-    }
-    bail!("a flow sequence that does not close on its line")
 }
 
 #[cfg(test)]
@@ -459,45 +438,32 @@ mod tests {
                 .map(|cli| cli.args)
         };
         let managed = parse(&["--managed-instances", "--max-concurrency", "8"]).expect("MI");
-        assert!(managed.managed_instances && !managed.sam_local);
+        assert!(managed.managed_instances && !managed.rest && !managed.emulator);
         assert_eq!(managed.max_concurrency, 8);
-        let sam_local = parse(&["--sam-local", "--out", "x.yaml"]).expect("sam local");
-        assert!(sam_local.sam_local && !sam_local.managed_instances);
+        let rest = parse(&["--rest", "--out", "x.yaml"]).expect("rest");
+        assert!(rest.rest && rest.architecture.is_none());
+        // The variant's old name still works.
+        assert!(parse(&["--sam-local"]).expect("sam local").rest);
+        let emulator = parse(&["--emulator", "--architecture", "arm64"]).expect("emulator");
+        assert!(emulator.emulator);
+        assert_eq!(emulator.architecture, Some(Architecture::Arm64));
         assert!(parse(&[]).is_err());
-        assert!(parse(&["--sam-local", "--managed-instances"]).is_err());
-        assert!(parse(&["--sam-local", "--max-concurrency", "8"]).is_err());
+        assert!(parse(&["--rest", "--managed-instances"]).is_err());
+        assert!(parse(&["--rest", "--emulator"]).is_err());
+        assert!(parse(&["--rest", "--max-concurrency", "8"]).is_err());
+        assert!(parse(&["--managed-instances", "--architecture", "x86_64"]).is_err());
     }
 
     #[test]
-    fn an_if_on_a_condition_resolves_to_one_branch() {
-        let resolve = |text: &str, then_branch: bool| {
-            let mut lines = lines(text);
-            resolve_condition(&mut lines, "C", then_branch).map(|()| lines.join("\n"))
-        };
-        assert_eq!(
-            resolve("  A: !If [C, x, \"y, z]\"]", false).expect("flow"),
-            "  A: \"y, z]\""
-        );
-        assert_eq!(
-            resolve("  A: !If [D, !If [C, [1, 2], {k: v}], 'it''s']", true).expect("nested"),
-            "  A: !If [D, [1, 2], 'it''s']"
-        );
-        assert_eq!(
-            resolve("  A: !If [C, !If [C, a, b], c]", true).expect("twice"),
-            "  A: a"
-        );
-        assert_eq!(
-            resolve(
-                "  A: !If\n    - C\n    - !Ref X\n    - !Ref Y\n  B: 1",
-                false
-            )
-            .expect("block"),
-            "  A: !Ref Y\n  B: 1"
-        );
-        // Other conditions and comments stay as they are.
-        let other = "  A: !If\n    - D\n    - x\n    - y\n  # !If [C, a, b]";
-        assert_eq!(resolve(other, true).expect("other"), other);
-        assert!(resolve("  A: !If [C, a,\n    b]", true).is_err());
-        assert!(resolve("  A: !If [C, a]", true).is_err());
+    fn counted_replacements_and_leftovers_fail_with_their_anchor() {
+        assert_eq!(replace_counted("a b a", "a", "c", 2).expect("two"), "c b c");
+        let error = replace_counted("a b a", "a", "c", 1).expect_err("ambiguous");
+        assert!(format!("{error:#}").contains("ambiguous"), "{error:#}");
+        let error = replace_counted("b", "a", "c", 1).expect_err("missing");
+        assert!(format!("{error:#}").contains("missing"), "{error:#}");
+        check_leftovers("# HttpApi\nx: 1  # HttpApi", &[("HttpApi", "why")]).expect("comments");
+        let error = check_leftovers("a: 1\nb: !Ref HttpApi", &[("HttpApi", "why")]).expect_err("x");
+        assert!(format!("{error:#}").contains("line 2"), "{error:#}");
+        assert_eq!(without_comment("  HttpApi:  # variant: api"), "  HttpApi:");
     }
 }

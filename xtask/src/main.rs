@@ -61,8 +61,8 @@ enum Command {
     Histories(histories::Args),
     /// MTTD / MTTR / MTBF and their trend from the incident log.
     Incidents(incidents::Args),
-    /// Write a variant of template.yaml: Lambda Managed Instances (a stack of its own), or
-    /// what `sam local start-api` can serve.
+    /// Write a variant of template.yaml: the REST API of LocalStack and `sam local`, the
+    /// MiniStack one, or Lambda Managed Instances (a stack of its own).
     Template(template::Args),
 }
 

@@ -17,7 +17,7 @@ pub(crate) struct Expectation {
 }
 
 /// Which copy of the events: API Gateway HTTP API (payload 2.0, `events/<name>`) or REST API
-/// (payload 1.0, `events/v1/<name>`, what `template.yaml`'s `ApiType=rest` sends).
+/// (payload 1.0, `events/v1/<name>`, what the REST variant of `template.yaml` sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Payload {
     V2,

@@ -326,6 +326,9 @@ mod tests {
         assert!(
             TEMPLATE.contains("\n    ReservedConcurrentExecutions: !If [HasReservedConcurrency")
         );
+        // Reserved concurrency is off unless asked for: a new account's quota cannot hold it.
+        let reserved = entry_text(TEMPLATE, "Parameters", 2, "ReservedConcurrency");
+        assert!(reserved.contains("\n    Default: -1\n"), "{reserved}");
     }
 
     #[test]

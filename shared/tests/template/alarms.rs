@@ -28,29 +28,14 @@ struct AlarmSpec {
     denominator_statistic: Option<String>,
 }
 
-/// An AWS/ApiGateway alarm's dimensions: the API of the flavour in use (ApiId of the HTTP
-/// API, ApiName of the REST API) and stage v1.
-fn assert_reads_the_api_in_use(context: &str, properties: &Value) {
+/// An AWS/ApiGateway alarm's dimensions: this stack's HTTP API (`ApiId`) and stage v1.
+fn assert_reads_the_api(context: &str, properties: &Value) {
     let dimensions = properties["Dimensions"]
         .as_sequence()
         .unwrap_or_else(|| panic!("{context}: Dimensions"));
     assert_eq!(dimensions.len(), 2, "{context}: {dimensions:?}");
-    let (tag, names) = tagged(&dimensions[0]["Name"])
-        .unwrap_or_else(|| panic!("{context}: the API dimension must follow ApiType"));
-    assert_eq!(tag, "If", "{context}");
-    assert_eq!(names[0].as_str(), Some("UseHttpApi"), "{context}");
-    assert_eq!(names[1].as_str(), Some("ApiId"), "{context}");
-    assert_eq!(names[2].as_str(), Some("ApiName"), "{context}");
-    let (tag, values) = tagged(&dimensions[0]["Value"]).expect("the API dimension's value");
-    assert_eq!(tag, "If", "{context}");
-    assert_eq!(values[0].as_str(), Some("UseHttpApi"), "{context}");
-    assert_eq!(ref_target(&values[1]), "HttpApi", "{context}");
-    let (tag, name) = tagged(&values[2]).expect("the REST API's name");
-    assert_eq!(
-        (tag.as_str(), text(name)),
-        ("Sub", "${AWS::StackName}-api"),
-        "{context}"
-    );
+    assert_eq!(dimensions[0]["Name"].as_str(), Some("ApiId"), "{context}");
+    assert!(is_ref(&dimensions[0]["Value"], "HttpApi"), "{context}");
     assert_eq!(dimensions[1]["Name"].as_str(), Some("Stage"), "{context}");
     assert_eq!(dimensions[1]["Value"].as_str(), Some("v1"), "{context}");
 }
@@ -138,29 +123,14 @@ fn every_alarm_of_ops_alarms_json_is_in_the_template_with_the_same_numbers() {
                     spec.period_seconds,
                     "{context}: Period"
                 );
-                match tagged(&properties["MetricName"]) {
-                    // !If [UseHttpApi, <HTTP API metric>, <REST API metric>]
-                    Some((tag, branches)) => {
-                        assert_eq!(tag, "If", "{context}: MetricName");
-                        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{context}");
-                        assert_eq!(
-                            branches[1].as_str(),
-                            spec.http_api_metric.as_deref(),
-                            "{context}: the HTTP API's MetricName (httpApiMetric)"
-                        );
-                        assert_eq!(text(&branches[2]), spec.metric, "{context}: MetricName");
-                    }
-                    None => {
-                        assert!(spec.http_api_metric.is_none(), "{context}: not conditional");
-                        assert_eq!(
-                            text(&properties["MetricName"]),
-                            spec.metric,
-                            "{context}: MetricName"
-                        );
-                    }
-                }
+                // The HTTP API names some metrics its own way (5xx for 5XXError).
+                assert_eq!(
+                    text(&properties["MetricName"]),
+                    spec.http_api_metric.as_deref().unwrap_or(&spec.metric),
+                    "{context}: MetricName"
+                );
                 if properties["Namespace"].as_str() == Some("AWS/ApiGateway") {
-                    assert_reads_the_api_in_use(&context, properties);
+                    assert_reads_the_api(&context, properties);
                 }
                 let statistic = properties["Statistic"]
                     .as_str()
@@ -339,15 +309,20 @@ fn every_canary_rolls_back_on_its_own_server_error_rate() {
         assert_eq!(found.len(), 1, "one alarm named <stack>-{suffix}");
         found[0].clone()
     };
+    // Every function deploys through a canary (Globals), with alarms of its own.
+    let canary = &template["Globals"]["Function"]["DeploymentPreference"];
+    assert!(is_ref(&canary["Enabled"], "CanaryDeployments"));
+    assert_eq!(canary["Type"].as_str(), Some("Canary10Percent5Minutes"));
+    assert!(canary["Alarms"].is_null(), "alarms are each function's own");
     for (id, function) in resources(&template, "AWS::Serverless::Function") {
         let binary = &binaries[&id];
         let preference = &function["Properties"]["DeploymentPreference"];
-        assert!(is_ref(&preference["Enabled"], "CanaryDeployments"), "{id}");
-        assert_eq!(
-            preference["Type"].as_str(),
-            Some("Canary10Percent5Minutes"),
-            "{id}"
-        );
+        for inherited in ["Enabled", "Type"] {
+            assert!(
+                preference[inherited].is_null(),
+                "{id}: {inherited} is Globals'"
+            );
+        }
         let (tag, branches) = tagged(&preference["Alarms"])
             .unwrap_or_else(|| panic!("{id}: Alarms must be !If [OnAws, [...], [...]]"));
         assert_eq!(tag, "If", "{id}");
@@ -420,18 +395,19 @@ fn the_dashboard_is_json_and_reads_this_stacks_series() {
     }
 }
 
-/// The runbook links' base is a parameter with a placeholder default and no trailing slash.
+/// The runbook links' base is a parameter without a default (a placeholder would link every
+/// alarm nowhere: CloudFormation refuses a deployment that does not name it) and without a
+/// trailing slash; every link names a file of runbooks/.
 #[test]
-fn runbook_links_are_built_from_one_parameter() {
+fn runbook_links_are_built_from_one_required_parameter() {
     let template = template();
     let parameter = &template["Parameters"]["RunbookBaseUrl"];
-    let default = parameter["Default"].as_str().expect("a default");
     assert!(
-        default.starts_with("https://") && !default.ends_with('/'),
-        "{default}"
+        parameter["Default"].is_null(),
+        "RunbookBaseUrl has a default: {:?}",
+        parameter["Default"]
     );
-    assert!(default.ends_with("/runbooks"), "{default}");
-    assert!(parameter["AllowedPattern"].is_string());
+    assert!(text(&parameter["AllowedPattern"]).ends_with("[^/\\s]$"));
     for (id, alarm) in resources(&template, "AWS::CloudWatch::Alarm") {
         let (tag, description) = tagged(&alarm["Properties"]["AlarmDescription"])
             .unwrap_or_else(|| panic!("{id}: AlarmDescription must be a !Sub"));
@@ -449,6 +425,35 @@ fn runbook_links_are_built_from_one_parameter() {
             "{id}: runbooks/{runbook} does not exist"
         );
     }
+}
+
+/// AlarmEmail has no default either: a deployment names the address that hears the alarms, or
+/// says `none` (only Slack or its own subscriptions to the topic then hear them), and only an
+/// address makes a subscription.
+#[test]
+fn the_alarm_email_is_a_decision_of_every_deployment() {
+    let template = template();
+    let parameter = &template["Parameters"]["AlarmEmail"];
+    assert!(parameter["Default"].is_null(), "{parameter:?}");
+    assert!(
+        text(&parameter["AllowedPattern"]).starts_with("^(none|"),
+        "{parameter:?}"
+    );
+    let (tag, negated) = tagged(&template["Conditions"]["HasAlarmEmail"]).expect("HasAlarmEmail");
+    assert_eq!(tag, "Not");
+    assert!(is_equals(&negated[0], "AlarmEmail", "none"));
+    let subscriptions = resources(&template, "AWS::SNS::Subscription");
+    assert_eq!(subscriptions.len(), 1);
+    let subscription = subscriptions.values().next().expect("a subscription");
+    assert_eq!(condition(subscription), Some("HasAlarmEmail"));
+    assert!(is_ref(
+        &subscription["Properties"]["Endpoint"],
+        "AlarmEmail"
+    ));
+    assert_eq!(
+        subscription["Properties"]["Protocol"].as_str(),
+        Some("email")
+    );
 }
 
 /// Optional Slack: with both SlackWorkspaceId and SlackChannelId (a rule refuses one without

@@ -1,402 +1,160 @@
-//! The API: one flavour per stack, the router's routes, stage v1, authorizers and auth parameters.
+//! The API: the router's routes as the functions' HttpApi events, stage v1, the JWT authorizer
+//! on every route, and the auth parameters and rules.
 
 use super::*;
 
-/// The function whose `live` alias `reference` names (`CreateOrderFunctionAliaslive`, the
-/// logical id SAM gives the AWS::Lambda::Alias of AutoPublishAlias).
-fn alias_function(reference: &str, binaries: &BTreeMap<String, String>) -> String {
-    let logical_id = reference
-        .strip_suffix("Aliaslive")
-        .unwrap_or_else(|| panic!("the integration must target the live alias, not {reference}"));
-    binaries
-        .get(logical_id)
-        .unwrap_or_else(|| panic!("{reference} is the alias of {logical_id}, which is no function"))
-        .clone()
-}
-
-/// The function a `!Sub "...${<Function>Aliaslive}/invocations"` integration URI points at.
-fn integration_function(uri: &Value, binaries: &BTreeMap<String, String>) -> String {
-    let (tag, value) = tagged(uri).expect("the integration uri is a !Sub");
-    assert_eq!(tag, "Sub");
-    let uri = text(value);
-    assert!(
-        uri.starts_with(
-            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-        ) && uri.ends_with("/invocations"),
-        "not a Lambda proxy integration uri: {uri}"
-    );
-    let start = uri
-        .find("/functions/${")
-        .expect("the uri names the function")
-        + "/functions/${".len();
-    let reference = &uri[start..start + uri[start..].find('}').expect("closing brace")];
-    alias_function(reference, binaries)
-}
-
-/// The REST API (`Api`, an AWS::Serverless::Api): there is exactly one, for ApiType=rest.
-fn rest_api(template: &Value) -> &Value {
-    let apis = resources(template, "AWS::Serverless::Api");
-    assert_eq!(
-        apis.keys().collect::<Vec<_>>(),
-        ["Api"],
-        "one REST API, named Api"
-    );
-    apis["Api"]
-}
-
-/// The paths of the REST API's explicit DefinitionBody.
-fn definition_routes(template: &Value) -> BTreeSet<Route> {
+/// The routes the functions declare: every event must be an `HttpApi` event of `HttpApi`,
+/// given as (METHOD, path, function).
+fn event_routes(template: &Value) -> BTreeSet<Route> {
     let binaries = function_binaries(template);
-    let body = &rest_api(template)["Properties"]["DefinitionBody"];
     let mut routes = BTreeSet::new();
-    for (path, methods) in body["paths"].as_mapping().expect("DefinitionBody.paths") {
-        for (method, operation) in methods.as_mapping().expect("methods of a path") {
-            let integration = &operation["x-amazon-apigateway-integration"];
-            assert_eq!(
-                integration["type"].as_str(),
-                Some("aws_proxy"),
-                "{path:?} {method:?}"
+    for (id, function) in resources(template, "AWS::Serverless::Function") {
+        let events = function["Properties"]["Events"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id} has no Events: which route does it serve?"));
+        for (name, event) in events {
+            let context = format!("{id}.Events.{}", text(name));
+            assert_eq!(event["Type"].as_str(), Some("HttpApi"), "{context}");
+            let properties = &event["Properties"];
+            assert_eq!(ref_target(&properties["ApiId"]), "HttpApi", "{context}");
+            assert!(
+                properties["Auth"].is_null(),
+                "{context}: a route sets its own Auth; every route takes the API's authorizer"
             );
-            assert_eq!(
-                integration["httpMethod"].as_str(),
-                Some("POST"),
-                "{path:?} {method:?}"
+            let route = (
+                text(&properties["Method"]).to_ascii_uppercase(),
+                text(&properties["Path"]).to_owned(),
+                binaries[&id].clone(),
             );
-            let function = integration_function(&integration["uri"], &binaries);
-            routes.insert((
-                text(method).to_ascii_uppercase(),
-                text(path).to_owned(),
-                function,
-            ));
+            assert!(routes.insert(route.clone()), "{route:?} is declared twice");
         }
     }
     routes
 }
 
-/// The HTTP API's routes: each AWS::ApiGatewayV2::Route's RouteKey and the function behind the
-/// AWS_PROXY integration (payload 2.0) its Target names. Every route and integration belongs
-/// to `HttpApi` and exists only for ApiType=http.
-fn http_api_routes(template: &Value) -> BTreeSet<Route> {
-    let binaries = function_binaries(template);
-    let integrations = resources(template, "AWS::ApiGatewayV2::Integration");
-    let mut routes = BTreeSet::new();
-    for (id, route) in resources(template, "AWS::ApiGatewayV2::Route") {
-        let properties = &route["Properties"];
-        assert_eq!(condition(route), Some("UseHttpApi"), "{id}");
-        assert_eq!(ref_target(&properties["ApiId"]), "HttpApi", "{id}");
-        let (method, path) = text(&properties["RouteKey"])
-            .split_once(' ')
-            .unwrap_or_else(|| panic!("{id}: RouteKey is not `METHOD /path`"));
-        let (tag, target) = tagged(&properties["Target"])
-            .unwrap_or_else(|| panic!("{id}: Target must be !Sub \"integrations/${{<id>}}\""));
-        assert_eq!(tag, "Sub", "{id}");
-        let integration_id = text(target)
-            .strip_prefix("integrations/${")
-            .and_then(|rest| rest.strip_suffix('}'))
-            .unwrap_or_else(|| panic!("{id}: Target {target:?} names no integration"));
-        let integration = integrations.get(integration_id).unwrap_or_else(|| {
-            panic!("{id}: {integration_id} is no AWS::ApiGatewayV2::Integration")
-        });
-        let integration_properties = &integration["Properties"];
-        assert_eq!(
-            condition(integration),
-            Some("UseHttpApi"),
-            "{integration_id}"
-        );
-        assert_eq!(
-            ref_target(&integration_properties["ApiId"]),
-            "HttpApi",
-            "{integration_id}"
-        );
-        assert_eq!(
-            integration_properties["IntegrationType"].as_str(),
-            Some("AWS_PROXY"),
-            "{integration_id}"
-        );
-        assert_eq!(
-            integration_properties["PayloadFormatVersion"].as_str(),
-            Some("2.0"),
-            "{integration_id}: the functions' events are payload 2.0"
-        );
-        let function = alias_function(
-            ref_target(&integration_properties["IntegrationUri"]),
-            &binaries,
-        );
-        let route = (method.to_owned(), path.to_owned(), function);
-        assert!(routes.insert(route.clone()), "{route:?} is declared twice");
-    }
-    routes
-}
-
-/// What may invoke which function: every AWS::Lambda::Permission, as (METHOD, path pattern,
-/// function). Each lets API Gateway invoke a `live` alias from this stack's API, whichever
-/// flavour it is, on one route: `.../${ApiId}/*/<METHOD>/<path with * for parameters>`.
-fn permission_routes(template: &Value) -> BTreeSet<Route> {
-    let binaries = function_binaries(template);
-    let mut routes = BTreeSet::new();
-    for (id, permission) in resources(template, "AWS::Lambda::Permission") {
-        let properties = &permission["Properties"];
-        assert_eq!(condition(permission), None, "{id}: both flavours need it");
-        assert_eq!(
-            properties["Action"].as_str(),
-            Some("lambda:InvokeFunction"),
-            "{id}"
-        );
-        assert_eq!(
-            properties["Principal"].as_str(),
-            Some("apigateway.amazonaws.com"),
-            "{id}"
-        );
-        let function = alias_function(ref_target(&properties["FunctionName"]), &binaries);
-        let (tag, arguments) = tagged(&properties["SourceArn"])
-            .unwrap_or_else(|| panic!("{id}: SourceArn must be a !Sub"));
-        assert_eq!(tag, "Sub", "{id}");
-        let arn = text(&arguments[0]);
-        let pattern = arn
-            .strip_prefix(
-                "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ApiId}/*/",
-            )
-            .unwrap_or_else(|| panic!("{id}: SourceArn {arn} is not this stack's API, any stage"));
-        let (method, path) = pattern
-            .split_once('/')
-            .unwrap_or_else(|| panic!("{id}: {pattern} names no method"));
-        let (tag, branches) = tagged(&arguments[1]["ApiId"])
-            .unwrap_or_else(|| panic!("{id}: ApiId must be !If [UseHttpApi, ...]"));
-        assert_eq!(tag, "If", "{id}");
-        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{id}");
-        assert_eq!(ref_target(&branches[1]), "HttpApi", "{id}");
-        assert_eq!(ref_target(&branches[2]), "Api", "{id}");
-        let route = (method.to_owned(), format!("/{path}"), function);
-        assert!(routes.insert(route.clone()), "{route:?} is permitted twice");
-    }
-    routes
-}
-
-/// A route with its path parameters as `*`, as an execute-api ARN matches them.
-fn starred(routes: &BTreeSet<Route>) -> BTreeSet<Route> {
-    routes
-        .iter()
-        .map(|(method, path, function)| {
-            let path = path
-                .split('/')
-                .map(|segment| {
-                    if segment.starts_with('{') {
-                        "*"
-                    } else {
-                        segment
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            (method.clone(), path, function.clone())
-        })
-        .collect()
+/// The one HTTP API, `HttpApi` (an AWS::Serverless::HttpApi).
+fn http_api(template: &Value) -> &Value {
+    let apis = resources(template, "AWS::Serverless::HttpApi");
+    assert_eq!(apis.keys().collect::<Vec<_>>(), ["HttpApi"], "one HTTP API");
+    apis["HttpApi"]
 }
 
 #[test]
 fn routes_of_the_template_equal_the_router_table() {
     let template = template();
-    let router = router();
     assert_eq!(
-        http_api_routes(&template),
-        router,
-        "HTTP API routes differ from the Cargo.toml router"
+        event_routes(&template),
+        router(),
+        "the functions' HttpApi events differ from the Cargo.toml router"
     );
-    assert_eq!(
-        definition_routes(&template),
-        router,
-        "REST Api DefinitionBody paths differ from the Cargo.toml router"
-    );
-    assert_eq!(
-        permission_routes(&template),
-        starred(&router),
-        "the Lambda permissions differ from the Cargo.toml router"
-    );
-    // No SAM events: they cannot be conditional, and they would add a second API or permission.
-    for (id, function) in resources(&template, "AWS::Serverless::Function") {
+    // Each route is written once, as an event: SAM derives the integrations and permissions,
+    // and the REST flavour is generated (`cargo xtask template --rest`).
+    for kind in [
+        "AWS::ApiGatewayV2::Api",
+        "AWS::ApiGatewayV2::Route",
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::Lambda::Permission",
+        "AWS::Serverless::Api",
+        "AWS::ApiGateway::RestApi",
+    ] {
         assert!(
-            function["Properties"]["Events"].is_null(),
-            "{id} has Events: routes are the APIs' and permissions are explicit"
+            resources(&template, kind).is_empty(),
+            "template.yaml writes {kind} by hand"
         );
     }
+    assert!(
+        http_api(&template)["Properties"]["DefinitionBody"].is_null(),
+        "an OpenAPI body would be a second copy of the routes"
+    );
     // Every function of the router is built by the template under its own name.
     let binaries: BTreeSet<String> = function_binaries(&template).into_values().collect();
     assert_eq!(binaries, workspace_functions());
 }
 
-/// `ApiType` picks the flavour: http (the default) or rest, and each flavour's resources exist
-/// only for it, so a stack has exactly one API.
+/// Stage v1 with the stage-wide throttle of ApiThrottleRate/Burst and JSON access logs.
 #[test]
-fn one_api_per_stack_chosen_by_api_type_http_by_default() {
+fn the_http_api_serves_stage_v1_throttled_with_json_access_logs() {
     let template = template();
-    let parameter = &template["Parameters"]["ApiType"];
-    assert_eq!(parameter["Default"].as_str(), Some("http"));
-    let allowed: Vec<&str> = parameter["AllowedValues"]
-        .as_sequence()
-        .expect("ApiType has AllowedValues")
-        .iter()
-        .map(text)
-        .collect();
-    assert_eq!(allowed, ["http", "rest"]);
-    let conditions = &template["Conditions"];
-    let (tag, pair) = tagged(&conditions["UseHttpApi"]).expect("UseHttpApi");
-    assert!(tag == "Equals" && is_ref(&pair[0], "ApiType") && pair[1].as_str() == Some("http"));
-    // The negation, so that every !If [UseHttpApi, HttpApi, Api] names an API that exists.
-    let (tag, negated) = tagged(&conditions["UseRestApi"]).expect("UseRestApi");
-    assert_eq!(tag, "Not");
-    assert!(
-        matches!(tagged(&negated[0]), Some((tag, name)) if tag == "Condition" && name.as_str() == Some("UseHttpApi"))
-    );
-
-    assert_eq!(condition(rest_api(&template)), Some("UseRestApi"));
-    for kind in [
-        "AWS::ApiGatewayV2::Api",
-        "AWS::ApiGatewayV2::Stage",
-        "AWS::ApiGatewayV2::Integration",
-        "AWS::ApiGatewayV2::Route",
-    ] {
-        for (id, resource) in resources(&template, kind) {
-            assert_eq!(condition(resource), Some("UseHttpApi"), "{id} ({kind})");
-        }
-    }
-    assert_eq!(
-        resources(&template, "AWS::ApiGatewayV2::Api")
-            .keys()
-            .collect::<Vec<_>>(),
-        ["HttpApi"]
-    );
-    for output in ["ApiUrl", "ApiId"] {
-        let (tag, branches) = tagged(&template["Outputs"][output]["Value"])
-            .unwrap_or_else(|| panic!("Outputs.{output} must be !If [UseHttpApi, ...]"));
-        assert_eq!(tag, "If", "{output}");
-        assert_eq!(branches[0].as_str(), Some("UseHttpApi"), "{output}");
-    }
-    // The URL includes the stage in both flavours (`<ApiUrl>/users/...`).
-    let url = &template["Outputs"]["ApiUrl"]["Value"];
-    let (_, branches) = tagged(url).expect("ApiUrl");
-    for branch in [&branches[1], &branches[2]] {
-        let (tag, value) = tagged(branch).expect("a !Sub");
-        assert_eq!(tag, "Sub");
-        assert!(text(value).ends_with("/v1"), "{value:?}");
-    }
-    assert_eq!(
-        template["Outputs"]["ApiStage"]["Value"].as_str(),
-        Some("v1")
-    );
-}
-
-/// Both flavours serve stage v1 with the stage-wide throttle of ApiThrottleRate/Burst and JSON
-/// access logs to the same log group.
-#[test]
-fn both_flavours_serve_stage_v1_throttled_with_json_access_logs() {
-    let template = template();
-    let json_format = |place: &str, format: &Value| {
-        let parsed: serde_json::Value = serde_json::from_str(text(format))
-            .unwrap_or_else(|error| panic!("{place}: the access log format is no JSON: {error}"));
-        assert!(parsed["requestId"].is_string(), "{place}: {parsed}");
-        assert!(parsed["status"].is_string(), "{place}: {parsed}");
-    };
-    let log_group = |place: &str, destination: &Value| {
-        let (tag, target) = tagged(destination).expect("!GetAtt");
-        assert_eq!(tag, "GetAtt", "{place}");
-        assert_eq!(text(target), "ApiAccessLogGroup.Arn", "{place}");
-    };
-
-    let rest = &rest_api(&template)["Properties"];
-    assert_eq!(rest["StageName"].as_str(), Some("v1"));
-    let settings = &rest["MethodSettings"][0];
-    assert!(is_ref(&settings["ThrottlingRateLimit"], "ApiThrottleRate"));
-    assert!(is_ref(
-        &settings["ThrottlingBurstLimit"],
-        "ApiThrottleBurst"
-    ));
-    json_format("REST", &rest["AccessLogSetting"]["Format"]);
-    log_group("REST", &rest["AccessLogSetting"]["DestinationArn"]);
-
-    let stages = resources(&template, "AWS::ApiGatewayV2::Stage");
-    assert_eq!(stages.len(), 1, "one HTTP API stage");
-    let stage = &stages.values().next().expect("a stage")["Properties"];
-    assert_eq!(ref_target(&stage["ApiId"]), "HttpApi");
-    assert_eq!(stage["StageName"].as_str(), Some("v1"));
-    assert_eq!(stage["AutoDeploy"].as_bool(), Some(true));
-    let defaults = &stage["DefaultRouteSettings"];
+    let properties = &http_api(&template)["Properties"];
+    assert_eq!(properties["StageName"].as_str(), Some("v1"));
+    let defaults = &properties["DefaultRouteSettings"];
     assert!(is_ref(&defaults["ThrottlingRateLimit"], "ApiThrottleRate"));
     assert!(is_ref(
         &defaults["ThrottlingBurstLimit"],
         "ApiThrottleBurst"
     ));
-    json_format("HTTP", &stage["AccessLogSettings"]["Format"]);
-    log_group("HTTP", &stage["AccessLogSettings"]["DestinationArn"]);
+    let logs = &properties["AccessLogSettings"];
+    let parsed: serde_json::Value = serde_json::from_str(text(&logs["Format"]))
+        .unwrap_or_else(|error| panic!("the access log format is no JSON: {error}"));
+    assert!(parsed["requestId"].is_string(), "{parsed}");
+    assert!(parsed["status"].is_string(), "{parsed}");
+    let (tag, target) = tagged(&logs["DestinationArn"]).expect("!GetAtt");
+    assert_eq!(
+        (tag.as_str(), text(target)),
+        ("GetAtt", "ApiAccessLogGroup.Arn")
+    );
+    // The URL includes the stage (`<ApiUrl>/users/...`); the outputs the runbooks read.
+    let outputs = &template["Outputs"];
+    let (tag, url) = tagged(&outputs["ApiUrl"]["Value"]).expect("a !Sub");
+    assert_eq!(
+        (tag.as_str(), text(url)),
+        ("Sub", "${HttpApi.ApiEndpoint}/v1")
+    );
+    assert!(is_ref(&outputs["ApiId"]["Value"], "HttpApi"));
+    assert_eq!(outputs["ApiType"]["Value"].as_str(), Some("http"));
+    assert_eq!(outputs["ApiStage"]["Value"].as_str(), Some("v1"));
 }
 
+/// Every route needs a token the API's JWT authorizer accepts (signature, expiry, issuer,
+/// audience) before a function runs. SAM cannot make the authorizer conditional, so it is
+/// unconditional here; the emulator variants drop it for their jwt mode.
 #[test]
-fn every_route_is_guarded_by_the_same_conditional_authorizer() {
+fn every_route_needs_the_jwt_authorizer() {
     let template = template();
-    let body = &rest_api(&template)["Properties"]["DefinitionBody"];
-    for (path, methods) in body["paths"].as_mapping().expect("paths") {
-        for (method, operation) in methods.as_mapping().expect("methods") {
-            let (tag, arguments) = tagged(&operation["security"])
-                .unwrap_or_else(|| panic!("{path:?} {method:?} has no conditional security"));
-            assert_eq!(tag, "If", "{path:?} {method:?}");
-            assert_eq!(
-                arguments[0].as_str(),
-                Some("UseApiGatewayAuth"),
-                "{path:?} {method:?}"
-            );
-            assert!(
-                arguments[1][0]["CognitoAuthorizer"].is_sequence(),
-                "{path:?} {method:?}"
-            );
-        }
-    }
-
-    // HTTP API: JWT on every route in apigateway mode, none in jwt mode (the functions verify).
-    let authorizers = resources(&template, "AWS::ApiGatewayV2::Authorizer");
+    let auth = &http_api(&template)["Properties"]["Auth"];
+    let default = text(&auth["DefaultAuthorizer"]);
+    let authorizers = auth["Authorizers"].as_mapping().expect("Authorizers");
+    assert_eq!(authorizers.len(), 1, "one authorizer");
+    let authorizer = &auth["Authorizers"][default];
     assert_eq!(
-        authorizers.keys().collect::<Vec<_>>(),
-        ["HttpApiAuthorizer"]
-    );
-    let authorizer = authorizers["HttpApiAuthorizer"];
-    assert_eq!(condition(authorizer), Some("UseHttpApiAuthorizer"));
-    let (tag, terms) = tagged(&template["Conditions"]["UseHttpApiAuthorizer"]).expect("condition");
-    assert_eq!(tag, "And");
-    let terms: BTreeSet<&str> = terms
-        .as_sequence()
-        .expect("terms")
-        .iter()
-        .map(|term| text(tagged(term).expect("!Condition").1))
-        .collect();
-    assert_eq!(terms, BTreeSet::from(["UseHttpApi", "UseApiGatewayAuth"]));
-    let properties = &authorizer["Properties"];
-    assert_eq!(ref_target(&properties["ApiId"]), "HttpApi");
-    assert_eq!(properties["AuthorizerType"].as_str(), Some("JWT"));
-    assert_eq!(
-        properties["IdentitySource"][0].as_str(),
+        authorizer["IdentitySource"].as_str(),
         Some("$request.header.Authorization")
     );
-    assert!(!properties["JwtConfiguration"]["Issuer"].is_null());
+    let jwt = &authorizer["JwtConfiguration"];
+    assert!(!jwt["issuer"].is_null(), "{jwt:?}");
     assert_eq!(
-        properties["JwtConfiguration"]["Audience"]
-            .as_sequence()
-            .map(Vec::len),
+        jwt["audience"].as_sequence().map(Vec::len),
         Some(1),
         "the authorizer checks one audience"
     );
-    for (id, route) in resources(&template, "AWS::ApiGatewayV2::Route") {
-        let properties = &route["Properties"];
-        let (tag, branches) = tagged(&properties["AuthorizationType"])
-            .unwrap_or_else(|| panic!("{id}: AuthorizationType must be conditional"));
-        assert_eq!(tag, "If", "{id}");
-        assert_eq!(branches[0].as_str(), Some("UseApiGatewayAuth"), "{id}");
-        assert_eq!(branches[1].as_str(), Some("JWT"), "{id}");
-        assert_eq!(branches[2].as_str(), Some("NONE"), "{id}");
-        let (tag, branches) = tagged(&properties["AuthorizerId"])
-            .unwrap_or_else(|| panic!("{id}: AuthorizerId must be conditional"));
-        assert_eq!(tag, "If", "{id}");
-        assert_eq!(branches[0].as_str(), Some("UseApiGatewayAuth"), "{id}");
-        assert_eq!(ref_target(&branches[1]), "HttpApiAuthorizer", "{id}");
-        assert_eq!(ref_target(&branches[2]), "AWS::NoValue", "{id}");
+    // No route opts out: event_routes refuses an event with its own Auth.
+    assert_eq!(event_routes(&template).len(), router().len());
+}
+
+/// jwt mode (the functions verify HS256 tokens of a shared key) is for emulators: a rule
+/// refuses it without EmulatorEndpoint, and without a key and its fingerprint.
+#[test]
+fn jwt_mode_is_refused_without_an_emulator_and_a_key() {
+    let template = template();
+    let mut guarded = BTreeSet::new();
+    for rule in rules(&template).into_values() {
+        if is_equals(&rule["RuleCondition"], "AuthMode", "jwt") {
+            guarded.extend(asserted_non_empty(rule, "Equals"));
+        }
     }
+    assert_guarded(
+        &guarded,
+        "AuthMode=jwt",
+        &[
+            "EmulatorEndpoint",
+            "AuthJwtSecret",
+            "AuthJwtSecretFingerprint",
+        ],
+    );
+    assert_eq!(
+        template["Parameters"]["AuthMode"]["Default"].as_str(),
+        Some("apigateway")
+    );
 }
 
 /// Auth fails closed: in apigateway mode the functions refuse to start without AUTH_AUDIENCE,
@@ -442,9 +200,9 @@ fn apigateway_mode_requires_an_audience_and_the_functions_always_get_it() {
 }
 
 /// `CreateUserPool=true` (off by default) creates a Cognito pool and a public app client, and
-/// the authorizer (both flavours) and the functions take their issuer and audience from them;
-/// the functions then read the user from `username` (HTTP API: access tokens) or
-/// `cognito:username` (REST API: ID tokens), because Cognito's `sub` is a UUID, not `user-N`.
+/// the authorizer and the functions take their issuer and audience from them; the functions
+/// then read the user from `username` (Cognito access tokens), because Cognito's `sub` is a
+/// UUID, not `user-N`.
 #[test]
 fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
     let template = template();
@@ -511,20 +269,11 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
         &tagged(&variables["AUTH_AUDIENCE"]).expect("If").1[1],
         "UserPoolClient"
     ));
-    // The HTTP API's authorizer trusts exactly what the functions check.
-    let jwt = &template["Resources"]["HttpApiAuthorizer"]["Properties"]["JwtConfiguration"];
-    assert_eq!(jwt["Issuer"], variables["AUTH_ISSUER"]);
-    assert_eq!(jwt["Audience"][0], variables["AUTH_AUDIENCE"]);
-    // The REST API's Cognito authorizer names the created pool.
-    let provider = &rest_api(&template)["Properties"]["DefinitionBody"]["securityDefinitions"];
-    let (_, branches) = tagged(provider).expect("securityDefinitions is an If");
-    let arns = &branches[1]["CognitoAuthorizer"]["x-amazon-apigateway-authorizer"]["providerARNs"];
-    let (tag, choice) = tagged(&arns[0]).expect("providerARNs[0] is an If");
-    assert_eq!(tag, "If");
-    assert_eq!(choice[0].as_str(), Some("CreateCognitoUserPool"));
-    assert!(
-        matches!(tagged(&choice[1]), Some((tag, target)) if tag == "GetAtt" && text(target) == "UserPool.Arn")
-    );
+    // The authorizer trusts exactly what the functions check.
+    let auth = &http_api(&template)["Properties"]["Auth"];
+    let jwt = &auth["Authorizers"][text(&auth["DefaultAuthorizer"])]["JwtConfiguration"];
+    assert_eq!(jwt["issuer"], variables["AUTH_ISSUER"]);
+    assert_eq!(jwt["audience"][0], variables["AUTH_AUDIENCE"]);
 
     // The claim that names the user.
     let claim = &variables["AUTH_USER_CLAIM"];
@@ -535,12 +284,8 @@ fn an_optional_cognito_pool_feeds_the_authorizer_and_the_functions() {
     let (tag, derived) = tagged(&branches[2]).expect("the derived claim");
     assert_eq!(tag, "If");
     assert_eq!(derived[0].as_str(), Some("CreateCognitoUserPool"));
+    assert_eq!(derived[1].as_str(), Some("username"));
     assert_eq!(derived[2].as_str(), Some("sub"));
-    let (tag, by_flavour) = tagged(&derived[1]).expect("by flavour");
-    assert_eq!(tag, "If");
-    assert_eq!(by_flavour[0].as_str(), Some("UseHttpApi"));
-    assert_eq!(by_flavour[1].as_str(), Some("username"));
-    assert_eq!(by_flavour[2].as_str(), Some("cognito:username"));
 
     // A pool in jwt mode would issue tokens nothing accepts: refused.
     let refused = rules(&template).into_values().any(|rule| {
@@ -601,10 +346,10 @@ fn environment_parameters(template: &Value, value: &Value, found: &mut BTreeSet<
 
 /// SAM names a function's published version after its code and its *unresolved* environment,
 /// so a parameter that only changes an environment value would leave the `live` alias on the
-/// old version. Each function's VersionDescription therefore carries every such parameter
-/// (AuthJwtSecret, a secret, and EmulatorEndpoint excepted): a changed description replaces
-/// the version. And it fits the 256 characters of a version description at the parameters'
-/// longest values.
+/// old version. Each function's VersionDescription therefore carries every such parameter;
+/// the JWT key by its fingerprint (the key itself never: a description is no place for a
+/// secret), EmulatorEndpoint (emulators only) excepted. A changed description replaces the
+/// version. And it fits the 256 characters of a version description at the longest values.
 #[test]
 fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
     let template = template();
@@ -615,14 +360,20 @@ fn a_parameter_that_changes_the_environment_publishes_a_new_version() {
     for value in variables.values() {
         environment_parameters(&template, value, &mut expected);
     }
-    expected.remove("AuthJwtSecret");
-    expected.remove("EmulatorEndpoint");
     assert!(
-        expected.contains("LogLevel") && expected.contains("ApiType"),
-        "{expected:?}"
+        expected.remove("AuthJwtSecret"),
+        "the functions no longer read the key: revisit this test"
     );
+    expected.insert("AuthJwtSecretFingerprint".to_owned());
+    expected.remove("EmulatorEndpoint");
+    assert!(expected.contains("LogLevel"), "{expected:?}");
 
     let parameters = &template["Parameters"];
+    assert_eq!(
+        parameters["AuthJwtSecret"]["NoEcho"].as_bool(),
+        Some(true),
+        "the key is NoEcho"
+    );
     let longest = |name: &str| -> usize {
         let parameter = &parameters[name];
         if let Some(length) = parameter["MaxLength"].as_u64() {

@@ -1,70 +1,112 @@
-//! IAM: each function may call exactly the DynamoDB actions its code needs.
+//! IAM: each function may call exactly the DynamoDB actions its code needs, on the partition
+//! keys it needs (`dynamodb:LeadingKeys`), and an index only where it queries one.
 
 use super::*;
 
-/// `(required, tolerated)` DynamoDB actions per function, from the store code each one runs
-/// (shared/src/store/orders.rs):
-/// * create-order: BatchGetItem (user + products), a transaction of Put (order) and Update
-///   (stock), GetItem (the existing order after a failed condition, when the emulator does
-///   not return it with the cancellation reasons);
-/// * pay-order, cancel-order: GetItem (the order), a transaction of Updates (order, balance,
-///   stock);
-/// * get-order: GetItem (one order, the user of an empty list) and Query (the list index).
+/// The user's partition: balance, orders, Idempotency-Key records.
+const USER: &str = "USER#*";
+/// A product's partition: price and stock.
+const PRODUCT: &str = "PRODUCT#*";
+
+/// What one statement grants: an action on items whose partition keys all match these patterns.
+type Grant = (String, BTreeSet<&'static str>);
+
+/// The grants of each function, from the store code it runs (shared/src/store/orders.rs and
+/// idempotency.rs):
+/// * create-order: BatchGetItem of the user and the products in one request (so one statement
+///   must allow both patterns: IAM judges a batch's keys together), the transaction's Put
+///   (order) and Update (stock; the key's answer), GetItem and PutItem/UpdateItem of the key's
+///   record, GetItem of an existing order after a failed condition;
+/// * pay-order: the order, the balance and the key's record, all in the user's partition: never
+///   a product;
+/// * cancel-order: as pay-order, plus UpdateItem of the stock it gives back;
+/// * get-order: GetItem of one order, Query of the list index.
 ///
-/// `TransactWriteItems` is no IAM action: a transaction is authorized per contained action.
-/// No function sends a ConditionCheck, so none may hold ConditionCheckItem
+/// `TransactWriteItems` is no IAM action: a transaction is authorized per contained item, as
+/// the PutItem or UpdateItem it is. No function sends a ConditionCheck or deletes
 /// (`store_code_calls_the_operations_the_policies_assume` notices when one starts to).
-fn expected_actions(function: &str) -> (BTreeSet<&'static str>, BTreeSet<&'static str>) {
-    let set = |actions: &[&'static str]| actions.iter().copied().collect::<BTreeSet<_>>();
-    match function {
-        "create-order" => (
-            set(&[
-                "dynamodb:BatchGetItem",
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-            ]),
-            set(&[]),
-        ),
-        // Idempotency-Key records: PutItem claims, UpdateItem answers or releases.
-        "pay-order" | "cancel-order" => (
-            set(&[
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-            ]),
-            set(&[]),
-        ),
-        "get-order" => (set(&["dynamodb:GetItem", "dynamodb:Query"]), set(&[])),
+fn expected_grants(function: &str) -> BTreeSet<Grant> {
+    let on = |patterns: &[&'static str]| patterns.iter().copied().collect::<BTreeSet<_>>();
+    let own_items = [
+        ("dynamodb:GetItem", on(&[USER])),
+        ("dynamodb:PutItem", on(&[USER])),
+        ("dynamodb:UpdateItem", on(&[USER])),
+    ];
+    let grants: Vec<(&str, BTreeSet<&'static str>)> = match function {
+        "create-order" => own_items
+            .into_iter()
+            .chain([
+                ("dynamodb:BatchGetItem", on(&[USER, PRODUCT])),
+                ("dynamodb:UpdateItem", on(&[PRODUCT])),
+            ])
+            .collect(),
+        "pay-order" => own_items.into_iter().collect(),
+        "cancel-order" => own_items
+            .into_iter()
+            .chain([("dynamodb:UpdateItem", on(&[PRODUCT]))])
+            .collect(),
+        "get-order" => [
+            ("dynamodb:GetItem", on(&[USER])),
+            ("dynamodb:Query", on(&[USER])),
+        ]
+        .into_iter()
+        .collect(),
         other => panic!("no IAM expectation for function {other}: add one here"),
+    };
+    grants
+        .into_iter()
+        .map(|(action, patterns)| (action.to_owned(), patterns))
+        .collect()
+}
+
+/// Which part of the table a policy resource is: `Some(None)` for the table
+/// (`!GetAtt OrdersTable.Arn`), `Some(Some(index))` for `!Sub "${OrdersTable.Arn}/index/<index>"`.
+fn table_part(resource: &Value, table_id: &str) -> Option<Option<String>> {
+    match tagged(resource) {
+        Some((tag, value)) if tag == "GetAtt" => {
+            let name = match value {
+                Value::String(text) => text.clone(),
+                Value::Sequence(parts) => parts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("."),
+                _ => return None,
+            };
+            (name == format!("{table_id}.Arn")).then_some(None)
+        }
+        Some((tag, value)) if tag == "Sub" => value
+            .as_str()?
+            .strip_prefix(&format!("${{{table_id}.Arn}}/index/"))
+            .map(|index| Some(index.to_owned())),
+        _ => None,
     }
 }
 
-/// Whether a policy resource is the table (`!GetAtt OrdersTable.Arn`) or its indexes
-/// (`!Sub "${OrdersTable.Arn}/index/..."`).
-fn is_table_or_index(resource: &Value, table_id: &str) -> bool {
-    match tagged(resource) {
-        Some((tag, value)) if tag == "GetAtt" => match value {
-            Value::String(text) => *text == format!("{table_id}.Arn"),
-            Value::Sequence(parts) => {
-                parts.len() == 2
-                    && parts[0].as_str() == Some(table_id)
-                    && parts[1].as_str() == Some("Arn")
-            }
-            _ => false,
-        },
-        Some((tag, value)) if tag == "Sub" => value.as_str().is_some_and(|text| {
-            text.strip_prefix(&format!("${{{table_id}.Arn}}/index/"))
-                .is_some_and(|index| {
-                    index == "*" || index == order_service::store::schema::LIST_INDEX
-                })
-        }),
-        _ => false,
-    }
+/// The `dynamodb:LeadingKeys` patterns a statement confines its items to: its condition must
+/// be `ForAllValues:StringLike` on that key and nothing else.
+fn leading_keys(statement: &Value, context: &str) -> BTreeSet<&'static str> {
+    let condition = statement["Condition"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{context}: no Condition: every item of the table is open"));
+    assert_eq!(condition.len(), 1, "{context}: {condition:?}");
+    let like = &statement["Condition"]["ForAllValues:StringLike"];
+    let keys = like
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{context}: the condition is not ForAllValues:StringLike"));
+    assert_eq!(keys.len(), 1, "{context}: {keys:?}");
+    strings(&like["dynamodb:LeadingKeys"])
+        .into_iter()
+        .map(|pattern| match text(pattern) {
+            USER => USER,
+            PRODUCT => PRODUCT,
+            other => panic!("{context}: unknown partition pattern {other}"),
+        })
+        .collect()
 }
 
 #[test]
-fn each_function_may_call_exactly_the_dynamodb_actions_its_code_needs() {
+fn each_function_may_call_exactly_the_dynamodb_actions_its_code_needs_on_its_partitions() {
     let template = template();
     let table_id = resources(&template, "AWS::DynamoDB::Table")
         .into_keys()
@@ -88,58 +130,66 @@ fn each_function_may_call_exactly_the_dynamodb_actions_its_code_needs() {
                 panic!("{id}: only inline policy documents are allowed, got {policy:?}")
             });
             for statement in statements {
-                assert_eq!(
-                    statement["Effect"].as_str(),
-                    Some("Allow"),
-                    "{id}: {statement:?}"
-                );
+                let context = format!("{id} ({function}) {:?}", statement["Sid"]);
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{context}");
                 assert!(
                     statement["NotAction"].is_null() && statement["NotResource"].is_null(),
-                    "{id}: {statement:?}"
+                    "{context}"
                 );
-                for action in strings(&statement["Action"]) {
-                    let action = text(action);
-                    assert!(
-                        action.starts_with("dynamodb:"),
-                        "{id} ({function}) is granted {action}"
-                    );
-                    granted.insert(action.to_owned());
+                let actions: Vec<&str> = strings(&statement["Action"])
+                    .into_iter()
+                    .map(text)
+                    .collect();
+                let parts: Vec<Option<String>> = strings(&statement["Resource"])
+                    .into_iter()
+                    .map(|resource| {
+                        table_part(resource, &table_id).unwrap_or_else(|| {
+                            panic!("{context}: {resource:?} is neither the table nor its index")
+                        })
+                    })
+                    .collect();
+                // An index only for a Query, and a Query only of the index it lists by: a
+                // GetItem, PutItem or UpdateItem on an index does nothing.
+                for part in &parts {
+                    match part {
+                        Some(index) => {
+                            assert_eq!(
+                                index,
+                                order_service::store::schema::LIST_INDEX,
+                                "{context}"
+                            );
+                            assert_eq!(actions, ["dynamodb:Query"], "{context}: index grant");
+                        }
+                        None => assert!(
+                            !actions.contains(&"dynamodb:Query"),
+                            "{context}: the store queries the list index, not the table"
+                        ),
+                    }
                 }
-                for resource in strings(&statement["Resource"]) {
-                    assert!(
-                        is_table_or_index(resource, &table_id),
-                        "{id} ({function}): resource {resource:?} is neither the table nor its indexes"
-                    );
+                let patterns = leading_keys(statement, &context);
+                for action in actions {
+                    assert!(action.starts_with("dynamodb:"), "{context}: {action}");
+                    assert!(!action.contains('*'), "{context}: wildcard action {action}");
+                    for forbidden in ["Scan", "DeleteItem", "BatchWriteItem", "ConditionCheckItem"]
+                    {
+                        assert_ne!(action, format!("dynamodb:{forbidden}"), "{context}");
+                    }
+                    granted.insert((action.to_owned(), patterns.clone()));
                 }
             }
         }
-        for forbidden in [
-            "dynamodb:*",
-            "dynamodb:Scan",
-            "dynamodb:DeleteItem",
-            "dynamodb:BatchWriteItem",
-        ] {
+        if function == "pay-order" {
             assert!(
-                !granted.contains(forbidden),
-                "{function} must not be granted {forbidden}"
+                granted
+                    .iter()
+                    .all(|(_, patterns)| !patterns.contains(PRODUCT)),
+                "pay-order may touch a product: {granted:?}"
             );
         }
-        assert!(
-            !granted.iter().any(|action| action.contains('*')),
-            "{function}: wildcard action in {granted:?}"
-        );
-        let (required, tolerated) = expected_actions(function);
-        let granted: BTreeSet<&str> = granted.iter().map(String::as_str).collect();
-        let missing: Vec<&&str> = required.difference(&granted).collect();
-        assert!(
-            missing.is_empty(),
-            "{function} lacks {missing:?} (granted {granted:?})"
-        );
-        let allowed: BTreeSet<&str> = required.union(&tolerated).copied().collect();
-        let extra: Vec<&&str> = granted.difference(&allowed).collect();
-        assert!(
-            extra.is_empty(),
-            "{function} is granted more than its code needs: {extra:?}"
+        assert_eq!(
+            granted,
+            expected_grants(function),
+            "{function}: the grants differ from what its code needs"
         );
     }
     // No other IAM resource hands out DynamoDB access.
@@ -158,8 +208,8 @@ fn each_function_may_call_exactly_the_dynamodb_actions_its_code_needs() {
     }
 }
 
-/// The tripwire of `expected_actions`: the store's request code uses exactly the operations
-/// that table was written from. When this fails, update `expected_actions` and the policies.
+/// The tripwire of `expected_grants`: the store's request code uses exactly the operations
+/// that table was written from. When this fails, update `expected_grants` and the policies.
 #[test]
 fn store_code_calls_the_operations_the_policies_assume() {
     let code = read("shared/src/store/orders.rs");
@@ -173,7 +223,7 @@ fn store_code_calls_the_operations_the_policies_assume() {
     ] {
         assert!(
             code.contains(used),
-            "orders.rs no longer calls {used}: revisit expected_actions"
+            "orders.rs no longer calls {used}: revisit expected_grants"
         );
     }
     for unused in [
@@ -187,14 +237,14 @@ fn store_code_calls_the_operations_the_policies_assume() {
     ] {
         assert!(
             !code.contains(unused),
-            "orders.rs now calls {unused}: revisit expected_actions and the policies"
+            "orders.rs now calls {unused}: revisit expected_grants and the policies"
         );
     }
     let records = read("shared/src/store/idempotency.rs");
     for used in [".put_item()", ".update_item()", ".get_item()", ".update("] {
         assert!(
             records.contains(used),
-            "idempotency.rs no longer calls {used}: revisit expected_actions"
+            "idempotency.rs no longer calls {used}: revisit expected_grants"
         );
     }
     for unused in [
@@ -207,7 +257,7 @@ fn store_code_calls_the_operations_the_policies_assume() {
     ] {
         assert!(
             !records.contains(unused),
-            "idempotency.rs now calls {unused}: revisit expected_actions and the policies"
+            "idempotency.rs now calls {unused}: revisit expected_grants and the policies"
         );
     }
 }

@@ -3,7 +3,8 @@
 //! numbers in `ops/alarms.json` (and their runbooks), and the DynamoDB calls the store's code
 //! makes (each function's IAM policy). Also checks that the saved events in `events/` use the
 //! routes of that table and reference the orders their keys create, and that the optional Lambda
-//! Managed Instances resources exist only when asked for and hold no more than they need.
+//! Managed Instances resources exist only when asked for and hold no more than they need, and
+//! that samconfig.toml's environments build and deploy what they should.
 //!
 //! The template uses CloudFormation short tags (`!Ref`, `!Sub`, `!GetAtt`, `!If` ...), which
 //! serde_yaml keeps as `Value::Tagged`; the helpers below read them as such.
@@ -19,6 +20,7 @@ mod api;
 mod events;
 mod iam;
 mod managed_instances;
+mod samconfig;
 mod table;
 
 fn root() -> PathBuf {
