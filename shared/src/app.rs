@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
 use crate::http::{idempotency_key, path_order_id, path_user_id, reject_oversized_body, Reply};
-use crate::observability::{emit_metrics, RequestRecord};
+use crate::observability::{emit_metrics, Invocation, RequestRecord};
 use crate::store::{
     build_client, count_store_retries, ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
     Outcome,
@@ -131,6 +131,8 @@ impl<S> App<S> {
         work: impl Future<Output = Result<Reply, ServiceError>>,
     ) -> Response<Body> {
         let started = Instant::now();
+        // Taken first, so that the process's first invocation is the cold one.
+        let invocation = Invocation::of(request);
         let injected =
             self.fault_injection_rate > 0.0 && fastrand::f64() < self.fault_injection_rate;
         let budget = request
@@ -171,13 +173,9 @@ impl<S> App<S> {
                 (problem_response(&error), Some(error.code()), status, false)
             }
         };
-        let request_id = request
-            .lambda_context_ref()
-            .map(|context| context.request_id.clone())
-            .unwrap_or_default();
         let path = request.path_parameters_ref();
         tracing::info!(
-            requestId = %request_id,
+            requestId = %invocation.function_request_id,
             operation = operation.as_str(),
             userId = path.and_then(|parameters| parameters.first("userId")).unwrap_or(""),
             orderId = path.and_then(|parameters| parameters.first("orderId")).unwrap_or(""),
@@ -187,6 +185,11 @@ impl<S> App<S> {
             storeRetries = store_retries,
             replayed,
             fault = injected,
+            service = %invocation.service,
+            cold_start = invocation.cold_start,
+            function_request_id = %invocation.function_request_id,
+            correlation_id = invocation.correlation_id.as_deref(),
+            xray_trace_id = invocation.xray_trace_id.as_deref(),
             "request"
         );
         emit_metrics(&RequestRecord {
