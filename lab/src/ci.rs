@@ -128,6 +128,7 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
         duration: None,
         base_url: None,
         remote: crate::target::RemoteArgs::default(),
+        profile: None,
         // Correctness only (errors, exact stock, audit): latency belongs to the benchmarks, and
         // a cold JVM on a busy 2-core machine can take seconds. The bound is Lambda's timeout,
         // so only a hang fails it.
