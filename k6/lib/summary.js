@@ -143,6 +143,7 @@ export function summarize(data, suite = {}) {
         reportDir: config.reportDir,
         baseUrl: config.baseUrl,
         p95Ms: config.p95Ms,
+        profile: config.profile,
       },
       suite,
     ),

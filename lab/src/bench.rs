@@ -168,6 +168,7 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
         duration: Some(format!("{seconds}s")),
         base_url: None,
         remote: crate::target::RemoteArgs::default(),
+        profile: None,
         extra_env: vec![
             ("VUS".to_owned(), concurrency.to_string()),
             ("CANCEL_EVERY".to_owned(), "0".to_owned()),

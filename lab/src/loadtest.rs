@@ -51,6 +51,63 @@ impl Scenario {
     }
 }
 
+/// Which defaults k6 runs with (k6/lib/config.js, `PROFILE`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// The local stack: 200 req/s, p95 < 25 ms, no retries.
+    Local,
+    /// A deployed stage: half its `ApiThrottleRate` (50 req/s when unknown), p95 < 500 ms, two
+    /// retries of a throttled or refused request.
+    Stage,
+}
+
+/// The share of a stage's throttle (`ApiThrottleRate`) that a run offers: API Gateway's token
+/// bucket refuses what arrives faster than the rate once the burst is spent, and k6's arrivals
+/// are not perfectly even, so a run at the full rate would be throttled by its own jitter.
+const STAGE_THROTTLE_SHARE: f64 = 0.5;
+/// The template's default `ApiThrottleRate`, for a stage whose parameters are not known.
+const DEFAULT_STAGE_THROTTLE: f64 = 100.0;
+
+impl Profile {
+    /// The stage profile for a run away from this machine's stack: a deployed stack, or any
+    /// URL that is not on this machine.
+    fn for_run(args: &Args, base_url: &str) -> Self {
+        match args.profile {
+            Some(profile) => profile,
+            None if args.remote.stack.is_some() || !is_loopback_url(base_url) => Profile::Stage,
+            None => Profile::Local,
+        }
+    }
+}
+
+/// The k6 variables of a profile. The stage profile sets `PROFILE=stage` (k6's stage defaults:
+/// p95 < 500 ms, two retries) and, unless `--rate` says otherwise, the rate of the scenarios
+/// that hold one: half the stage's throttle (smoke keeps its 20 req/s when that is lower).
+fn profile_env(
+    profile: Profile,
+    scenario: Scenario,
+    rate_given: bool,
+    throttle: Option<f64>,
+) -> Vec<(String, String)> {
+    if profile == Profile::Local {
+        return Vec::new();
+    }
+    let mut env = vec![("PROFILE".to_owned(), "stage".to_owned())];
+    let rate = (throttle.unwrap_or(DEFAULT_STAGE_THROTTLE) * STAGE_THROTTLE_SHARE)
+        .floor()
+        .max(1.0);
+    let rate_variable = match scenario {
+        Scenario::Load | Scenario::Soak => Some("RATE"),
+        Scenario::Smoke if rate < 20.0 => Some("RATE"),
+        Scenario::Spike => Some("BASE_RATE"),
+        _ => None,
+    };
+    if let (Some(variable), false) = (rate_variable, rate_given) {
+        env.push((variable.to_owned(), format!("{rate:.0}")));
+    }
+    env
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     #[arg(value_enum)]
@@ -69,6 +126,10 @@ pub struct Args {
     /// Where a run away from the local stack goes, and with which tokens.
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
+    /// k6's defaults: `stage` (the default with --stack or a URL off this machine) runs at half
+    /// the stack's ApiThrottleRate with p95 < 500 ms; `local` keeps the local stack's figures.
+    #[arg(long, value_enum)]
+    pub(crate) profile: Option<Profile>,
     /// Extra k6 variables, e.g. --env MAX_RATE=800.
     #[arg(long = "env", value_parser = parse_pair)]
     pub extra_env: Vec<(String, String)>,
@@ -456,7 +517,26 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let sampler = state
         .as_ref()
         .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
-    let result = run_k6(args, &base_url, &tokens, &seed, &report_dir);
+    let profile = Profile::for_run(args, &base_url);
+    let profile_env = profile_env(
+        profile,
+        args.scenario,
+        args.rate.is_some(),
+        deployed
+            .as_ref()
+            .and_then(|target| target.api_throttle_rate),
+    );
+    if profile == Profile::Stage {
+        let variables: Vec<String> = profile_env
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        eprintln!(
+            "Stage profile ({}; k6/lib/config.js has its defaults, --env overrides them) ...",
+            variables.join(" ")
+        );
+    }
+    let result = run_k6(args, &base_url, &tokens, &seed, &report_dir, &profile_env);
     let resources: Option<ResourceSummary> = sampler.map(ResourceSampler::finish);
     let k6_passed = result?;
 
@@ -570,6 +650,7 @@ fn run_k6(
     tokens: &Tokens,
     seed: &SeedArgs,
     report_dir: &Path,
+    profile_env: &[(String, String)],
 ) -> Result<bool> {
     let script = paths::root()
         .join("k6")
@@ -588,6 +669,7 @@ fn run_k6(
         .env("BASE_URL", base_url)
         .env("REPORT_DIR", report_dir)
         .envs(seed.k6_env())
+        .envs(profile_env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -671,6 +753,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         duration: Some(args.duration.clone()),
         base_url: None,
         remote: RemoteArgs::default(),
+        profile: None,
         extra_env: Vec::new(),
         keep_stack: false,
         seed: None,
@@ -701,6 +784,51 @@ mod tests {
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn a_stage_run_offers_half_its_throttle_and_local_runs_are_untouched() {
+        let env = |profile, scenario, rate_given, throttle| -> Vec<(String, String)> {
+            profile_env(profile, scenario, rate_given, throttle)
+        };
+        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect()
+        };
+        assert!(env(Profile::Local, Scenario::Load, false, Some(100.0)).is_empty());
+        assert_eq!(
+            env(Profile::Stage, Scenario::Load, false, Some(100.0)),
+            pairs(&[("PROFILE", "stage"), ("RATE", "50")])
+        );
+        assert_eq!(
+            env(Profile::Stage, Scenario::Soak, false, Some(1_000.0)),
+            pairs(&[("PROFILE", "stage"), ("RATE", "500")])
+        );
+        // Unknown throttle: the template's default, 100 req/s.
+        assert_eq!(
+            env(Profile::Stage, Scenario::Spike, false, None),
+            pairs(&[("PROFILE", "stage"), ("BASE_RATE", "50")])
+        );
+        // --rate wins; smoke keeps its 20 req/s unless the throttle is below 40.
+        assert_eq!(
+            env(Profile::Stage, Scenario::Load, true, Some(100.0)),
+            pairs(&[("PROFILE", "stage")])
+        );
+        assert_eq!(
+            env(Profile::Stage, Scenario::Smoke, false, Some(100.0)),
+            pairs(&[("PROFILE", "stage")])
+        );
+        assert_eq!(
+            env(Profile::Stage, Scenario::Smoke, false, Some(10.0)),
+            pairs(&[("PROFILE", "stage"), ("RATE", "5")])
+        );
+        // Stress finds the knee by design: its steps stay as asked.
+        assert_eq!(
+            env(Profile::Stage, Scenario::Stress, false, Some(100.0)),
+            pairs(&[("PROFILE", "stage")])
+        );
     }
 
     #[test]

@@ -55,14 +55,19 @@ pub(crate) struct Target {
     pub table: String,
     /// The API's base URL, when the target knows it (a stack's `ApiUrl`, the local gateway).
     pub api_url: Option<String>,
+    /// A deployed stack's stage throttle (its `ApiThrottleRate` parameter, requests/s), which
+    /// a load run against it stays under.
+    pub api_throttle_rate: Option<f64>,
 }
 
 impl TargetArgs {
     pub(crate) fn resolve(&self) -> Result<Target> {
         if let Some(stack) = &self.stack {
-            let outputs =
-                crate::data::runtime()?.block_on(stack_outputs(stack, self.endpoint.as_deref()))?;
-            return target_from_outputs(stack, self.endpoint.clone(), &outputs);
+            let (outputs, parameters) = crate::data::runtime()?
+                .block_on(describe_stack(stack, self.endpoint.as_deref()))?;
+            let mut target = target_from_outputs(stack, self.endpoint.clone(), &outputs)?;
+            target.api_throttle_rate = throttle_rate(&parameters);
+            return Ok(target);
         }
         match (&self.endpoint, &self.table) {
             (Some(endpoint), table) => {
@@ -76,6 +81,7 @@ impl TargetArgs {
                     },
                     table,
                     api_url: None,
+                    api_throttle_rate: None,
                 });
             }
             (None, Some(table)) => {
@@ -86,6 +92,7 @@ impl TargetArgs {
                     },
                     table: table.clone(),
                     api_url: None,
+                    api_throttle_rate: None,
                 })
             }
             (None, None) => {}
@@ -117,7 +124,16 @@ fn target_from_outputs(
         api_url: outputs
             .get("ApiUrl")
             .map(|url| url.trim_end_matches('/').to_owned()),
+        api_throttle_rate: None,
     })
+}
+
+/// The stage throttle a stack was deployed with (`ApiThrottleRate`), when it has one.
+fn throttle_rate(parameters: &BTreeMap<String, String>) -> Option<f64> {
+    parameters
+        .get("ApiThrottleRate")
+        .and_then(|rate| rate.trim().parse::<f64>().ok())
+        .filter(|rate| rate.is_finite() && *rate > 0.0)
 }
 
 /// Settings for operator work on a real table: longer attempts than a function's (a full
@@ -140,6 +156,7 @@ impl Target {
             },
             table: state.table.clone(),
             api_url: Some(state.base_url.clone()),
+            api_throttle_rate: None,
         }
     }
 
@@ -196,8 +213,11 @@ fn usable(status: &str) -> bool {
     )
 }
 
-/// A stack's outputs, by key.
-async fn stack_outputs(stack: &str, endpoint: Option<&str>) -> Result<BTreeMap<String, String>> {
+/// A stack's outputs and parameters, each by key.
+async fn describe_stack(
+    stack: &str,
+    endpoint: Option<&str>,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
@@ -229,7 +249,7 @@ async fn stack_outputs(stack: &str, endpoint: Option<&str>) -> Result<BTreeMap<S
     if !usable(&status) {
         bail!("stack {stack} is {status}, not ready to use");
     }
-    Ok(found
+    let outputs = found
         .outputs()
         .iter()
         .filter_map(|output| {
@@ -238,7 +258,18 @@ async fn stack_outputs(stack: &str, endpoint: Option<&str>) -> Result<BTreeMap<S
                 output.output_value()?.to_owned(),
             ))
         })
-        .collect())
+        .collect();
+    let parameters = found
+        .parameters()
+        .iter()
+        .filter_map(|parameter| {
+            Some((
+                parameter.parameter_key()?.to_owned(),
+                parameter.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect();
+    Ok((outputs, parameters))
 }
 
 /// A run against a deployed stage or an emulator.
@@ -384,6 +415,18 @@ mod tests {
             [("ApiUrl".to_owned(), "https://x/v1".to_owned())].into();
         let error = target_from_outputs("orders-staging", None, &without_table).unwrap_err();
         assert!(error.to_string().contains("no TableName output"), "{error}");
+    }
+
+    #[test]
+    fn the_stage_throttle_comes_from_the_stack_parameters() {
+        let parameters = |value: &str| -> BTreeMap<String, String> {
+            [("ApiThrottleRate".to_owned(), value.to_owned())].into()
+        };
+        assert_eq!(throttle_rate(&parameters("100")), Some(100.0));
+        assert_eq!(throttle_rate(&parameters(" 250.5 ")), Some(250.5));
+        assert_eq!(throttle_rate(&parameters("0")), None);
+        assert_eq!(throttle_rate(&parameters("****")), None, "a masked value");
+        assert_eq!(throttle_rate(&BTreeMap::new()), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::domain::{Answer, Change, Claim, IdempotencyKey, NewOrder, Order, Orde
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
 use crate::http::{idempotency_key, path_order_id, path_user_id, reject_oversized_body, Reply};
-use crate::observability::{emit_metrics, RequestRecord};
+use crate::observability::{emit_metrics, Invocation, RequestRecord};
 use crate::store::{
     build_client, count_store_retries, with_deadline, ChangeOrders, CreateOrders, DynamoOrderStore,
     KeepAnswers, Outcome, RELEASE_RESERVE,
@@ -129,6 +129,8 @@ impl<S> App<S> {
         work: impl Future<Output = Result<Reply, ServiceError>>,
     ) -> Response<Body> {
         let started = Instant::now();
+        // Taken first, so that the process's first invocation is the cold one.
+        let invocation = Invocation::of(request);
         // On the heap: a handler's whole work (claim, reads, transaction retries, release) is a
         // large future, and moving it through the timeout layers on the stack overflowed the
         // 2 MB stack of test threads in debug builds.
@@ -180,13 +182,9 @@ impl<S> App<S> {
                 (problem_response(&error), Some(error.code()), status, false)
             }
         };
-        let request_id = request
-            .lambda_context_ref()
-            .map(|context| context.request_id.clone())
-            .unwrap_or_default();
         let path = request.path_parameters_ref();
         tracing::info!(
-            requestId = %request_id,
+            requestId = %invocation.function_request_id,
             operation = operation.as_str(),
             userId = path.and_then(|parameters| parameters.first("userId")).unwrap_or(""),
             orderId = path.and_then(|parameters| parameters.first("orderId")).unwrap_or(""),
@@ -196,6 +194,11 @@ impl<S> App<S> {
             storeRetries = store_retries,
             replayed,
             fault = injected,
+            service = %invocation.service,
+            cold_start = invocation.cold_start,
+            function_request_id = %invocation.function_request_id,
+            correlation_id = invocation.correlation_id.as_deref(),
+            xray_trace_id = invocation.xray_trace_id.as_deref(),
             "request"
         );
         emit_metrics(&RequestRecord {

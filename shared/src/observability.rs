@@ -1,8 +1,11 @@
 //! Logs and metrics. Logs are JSON lines from `tracing-subscriber`, one `request` line per
 //! request with its outcome; every line logged during an invocation carries the runtime's
 //! invocation span (`span.requestId`, `span.xrayTraceId`), so a log line leads to its X-Ray
-//! trace. Metrics are CloudWatch Embedded Metric Format lines on stdout: in Lambda they become
-//! metrics without any API call, locally `cargo xtask monitor` reads them.
+//! trace. The request line also carries the keys Powertools for AWS Lambda users search by
+//! (`service`, `cold_start`, `function_request_id`, `correlation_id` = the API Gateway request
+//! id, `xray_trace_id`; see `Invocation`). Metrics are CloudWatch Embedded Metric Format lines
+//! on stdout: in Lambda they become metrics without any API call, locally `cargo xtask monitor`
+//! reads them.
 //!
 //! Every metric carries a `Stack` dimension (`STACK_NAME`, "local" when unset) so that two
 //! stages in one account never feed each other's alarms, and server errors and latency are
@@ -10,9 +13,12 @@
 //! version can be told from the old one on a dashboard.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
 use serde_json::{json, Map, Value};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -31,8 +37,8 @@ pub fn log_filter(text: Option<&str>) -> Targets {
 
 /// The JSON log layer: one object per line, the event's fields at the top level and the
 /// current span (the Lambda runtime's per-invocation span, with `requestId` and `xrayTraceId`)
-/// under `span`.
-fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
+/// under `span`. Public so that tests can read the lines exactly as a function writes them.
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + 'static,
@@ -53,6 +59,97 @@ pub fn init_tracing() {
         .with(json_layer(std::io::stdout))
         .with(filter)
         .try_init();
+}
+
+/// Whether the process has served an invocation yet: Lambda starts a new execution environment
+/// (a cold start) for the first invocation it sends to a process, so exactly one invocation per
+/// process is cold, whichever of `AWS_LAMBDA_MAX_CONCURRENCY` workers takes it.
+#[derive(Debug)]
+pub struct ColdStart(AtomicBool);
+
+impl ColdStart {
+    pub const fn new() -> Self {
+        Self(AtomicBool::new(true))
+    }
+
+    /// True for the first call only.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Default for ColdStart {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The process's own cold-start flag.
+static PROCESS_COLD_START: ColdStart = ColdStart::new();
+
+/// Who served an invocation, under the keys Powertools for AWS Lambda logs carry, so a team's
+/// saved Logs Insights queries and habits work on these logs too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// `POWERTOOLS_SERVICE_NAME` when set (Powertools' own setting, to group functions under
+    /// one name); otherwise the function's name (`AWS_LAMBDA_FUNCTION_NAME`: the deployed
+    /// function's, or the binary's under `cargo lambda watch`).
+    pub service: String,
+    /// True only for the process's first invocation.
+    pub cold_start: bool,
+    /// The Lambda request id (also `requestId`, and `span.requestId` on every line).
+    pub function_request_id: String,
+    /// The API Gateway request id from the request context (HTTP API and REST alike): the
+    /// `requestId` of the API's access log line, so the two logs join on it.
+    pub correlation_id: Option<String>,
+    /// The X-Ray trace id of the invocation (absent locally).
+    pub xray_trace_id: Option<String>,
+}
+
+impl Invocation {
+    /// The invocation `request` belongs to. The first call in a process is its cold start.
+    pub fn of(request: &Request) -> Self {
+        Self::with(
+            request,
+            &PROCESS_COLD_START,
+            std::env::var("POWERTOOLS_SERVICE_NAME").ok(),
+        )
+    }
+
+    /// As `of`, with the cold-start flag and the service override given (for tests).
+    pub fn with(request: &Request, cold_start: &ColdStart, service: Option<String>) -> Self {
+        let context = request.lambda_context_ref();
+        let function_name = context
+            .map(|context| context.env_config.function_name.clone())
+            .filter(|name| !name.is_empty())
+            .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+            .unwrap_or_default();
+        Self {
+            service: service
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or(function_name),
+            cold_start: cold_start.take(),
+            function_request_id: context
+                .map(|context| context.request_id.clone())
+                .unwrap_or_default(),
+            correlation_id: request
+                .request_context_ref()
+                .and_then(api_request_id)
+                .map(str::to_owned),
+            xray_trace_id: context.and_then(|context| context.xray_trace_id.clone()),
+        }
+    }
+}
+
+/// The API Gateway request id of an HTTP API (payload 2.0) or REST API (payload 1.0) event.
+fn api_request_id(context: &RequestContext) -> Option<&str> {
+    match context {
+        RequestContext::ApiGatewayV2(context) => context.request_id.as_deref(),
+        RequestContext::ApiGatewayV1(context) => context.request_id.as_deref(),
+        // Other event sources (ALB, WebSocket) are not routed to these functions.
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
 }
 
 /// Where a metric comes from: its stack (stage) and the function version that served it.
@@ -326,6 +423,29 @@ mod tests {
             assert_eq!(line["span"]["requestId"], "req-1");
         }
         assert_eq!(lines[0]["attempt"], 2);
+    }
+
+    #[test]
+    fn only_the_first_invocation_is_cold_and_powertools_service_name_wins() {
+        let cold_start = ColdStart::new();
+        let request = lambda_http::request::from_str(include_str!("../../events/get-order.json"))
+            .unwrap()
+            .with_lambda_context(lambda_http::Context::default());
+        let first = Invocation::with(&request, &cold_start, Some("orders".into()));
+        assert!(first.cold_start);
+        assert_eq!(first.service, "orders");
+        assert_eq!(first.correlation_id.as_deref(), Some("events-get-order"));
+        assert_eq!(
+            first.xray_trace_id, None,
+            "no trace locally: the key is left out"
+        );
+        let second = Invocation::with(&request, &cold_start, Some("  ".into()));
+        assert!(!second.cold_start);
+        assert_eq!(
+            second.service,
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            "a blank override falls back to the function's name"
+        );
     }
 
     #[test]

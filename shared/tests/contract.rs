@@ -222,3 +222,52 @@ fn every_saved_event_is_an_api_gateway_event_lambda_http_accepts() {
     }
     assert!(parsed >= 20, "only {parsed} events");
 }
+
+/// What API Gateway answers by itself on AWS (throttle, authorizer, a function that could not
+/// answer) is documented beside the service's own problem documents, told apart by the
+/// content type.
+#[test]
+fn the_gateway_answers_are_documented_beside_the_service_problems() {
+    let create = |status: u16, content_type: &str, body: &serde_json::Value| {
+        check_response("POST", "/users/{userId}/orders", status, content_type, body)
+    };
+    let gateway = |message: &str| json!({ "message": message });
+    assert_eq!(
+        create(429, "application/json", &gateway("Too Many Requests")),
+        Ok(())
+    );
+    assert_eq!(
+        create(401, "application/json", &gateway("Unauthorized")),
+        Ok(())
+    );
+    assert_eq!(
+        create(
+            413,
+            "application/json",
+            &gateway("Request Entity Too Large")
+        ),
+        Ok(())
+    );
+    // 500 and 504 have no entry of their own: the 5XX range documents them.
+    assert_eq!(
+        create(500, "application/json", &gateway("Internal Server Error")),
+        Ok(())
+    );
+    assert_eq!(
+        create(
+            504,
+            "application/json",
+            &gateway("Endpoint request timed out")
+        ),
+        Ok(())
+    );
+    let unauthorized = json!({"type": "urn:x", "title": "t", "status": 401, "detail": "d", "code": "UNAUTHORIZED"});
+    assert_eq!(
+        create(401, "application/problem+json", &unauthorized),
+        Ok(())
+    );
+    // A gateway body is no problem document, and a problem document needs its code.
+    assert!(create(401, "application/problem+json", &gateway("Unauthorized")).is_err());
+    assert!(create(429, "application/json", &json!({})).is_err());
+    assert!(create(429, "text/plain", &gateway("Too Many Requests")).is_err());
+}
