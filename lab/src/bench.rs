@@ -16,7 +16,6 @@ use order_service::domain::{
     Change, CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, UserId,
 };
 use order_service::http::Reply;
-use order_service::store::ReadOrders;
 
 use crate::data::{self, SeedArgs};
 use crate::loadtest::{self, Scenario};
@@ -120,11 +119,10 @@ pub(crate) fn raw_level(
                     let pay_key = key("pay")
                         .transpose()
                         .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    change_once(store, user, pay_key, order_id, Change::Pay)
+                    change_once(store, user, pay_key, order_id, &Change::Pay)
                         .await
                         .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
-                    store
-                        .get_order(user, order_id)
+                    order_service::app::read::get_order(store, user, order_id)
                         .await
                         .map_err(|error| anyhow::anyhow!("get: {error}"))?;
                     durations.push(started.elapsed().as_secs_f64() * 1_000.0);

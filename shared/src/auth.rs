@@ -257,7 +257,7 @@ impl Authenticator {
             return Ok(());
         }
         Err(match access {
-            Access::ReadOrder => ServiceError::OrderNotFound,
+            Access::ReadOrder => crate::domain::Refusal::OrderNotFound.into(),
             Access::Other => ServiceError::Forbidden,
         })
     }
@@ -420,7 +420,7 @@ mod tests {
         ));
         assert!(matches!(
             auth.authorize(&request, &user("user-2"), Access::ReadOrder),
-            Err(ServiceError::OrderNotFound)
+            Err(ServiceError::Refused(crate::domain::Refusal::OrderNotFound))
         ));
         let anonymous = v2_request(serde_json::json!({"aud": "client-a"}), None);
         assert!(matches!(

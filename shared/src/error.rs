@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{Conflict, Money, ProductId, Refusal, ValidationError};
+use crate::domain::{Conflict, Refusal, ValidationError};
 
 /// A missing or invalid setting: the function fails its init with it. (Here, not in
 /// config.rs, so that auth.rs and config.rs do not import each other.)
@@ -25,20 +25,9 @@ pub enum ServiceError {
     Unauthorized(&'static str),
     #[error("the token's subject may not act on this user's orders")]
     Forbidden,
-    #[error("the user does not exist")]
-    UserNotFound,
-    #[error("the order does not exist")]
-    OrderNotFound,
-    #[error("product {0} does not exist")]
-    ProductNotFound(ProductId),
-    #[error("product {0} does not have enough stock for this order")]
-    OutOfStock(ProductId),
-    #[error("the balance is lower than the order total of {required}")]
-    InsufficientBalance { required: Money },
-    #[error("the order has already been paid")]
-    OrderAlreadyPaid,
-    #[error("the order has been cancelled")]
-    OrderCancelled,
+    /// A business refusal (`domain::Refusal` spells each one: code, title, detail).
+    #[error(transparent)]
+    Refused(Refusal),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     /// An earlier request with the same Idempotency-Key is still running; nothing was done for
@@ -78,13 +67,7 @@ impl ServiceError {
             ServiceError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ServiceError::Unauthorized(_) => "UNAUTHORIZED",
             ServiceError::Forbidden => "FORBIDDEN",
-            ServiceError::UserNotFound => "USER_NOT_FOUND",
-            ServiceError::OrderNotFound => "ORDER_NOT_FOUND",
-            ServiceError::ProductNotFound(_) => "PRODUCT_NOT_FOUND",
-            ServiceError::OutOfStock(_) => "OUT_OF_STOCK",
-            ServiceError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
-            ServiceError::OrderAlreadyPaid => "ORDER_ALREADY_PAID",
-            ServiceError::OrderCancelled => "ORDER_CANCELLED",
+            ServiceError::Refused(refusal) => refusal.code(),
             ServiceError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ServiceError::RequestInProgress { .. } => "REQUEST_IN_PROGRESS",
             ServiceError::Contention { .. } => "CONCURRENT_REQUEST",
@@ -101,38 +84,16 @@ impl ServiceError {
     /// The business refusal this error is, if it is one: the errors an Idempotency-Key keeps
     /// as its answer. Invalid input, contention and store or server failures are not.
     pub fn refusal(&self) -> Option<Refusal> {
-        Some(match self {
-            ServiceError::UserNotFound => Refusal::UserNotFound,
-            ServiceError::OrderNotFound => Refusal::OrderNotFound,
-            ServiceError::ProductNotFound(product_id) => Refusal::ProductNotFound {
-                product_id: product_id.clone(),
-            },
-            ServiceError::OutOfStock(product_id) => Refusal::OutOfStock {
-                product_id: product_id.clone(),
-            },
-            ServiceError::InsufficientBalance { required } => Refusal::InsufficientBalance {
-                required: *required,
-            },
-            ServiceError::OrderAlreadyPaid => Refusal::OrderAlreadyPaid,
-            ServiceError::OrderCancelled => Refusal::OrderCancelled,
-            _ => return None,
-        })
+        match self {
+            ServiceError::Refused(refusal) => Some(refusal.clone()),
+            _ => None,
+        }
     }
 }
 
 impl From<Refusal> for ServiceError {
     fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::UserNotFound => ServiceError::UserNotFound,
-            Refusal::OrderNotFound => ServiceError::OrderNotFound,
-            Refusal::ProductNotFound { product_id } => ServiceError::ProductNotFound(product_id),
-            Refusal::OutOfStock { product_id } => ServiceError::OutOfStock(product_id),
-            Refusal::InsufficientBalance { required } => {
-                ServiceError::InsufficientBalance { required }
-            }
-            Refusal::OrderAlreadyPaid => ServiceError::OrderAlreadyPaid,
-            Refusal::OrderCancelled => ServiceError::OrderCancelled,
-        }
+        ServiceError::Refused(refusal)
     }
 }
 

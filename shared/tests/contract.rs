@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-
 use std::time::Duration;
 
-use order_service::domain::{Money, ProductId};
+use order_service::domain::{Money, ProductId, Refusal};
 use order_service::ServiceError;
 use serde_json::json;
 use testkit::openapi::{check_response, document};
@@ -51,15 +50,27 @@ fn every_error() -> Vec<ServiceError> {
         ServiceError::UnsupportedMediaType,
         ServiceError::Unauthorized("x"),
         ServiceError::Forbidden,
-        ServiceError::UserNotFound,
-        ServiceError::OrderNotFound,
-        ServiceError::ProductNotFound(product()),
-        ServiceError::OutOfStock(product()),
-        ServiceError::InsufficientBalance {
+        Refusal::UserNotFound.into(),
+        Refusal::OrderNotFound.into(),
+        Refusal::ProductNotFound {
+            product_id: product(),
+        }
+        .into(),
+        Refusal::OutOfStock {
+            product_id: product(),
+        }
+        .into(),
+        Refusal::InsufficientBalance {
             required: Money::ZERO,
-        },
-        ServiceError::OrderAlreadyPaid,
-        ServiceError::OrderCancelled,
+        }
+        .into(),
+        Refusal::OrderAlreadyPaid.into(),
+        Refusal::OrderCancelled.into(),
+        Refusal::OrderNotPaid.into(),
+        Refusal::RefundExceedsOrder {
+            product_id: product(),
+        }
+        .into(),
         ServiceError::IdempotencyKeyReused,
         ServiceError::RequestInProgress { retry_after: wait },
         ServiceError::Contention { retry_after: wait },
@@ -72,8 +83,8 @@ fn every_error() -> Vec<ServiceError> {
     ]
 }
 
-/// The tripwire of `every_error`: a new variant makes this match non-exhaustive, and this test
-/// crate stops compiling until the variant is listed above too.
+/// The tripwire of `every_error`: a new variant (of the error or of a refusal) makes this
+/// match non-exhaustive, and this test crate stops compiling until it is listed above too.
 #[allow(dead_code)]
 fn listed(error: &ServiceError) {
     match error {
@@ -82,13 +93,17 @@ fn listed(error: &ServiceError) {
         | ServiceError::UnsupportedMediaType
         | ServiceError::Unauthorized(_)
         | ServiceError::Forbidden
-        | ServiceError::UserNotFound
-        | ServiceError::OrderNotFound
-        | ServiceError::ProductNotFound(_)
-        | ServiceError::OutOfStock(_)
-        | ServiceError::InsufficientBalance { .. }
-        | ServiceError::OrderAlreadyPaid
-        | ServiceError::OrderCancelled
+        | ServiceError::Refused(
+            Refusal::UserNotFound
+            | Refusal::OrderNotFound
+            | Refusal::ProductNotFound { .. }
+            | Refusal::OutOfStock { .. }
+            | Refusal::InsufficientBalance { .. }
+            | Refusal::OrderAlreadyPaid
+            | Refusal::OrderCancelled
+            | Refusal::OrderNotPaid
+            | Refusal::RefundExceedsOrder { .. },
+        )
         | ServiceError::IdempotencyKeyReused
         | ServiceError::RequestInProgress { .. }
         | ServiceError::Contention { .. }
@@ -115,7 +130,7 @@ fn every_problem_code_is_documented() {
 }
 
 /// The errors an Idempotency-Key keeps as its answer: business refusals, and only those.
-const REFUSALS: [&str; 7] = [
+const REFUSALS: [&str; 9] = [
     "USER_NOT_FOUND",
     "ORDER_NOT_FOUND",
     "PRODUCT_NOT_FOUND",
@@ -123,6 +138,8 @@ const REFUSALS: [&str; 7] = [
     "INSUFFICIENT_BALANCE",
     "ORDER_ALREADY_PAID",
     "ORDER_CANCELLED",
+    "ORDER_NOT_PAID",
+    "REFUND_EXCEEDS_ORDER",
 ];
 
 #[test]

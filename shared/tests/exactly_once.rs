@@ -6,14 +6,13 @@
 mod common;
 
 use std::time::Duration;
+use testkit::UseCases;
 
 use common::{one_unit, small_plan, stock};
 use dynamodb_faithful::Faults;
 use lambda_http::{Body, Response};
 use order_service::domain::{Change, OrderId, UserId};
-use order_service::store::{
-    ChangeOrders, CreateOrders, DynamoOrderStore, ReadOrders, StoreSettings,
-};
+use order_service::store::{DynamoOrderStore, StoreSettings};
 use order_service::ServiceError;
 use testkit::{answered, faithful_table, is_replayed, test_settings, Action, FaithfulTable};
 

@@ -6,14 +6,16 @@
 
 mod common;
 
+use order_service::domain::Refusal;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testkit::UseCases;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::stock;
 use lambda_http::{Body, Response};
 use order_service::domain::{Claim, Fingerprint, IdempotencyKey, NewOrder, OrderId, UserId};
-use order_service::store::{KeepAnswers, ReadOrders, SeedPlan, StoreSettings};
+use order_service::store::{KeepAnswers, SeedPlan, StoreSettings};
 use order_service::ServiceError;
 use testkit::{
     answered, fresh_table_with, is_replayed, new_order, seeded_table, test_settings, Action,
@@ -177,7 +179,10 @@ async fn racing_copies_of_a_keyed_request_have_one_effect_and_one_answer() {
     let refused = answered(&table.store, &user(1), Some("pay-2"), Action::Pay(order_id))
         .await
         .unwrap_err();
-    assert!(matches!(refused, ServiceError::OrderAlreadyPaid));
+    assert!(matches!(
+        refused,
+        ServiceError::Refused(Refusal::OrderAlreadyPaid)
+    ));
     let again = answered(&table.store, &user(1), Some("pay-2"), Action::Pay(order_id))
         .await
         .unwrap();
@@ -244,7 +249,10 @@ async fn a_business_refusal_is_the_keys_answer() {
     // WHEN user 1's keyed create is refused for stock
     let refused = answered(&table.store, &user(1), Some("k"), Action::Create(&scarce)).await;
     assert!(
-        matches!(refused, Err(ServiceError::OutOfStock(_))),
+        matches!(
+            refused,
+            Err(ServiceError::Refused(Refusal::OutOfStock { product_id: _ }))
+        ),
         "{refused:?}"
     );
     // AND the unit comes back
@@ -280,7 +288,10 @@ async fn a_business_refusal_is_the_keys_answer() {
     // A pay key answered 404 for one order is refused for another order.
     let missing = OrderId::random();
     let not_found = answered(&table.store, &user(1), Some("pk"), Action::Pay(missing)).await;
-    assert!(matches!(not_found, Err(ServiceError::OrderNotFound)));
+    assert!(matches!(
+        not_found,
+        Err(ServiceError::Refused(Refusal::OrderNotFound))
+    ));
     let mine = answered(
         &table.store,
         &user(1),

@@ -13,13 +13,15 @@
 
 mod common;
 
+use order_service::domain::Refusal;
 use std::time::Duration;
+use testkit::UseCases;
 
 use dynamodb_faithful::{Faults, Limits, Outage};
 use lambda_http::{Body, Response};
 use order_service::app::{create_once, App, Operation};
 use order_service::domain::{IdempotencyKey, NewOrder, OrderId, UserId};
-use order_service::store::{CreateOrders, ReadOrders, SeedPlan, StoreSettings};
+use order_service::store::{SeedPlan, StoreSettings};
 use order_service::ServiceError;
 use testkit::{
     answered, faithful_table, is_replayed, new_order, test_authenticator, test_settings, Action,
@@ -162,7 +164,9 @@ async fn a_refusal_whose_answer_was_lost_is_not_a_replay() {
     );
     // THEN it is the request's own first answer: 409 OUT_OF_STOCK, not marked replayed
     match refused {
-        Err(ServiceError::OutOfStock(product)) => assert_eq!(product.as_str(), "product-scarce"),
+        Err(ServiceError::Refused(Refusal::OutOfStock {
+            product_id: product,
+        })) => assert_eq!(product.as_str(), "product-scarce"),
         Ok(response) => panic!(
             "answered {} (replayed: {})",
             response.status(),

@@ -70,7 +70,9 @@ fn the_request_line_carries_the_monitor_fields_and_the_powertools_keys() {
         ] {
             let request = invocation(event, request_id);
             runtime.block_on(app.run(Operation::GetOrder, &request, async {
-                Err(ServiceError::OrderNotFound)
+                Err(ServiceError::Refused(
+                    order_service::domain::Refusal::OrderNotFound,
+                ))
             }));
         }
     });

@@ -3,12 +3,14 @@
 //! Idempotency-Keys have their own file, tests/idempotency.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use order_service::domain::Refusal;
 use std::sync::Arc;
+use testkit::UseCases;
 
 use order_service::domain::{
     Change, CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
-use order_service::store::{ChangeOrders, CreateOrders, ReadOrders, SeedPlan};
+use order_service::store::SeedPlan;
 use order_service::ServiceError;
 use testkit::{seeded_table, TestTable};
 
@@ -126,13 +128,13 @@ async fn an_order_goes_through_its_whole_lifecycle() {
         store
             .change_order(&user(1), order.order_id, Change::Pay, None)
             .await,
-        Err(ServiceError::OrderCancelled)
+        Err(ServiceError::Refused(Refusal::OrderCancelled))
     ));
     assert!(matches!(
         store
             .change_order(&user(1), order.order_id, Change::Cancel, None)
             .await,
-        Err(ServiceError::OrderCancelled)
+        Err(ServiceError::Refused(Refusal::OrderCancelled))
     ));
 }
 
@@ -145,13 +147,15 @@ async fn business_rules_are_enforced_with_specific_errors() {
         store
             .create_order(&user(99), &order_of(&[("product-1", 1)]), None)
             .await,
-        Err(ServiceError::UserNotFound)
+        Err(ServiceError::Refused(Refusal::UserNotFound))
     ));
     match store
         .create_order(&user(1), &order_of(&[("product-1", 1), ("nope", 1)]), None)
         .await
     {
-        Err(ServiceError::ProductNotFound(id)) => assert_eq!(id.as_str(), "nope"),
+        Err(ServiceError::Refused(Refusal::ProductNotFound { product_id: id })) => {
+            assert_eq!(id.as_str(), "nope")
+        }
         other => panic!("expected ProductNotFound, got {other:?}"),
     }
     match store
@@ -162,7 +166,9 @@ async fn business_rules_are_enforced_with_specific_errors() {
         )
         .await
     {
-        Err(ServiceError::OutOfStock(id)) => assert_eq!(id.as_str(), "product-2"),
+        Err(ServiceError::Refused(Refusal::OutOfStock { product_id: id })) => {
+            assert_eq!(id.as_str(), "product-2")
+        }
         other => panic!("expected OutOfStock naming product-2, got {other:?}"),
     }
     // Nothing was reserved by the refused order, not even the line that had stock.
@@ -179,17 +185,17 @@ async fn business_rules_are_enforced_with_specific_errors() {
         .order;
     assert!(matches!(
         store.get_order(&user(2), order.order_id).await,
-        Err(ServiceError::OrderNotFound)
+        Err(ServiceError::Refused(Refusal::OrderNotFound))
     ));
     assert!(matches!(
         store
             .change_order(&user(2), order.order_id, Change::Pay, None)
             .await,
-        Err(ServiceError::OrderNotFound)
+        Err(ServiceError::Refused(Refusal::OrderNotFound))
     ));
     assert!(matches!(
         store.get_order(&user(1), OrderId::random()).await,
-        Err(ServiceError::OrderNotFound)
+        Err(ServiceError::Refused(Refusal::OrderNotFound))
     ));
 
     store
@@ -200,11 +206,11 @@ async fn business_rules_are_enforced_with_specific_errors() {
         store
             .change_order(&user(1), order.order_id, Change::Pay, None)
             .await,
-        Err(ServiceError::OrderAlreadyPaid)
+        Err(ServiceError::Refused(Refusal::OrderAlreadyPaid))
     ));
     assert!(matches!(
         store.list_orders(&user(99), 20, None).await,
-        Err(ServiceError::UserNotFound)
+        Err(ServiceError::Refused(Refusal::UserNotFound))
     ));
     assert_audit_clean(&table).await;
 }
@@ -243,7 +249,7 @@ async fn payments_never_overdraw_the_balance() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(_) => paid += 1,
-            Err(ServiceError::InsufficientBalance { .. }) => refused += 1,
+            Err(ServiceError::Refused(Refusal::InsufficientBalance { .. })) => refused += 1,
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }
@@ -298,7 +304,7 @@ async fn a_flash_sale_sells_exactly_the_stock() {
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
             Ok(_) => sold += 1,
-            Err(ServiceError::OutOfStock(id)) => {
+            Err(ServiceError::Refused(Refusal::OutOfStock { product_id: id })) => {
                 assert_eq!(id.as_str(), "product-flash");
                 refused += 1;
             }
@@ -344,7 +350,7 @@ async fn fifty_concurrent_payments_of_one_order_charge_once() {
                 assert!(!outcome.replayed);
                 paid += 1;
             }
-            Err(ServiceError::OrderAlreadyPaid) => already += 1,
+            Err(ServiceError::Refused(Refusal::OrderAlreadyPaid)) => already += 1,
             Err(other) => panic!("unexpected error {other:?}"),
         }
     }
@@ -500,11 +506,11 @@ async fn paying_or_refunding_for_a_deleted_user_is_user_not_found_and_changes_no
         .await;
     // THEN both are USER_NOT_FOUND (not INSUFFICIENT_BALANCE), and neither order moved
     assert!(
-        matches!(payment, Err(ServiceError::UserNotFound)),
+        matches!(payment, Err(ServiceError::Refused(Refusal::UserNotFound))),
         "{payment:?}"
     );
     assert!(
-        matches!(refund, Err(ServiceError::UserNotFound)),
+        matches!(refund, Err(ServiceError::Refused(Refusal::UserNotFound))),
         "{refund:?}"
     );
     for (order, status) in [(unpaid, OrderStatus::Created), (paid, OrderStatus::Paid)] {

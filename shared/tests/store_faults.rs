@@ -9,8 +9,9 @@ mod common;
 use common::{one_unit, small_plan};
 use dynamodb_faithful::{Faults, Injected};
 use order_service::domain::{Change, UserId};
-use order_service::store::{count_store_retries, ChangeOrders, CreateOrders, StoreSettings};
+use order_service::store::{count_store_retries, StoreSettings};
 use order_service::ServiceError;
+use testkit::UseCases;
 use testkit::{faithful_table, place_order, test_settings};
 
 #[tokio::test]

@@ -29,7 +29,7 @@ use std::time::Instant;
 use lambda_http::{Body, Response};
 use order_service::domain::{IdempotencyKey, NewOrder, OrderId, UserId};
 use order_service::http::problem::problem_response;
-use order_service::store::{ChangeOrders, CreateOrders, KeepAnswers, ReadOrders, SeedPlan};
+use order_service::store::{ChangeOrders, PlaceOrders, SeedPlan};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
 use crate::{answered, new_order, Action};
@@ -255,7 +255,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Runs `workload` against `store` and records what every client was told.
 pub async fn run<S>(store: &S, workload: Workload) -> History
 where
-    S: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders + Clone + Send + Sync + 'static,
+    S: PlaceOrders + ChangeOrders + Clone + Send + Sync + 'static,
 {
     let orders: Arc<Mutex<Vec<Known>>> = Arc::default();
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
@@ -400,7 +400,7 @@ fn order_for(key: &str) -> NewOrder {
 
 async fn perform<S>(store: &S, known: &Known, op: &Op) -> Response<Body>
 where
-    S: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders,
+    S: PlaceOrders + ChangeOrders,
 {
     let result = match op {
         Op::Create { key } => {
@@ -419,7 +419,8 @@ where
             )
             .await
         }
-        Op::Get => match store.get_order(&known.user, known.order).await {
+        Op::Get => match order_service::app::read::get_order(store, &known.user, known.order).await
+        {
             Ok(order) => order_service::http::Reply::ok(&order)
                 .map(order_service::http::Reply::into_response),
             Err(error) => Err(error),

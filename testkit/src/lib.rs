@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::Client;
 
 use order_service::store::{
-    build_local_client, schema, ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers,
-    SeedPlan, StoreSettings,
+    build_local_client, schema, ChangeOrders, DynamoOrderStore, PlaceOrders, SeedPlan,
+    StoreSettings,
 };
 
 pub mod history;
@@ -313,18 +313,96 @@ pub fn new_order(lines: &[(&str, u64)]) -> order_service::domain::NewOrder {
     order_service::domain::NewOrder::try_from(request).unwrap_or_else(|error| panic!("{error}"))
 }
 
-/// An order of these (product, quantity) lines placed for `user` straight in `store`, without
-/// an Idempotency-Key: the set-up of a test about what happens to an order that exists.
-pub async fn place_order<S: CreateOrders>(
+/// An order of these (product, quantity) lines placed for `user` through the place-order use
+/// case, without an Idempotency-Key: the set-up of a test about what happens to an order that
+/// exists.
+pub async fn place_order<S: PlaceOrders>(
     store: &S,
     user: &order_service::domain::UserId,
     lines: &[(&str, u64)],
 ) -> order_service::domain::Order {
-    store
-        .create_order(user, &new_order(lines), None)
+    order_service::app::place::place_order(store, user, &new_order(lines), None)
         .await
         .unwrap_or_else(|error| panic!("cannot place the order {lines:?}: {error:?}"))
         .order
+}
+
+/// The application's use cases called on a store, as tests call them: the same reads,
+/// decisions and writes the functions run, without HTTP or Idempotency-Keys around them.
+pub trait UseCases {
+    fn create_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order: &order_service::domain::NewOrder,
+        claim: Option<&order_service::domain::Claim>,
+    ) -> impl std::future::Future<
+        Output = Result<order_service::store::Outcome, order_service::ServiceError>,
+    >;
+
+    fn change_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order_id: order_service::domain::OrderId,
+        change: order_service::domain::Change,
+        claim: Option<&order_service::domain::Claim>,
+    ) -> impl std::future::Future<
+        Output = Result<order_service::store::Outcome, order_service::ServiceError>,
+    >;
+
+    fn get_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order_id: order_service::domain::OrderId,
+    ) -> impl std::future::Future<
+        Output = Result<order_service::domain::Order, order_service::ServiceError>,
+    >;
+
+    fn list_orders(
+        &self,
+        user: &order_service::domain::UserId,
+        limit: u16,
+        cursor: Option<&order_service::store::Cursor>,
+    ) -> impl std::future::Future<
+        Output = Result<order_service::store::OrderPage, order_service::ServiceError>,
+    >;
+}
+
+impl<S: PlaceOrders + ChangeOrders> UseCases for S {
+    async fn create_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order: &order_service::domain::NewOrder,
+        claim: Option<&order_service::domain::Claim>,
+    ) -> Result<order_service::store::Outcome, order_service::ServiceError> {
+        order_service::app::place::place_order(self, user, order, claim).await
+    }
+
+    async fn change_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order_id: order_service::domain::OrderId,
+        change: order_service::domain::Change,
+        claim: Option<&order_service::domain::Claim>,
+    ) -> Result<order_service::store::Outcome, order_service::ServiceError> {
+        order_service::app::change::change_order(self, user, order_id, &change, claim).await
+    }
+
+    async fn get_order(
+        &self,
+        user: &order_service::domain::UserId,
+        order_id: order_service::domain::OrderId,
+    ) -> Result<order_service::domain::Order, order_service::ServiceError> {
+        order_service::app::read::get_order(self, user, order_id).await
+    }
+
+    async fn list_orders(
+        &self,
+        user: &order_service::domain::UserId,
+        limit: u16,
+        cursor: Option<&order_service::store::Cursor>,
+    ) -> Result<order_service::store::OrderPage, order_service::ServiceError> {
+        order_service::app::read::list_orders(self, user, limit, cursor).await
+    }
 }
 
 /// A state change as its function runs it: under its Idempotency-Key (when given) through
@@ -334,6 +412,10 @@ pub enum Action<'a> {
     Create(&'a order_service::domain::NewOrder),
     Pay(order_service::domain::OrderId),
     Cancel(order_service::domain::OrderId),
+    Refund(
+        order_service::domain::OrderId,
+        &'a order_service::domain::NewOrder,
+    ),
 }
 
 pub async fn answered<S>(
@@ -343,15 +425,19 @@ pub async fn answered<S>(
     change: Action<'_>,
 ) -> Result<lambda_http::Response<lambda_http::Body>, order_service::ServiceError>
 where
-    S: KeepAnswers + CreateOrders + ChangeOrders,
+    S: PlaceOrders + ChangeOrders,
 {
     use order_service::app::{change_once, create_once};
     use order_service::domain::{Change, IdempotencyKey};
     let key = key.map(|key| IdempotencyKey::parse(key).unwrap_or_else(|error| panic!("{error}")));
     let reply = match change {
         Action::Create(order) => create_once(store, user, key, order).await,
-        Action::Pay(order_id) => change_once(store, user, key, order_id, Change::Pay).await,
-        Action::Cancel(order_id) => change_once(store, user, key, order_id, Change::Cancel).await,
+        Action::Pay(order_id) => change_once(store, user, key, order_id, &Change::Pay).await,
+        Action::Cancel(order_id) => change_once(store, user, key, order_id, &Change::Cancel).await,
+        Action::Refund(order_id, lines) => {
+            let refund = Change::Refund(lines.clone());
+            change_once(store, user, key, order_id, &refund).await
+        }
     };
     reply.map(order_service::http::Reply::into_response)
 }

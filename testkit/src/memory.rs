@@ -1,33 +1,30 @@
-//! An in-memory implementation of every store capability (`KeepAnswers`, `CreateOrders`,
-//! `ChangeOrders`, `ChangeOrders`, `ReadOrders`), so that handler tests run in milliseconds and
-//! without Java.
+//! An in-memory implementation of every store capability (`KeepAnswers`, `ReadCatalog`,
+//! `ReadOrders`, `WriteOrders`), so that handler tests run in milliseconds and without Java.
 //!
-//! It is a stand-in for `DynamoOrderStore` as far as a handler can observe it, not a second
-//! implementation of the business rules: `Order::place`, `Order::pay` and `Order::cancel`
-//! decide, and this store applies each decision under one mutex, in place of one conditional
-//! `TransactWriteItems`. Where the DynamoDB store checks its transaction's conditions in item
-//! order (the order, then stock or balance, then the claim's answer), this store checks the
-//! same conditions in the same order, so the same error wins. Idempotency-Key records keep
-//! DynamoDB's arithmetic too: epoch seconds, a claim's `IN_FLIGHT_LEASE`, and an answer that
-//! counts as absent once `expiresAt < now`. `tests/memory_parity.rs` runs one scenario on both
-//! stores and compares what a client would see.
+//! It only reads and writes: the application's use cases decide, as they do over DynamoDB. A
+//! write checks the same conditions as the DynamoDB store's transaction, in its item order
+//! (the order, then stock, then the balance, then the claim's answer), under one mutex in
+//! place of one `TransactWriteItems`, and answers the same typed `Rejection`. Idempotency-Key
+//! records keep DynamoDB's arithmetic too: epoch seconds, a claim's `IN_FLIGHT_LEASE`, and an
+//! answer that counts as absent once `expiresAt < now`. `tests/memory_parity.rs` runs one
+//! scenario on both stores and compares what a client would see.
 //!
 //! What it does not model: contention between transactions, throttling, the circuit breaker,
-//! SDK timeouts and retries, and anything read from the table directly. Tests of those stay on
-//! DynamoDB Local.
+//! SDK timeouts and retries. Tests of those run on DynamoDB Local through `dynamodb-faithful`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use order_service::domain::{
-    Answer, BalanceMove, Change, Claim, ClaimTimes, Fingerprint, Money, NewOrder, Order, OrderId,
-    Prior, ProductId, Refusal, Timestamp, UserId,
+    Account, Answer, BalanceMove, Claim, ClaimTimes, Fingerprint, Ledger, Money, Order, OrderId,
+    OrderState, Prior, ProductId, Refusal, Timestamp, UserId,
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
-    epoch_seconds, seeded_price_of, ChangeOrders, CreateOrders, Cursor, KeepAnswers, OrderPage,
-    Outcome, ReadOrders, SeedPlan, StoreSettings,
+    epoch_seconds, seeded_price_of, Catalog, Cursor, KeepAnswers, NewOrderWrite, OrderPage,
+    ReadCatalog, ReadOrders, Rejection, SeedPlan, StoreSettings, TransitionWrite, WriteError,
+    WriteOrders,
 };
 use order_service::ServiceError;
 
@@ -54,12 +51,22 @@ struct Product {
     initial_stock: i64,
 }
 
-/// An order with the hash of the request that created it, as the DynamoDB item keeps it: a
-/// keyed create whose answer expired finds its order by id and compares the hash.
+/// An order with its revision and the hash of the request that created it, as the DynamoDB
+/// item keeps them.
 #[derive(Debug)]
 struct StoredOrder {
     order: Order,
+    revision: u64,
     request_hash: Fingerprint,
+}
+
+impl StoredOrder {
+    fn state(&self) -> OrderState {
+        OrderState {
+            order: self.order.clone(),
+            revision: self.revision,
+        }
+    }
 }
 
 /// An Idempotency-Key record, with the DynamoDB record's fields: `answer` is `None` while the
@@ -107,21 +114,15 @@ struct State {
 
 impl State {
     /// Whether `claim` is still this request's: the condition of a claim's answer in every
-    /// state change's transaction. A claim lost to another request is a retry-later, as in
-    /// the DynamoDB store.
-    fn check_claim(&self, user_id: &UserId, claim: Option<&Claim>) -> Result<(), ServiceError> {
-        let Some(claim) = claim else {
-            return Ok(());
-        };
-        match self.record(user_id, claim) {
-            Some(record) if record.is_claim_of(claim) => Ok(()),
-            _ => Err(ServiceError::RequestInProgress {
-                retry_after: IN_FLIGHT_RETRY_AFTER,
-            }),
-        }
+    /// state change's transaction.
+    fn claim_holds(&self, user_id: &UserId, claim: Option<&Claim>) -> bool {
+        claim.is_none_or(|claim| {
+            self.record(user_id, claim)
+                .is_some_and(|record| record.is_claim_of(claim))
+        })
     }
 
-    /// Answers `claim` with `answer`; call only after `check_claim` passed.
+    /// Answers `claim` with `answer`; call only after `claim_holds`.
     fn answer_claim(
         &mut self,
         user_id: &UserId,
@@ -148,10 +149,6 @@ impl State {
     fn stored_order(&self, user_id: &UserId, order_id: OrderId) -> Option<&StoredOrder> {
         self.orders.get(&(user_id.clone(), order_id))
     }
-}
-
-fn now() -> Timestamp {
-    Timestamp::from_datetime(time::OffsetDateTime::now_utc())
 }
 
 /// The sort key of the DynamoDB store's list index (`<createdAt>#<orderId>`): lists are newest
@@ -254,51 +251,32 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Where money or stock is not conserved: for every product, initial stock = stock + the
-    /// units that CREATED and PAID orders hold; for every user, initial balance = balance +
-    /// the totals of PAID orders. Empty when conserved. (The DynamoDB store's `audit` checks
-    /// more, over what it reads from the table.)
+    /// Where money or stock is not conserved, by the domain's one rule (`Ledger`, which the
+    /// DynamoDB store's audit applies too). Empty when conserved.
     pub fn conservation_violations(&self) -> Vec<String> {
         let state = self.lock();
-        // What orders moved away from each counter: the units CREATED and PAID orders hold,
-        // the totals PAID orders took.
-        let mut away: HashMap<String, i64> = HashMap::new();
+        let mut ledger = Ledger::new();
         for stored in state.orders.values() {
-            let order = &stored.order;
-            if order.status.holds_stock() {
-                for line in &order.items {
-                    *away
-                        .entry(format!("product {}", line.product_id))
-                        .or_default() += i64::from(line.quantity.get());
-                }
-            }
-            if order.status == order_service::domain::OrderStatus::Paid {
-                *away.entry(format!("user {}", order.user_id)).or_default() +=
-                    order.total_amount.won();
-            }
+            ledger.record(&stored.order);
         }
-        // (whose, counter, now, moved away as, initial): now + moved away = initial.
         let products = state.products.iter().map(|(id, product)| {
-            let counter = (product.stock, "reserved", product.initial_stock);
-            (format!("product {id}"), "stock", counter)
+            (
+                Account::Stock(id.clone()),
+                product.stock,
+                product.initial_stock,
+            )
         });
         let users = state.users.iter().map(|(id, user)| {
-            let counter = (user.balance, "paid", user.initial_balance);
-            (format!("user {id}"), "balance", counter)
+            (
+                Account::Balance(id.clone()),
+                user.balance,
+                user.initial_balance,
+            )
         });
-        let mut violations = Vec::new();
-        for (whose, counter, (now, moved, initial)) in products.chain(users) {
-            let gone = away.get(&whose).copied().unwrap_or(0);
-            if now + gone != initial {
-                violations.push(format!(
-                    "{whose}: {counter} {now} + {moved} {gone} != initial {initial}"
-                ));
-            }
-            if now < 0 {
-                violations.push(format!("{whose}: {counter} {now} < 0"));
-            }
-        }
-        violations
+        products
+            .chain(users)
+            .filter_map(|(account, now, initial)| ledger.violation(&account, now, initial))
+            .collect()
     }
 }
 
@@ -364,147 +342,147 @@ impl KeepAnswers for MemoryStore {
     }
 }
 
-impl CreateOrders for MemoryStore {
-    async fn create_order(
+impl ReadCatalog for MemoryStore {
+    async fn read_catalog(
         &self,
         user_id: &UserId,
-        new_order: &NewOrder,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
+        products: &[ProductId],
+    ) -> Result<Catalog, ServiceError> {
         self.pause().await;
-        let request_hash = Fingerprint::create(new_order);
-        let order_id = claim.map_or_else(OrderId::random, |claim| claim.key.order_id(user_id));
+        let state = self.lock();
+        Ok(Catalog {
+            user_exists: state.users.contains_key(user_id),
+            prices: products
+                .iter()
+                .filter_map(|id| Some((id.clone(), state.products.get(id)?.price)))
+                .collect(),
+        })
+    }
+}
+
+impl WriteOrders for MemoryStore {
+    async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
+        self.pause().await;
+        let order = write.order;
         let mut state = self.lock();
-        if !state.users.contains_key(user_id) {
-            return Err(ServiceError::UserNotFound);
-        }
-        let prices: HashMap<ProductId, Money> = new_order
-            .lines()
-            .iter()
-            .filter_map(|line| {
-                let product = state.products.get(&line.product_id)?;
-                Some((line.product_id.clone(), product.price))
-            })
-            .collect();
-        let order = Order::place(order_id, user_id.clone(), new_order, &prices, now())?;
         // The transaction's conditions, in its item order: the order is new, every line has
         // its stock, the claim is still this request's.
-        if let Some(existing) = state.stored_order(user_id, order_id) {
-            let same_request = match claim {
-                Some(claim) => claim.recognises(&existing.request_hash),
-                None => existing.request_hash == request_hash,
-            };
-            if !same_request {
-                return Err(ServiceError::IdempotencyKeyReused);
-            }
-            // With a key, its answer has expired and the order is what the key created.
-            return Ok(Outcome {
-                order: existing.order.clone(),
-                replayed: claim.is_some(),
-            });
+        if let Some(existing) = state.stored_order(&order.user_id, order.order_id) {
+            return Err(WriteError::Rejected(Rejection::OrderExists {
+                existing: existing.state(),
+                request: existing.request_hash.clone(),
+            }));
         }
-        let short_line = order.items.iter().find(|line| {
+        let short = order.items.iter().find(|line| {
             state
                 .products
                 .get(&line.product_id)
                 .is_none_or(|product| product.stock < i64::from(line.quantity.get()))
         });
-        if let Some(line) = short_line {
-            return Err(ServiceError::OutOfStock(line.product_id.clone()));
+        if let Some(line) = short {
+            return Err(WriteError::Rejected(Rejection::StockShort {
+                product_id: line.product_id.clone(),
+            }));
         }
-        state.check_claim(user_id, claim)?;
+        if !state.claim_holds(&order.user_id, write.claim) {
+            return Err(WriteError::Rejected(Rejection::ClaimLost));
+        }
         for line in &order.items {
             if let Some(product) = state.products.get_mut(&line.product_id) {
                 product.stock -= i64::from(line.quantity.get());
             }
         }
         state.orders.insert(
-            (user_id.clone(), order_id),
+            (order.user_id.clone(), order.order_id),
             StoredOrder {
                 order: order.clone(),
-                request_hash,
+                revision: 0,
+                request_hash: write.request.clone(),
             },
         );
         state.answer_claim(
-            user_id,
-            claim,
+            &order.user_id,
+            write.claim,
             Answer::Created(order.clone()),
             self.answer_ttl,
         );
-        Ok(Outcome::fresh(order))
+        Ok(())
     }
-}
 
-impl ChangeOrders for MemoryStore {
-    async fn change_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        change: Change,
-        claim: Option<&Claim>,
-    ) -> Result<Outcome, ServiceError> {
+    async fn write_transition(&self, write: TransitionWrite<'_>) -> Result<(), WriteError> {
         self.pause().await;
+        let transition = write.transition;
+        let order = &transition.order;
+        let user_id = &order.user_id;
         let mut state = self.lock();
-        let stored = state
-            .stored_order(user_id, order_id)
-            .ok_or(ServiceError::OrderNotFound)?;
-        let transition = stored.order.decide(change, now())?;
-        // The transaction's conditions: a balance move needs its user, a debit the money, and
-        // the claim must be ours. (Products deleted since do not stop a cancel; their stock
-        // has nowhere to go.)
-        let balance_of = |state: &State| {
-            state
-                .users
-                .get(user_id)
-                .map(|user| user.balance)
-                .ok_or(ServiceError::UserNotFound)
-        };
-        let balance = match transition.balance {
-            BalanceMove::Untouched => None,
-            BalanceMove::Debit(amount) => {
-                let balance = balance_of(&state)?;
-                if balance < amount.won() {
-                    return Err(ServiceError::InsufficientBalance { required: amount });
-                }
-                Some(balance - amount.won())
-            }
-            BalanceMove::Refund(amount) => Some(
-                balance_of(&state)?
-                    .checked_add(amount.won())
-                    .ok_or_else(balance_overflow)?,
-            ),
-        };
-        state.check_claim(user_id, claim)?;
-        if transition.restock {
-            for line in &transition.order.items {
-                if let Some(product) = state.products.get_mut(&line.product_id) {
-                    product.stock += i64::from(line.quantity.get());
-                }
+        // The transaction's conditions, in its item order: the order is at the expected
+        // revision, every product stock goes back to exists, the balance move is possible,
+        // the claim is still this request's.
+        match state.stored_order(user_id, order.order_id) {
+            Some(stored) if stored.revision == transition.expected_revision => {}
+            current => {
+                return Err(WriteError::Rejected(Rejection::OrderMoved {
+                    current: current.map(StoredOrder::state),
+                }))
             }
         }
-        if let (Some(balance), Some(user)) = (balance, state.users.get_mut(user_id)) {
+        if let Some(gone) = transition
+            .restock
+            .iter()
+            .find(|units| !state.products.contains_key(&units.product_id))
+        {
+            return Err(WriteError::Rejected(Rejection::ProductGone {
+                product_id: gone.product_id.clone(),
+            }));
+        }
+        let balance = state.users.get(user_id).map(|user| user.balance);
+        let new_balance = match (transition.balance, balance) {
+            (BalanceMove::Untouched, _) => balance,
+            (_, None) => return Err(WriteError::Rejected(Rejection::Balance { balance: None })),
+            (BalanceMove::Debit(amount), Some(now)) if now < amount.won() => {
+                return Err(WriteError::Rejected(Rejection::Balance { balance }))
+            }
+            (BalanceMove::Debit(amount), Some(now)) => Some(now - amount.won()),
+            (BalanceMove::Refund(amount), Some(now)) => {
+                Some(now.checked_add(amount.won()).ok_or_else(balance_overflow)?)
+            }
+        };
+        if !state.claim_holds(user_id, write.claim) {
+            return Err(WriteError::Rejected(Rejection::ClaimLost));
+        }
+        for units in &transition.restock {
+            if let Some(product) = state.products.get_mut(&units.product_id) {
+                product.stock += i64::from(units.quantity.get());
+            }
+        }
+        if let (Some(balance), Some(user)) = (new_balance, state.users.get_mut(user_id)) {
             user.balance = balance;
         }
-        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order_id)) {
-            stored.order = transition.order.clone();
+        if let Some(stored) = state.orders.get_mut(&(user_id.clone(), order.order_id)) {
+            stored.order = order.clone();
+            stored.revision += 1;
         }
         state.answer_claim(
             user_id,
-            claim,
-            Answer::Updated(transition.order.clone()),
+            write.claim,
+            Answer::Updated(order.clone()),
             self.answer_ttl,
         );
-        Ok(Outcome::fresh(transition.order))
+        Ok(())
     }
 }
 
 impl ReadOrders for MemoryStore {
-    async fn get_order(&self, user_id: &UserId, order_id: OrderId) -> Result<Order, ServiceError> {
+    async fn read_order(
+        &self,
+        user_id: &UserId,
+        order_id: OrderId,
+    ) -> Result<Option<OrderState>, ServiceError> {
         self.pause().await;
-        self.lock()
+        Ok(self
+            .lock()
             .stored_order(user_id, order_id)
-            .map(|stored| stored.order.clone())
-            .ok_or(ServiceError::OrderNotFound)
+            .map(StoredOrder::state))
     }
 
     async fn list_orders(
@@ -537,11 +515,13 @@ impl ReadOrders for MemoryStore {
             .take(usize::from(limit))
             .map(|(_, order)| order.clone())
             .collect();
-        if orders.is_empty() && cursor.is_none() && !state.users.contains_key(user_id) {
-            return Err(ServiceError::UserNotFound);
-        }
+        let first_page_is_empty = orders.is_empty() && cursor.is_none();
         // DynamoDB returns a LastEvaluatedKey whenever a query stops at its limit, even when
         // nothing follows: a full last page still has a cursor, to an empty page.
-        Ok(OrderPage::new(orders, stopped_at_limit))
+        let mut page = OrderPage::new(orders, stopped_at_limit);
+        if first_page_is_empty {
+            page.user_exists = Some(state.users.contains_key(user_id));
+        }
+        Ok(page)
     }
 }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use testkit::UseCases;
 
 use lambda_http::{Body, Response};
 use order_service::domain::{
@@ -18,9 +19,7 @@ use order_service::domain::{
     UserId,
 };
 use order_service::http::problem::problem_response;
-use order_service::store::{
-    ChangeOrders, CreateOrders, DynamoOrderStore, KeepAnswers, ReadOrders, SeedPlan, StoreSettings,
-};
+use order_service::store::{ChangeOrders, DynamoOrderStore, PlaceOrders, SeedPlan, StoreSettings};
 use order_service::ServiceError;
 use serde_json::{json, Value};
 use testkit::{
@@ -29,7 +28,7 @@ use testkit::{
 };
 
 /// Every capability, and what the comparison reads back from a store.
-trait Store: KeepAnswers + CreateOrders + ChangeOrders + ReadOrders {
+trait Store: PlaceOrders + ChangeOrders {
     async fn balance(&self, user_id: &UserId) -> Option<i64>;
     async fn stock(&self, product_id: &ProductId) -> Option<i64>;
     async fn orders(&self) -> Vec<Order>;

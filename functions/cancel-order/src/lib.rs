@@ -1,18 +1,23 @@
-//! `POST /users/{userId}/orders/{orderId}/cancel`: restores stock, and refunds a paid order,
-//! in one transaction.
-//! The domain decides (`Order::decide`); `App::change_order` reads the request and writes the
-//! decision under its Idempotency-Key.
+//! `POST /users/{userId}/orders/{orderId}/cancel`: gives the stock back, and refunds what a paid
+//! order has not refunded yet, in one transaction, as the domain decides (`app::change`), once
+//! per Idempotency-Key.
 
 use lambda_http::{Body, Request, Response};
-use order_service::app::{App, Operation};
+use order_service::app::{change_once, App, Operation};
 use order_service::domain::Change;
-use order_service::store::{ChangeOrders, KeepAnswers};
+use order_service::store::ChangeOrders;
 
-pub async fn handle<S: ChangeOrders + KeepAnswers>(
-    app: &App<S>,
-    request: Request,
-) -> Response<Body> {
-    let change = Change::Cancel;
-    let work = app.change_order(&request, change);
-    app.run(Operation::from(change), &request, work).await
+pub async fn handle<S: ChangeOrders>(app: &App<S>, request: Request) -> Response<Body> {
+    app.handle(Operation::CancelOrder, &request, |call| async move {
+        let order_id = call.order_id()?;
+        change_once(
+            &app.store,
+            &call.user_id,
+            call.key,
+            order_id,
+            &Change::Cancel,
+        )
+        .await
+    })
+    .await
 }

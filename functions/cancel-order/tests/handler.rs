@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{Change, ProductId, UserId};
-use order_service::store::{ChangeOrders, SeedPlan};
+use order_service::store::SeedPlan;
+use testkit::UseCases;
 use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 fn cancel(user: &str, order_id: &str) -> EventBuilder {

@@ -1,33 +1,11 @@
-//! `GET /users/{userId}/orders/{orderId}` (one order) and `GET /users/{userId}/orders`
-//! (a page of orders, newest first, with an opaque cursor).
+//! `GET /users/{userId}/orders/{orderId}` (one order) and `GET /users/{userId}/orders` (a page of
+//! orders, newest first, with an opaque cursor), through `app::read`.
 
-use lambda_http::{Body, Request, RequestExt, Response};
-use order_service::app::{App, Operation};
-use order_service::auth::Access;
-use order_service::http::{self, Reply};
+use lambda_http::{Body, Request, Response};
+use order_service::app::{read, App, Operation};
+use order_service::http::{Call, Reply};
 use order_service::store::ReadOrders;
-use order_service::ServiceError;
 use serde::Serialize;
-
-pub async fn handle<S: ReadOrders>(app: &App<S>, request: Request) -> Response<Body> {
-    let names_an_order = request
-        .path_parameters_ref()
-        .is_some_and(|parameters| parameters.first("orderId").is_some());
-    if names_an_order {
-        app.run(Operation::GetOrder, &request, get_order(app, &request))
-            .await
-    } else {
-        app.run(Operation::ListOrders, &request, list_orders(app, &request))
-            .await
-    }
-}
-
-async fn get_order<S: ReadOrders>(app: &App<S>, request: &Request) -> Result<Reply, ServiceError> {
-    // Someone else's order is "not found", so ids cannot be probed for existence.
-    let user_id = app.authorized_user(request, Access::ReadOrder)?;
-    let order_id = http::path_order_id(request)?;
-    Reply::ok(&app.store.get_order(&user_id, order_id).await?)
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,18 +14,23 @@ struct OrderList {
     next_cursor: Option<String>,
 }
 
-async fn list_orders<S: ReadOrders>(
-    app: &App<S>,
-    request: &Request,
-) -> Result<Reply, ServiceError> {
-    let user_id = app.authorized_user(request, Access::Other)?;
-    let (limit, cursor) = http::list_query(request)?;
-    let page = app
-        .store
-        .list_orders(&user_id, limit, cursor.as_ref())
-        .await?;
-    Reply::ok(&OrderList {
-        orders: page.orders,
-        next_cursor: page.next_cursor.map(|cursor| cursor.encode()),
-    })
+pub async fn handle<S: ReadOrders>(app: &App<S>, request: Request) -> Response<Body> {
+    if Call::names_an_order(&request) {
+        app.handle(Operation::GetOrder, &request, |call| async move {
+            // Someone else's order is "not found", so ids cannot be probed for existence.
+            let order = read::get_order(&app.store, &call.user_id, call.order_id()?).await?;
+            Reply::ok(&order)
+        })
+        .await
+    } else {
+        app.handle(Operation::ListOrders, &request, |call| async move {
+            let (limit, cursor) = call.list_query()?;
+            let page = read::list_orders(&app.store, &call.user_id, limit, cursor.as_ref()).await?;
+            Reply::ok(&OrderList {
+                orders: page.orders,
+                next_cursor: page.next_cursor.map(|cursor| cursor.encode()),
+            })
+        })
+        .await
+    }
 }

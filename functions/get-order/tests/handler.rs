@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::UserId;
-use order_service::store::{CreateOrders, SeedPlan};
+use order_service::store::{PlaceOrders, SeedPlan};
 use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 fn plan() -> SeedPlan {
@@ -16,7 +16,7 @@ fn plan() -> SeedPlan {
     }
 }
 
-async fn create_orders(store: &impl CreateOrders, user: &str, count: u32) -> Vec<String> {
+async fn create_orders(store: &impl PlaceOrders, user: &str, count: u32) -> Vec<String> {
     let user = UserId::parse(user).unwrap();
     let mut ids = Vec::new();
     for number in 1..=count {

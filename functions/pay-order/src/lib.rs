@@ -1,18 +1,15 @@
-//! `POST /users/{userId}/orders/{orderId}/payment`: debits the balance and marks the order
-//! PAID in one transaction.
-//! The domain decides (`Order::decide`); `App::change_order` reads the request and writes the
-//! decision under its Idempotency-Key.
+//! `POST /users/{userId}/orders/{orderId}/payment`: debits the balance and marks the order PAID
+//! in one transaction, as the domain decides (`app::change`), once per Idempotency-Key.
 
 use lambda_http::{Body, Request, Response};
-use order_service::app::{App, Operation};
+use order_service::app::{change_once, App, Operation};
 use order_service::domain::Change;
-use order_service::store::{ChangeOrders, KeepAnswers};
+use order_service::store::ChangeOrders;
 
-pub async fn handle<S: ChangeOrders + KeepAnswers>(
-    app: &App<S>,
-    request: Request,
-) -> Response<Body> {
-    let change = Change::Pay;
-    let work = app.change_order(&request, change);
-    app.run(Operation::from(change), &request, work).await
+pub async fn handle<S: ChangeOrders>(app: &App<S>, request: Request) -> Response<Body> {
+    app.handle(Operation::PayOrder, &request, |call| async move {
+        let order_id = call.order_id()?;
+        change_once(&app.store, &call.user_id, call.key, order_id, &Change::Pay).await
+    })
+    .await
 }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use order_service::domain::{OrderId, UserId};
-use order_service::store::{CreateOrders, SeedPlan};
+use order_service::store::{PlaceOrders, SeedPlan};
 use testkit::{assert_problem, memory_app, place_order, response_json, EventBuilder};
 
 const ROUTE: &str = "/users/{userId}/orders/{orderId}/payment";
@@ -18,7 +18,7 @@ fn plan() -> SeedPlan {
 }
 
 /// The id of an order of `quantity` units of `product` placed for `user`.
-async fn new_order(store: &impl CreateOrders, user: &str, product: &str, quantity: u64) -> String {
+async fn new_order(store: &impl PlaceOrders, user: &str, product: &str, quantity: u64) -> String {
     let user = UserId::parse(user).unwrap();
     let order = place_order(store, &user, &[(product, quantity)]).await;
     order.order_id.to_string()

@@ -293,7 +293,7 @@ impl Table<'_> {
 #[cfg(test)]
 mod tests {
     use order_service::domain::UserId;
-    use order_service::store::{CreateOrders, SeedPlan};
+    use order_service::store::SeedPlan;
 
     use super::*;
 
@@ -330,7 +330,7 @@ mod tests {
         let user = UserId::parse("user-1").expect("a user id");
         let order = testkit::new_order(&[("product-1", 2)]);
         runtime
-            .block_on(store.create_order(&user, &order, None))
+            .block_on(testkit::UseCases::create_order(&store, &user, &order, None))
             .expect("the order");
         let table = Table {
             runtime: &runtime,

@@ -138,6 +138,9 @@ mod tests {
             total_amount: Money::new(1_000).expect("money"),
             created_at: created,
             paid_at: (status == OrderStatus::Paid).then_some(created),
+            refunded_items: vec![],
+            refunded_amount: Money::ZERO,
+            refunded_at: None,
             cancelled_at: (status == OrderStatus::Cancelled).then_some(created),
         }
     }

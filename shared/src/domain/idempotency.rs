@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Change, Money, NewOrder, Order, OrderId, ProductId, UserId, ValidationError};
+use super::{Change, NewOrder, Order, OrderId, Refusal, UserId, ValidationError};
 
 /// The longest Idempotency-Key we accept, as in the API contract.
 pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
@@ -166,47 +166,39 @@ impl Fingerprint {
         Self(hex(&digest(&parts)))
     }
 
-    /// A payment or cancellation of `order_id`.
-    pub fn change(change: Change, order_id: OrderId) -> Self {
-        Self(format!(
-            "{}{}",
-            Self::VERSION,
-            Self::change_unversioned(change, order_id).0
-        ))
+    /// A change of `order_id`: its kind, the order, and what it carries (a refund's lines, in
+    /// product order). A payment's or cancellation's is the first recipe's, versioned.
+    pub fn change(change: &Change, order_id: OrderId) -> Self {
+        let order = order_id.to_string();
+        let mut parts: Vec<Vec<u8>> = vec![
+            change.operation().as_bytes().to_vec(),
+            order.as_bytes().to_vec(),
+        ];
+        if let Change::Refund(lines) = change {
+            let mut lines: Vec<_> = lines.lines().iter().collect();
+            lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+            for line in lines {
+                parts.push(line.product_id.as_str().as_bytes().to_vec());
+                parts.push(line.quantity.get().to_be_bytes().to_vec());
+            }
+        }
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Self(format!("{}{}", Self::VERSION, hex(&digest(&parts))))
     }
 
-    fn change_unversioned(change: Change, order_id: OrderId) -> Self {
-        Self(hex(&digest(&[
-            change.operation().as_bytes(),
-            order_id.to_string().as_bytes(),
-        ])))
+    /// The first recipe's fingerprint of a payment or cancellation (refunds came later).
+    fn change_unversioned(change: &Change, order_id: OrderId) -> Option<Self> {
+        matches!(change, Change::Pay | Change::Cancel).then(|| {
+            Self(hex(&digest(&[
+                change.operation().as_bytes(),
+                order_id.to_string().as_bytes(),
+            ])))
+        })
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// A business refusal: an outcome the client is told and that is final for its key. Errors
-/// that are not outcomes (invalid input, contention, an unavailable store) are not refusals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Refusal {
-    UserNotFound,
-    OrderNotFound,
-    ProductNotFound {
-        #[serde(rename = "productId")]
-        product_id: ProductId,
-    },
-    OutOfStock {
-        #[serde(rename = "productId")]
-        product_id: ProductId,
-    },
-    InsufficientBalance {
-        required: Money,
-    },
-    OrderAlreadyPaid,
-    OrderCancelled,
 }
 
 /// The business outcome of a state-changing request, as its key keeps it.
@@ -252,9 +244,9 @@ impl Claim {
     }
 
     /// A claim of `key` for `change` of `order_id`.
-    pub fn to_change(key: IdempotencyKey, change: Change, order_id: OrderId) -> Self {
+    pub fn to_change(key: IdempotencyKey, change: &Change, order_id: OrderId) -> Self {
         Self {
-            earlier: Some(Fingerprint::change_unversioned(change, order_id)),
+            earlier: Fingerprint::change_unversioned(change, order_id),
             ..Self::new(key, Fingerprint::change(change, order_id))
         }
     }
@@ -321,7 +313,7 @@ pub enum Conflict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CreateOrderRequest;
+    use crate::domain::{CreateOrderRequest, ProductId};
 
     fn new_order(body: &str) -> NewOrder {
         NewOrder::try_from(serde_json::from_str::<CreateOrderRequest>(body).unwrap()).unwrap()
@@ -366,16 +358,16 @@ mod tests {
         let order = OrderId::random();
         let other = OrderId::random();
         assert_eq!(
-            Fingerprint::change(Change::Pay, order),
-            Fingerprint::change(Change::Pay, order)
+            Fingerprint::change(&Change::Pay, order),
+            Fingerprint::change(&Change::Pay, order)
         );
         assert_ne!(
-            Fingerprint::change(Change::Pay, order),
-            Fingerprint::change(Change::Pay, other)
+            Fingerprint::change(&Change::Pay, order),
+            Fingerprint::change(&Change::Pay, other)
         );
         assert_ne!(
-            Fingerprint::change(Change::Pay, order),
-            Fingerprint::change(Change::Cancel, order)
+            Fingerprint::change(&Change::Pay, order),
+            Fingerprint::change(&Change::Cancel, order)
         );
         let spaced = new_order(r#"{ "items" : [ {"quantity":2, "productId":"product-1"} ] }"#);
         let compact = new_order(r#"{"items":[{"productId":"product-1","quantity":2}]}"#);
@@ -392,12 +384,12 @@ mod tests {
     fn a_prior_record_answers_the_same_request_and_refuses_another() {
         let key = IdempotencyKey::parse("k").unwrap();
         let order = OrderId::random();
-        let claim = Claim::new(key.clone(), Fingerprint::change(Change::Pay, order));
+        let claim = Claim::new(key.clone(), Fingerprint::change(&Change::Pay, order));
         let answer = Answer::Refused(Refusal::OrderCancelled);
         let other = "another request".to_owned();
         assert_eq!(
             claim.against(&Prior::Answered {
-                fingerprint: Fingerprint::change(Change::Pay, order),
+                fingerprint: Fingerprint::change(&Change::Pay, order),
                 answer: answer.clone(),
                 token: other.clone(),
             }),
@@ -405,21 +397,21 @@ mod tests {
         );
         assert_eq!(
             claim.against(&Prior::Answered {
-                fingerprint: Fingerprint::change(Change::Cancel, order),
+                fingerprint: Fingerprint::change(&Change::Cancel, order),
                 answer,
                 token: other.clone(),
             }),
             Err(Conflict::KeyReused)
         );
         let in_flight = Prior::InFlight {
-            fingerprint: Fingerprint::change(Change::Pay, order),
+            fingerprint: Fingerprint::change(&Change::Pay, order),
             token: other.clone(),
         };
         assert_eq!(claim.against(&in_flight), Err(Conflict::InFlight));
         assert!(!in_flight.made_by(&claim));
         assert_eq!(
             claim.against(&Prior::InFlight {
-                fingerprint: Fingerprint::change(Change::Cancel, order),
+                fingerprint: Fingerprint::change(&Change::Cancel, order),
                 token: other,
             }),
             Err(Conflict::KeyReused)
@@ -432,7 +424,7 @@ mod tests {
         assert!(own.made_by(&claim));
         assert_ne!(
             claim.token,
-            Claim::new(key, Fingerprint::change(Change::Pay, order)).token
+            Claim::new(key, Fingerprint::change(&Change::Pay, order)).token
         );
     }
 
@@ -456,9 +448,20 @@ mod tests {
         assert!(claim.recognises(&Fingerprint::create(&backwards)));
         assert!(!claim.recognises(&Fingerprint::create_unversioned(&backwards)));
         let order = OrderId::random();
-        let paying = Claim::to_change(key, Change::Pay, order);
-        assert!(paying.recognises(&Fingerprint::change_unversioned(Change::Pay, order)));
-        assert!(!paying.recognises(&Fingerprint::change_unversioned(Change::Cancel, order)));
+        let paying = Claim::to_change(key, &Change::Pay, order);
+        let earlier = |change: &Change| Fingerprint::change_unversioned(change, order).unwrap();
+        assert!(paying.recognises(&earlier(&Change::Pay)));
+        assert!(!paying.recognises(&earlier(&Change::Cancel)));
+        // A refund's fingerprint carries its lines, in product order.
+        let refund = |body: &str| Fingerprint::change(&Change::Refund(new_order(body)), order);
+        assert_eq!(
+            refund(r#"{"items":[{"productId":"a","quantity":1},{"productId":"b","quantity":2}]}"#),
+            refund(r#"{"items":[{"productId":"b","quantity":2},{"productId":"a","quantity":1}]}"#)
+        );
+        assert_ne!(
+            refund(r#"{"items":[{"productId":"a","quantity":1}]}"#),
+            refund(r#"{"items":[{"productId":"a","quantity":2}]}"#)
+        );
     }
 
     #[test]

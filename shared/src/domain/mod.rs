@@ -1,22 +1,30 @@
-//! Pure domain types: identifiers, money, quantities, orders and the validated create request.
-//! Nothing here performs IO, imports the AWS SDK, `lambda_http` or tokio.
+//! Pure domain types and decisions: identifiers, money, quantities, orders and how they may
+//! change, refusals, Idempotency-Keys, the conservation rule and the validated request bodies.
+//! Nothing here performs IO or imports the AWS SDK, `lambda_http` or tokio (a tidy test checks
+//! which crates it may use).
 
+mod change;
 mod idempotency;
 mod ids;
+mod ledger;
 mod money;
 mod order;
+mod refusal;
 mod request;
+mod timestamp;
 
+pub use change::{BalanceMove, Change, ChangeKind, Transition};
 pub use idempotency::{
-    Answer, Claim, ClaimTimes, Conflict, Fingerprint, IdempotencyKey, Prior, Refusal,
-    DEFAULT_ANSWER_TTL, IN_FLIGHT_LEASE, MAX_IDEMPOTENCY_KEY_LENGTH,
+    Answer, Claim, ClaimTimes, Conflict, Fingerprint, IdempotencyKey, Prior, DEFAULT_ANSWER_TTL,
+    IN_FLIGHT_LEASE, MAX_IDEMPOTENCY_KEY_LENGTH,
 };
 pub use ids::{OrderId, ProductId, UserId};
+pub use ledger::{Account, Ledger};
 pub use money::{Money, Quantity};
-pub use order::{
-    BalanceMove, Change, Order, OrderLine, OrderStatus, PlacementError, Timestamp, Transition,
-};
+pub use order::{Holdings, Order, OrderLine, OrderState, OrderStatus, PlacementError, Units};
+pub use refusal::{Refusal, RefusalKind};
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
+pub use timestamp::Timestamp;
 
 /// The reason a value was rejected while parsing input; rendered as a 400 `VALIDATION_ERROR`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::ValidationError;
 
-/// An amount of Korean won. Never negative; arithmetic that would overflow fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An amount of Korean won. Never negative; arithmetic that would overflow fails. The default is
+/// zero.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Money(i64);
 
@@ -26,6 +29,10 @@ impl Money {
 
     pub fn won(self) -> i64 {
         self.0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
     }
 
     pub fn checked_add(self, other: Money) -> Option<Money> {

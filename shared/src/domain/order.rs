@@ -1,18 +1,20 @@
-//! The order aggregate and its lifecycle: CREATED -> PAID -> CANCELLED, or CREATED -> CANCELLED.
-//! The order decides: how a new order is priced, whether a payment or a cancellation may
-//! happen, and what each moves (money, stock). The store only writes a decided change
-//! atomically, conditioned on the state it was decided from.
+//! The order aggregate: its lines at the prices they were placed at, its lifecycle (CREATED ->
+//! PAID -> CANCELLED, or CREATED -> CANCELLED; a paid order may be refunded in part first), and
+//! what it holds of the world at any moment (stock reserved, money paid), which the
+//! conservation rule (`ledger`) sums.
+//!
+//! How a new order is priced is decided here (`Order::place`); how an existing one may change
+//! is decided in `change`. The store only writes what was decided.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
 
-use super::{Money, NewOrder, OrderId, ProductId, Quantity, Refusal, UserId, ValidationError};
+use super::ValidationError;
+use super::{Money, NewOrder, OrderId, ProductId, Quantity, Refusal, Timestamp, UserId};
 
-/// Where an order is in its lifecycle. States only move forwards, which is what bounds every
-/// retry loop over an order's state: at most two transitions can ever race a request.
+/// Where an order is in its lifecycle. States only move forwards, which bounds every retry
+/// loop over an order's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
@@ -51,59 +53,12 @@ impl OrderLine {
     }
 }
 
-/// An instant in UTC, written as RFC 3339 with millisecond precision
-/// (`2026-11-25T21:50:00.123Z`), so that its text sorts in time order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Timestamp(OffsetDateTime);
-
-impl Timestamp {
-    pub fn from_datetime(instant: OffsetDateTime) -> Self {
-        let utc = instant.to_offset(UtcOffset::UTC);
-        let millis = utc.millisecond();
-        // Truncating to milliseconds keeps the text form and the value in step.
-        Self(utc.replace_millisecond(millis).unwrap_or(utc))
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        OffsetDateTime::parse(text, &Rfc3339)
-            .ok()
-            .map(Self::from_datetime)
-    }
-
-    pub fn as_datetime(self) -> OffsetDateTime {
-        self.0
-    }
-}
-
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0;
-        write!(
-            formatter,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        )
-    }
-}
-
-impl TryFrom<String> for Timestamp {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or_else(|| format!("invalid timestamp {value:?}"))
-    }
-}
-
-impl From<Timestamp> for String {
-    fn from(value: Timestamp) -> String {
-        value.to_string()
-    }
+/// Units of one product: what a change gives back to stock, or what an order has refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Units {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
 }
 
 /// An order as clients see it.
@@ -120,6 +75,22 @@ pub struct Order {
     pub paid_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<Timestamp>,
+    /// The units refunded so far, per product (a paid order's partial refunds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunded_items: Vec<Units>,
+    /// The money refunded so far.
+    #[serde(default, skip_serializing_if = "Money::is_zero")]
+    pub refunded_amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<Timestamp>,
+}
+
+/// An order as it stands in the store, with its revision: how many changes it has had. Every
+/// change is written on condition that the revision is still the one it was decided from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    pub order: Order,
+    pub revision: u64,
 }
 
 /// Why a new order cannot be placed at the current prices.
@@ -131,44 +102,12 @@ pub enum PlacementError {
     Invalid(ValidationError),
 }
 
-/// How a change moves the user's balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BalanceMove {
-    Untouched,
-    /// A payment: the balance must cover it.
-    Debit(Money),
-    /// The cancellation of a paid order.
-    Refund(Money),
-}
-
-/// A change the order allows, for the store to write in one transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// The status the order must still have when the change is written: the write's
-    /// condition, so that a concurrent change makes this one fail instead of both applying.
-    pub from: OrderStatus,
-    /// The order after the change.
-    pub order: Order,
-    pub balance: BalanceMove,
-    /// Whether the lines' stock goes back to their products.
-    pub restock: bool,
-}
-
-/// The changes an existing order allows: pay-order and cancel-order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Change {
-    Pay,
-    Cancel,
-}
-
-impl Change {
-    /// The operation's name, as in logs, metrics and idempotency fingerprints.
-    pub const fn operation(self) -> &'static str {
-        match self {
-            Change::Pay => "pay-order",
-            Change::Cancel => "cancel-order",
-        }
-    }
+/// What an order holds of the world: the units of each product it keeps from stock, and the
+/// money it took from its user's balance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Holdings {
+    pub units: Vec<(ProductId, u32)>,
+    pub money: Money,
 }
 
 impl Order {
@@ -216,83 +155,63 @@ impl Order {
             created_at: at,
             paid_at: None,
             cancelled_at: None,
+            refunded_items: Vec::new(),
+            refunded_amount: Money::ZERO,
+            refunded_at: None,
         })
     }
 
-    /// What `change` at `at` comes to: the transition to write, or the refusal.
-    pub fn decide(&self, change: Change, at: Timestamp) -> Result<Transition, Refusal> {
-        match change {
-            Change::Pay => self.pay(at),
-            Change::Cancel => self.cancel(at),
-        }
+    /// The units of `product_id` refunded so far.
+    pub fn refunded_units(&self, product_id: &ProductId) -> u32 {
+        self.refunded_items
+            .iter()
+            .filter(|units| units.product_id == *product_id)
+            .map(|units| units.quantity.get())
+            .sum()
     }
 
-    /// Paying the order at `at`: only a CREATED order can be paid, and it debits its total.
-    fn pay(&self, at: Timestamp) -> Result<Transition, Refusal> {
-        match self.status {
-            OrderStatus::Paid => Err(Refusal::OrderAlreadyPaid),
-            OrderStatus::Cancelled => Err(Refusal::OrderCancelled),
-            OrderStatus::Created => Ok(Transition {
-                from: OrderStatus::Created,
-                order: Order {
-                    status: OrderStatus::Paid,
-                    paid_at: Some(at),
-                    ..self.clone()
-                },
-                balance: BalanceMove::Debit(self.total_amount),
-                restock: false,
-            }),
-        }
+    /// The units of each line still held: ordered, less refunded.
+    pub fn units_held(&self) -> Vec<(ProductId, u32)> {
+        self.items
+            .iter()
+            .map(|line| {
+                let held = line
+                    .quantity
+                    .get()
+                    .saturating_sub(self.refunded_units(&line.product_id));
+                (line.product_id.clone(), held)
+            })
+            .collect()
     }
 
-    /// Cancelling the order at `at`: a CREATED or PAID order can be cancelled; its stock goes
-    /// back, and a paid order is refunded.
-    fn cancel(&self, at: Timestamp) -> Result<Transition, Refusal> {
-        let balance = match self.status {
-            OrderStatus::Cancelled => return Err(Refusal::OrderCancelled),
-            OrderStatus::Created => BalanceMove::Untouched,
-            OrderStatus::Paid => BalanceMove::Refund(self.total_amount),
-        };
-        Ok(Transition {
-            from: self.status,
-            order: Order {
-                status: OrderStatus::Cancelled,
-                cancelled_at: Some(at),
-                ..self.clone()
+    /// What the order holds of the world: stock while CREATED or PAID (less what was
+    /// refunded), money while PAID (less what was refunded).
+    pub fn holdings(&self) -> Holdings {
+        Holdings {
+            units: if self.status.holds_stock() {
+                self.units_held()
+            } else {
+                Vec::new()
             },
-            balance,
-            restock: true,
-        })
+            money: if self.status == OrderStatus::Paid {
+                self.total_amount
+                    .checked_sub(self.refunded_amount)
+                    .unwrap_or(Money::ZERO)
+            } else {
+                Money::ZERO
+            },
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn timestamps_render_sortable_utc_milliseconds() {
-        let parsed = Timestamp::parse("2026-11-25T23:50:00.123456+02:00").unwrap();
-        assert_eq!(parsed.to_string(), "2026-11-25T21:50:00.123Z");
-        assert_eq!(Timestamp::parse(&parsed.to_string()), Some(parsed));
-        assert!(Timestamp::parse("yesterday").is_none());
-    }
-
-    #[test]
-    fn totals_sum_lines_and_detect_overflow() {
-        let line = |price: i64, quantity: u64| OrderLine {
-            product_id: ProductId::parse("product-1").unwrap(),
-            quantity: Quantity::new(quantity).unwrap(),
-            unit_price: Money::new(price).unwrap(),
-        };
-        assert_eq!(
-            Order::compute_total(&[line(1_000, 2), line(2_500, 1)]),
-            Some(Money::new(4_500).unwrap())
-        );
-        assert_eq!(Order::compute_total(&[line(i64::MAX, 2)]), None);
-    }
-
-    fn placed(lines: &[(&str, u64)], prices: &[(&str, i64)]) -> Result<Order, PlacementError> {
+    pub(crate) fn placed(
+        lines: &[(&str, u64)],
+        prices: &[(&str, i64)],
+    ) -> Result<Order, PlacementError> {
         let request: super::super::CreateOrderRequest = serde_json::from_value(serde_json::json!({
             "items": lines
                 .iter()
@@ -319,6 +238,20 @@ mod tests {
     }
 
     #[test]
+    fn totals_sum_lines_and_detect_overflow() {
+        let line = |price: i64, quantity: u64| OrderLine {
+            product_id: ProductId::parse("product-1").unwrap(),
+            quantity: Quantity::new(quantity).unwrap(),
+            unit_price: Money::new(price).unwrap(),
+        };
+        assert_eq!(
+            Order::compute_total(&[line(1_000, 2), line(2_500, 1)]),
+            Some(Money::new(4_500).unwrap())
+        );
+        assert_eq!(Order::compute_total(&[line(i64::MAX, 2)]), None);
+    }
+
+    #[test]
     fn an_order_is_priced_at_the_current_prices() {
         let order = placed(
             &[("product-1", 2), ("product-2", 1)],
@@ -341,45 +274,31 @@ mod tests {
     }
 
     #[test]
-    fn paying_is_decided_by_the_status() {
-        let order = placed(&[("product-1", 2)], &[("product-1", 1_000)]).unwrap();
-        let at = Timestamp::parse("2026-11-29T01:00:00Z").unwrap();
-        let payment = order
-            .decide(Change::Pay, at)
-            .expect("a created order can be paid");
-        assert_eq!(payment.from, OrderStatus::Created);
-        assert_eq!(payment.order.status, OrderStatus::Paid);
-        assert_eq!(payment.order.paid_at, Some(at));
+    fn a_created_order_holds_stock_and_a_paid_one_money_too() {
+        let mut order = placed(&[("product-1", 2)], &[("product-1", 1_000)]).unwrap();
+        let product = ProductId::parse("product-1").unwrap();
         assert_eq!(
-            payment.balance,
-            BalanceMove::Debit(Money::new(2_000).unwrap())
+            order.holdings(),
+            Holdings {
+                units: vec![(product.clone(), 2)],
+                money: Money::ZERO
+            }
         );
-        assert!(!payment.restock);
-        let paid = payment.order;
-        assert_eq!(paid.decide(Change::Pay, at), Err(Refusal::OrderAlreadyPaid));
-        let cancellation = paid
-            .decide(Change::Cancel, at)
-            .expect("a paid order can be cancelled");
-        assert_eq!(cancellation.from, OrderStatus::Paid);
+        order.status = OrderStatus::Paid;
+        order.refunded_items = vec![Units {
+            product_id: product.clone(),
+            quantity: Quantity::new(1).unwrap(),
+        }];
+        order.refunded_amount = Money::new(1_000).unwrap();
         assert_eq!(
-            cancellation.balance,
-            BalanceMove::Refund(Money::new(2_000).unwrap())
+            order.holdings(),
+            Holdings {
+                units: vec![(product, 1)],
+                money: Money::new(1_000).unwrap()
+            }
         );
-        assert!(cancellation.restock);
-        let cancelled = cancellation.order;
-        assert_eq!(
-            cancelled.decide(Change::Pay, at),
-            Err(Refusal::OrderCancelled)
-        );
-        assert_eq!(
-            cancelled.decide(Change::Cancel, at),
-            Err(Refusal::OrderCancelled)
-        );
-        // An unpaid order is cancelled without touching the balance.
-        let unpaid = order
-            .decide(Change::Cancel, at)
-            .expect("a created order can be cancelled");
-        assert_eq!(unpaid.balance, BalanceMove::Untouched);
+        order.status = OrderStatus::Cancelled;
+        assert_eq!(order.holdings(), Holdings::default());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::domain::{ProductId, RefusalKind};
 use crate::error::ServiceError;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -17,15 +18,13 @@ pub fn status_of(error: &ServiceError) -> StatusCode {
         ServiceError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         ServiceError::Forbidden => StatusCode::FORBIDDEN,
-        ServiceError::UserNotFound
-        | ServiceError::OrderNotFound
-        | ServiceError::ProductNotFound(_) => StatusCode::NOT_FOUND,
-        ServiceError::OutOfStock(_)
-        | ServiceError::InsufficientBalance { .. }
-        | ServiceError::OrderAlreadyPaid
-        | ServiceError::OrderCancelled
-        | ServiceError::Contention { .. }
-        | ServiceError::RequestInProgress { .. } => StatusCode::CONFLICT,
+        ServiceError::Refused(refusal) => match refusal.kind() {
+            RefusalKind::NotFound => StatusCode::NOT_FOUND,
+            RefusalKind::Conflict => StatusCode::CONFLICT,
+        },
+        ServiceError::Contention { .. } | ServiceError::RequestInProgress { .. } => {
+            StatusCode::CONFLICT
+        }
         ServiceError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         ServiceError::StoreUnavailable { .. } | ServiceError::Throttled { .. } => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -41,13 +40,7 @@ fn title_of(error: &ServiceError) -> &'static str {
         ServiceError::UnsupportedMediaType => "The request body must be JSON",
         ServiceError::Unauthorized(_) => "Authentication is required",
         ServiceError::Forbidden => "Not allowed",
-        ServiceError::UserNotFound => "User not found",
-        ServiceError::OrderNotFound => "Order not found",
-        ServiceError::ProductNotFound(_) => "Product not found",
-        ServiceError::OutOfStock(_) => "Out of stock",
-        ServiceError::InsufficientBalance { .. } => "Insufficient balance",
-        ServiceError::OrderAlreadyPaid => "Order already paid",
-        ServiceError::OrderCancelled => "Order cancelled",
+        ServiceError::Refused(refusal) => refusal.title(),
         ServiceError::IdempotencyKeyReused => "Idempotency-Key reused",
         ServiceError::RequestInProgress { .. } => "Request in progress",
         ServiceError::Contention { .. } => "Concurrent request",
@@ -92,9 +85,7 @@ pub fn problem_response(error: &ServiceError) -> Response<Body> {
         error.to_string()
     };
     let product_id = match error {
-        ServiceError::OutOfStock(product) | ServiceError::ProductNotFound(product) => {
-            Some(product.as_str())
-        }
+        ServiceError::Refused(refusal) => refusal.product_id().map(ProductId::as_str),
         _ => None,
     };
     let problem = Problem {
@@ -135,7 +126,7 @@ pub fn problem_response(error: &ServiceError) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Money, ProductId};
+    use crate::domain::{Money, Refusal};
     use std::time::Duration;
 
     fn body_json(response: &Response<Body>) -> serde_json::Value {
@@ -144,9 +135,9 @@ mod tests {
 
     #[test]
     fn client_errors_carry_code_status_and_detail() {
-        let response = problem_response(&ServiceError::OutOfStock(
-            ProductId::parse("product-9").unwrap(),
-        ));
+        let response = problem_response(&ServiceError::Refused(Refusal::OutOfStock {
+            product_id: ProductId::parse("product-9").unwrap(),
+        }));
         assert_eq!(response.status(), StatusCode::CONFLICT);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -168,16 +159,18 @@ mod tests {
             (ServiceError::UnsupportedMediaType, 415),
             (ServiceError::Unauthorized("x"), 401),
             (ServiceError::Forbidden, 403),
-            (ServiceError::UserNotFound, 404),
-            (ServiceError::OrderNotFound, 404),
+            (Refusal::UserNotFound.into(), 404),
+            (Refusal::OrderNotFound.into(), 404),
             (
-                ServiceError::InsufficientBalance {
+                Refusal::InsufficientBalance {
                     required: Money::ZERO,
-                },
+                }
+                .into(),
                 409,
             ),
-            (ServiceError::OrderAlreadyPaid, 409),
-            (ServiceError::OrderCancelled, 409),
+            (Refusal::OrderAlreadyPaid.into(), 409),
+            (Refusal::OrderCancelled.into(), 409),
+            (Refusal::OrderNotPaid.into(), 409),
             (ServiceError::IdempotencyKeyReused, 422),
             (
                 ServiceError::Contention {

@@ -147,6 +147,9 @@ mod tests {
             created_at: Timestamp::parse("2026-11-29T00:00:00Z").unwrap(),
             paid_at: None,
             cancelled_at: None,
+            refunded_items: vec![],
+            refunded_amount: Money::ZERO,
+            refunded_at: None,
         }
     }
 

@@ -251,7 +251,7 @@ impl DynamoOrderStore {
             if entity_of(&item) == Some("ORDER") {
                 let record: OrderRecord =
                     from_item(item).map_err(|error| mapping_error("an order", error))?;
-                orders.push(record.to_order());
+                orders.push(record.order);
             }
         }
         Ok(orders)

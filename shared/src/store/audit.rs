@@ -1,14 +1,14 @@
 //! The conservation audit: exact accounting of money and stock over the whole table.
 //!
-//! It reads items with plain types of its own (strings and integers) and its own arithmetic,
-//! not the domain's types or `Order::compute_total`, so a bug in what it checks cannot hide
-//! itself in the check.
-//!
-//! - For every product: initial stock = stock + units reserved by CREATED and PAID orders.
-//! - For every user: initial balance = balance + totals of PAID orders; never negative.
-//! - Every order: its lines sum to its total; its unit prices are its products' prices (prices
-//!   never change in this service: only `seed` writes them); its user exists; its timestamps
-//!   fit its status; it lives in its user's partition.
+//! - Conservation is the domain's one rule (`domain::Ledger`, which the in-memory store checks
+//!   too): for every product, initial stock = stock + the units its orders hold; for every
+//!   user, initial balance = balance + the money its orders hold; nothing negative.
+//! - Every order is also checked against itself with plain types and arithmetic of the audit's
+//!   own (strings and integers), not the domain's, so that a bug in the domain cannot hide
+//!   itself in the check: its lines sum to its total; its unit prices are its products' prices
+//!   (prices never change in this service: only `seed` writes them); what it refunded is at
+//!   most what it ordered, at its prices; its user exists; its timestamps fit its status; it
+//!   lives in its user's partition.
 //! - Every Idempotency-Key answer names an existing order of the key's user.
 //!
 //! The scan is not a snapshot: run it on a quiet table (no requests in flight), as the load
@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::items::entity_of;
+use super::items::{entity_of, OrderRecord};
 use super::DynamoOrderStore;
+use crate::domain::{Account, Ledger, Order, ProductId, UserId};
 use crate::error::ServiceError;
 
 /// What the audit found. `violations` is empty when money and stock are exactly conserved.
@@ -73,6 +74,13 @@ struct Line {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct Refunded {
+    product_id: String,
+    quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct OrderItem {
     pk: String,
     order_id: String,
@@ -82,6 +90,10 @@ struct OrderItem {
     total_amount: i64,
     paid_at: Option<String>,
     cancelled_at: Option<String>,
+    #[serde(default)]
+    refunded_items: Vec<Refunded>,
+    #[serde(default)]
+    refunded_amount: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +150,32 @@ fn check_order(
             }
         }
     }
+    let mut refunded_money: i128 = 0;
+    for refunded in &order.refunded_items {
+        match order
+            .items
+            .iter()
+            .find(|line| line.product_id == refunded.product_id)
+        {
+            Some(line) if (1..=line.quantity).contains(&refunded.quantity) => {
+                refunded_money += i128::from(refunded.quantity) * i128::from(line.unit_price);
+            }
+            _ => violations.push(format!(
+                "order {id} refunded {} units of {}, which it did not order",
+                refunded.quantity, refunded.product_id
+            )),
+        }
+    }
+    if refunded_money != i128::from(order.refunded_amount) {
+        violations.push(format!(
+            "order {id}: refunded amount {} != its refunded units at its prices {refunded_money}",
+            order.refunded_amount
+        ));
+    }
     let (paid, cancelled) = (order.paid_at.is_some(), order.cancelled_at.is_some());
+    if order.refunded_amount > 0 && !paid {
+        violations.push(format!("order {id} refunded money it was never paid"));
+    }
     let fits = match order.status.as_str() {
         "CREATED" => !paid && !cancelled,
         "PAID" => paid && !cancelled,
@@ -168,7 +205,7 @@ impl DynamoOrderStore {
     pub async fn audit(&self) -> Result<AuditReport, ServiceError> {
         let mut users: HashMap<String, User> = HashMap::new();
         let mut products: HashMap<String, Product> = HashMap::new();
-        let mut orders: Vec<OrderItem> = Vec::new();
+        let mut orders: Vec<(OrderItem, Order)> = Vec::new();
         let mut answered: Vec<(String, String)> = Vec::new();
         let mut violations = Vec::new();
         for item in self.scan_all().await? {
@@ -181,7 +218,11 @@ impl DynamoOrderStore {
                     let product: Product = parse(item, "a product")?;
                     products.insert(product.product_id.clone(), product);
                 }
-                Some("ORDER") => orders.push(parse(item, "an order")?),
+                Some("ORDER") => {
+                    let plain: OrderItem = parse(item.clone(), "an order")?;
+                    let record: OrderRecord = parse(item, "an order")?;
+                    orders.push((plain, record.order));
+                }
                 Some("IDEMPOTENCY") => {
                     let record: KeyRecord = parse(item, "an Idempotency-Key record")?;
                     let order = record
@@ -206,25 +247,17 @@ impl DynamoOrderStore {
         }
 
         let mut report = AuditReport::default();
-        let mut reserved: HashMap<&str, i64> = HashMap::new();
-        let mut paid: HashMap<&str, i64> = HashMap::new();
+        let mut ledger = Ledger::new();
         let mut order_ids: HashSet<(&str, &str)> = HashSet::new();
-        for order in &orders {
+        for (plain, order) in &orders {
             report.orders += 1;
             *report
                 .orders_by_status
-                .entry(order.status.clone())
+                .entry(plain.status.clone())
                 .or_default() += 1;
-            order_ids.insert((&order.user_id, &order.order_id));
-            check_order(order, &products, &users, &mut violations);
-            if matches!(order.status.as_str(), "CREATED" | "PAID") {
-                for line in &order.items {
-                    *reserved.entry(&line.product_id).or_default() += line.quantity;
-                }
-            }
-            if order.status == "PAID" {
-                *paid.entry(&order.user_id).or_default() += order.total_amount;
-            }
+            order_ids.insert((&plain.user_id, &plain.order_id));
+            check_order(plain, &products, &users, &mut violations);
+            ledger.record(order);
         }
         for (user_id, order_id) in &answered {
             if !order_ids.contains(&(user_id.as_str(), order_id.as_str())) {
@@ -233,57 +266,46 @@ impl DynamoOrderStore {
                 ));
             }
         }
-        for (product_id, units) in &reserved {
-            if !products.contains_key(*product_id) {
-                violations.push(format!(
-                    "product {product_id} is reserved ({units} units) but does not exist"
-                ));
+        for account in ledger.accounts() {
+            if let Account::Stock(product_id) = account {
+                if !products.contains_key(product_id.as_str()) {
+                    violations.push(format!(
+                        "product {product_id} is held ({} units) but does not exist",
+                        ledger.held(account)
+                    ));
+                }
             }
         }
         for (user_id, user) in &users {
-            let paid_total = paid.get(user_id.as_str()).copied().unwrap_or(0);
+            let account = UserId::parse(user_id).map(Account::Balance);
+            let held = account.as_ref().map_or(0, |account| ledger.held(account));
             report.total_balance += user.balance;
-            report.total_paid += paid_total;
-            if user.balance < 0 {
-                violations.push(format!(
-                    "user {user_id} has a negative balance {}",
-                    user.balance
-                ));
-            }
-            match user.initial_balance {
-                None => violations.push(format!(
+            report.total_paid += held;
+            match (user.initial_balance, &account) {
+                (None, _) => violations.push(format!(
                     "user {user_id} has no initialBalance: their money cannot be checked"
                 )),
-                Some(initial) if initial != user.balance + paid_total => {
-                    violations.push(format!(
-                        "user {user_id}: initial balance {initial} != balance {} + paid {paid_total}",
-                        user.balance
-                    ));
+                (Some(initial), Ok(account)) => {
+                    violations.extend(ledger.violation(account, user.balance, initial));
                 }
-                Some(_) => {}
+                (Some(_), Err(error)) => violations.push(format!("user {user_id:?}: {error}")),
             }
         }
         for (product_id, product) in &products {
-            let reserved_units = reserved.get(product_id.as_str()).copied().unwrap_or(0);
+            let account = ProductId::parse(product_id).map(Account::Stock);
+            let held = account.as_ref().map_or(0, |account| ledger.held(account));
             report.total_stock += product.stock;
-            report.total_reserved += reserved_units;
-            if product.stock < 0 {
-                violations.push(format!(
-                    "product {product_id} has negative stock {}",
-                    product.stock
-                ));
-            }
-            match product.initial_stock {
-                None => violations.push(format!(
+            report.total_reserved += held;
+            match (product.initial_stock, &account) {
+                (None, _) => violations.push(format!(
                     "product {product_id} has no initialStock: its stock cannot be checked"
                 )),
-                Some(initial) if initial != product.stock + reserved_units => {
-                    violations.push(format!(
-                        "product {product_id}: initial stock {initial} != stock {} + reserved {reserved_units}",
-                        product.stock
-                    ));
+                (Some(initial), Ok(account)) => {
+                    violations.extend(ledger.violation(account, product.stock, initial));
                 }
-                Some(_) => {}
+                (Some(_), Err(error)) => {
+                    violations.push(format!("product {product_id:?}: {error}"))
+                }
             }
         }
         report.users = users.len() as u64;

@@ -221,7 +221,7 @@ mod tests {
         assert!(breaker.is_open());
         // A refusal is an answer: the store was reached.
         assert_eq!(
-            Verdict::of::<()>(&Err(ServiceError::OrderNotFound)),
+            Verdict::of::<()>(&Err(crate::domain::Refusal::OrderNotFound.into())),
             Verdict::Reached
         );
     }

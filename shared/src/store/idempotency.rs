@@ -399,6 +399,9 @@ mod tests {
             created_at: at,
             paid_at: (status == OrderStatus::Paid).then_some(at),
             cancelled_at: (status == OrderStatus::Cancelled).then_some(at),
+            refunded_items: vec![],
+            refunded_amount: Money::ZERO,
+            refunded_at: None,
         }
     }
 
@@ -418,7 +421,7 @@ mod tests {
             };
             let claim = Claim::new(
                 IdempotencyKey::parse("key").unwrap(),
-                Fingerprint::change(Change::Pay, order.order_id),
+                Fingerprint::change(&Change::Pay, order.order_id),
             );
             let record = IdempotencyRecord {
                 pk: user_pk(&order.user_id),

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Fingerprint, Money, Order, OrderId, ProductId, Timestamp, UserId};
+use crate::domain::{Fingerprint, Money, Order, OrderId, OrderState, ProductId, Timestamp, UserId};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -117,6 +117,9 @@ pub(crate) struct OrderRecord {
     #[serde(flatten)]
     pub order: Order,
     pub request_hash: Fingerprint,
+    /// How many changes the order has had (absent on orders written before revisions: 0).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl OrderRecord {
@@ -128,11 +131,15 @@ impl OrderRecord {
             entity: "ORDER".to_owned(),
             order,
             request_hash,
+            revision: 0,
         }
     }
 
-    pub(super) fn to_order(&self) -> Order {
-        self.order.clone()
+    pub(super) fn into_state(self) -> OrderState {
+        OrderState {
+            order: self.order,
+            revision: self.revision,
+        }
     }
 }
 

@@ -1,10 +1,13 @@
-//! All DynamoDB code of the service: table schema, item mapping, conditional transactions,
-//! the mapping of SDK errors and `CancellationReasons` to domain errors, retries and the
-//! circuit breaker. `SdkError` never leaves this module.
+//! All DynamoDB code of the service: table schema, item mapping, the reads and the
+//! conditional writes of what the domain decided, the mapping of SDK errors and
+//! `CancellationReasons` to typed rejections, retries and the circuit breaker. `SdkError` never
+//! leaves this module, and no code here makes a business decision: the application (`app`)
+//! reads, asks the domain, writes, and reads again when a write is rejected.
 //!
-//! Each function gets only the capability it needs through a small trait (`CreateOrders`,
-//! `ChangeOrders` for pay and cancel, `ReadOrders`), matched by least-privilege IAM in
-//! `template.yaml`.
+//! The capabilities are small traits, matched by least-privilege IAM in `template.yaml`:
+//! `ReadCatalog` (what placing an order reads), `ReadOrders`, `WriteOrders` and `KeepAnswers`
+//! (the Idempotency-Key records). `PlaceOrders`, `ChangeOrders` and `ReadOrders` are what each
+//! function needs.
 
 #[cfg(feature = "admin")]
 mod admin;
@@ -17,10 +20,12 @@ mod deadline;
 mod errors;
 mod idempotency;
 mod items;
-mod orders;
+mod reads;
 mod retry;
 pub mod schema;
+mod writes;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 #[cfg(feature = "admin")]
@@ -31,6 +36,7 @@ pub use breaker::{Admission, CircuitBreaker, Verdict};
 pub use client::{build_client, build_local_client, StoreSettings};
 pub use cursor::Cursor;
 pub use deadline::{with_deadline, RELEASE_RESERVE};
+pub(crate) use errors::RETRY_AFTER;
 pub use idempotency::{epoch_seconds, TTL_ATTRIBUTE};
 pub use retry::{count_store_retries, store_retries_so_far};
 
@@ -38,11 +44,14 @@ use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Change, Claim, NewOrder, Order, OrderId, Prior, Refusal, UserId};
+use crate::domain::{
+    Claim, Fingerprint, Money, Order, OrderId, OrderState, Prior, ProductId, Refusal, Transition,
+    UserId,
+};
 use crate::error::ServiceError;
 
-/// The result of a state-changing call: the order, and whether it is a replay (no second
-/// effect happened): an earlier attempt of the same request had already made the change.
+/// The result of a state-changing use case: the order, and whether it is a replay (no second
+/// effect happened): an earlier request with the same key had already made the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub order: Order,
@@ -50,7 +59,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// This request's own change (or its own earlier write found again): not a replay.
+    /// This request's own change: not a replay.
     pub fn fresh(order: Order) -> Self {
         Self {
             order,
@@ -64,6 +73,9 @@ impl Outcome {
 pub struct OrderPage {
     pub orders: Vec<Order>,
     pub next_cursor: Option<Cursor>,
+    /// Whether the user exists, read only for an empty first page (to tell "no orders" from
+    /// "no such user").
+    pub user_exists: Option<bool>,
 }
 
 impl OrderPage {
@@ -77,12 +89,74 @@ impl OrderPage {
         Self {
             orders,
             next_cursor,
+            user_exists: None,
         }
     }
 }
 
+/// What placing an order reads: whether the user exists and the products' prices (a product
+/// without a price does not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Catalog {
+    pub user_exists: bool,
+    pub prices: HashMap<ProductId, Money>,
+}
+
+/// A new order to write, with the fingerprint of the request that made it and the claim its
+/// transaction answers.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOrderWrite<'a> {
+    pub order: &'a Order,
+    pub request: &'a Fingerprint,
+    pub claim: Option<&'a Claim>,
+}
+
+/// A decided transition to write, with the claim its transaction answers.
+#[derive(Debug, Clone, Copy)]
+pub struct TransitionWrite<'a> {
+    pub transition: &'a Transition,
+    pub claim: Option<&'a Claim>,
+}
+
+/// Which condition of a write failed, with what the store saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// A new order's id is taken: the order as it stands and the fingerprint of the request
+    /// that created it.
+    OrderExists {
+        existing: OrderState,
+        request: Fingerprint,
+    },
+    /// The order is no longer at the revision the transition was decided from: as it stands
+    /// now (`None`: it is gone).
+    OrderMoved { current: Option<OrderState> },
+    /// A product's stock does not cover what was taken from it (or the product is gone).
+    StockShort { product_id: ProductId },
+    /// A product stock was to go back to no longer exists.
+    ProductGone { product_id: ProductId },
+    /// The balance move failed: the user's balance as read now (`None`: the user is gone).
+    Balance { balance: Option<i64> },
+    /// The key's claim is no longer this request's (its lease lapsed, another took it).
+    ClaimLost,
+}
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum WriteError {
+    /// A condition failed: nothing was written.
+    Rejected(Rejection),
+    /// The store failed (unavailable, throttled, out of time, contention past the retries).
+    Failed(ServiceError),
+}
+
+impl From<ServiceError> for WriteError {
+    fn from(error: ServiceError) -> Self {
+        WriteError::Failed(error)
+    }
+}
+
 /// The Idempotency-Key records. A state change made under a claim answers it in its own
-/// transaction; `App::answer_once` drives the rest.
+/// transaction; `app::keys` drives the rest.
 pub trait KeepAnswers: Send + Sync {
     /// Claims the key for this request: `None` when it is now this request's, otherwise the
     /// key's live record (in flight, or answered).
@@ -93,7 +167,7 @@ pub trait KeepAnswers: Send + Sync {
     ) -> impl Future<Output = Result<Option<Prior>, ServiceError>> + Send;
 
     /// Answers the claim with a business refusal: `None` when recorded, otherwise the record
-    /// that holds the key now (another request answered it first).
+    /// that holds the key now.
     fn answer_refusal(
         &self,
         user_id: &UserId,
@@ -105,35 +179,22 @@ pub trait KeepAnswers: Send + Sync {
     fn release(&self, user_id: &UserId, claim: &Claim) -> impl Future<Output = ()> + Send;
 }
 
-pub trait CreateOrders: Send + Sync {
-    /// Snapshots prices and reserves stock for every line, or for none.
-    fn create_order(
+/// What placing an order reads.
+pub trait ReadCatalog: Send + Sync {
+    fn read_catalog(
         &self,
         user_id: &UserId,
-        order: &NewOrder,
-        claim: Option<&Claim>,
-    ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
-}
-
-pub trait ChangeOrders: Send + Sync {
-    /// Pays or cancels the order as the domain decides, atomically: a payment debits the total
-    /// from the user's balance and marks the order PAID; a cancellation restores its stock,
-    /// refunds it if it was paid and marks it CANCELLED.
-    fn change_order(
-        &self,
-        user_id: &UserId,
-        order_id: OrderId,
-        change: Change,
-        claim: Option<&Claim>,
-    ) -> impl Future<Output = Result<Outcome, ServiceError>> + Send;
+        products: &[ProductId],
+    ) -> impl Future<Output = Result<Catalog, ServiceError>> + Send;
 }
 
 pub trait ReadOrders: Send + Sync {
-    fn get_order(
+    /// One order as it stands (a strongly consistent read), with its revision.
+    fn read_order(
         &self,
         user_id: &UserId,
         order_id: OrderId,
-    ) -> impl Future<Output = Result<Order, ServiceError>> + Send;
+    ) -> impl Future<Output = Result<Option<OrderState>, ServiceError>> + Send;
 
     fn list_orders(
         &self,
@@ -142,6 +203,32 @@ pub trait ReadOrders: Send + Sync {
         cursor: Option<&Cursor>,
     ) -> impl Future<Output = Result<OrderPage, ServiceError>> + Send;
 }
+
+/// The writes of decided things, each one transaction whose conditions make it correct under
+/// any interleaving; a failed condition is a typed `Rejection`.
+pub trait WriteOrders: Send + Sync {
+    /// Puts a new order (its id must be free) and takes its lines from stock, answering the
+    /// claim.
+    fn write_new_order(
+        &self,
+        write: NewOrderWrite<'_>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Writes a transition: the order at its next revision (if still at the expected one),
+    /// the stock it gives back, the balance it moves, the claim's answer.
+    fn write_transition(
+        &self,
+        write: TransitionWrite<'_>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// What create-order needs.
+pub trait PlaceOrders: ReadCatalog + WriteOrders + KeepAnswers {}
+impl<S: ReadCatalog + WriteOrders + KeepAnswers> PlaceOrders for S {}
+
+/// What pay-order, cancel-order and refund-order need.
+pub trait ChangeOrders: ReadOrders + WriteOrders + KeepAnswers {}
+impl<S: ReadOrders + WriteOrders + KeepAnswers> ChangeOrders for S {}
 
 /// The DynamoDB implementation of every store capability. Cheap to clone: the SDK client and
 /// the circuit breaker are shared.

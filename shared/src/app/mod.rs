@@ -1,6 +1,15 @@
-//! What every function shares at run time: the store, the authenticator and the injected-fault
-//! switch, built once at init, and `App::run`, which turns a handler's result into a response
-//! and writes the request's log line and metrics.
+//! The application layer: one module per use case, each read -> decide (domain) -> write ->
+//! on a lost race read and decide again (`place`, `change`, `read`), the Idempotency-Key
+//! orchestration around the ones that change something (`keys`), and what every function
+//! shares at run time: the store, the authenticator and the injected-fault switch, built once
+//! at init; `App::handle`, the one shape of every handler (the request parsed in one place,
+//! `http::Call`); and `App::run`, which turns the work's result into a response and writes the
+//! request's log line and metrics.
+
+pub mod change;
+pub mod keys;
+pub mod place;
+pub mod read;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -9,15 +18,16 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::auth::{Access, Authenticator};
 use crate::config::AppConfig;
-use crate::domain::{Answer, Change, Claim, IdempotencyKey, NewOrder, Order, OrderId, UserId};
+use crate::domain::ChangeKind;
 use crate::error::{ErrorChain, ServiceError};
 use crate::http::problem::{problem_response, status_of};
-use crate::http::{idempotency_key, path_order_id, path_user_id, reject_oversized_body, Reply};
+use crate::http::{Call, Reply};
 use crate::observability::{emit_metrics, Invocation, RequestRecord};
 use crate::store::{
-    build_client, count_store_retries, with_deadline, ChangeOrders, CreateOrders, DynamoOrderStore,
-    KeepAnswers, Outcome, RELEASE_RESERVE,
+    build_client, count_store_retries, with_deadline, DynamoOrderStore, RELEASE_RESERVE,
 };
+
+pub use keys::{answer_once, change_once, create_once};
 
 /// The operations, named as the functions and metrics name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +35,55 @@ pub enum Operation {
     CreateOrder,
     PayOrder,
     CancelOrder,
+    RefundOrder,
     GetOrder,
     ListOrders,
 }
 
 impl Operation {
+    /// Every operation, in the order reports list them.
+    pub const ALL: [Operation; 6] = [
+        Operation::CreateOrder,
+        Operation::PayOrder,
+        Operation::CancelOrder,
+        Operation::RefundOrder,
+        Operation::GetOrder,
+        Operation::ListOrders,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::CreateOrder => "create-order",
-            Operation::PayOrder => Change::Pay.operation(),
-            Operation::CancelOrder => Change::Cancel.operation(),
+            Operation::PayOrder => ChangeKind::Pay.operation(),
+            Operation::CancelOrder => ChangeKind::Cancel.operation(),
+            Operation::RefundOrder => ChangeKind::Refund.operation(),
             Operation::GetOrder => "get-order",
             Operation::ListOrders => "list-orders",
+        }
+    }
+
+    /// Whether the operation changes something (a POST with an Idempotency-Key and a body
+    /// limit).
+    pub fn changes(self) -> bool {
+        !matches!(self, Operation::GetOrder | Operation::ListOrders)
+    }
+
+    /// How the caller must relate to the path's user: reading one order of another user is
+    /// "not found" (ids cannot be probed), anything else of another user is forbidden.
+    pub fn access(self) -> Access {
+        match self {
+            Operation::GetOrder => Access::ReadOrder,
+            _ => Access::Other,
+        }
+    }
+}
+
+impl From<ChangeKind> for Operation {
+    fn from(change: ChangeKind) -> Self {
+        match change {
+            ChangeKind::Pay => Operation::PayOrder,
+            ChangeKind::Cancel => Operation::CancelOrder,
+            ChangeKind::Refund => Operation::RefundOrder,
         }
     }
 }
@@ -109,15 +156,24 @@ impl<S> App<S> {
         }
     }
 
-    /// Parses `{userId}` from the path and checks that the caller owns it.
-    pub fn authorized_user(
-        &self,
-        request: &Request,
-        access: Access,
-    ) -> Result<UserId, ServiceError> {
-        let user_id = path_user_id(request)?;
-        self.auth.authorize(request, &user_id, access)?;
-        Ok(user_id)
+    /// The one shape of every handler: parses the request in one place (`Call::parse`: the
+    /// path's user and the caller's right to it, the Idempotency-Key and the body limit of a
+    /// change), runs `work` on it, and renders the outcome through `run`.
+    pub async fn handle<'r, F, Fut>(
+        &'r self,
+        operation: Operation,
+        request: &'r Request,
+        work: F,
+    ) -> Response<Body>
+    where
+        F: FnOnce(Call<'r>) -> Fut,
+        Fut: Future<Output = Result<Reply, ServiceError>> + 'r,
+    {
+        let work = async move {
+            let call = Call::parse(&self.auth, operation.changes(), operation.access(), request)?;
+            work(call).await
+        };
+        self.run(operation, request, work).await
     }
 
     /// Runs a handler's work and renders its outcome, logging one line and emitting metrics.
@@ -212,136 +268,6 @@ impl<S> App<S> {
             replayed,
         });
         response
-    }
-}
-
-/// Runs a state-changing request under its Idempotency-Key (see `domain::idempotency`), or
-/// once without one, and renders its answer.
-///
-/// With a key: claim it, or answer from its record (the first answer, `Idempotent-Replayed`),
-/// or refuse (422 reused key, 409 + `Retry-After` while the first request is in flight). The
-/// operation's own transaction answers the claim when it changes something; a business refusal
-/// answers it with a conditional update; any other failure releases it, so nothing but a
-/// business outcome is ever kept. A record this request wrote itself (a claim or a refusal
-/// whose answer was lost and that the SDK sent again) is its own, not another request's.
-pub async fn answer_once<S, Op, Fut>(
-    store: &S,
-    user_id: &UserId,
-    key: Option<IdempotencyKey>,
-    claim_for: impl FnOnce(IdempotencyKey) -> Claim,
-    answer: fn(Order) -> Answer,
-    operation: Op,
-) -> Result<Reply, ServiceError>
-where
-    S: KeepAnswers,
-    Op: FnOnce(Option<Claim>) -> Fut,
-    Fut: Future<Output = Result<Outcome, ServiceError>>,
-{
-    let Some(key) = key else {
-        let outcome = operation(None).await?;
-        return Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed));
-    };
-    let claim = claim_for(key);
-    match store.claim(user_id, &claim).await? {
-        Some(prior) if !prior.made_by(&claim) => {
-            return Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true));
-        }
-        // Claimed now, or by this request's own earlier attempt.
-        _ => {}
-    }
-    match operation(Some(claim.clone())).await {
-        Ok(outcome) => {
-            if outcome.replayed {
-                // The key's answer had expired and the effect was found in place: nothing
-                // answered the new claim, so give it up rather than let it hold the key.
-                store.release(user_id, &claim).await;
-            }
-            Ok(Reply::answer(&answer(outcome.order))?.replayed(outcome.replayed))
-        }
-        Err(error) => match error.refusal() {
-            Some(refusal) => match store.answer_refusal(user_id, &claim, refusal).await {
-                Ok(None) => Err(error),
-                // This request's own refusal, recorded by an attempt whose answer was lost.
-                Ok(Some(prior)) if prior.made_by(&claim) => Err(error),
-                Ok(Some(prior)) => Ok(Reply::answer(&claim.against(&prior)?)?.replayed(true)),
-                // The refusal could not be kept: it is no answer, so give the key back.
-                Err(failure) => {
-                    store.release(user_id, &claim).await;
-                    Err(failure)
-                }
-            },
-            None => {
-                store.release(user_id, &claim).await;
-                Err(error)
-            }
-        },
-    }
-}
-
-/// Places `order` once under its Idempotency-Key (see `answer_once`).
-pub async fn create_once<S: CreateOrders + KeepAnswers>(
-    store: &S,
-    user_id: &UserId,
-    key: Option<IdempotencyKey>,
-    order: &NewOrder,
-) -> Result<Reply, ServiceError> {
-    answer_once(
-        store,
-        user_id,
-        key,
-        |key| Claim::to_create(key, order),
-        Answer::Created,
-        |claim| async move { store.create_order(user_id, order, claim.as_ref()).await },
-    )
-    .await
-}
-
-/// Pays or cancels `order_id` once under its Idempotency-Key (see `answer_once`).
-pub async fn change_once<S: ChangeOrders + KeepAnswers>(
-    store: &S,
-    user_id: &UserId,
-    key: Option<IdempotencyKey>,
-    order_id: OrderId,
-    change: Change,
-) -> Result<Reply, ServiceError> {
-    answer_once(
-        store,
-        user_id,
-        key,
-        |key| Claim::to_change(key, change, order_id),
-        Answer::Updated,
-        |claim| async move {
-            store
-                .change_order(user_id, order_id, change, claim.as_ref())
-                .await
-        },
-    )
-    .await
-}
-
-impl From<Change> for Operation {
-    fn from(change: Change) -> Self {
-        match change {
-            Change::Pay => Operation::PayOrder,
-            Change::Cancel => Operation::CancelOrder,
-        }
-    }
-}
-
-impl<S: ChangeOrders + KeepAnswers> App<S> {
-    /// `POST /users/{userId}/orders/{orderId}/<payment|cancel>`: the pay-order and
-    /// cancel-order functions' work, which they run as `Operation::from(change)`. No body is
-    /// read; an Idempotency-Key makes a retry safe.
-    pub async fn change_order(
-        &self,
-        request: &Request,
-        change: Change,
-    ) -> Result<Reply, ServiceError> {
-        let user_id = self.authorized_user(request, Access::Other)?;
-        let order_id = path_order_id(request)?;
-        reject_oversized_body(request)?;
-        let key = idempotency_key(request)?;
-        change_once(&self.store, &user_id, key, order_id, change).await
     }
 }
 

@@ -1,0 +1,456 @@
+//! The writes of decided things on DynamoDB. Each is one `TransactWriteItems` whose conditions
+//! make it correct under any interleaving; when DynamoDB cancels it for a failed condition, the
+//! first failed item says which (`Rejection`), with what the store saw. Conflicts between
+//! transactions and throttling are retried here, with one `ClientRequestToken` across resends.
+//! No locks, no unconditioned read-modify-write, and no decision: what to write was decided by
+//! the domain, and what to do about a rejection is the application's.
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+
+use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
+use super::items::{
+    number_value, order_key, product_key, string_value, to_item, user_key, Item, OrderRecord,
+};
+use super::reads::build_error;
+use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
+use super::{DynamoOrderStore, NewOrderWrite, Rejection, TransitionWrite, WriteError, WriteOrders};
+use crate::domain::{Answer, BalanceMove, Claim, Order, ProductId, Timestamp, UserId};
+use crate::error::ServiceError;
+
+/// Why a transaction did not commit.
+enum Cancelled {
+    /// At least one condition was false; the reasons are in transaction item order.
+    Conditions(Vec<CancellationReason>),
+    Store(ServiceError),
+}
+
+fn condition_failed(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+/// Which way a counter moves, and what the move needs.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    /// Takes the amount away: the counter must hold at least that much.
+    Take,
+    /// Gives the amount back: the item must still exist.
+    Give,
+}
+
+/// What each item of a transaction is, to read its cancellation reasons by.
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    Order,
+    Stock(ProductId),
+    Balance,
+    Answer,
+}
+
+/// A transaction under construction: its items and what each is.
+#[derive(Default)]
+struct Transaction {
+    parts: Vec<Part>,
+    items: Vec<TransactWriteItem>,
+}
+
+impl Transaction {
+    fn push(&mut self, part: Part, item: TransactWriteItem) {
+        self.parts.push(part);
+        self.items.push(item);
+    }
+
+    /// The part whose condition failed first, with its reason.
+    fn first_failed<'a>(
+        &self,
+        reasons: &'a [CancellationReason],
+    ) -> Option<(&Part, &'a CancellationReason)> {
+        self.parts
+            .iter()
+            .zip(reasons)
+            .find(|(_, reason)| condition_failed(reason))
+    }
+}
+
+impl DynamoOrderStore {
+    /// Runs one transaction, retrying with jittered backoff while DynamoDB cancels it only for
+    /// conflicts with other transactions or throttling, or reports it still in progress.
+    ///
+    /// Every send carries the same `ClientRequestToken`: DynamoDB treats a resend of a
+    /// transaction that already committed (its answer lost to a timeout, or reported in
+    /// progress) as the same transaction and answers success without applying it again. The
+    /// SDK reuses the token across its own retries; this loop's retries are new SDK calls, so
+    /// the token is set here.
+    async fn transact(
+        &self,
+        operation: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), Cancelled> {
+        let token = ulid::Ulid::new().to_string();
+        let mut attempt = 1;
+        let mut throttled = false;
+        // Whether DynamoDB said an earlier send of this very transaction was still running:
+        // then it may commit after the last resend, and giving up must not claim that
+        // nothing was applied.
+        let mut in_progress = false;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let error = match sent {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let retryable = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    if reasons.iter().any(condition_failed) {
+                        return Err(Cancelled::Conditions(reasons.to_vec()));
+                    }
+                    throttled |= reasons
+                        .iter()
+                        .any(|reason| is_throttling_code(reason.code()));
+                    reasons.iter().all(|reason| {
+                        matches!(
+                            reason.code(),
+                            None | Some("None") | Some("TransactionConflict")
+                        ) || is_throttling_code(reason.code())
+                    })
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    in_progress = true;
+                    true
+                }
+                _ => return Err(Cancelled::Store(store_error(operation, error))),
+            };
+            if !retryable {
+                return Err(Cancelled::Store(store_error(operation, error)));
+            }
+            if attempt >= MAX_WRITE_ATTEMPTS {
+                tracing::warn!(
+                    operation,
+                    attempt,
+                    throttled,
+                    in_progress,
+                    "transaction conflicts, throttling or a send in progress exhausted the retries"
+                );
+                // A send still in progress may yet commit: the outcome is unknown (a 503; the
+                // client's retry with its key finds out). Throttling is a hot item past its
+                // partition's throughput, not a conflict between clients: a 503 to retry later
+                // (which does not open the breaker). Only conflicts applied nothing for sure.
+                return Err(Cancelled::Store(if in_progress {
+                    ServiceError::StoreUnavailable {
+                        retry_after: RETRY_AFTER,
+                        source: format!(
+                            "{operation}: an earlier send was still in progress after \
+                             {attempt} attempts"
+                        )
+                        .into(),
+                    }
+                } else if throttled {
+                    ServiceError::Throttled {
+                        retry_after: RETRY_AFTER,
+                    }
+                } else {
+                    ServiceError::Contention {
+                        retry_after: RETRY_AFTER,
+                    }
+                }));
+            }
+            back_off(attempt).await;
+            attempt += 1;
+        }
+    }
+
+    /// One counter (a balance or a stock) of the item at `key` moved by `amount`, under the
+    /// move's condition.
+    fn counter_update(
+        &self,
+        key: Item,
+        counter: &str,
+        movement: Move,
+        amount: i64,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let (expression, condition) = match movement {
+            Move::Take => ("SET #counter = #counter - :amount", "#counter >= :amount"),
+            Move::Give => ("SET #counter = #counter + :amount", "attribute_exists(pk)"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(self.table_name())
+                    .set_key(Some(key))
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .expression_attribute_names("#counter", counter)
+                    .expression_attribute_values(":amount", number_value(amount))
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    /// Units of a product taken from (reserved) or given back to its stock.
+    fn stock_update(
+        &self,
+        product_id: &ProductId,
+        units: u32,
+        movement: Move,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        self.counter_update(product_key(product_id), "stock", movement, i64::from(units))
+    }
+
+    /// The claim's answer, in the transaction of the change it answers.
+    fn answer_item(
+        &self,
+        user_id: &UserId,
+        claim: Option<&Claim>,
+        answer: impl FnOnce() -> Answer,
+    ) -> Result<Option<TransactWriteItem>, ServiceError> {
+        claim
+            .map(|claim| self.answer_claim_item(user_id, claim, &answer()))
+            .transpose()
+    }
+
+    /// The update that moves an order to `order` at revision `expected + 1`, on condition that
+    /// it is still at `expected` (an order written before revisions has none: it is at 0).
+    fn order_update(
+        &self,
+        order: &Order,
+        expected: u64,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let mut sets = vec![
+            "#status = :status".to_owned(),
+            "revision = :next".to_owned(),
+        ];
+        let mut removes = Vec::new();
+        let mut update = Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(order_key(&order.user_id, order.order_id)))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", string_value(order.status.as_str()))
+            .expression_attribute_values(":next", number_value(expected as i64 + 1))
+            .expression_attribute_values(":expected", number_value(expected as i64))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let instants: [(&str, &str, Option<Timestamp>); 3] = [
+            ("paidAt", ":paidAt", order.paid_at),
+            ("cancelledAt", ":cancelledAt", order.cancelled_at),
+            ("refundedAt", ":refundedAt", order.refunded_at),
+        ];
+        for (attribute, placeholder, value) in instants {
+            match value {
+                Some(at) => {
+                    sets.push(format!("{attribute} = {placeholder}"));
+                    update = update
+                        .expression_attribute_values(placeholder, string_value(at.to_string()));
+                }
+                None => removes.push(attribute),
+            }
+        }
+        if order.refunded_items.is_empty() {
+            removes.extend(["refundedItems", "refundedAmount"]);
+        } else {
+            sets.push("refundedItems = :refundedItems".to_owned());
+            sets.push("refundedAmount = :refundedAmount".to_owned());
+            let items =
+                serde_dynamo::to_attribute_value::<_, AttributeValue>(&order.refunded_items)
+                    .map_err(|error| mapping_error("refunded items", error))?;
+            update = update
+                .expression_attribute_values(":refundedItems", items)
+                .expression_attribute_values(
+                    ":refundedAmount",
+                    number_value(order.refunded_amount.won()),
+                );
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = if expected == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(revision) OR revision = :expected)"
+        } else {
+            "attribute_exists(pk) AND revision = :expected"
+        };
+        Ok(TransactWriteItem::builder()
+            .update(
+                update
+                    .update_expression(expression)
+                    .condition_expression(condition)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+}
+
+impl WriteOrders for DynamoOrderStore {
+    async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
+        let order = write.order;
+        let result = self
+            .guarded(async {
+                let record = OrderRecord::new(order.clone(), write.request.clone());
+                let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
+                let mut transaction = Transaction::default();
+                transaction.push(
+                    Part::Order,
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(self.table_name())
+                                .set_item(Some(item))
+                                .condition_expression("attribute_not_exists(pk)")
+                                .return_values_on_condition_check_failure(
+                                    ReturnValuesOnConditionCheckFailure::AllOld,
+                                )
+                                .build()
+                                .map_err(build_error)?,
+                        )
+                        .build(),
+                );
+                for line in &order.items {
+                    transaction.push(
+                        Part::Stock(line.product_id.clone()),
+                        self.stock_update(&line.product_id, line.quantity.get(), Move::Take)?,
+                    );
+                }
+                let answer = self.answer_item(&order.user_id, write.claim, || {
+                    Answer::Created(order.clone())
+                })?;
+                if let Some(answer) = answer {
+                    transaction.push(Part::Answer, answer);
+                }
+                match self
+                    .transact("CreateOrder", transaction.items.clone())
+                    .await
+                {
+                    Ok(()) => Ok(Ok(())),
+                    Err(Cancelled::Store(error)) => Err(error),
+                    Err(Cancelled::Conditions(reasons)) => {
+                        let rejection = match transaction.first_failed(&reasons) {
+                            Some((Part::Order, reason)) => {
+                                let existing = self
+                                    .record_after_failed_condition(
+                                        reason.item(),
+                                        &order.user_id,
+                                        order.order_id,
+                                    )
+                                    .await?
+                                    .ok_or_else(|| {
+                                        ServiceError::internal("an order's id was taken and freed")
+                                    })?;
+                                Rejection::OrderExists {
+                                    request: existing.request_hash.clone(),
+                                    existing: existing.into_state(),
+                                }
+                            }
+                            Some((Part::Stock(product_id), _)) => Rejection::StockShort {
+                                product_id: product_id.clone(),
+                            },
+                            Some((Part::Answer, _)) => Rejection::ClaimLost,
+                            _ => {
+                                return Err(ServiceError::internal(
+                                    "a create was cancelled without a failed condition",
+                                ))
+                            }
+                        };
+                        Ok(Err(rejection))
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(rejection)) => Err(WriteError::Rejected(rejection)),
+            Err(error) => Err(WriteError::Failed(error)),
+        }
+    }
+
+    async fn write_transition(&self, write: TransitionWrite<'_>) -> Result<(), WriteError> {
+        let transition = write.transition;
+        let order = &transition.order;
+        let result = self
+            .guarded(async {
+                let mut transaction = Transaction::default();
+                transaction.push(
+                    Part::Order,
+                    self.order_update(order, transition.expected_revision)?,
+                );
+                for units in &transition.restock {
+                    transaction.push(
+                        Part::Stock(units.product_id.clone()),
+                        self.stock_update(&units.product_id, units.quantity.get(), Move::Give)?,
+                    );
+                }
+                let balance = match transition.balance {
+                    BalanceMove::Untouched => None,
+                    BalanceMove::Debit(amount) => Some((Move::Take, amount)),
+                    BalanceMove::Refund(amount) => Some((Move::Give, amount)),
+                };
+                if let Some((movement, amount)) = balance {
+                    transaction.push(
+                        Part::Balance,
+                        self.counter_update(
+                            user_key(&order.user_id),
+                            "balance",
+                            movement,
+                            amount.won(),
+                        )?,
+                    );
+                }
+                let answer = self.answer_item(&order.user_id, write.claim, || {
+                    Answer::Updated(order.clone())
+                })?;
+                if let Some(answer) = answer {
+                    transaction.push(Part::Answer, answer);
+                }
+                let operation = transition.change.operation();
+                match self.transact(operation, transaction.items.clone()).await {
+                    Ok(()) => Ok(Ok(())),
+                    Err(Cancelled::Store(error)) => Err(error),
+                    Err(Cancelled::Conditions(reasons)) => {
+                        let rejection = match transaction.first_failed(&reasons) {
+                            Some((Part::Order, reason)) => Rejection::OrderMoved {
+                                current: self
+                                    .record_after_failed_condition(
+                                        reason.item(),
+                                        &order.user_id,
+                                        order.order_id,
+                                    )
+                                    .await?
+                                    .map(OrderRecord::into_state),
+                            },
+                            Some((Part::Stock(product_id), _)) => Rejection::ProductGone {
+                                product_id: product_id.clone(),
+                            },
+                            // A debit fails on a short balance or a missing user, a refund only
+                            // on a missing user. What a failed condition returns differs
+                            // between DynamoDB and the emulators, so the user is read.
+                            Some((Part::Balance, _)) => Rejection::Balance {
+                                balance: self.read_balance(&order.user_id).await?,
+                            },
+                            Some((Part::Answer, _)) => Rejection::ClaimLost,
+                            None => {
+                                return Err(ServiceError::internal(
+                                    "a change was cancelled without a failed condition",
+                                ))
+                            }
+                        };
+                        Ok(Err(rejection))
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(rejection)) => Err(WriteError::Rejected(rejection)),
+            Err(error) => Err(WriteError::Failed(error)),
+        }
+    }
+}
