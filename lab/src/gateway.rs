@@ -3,7 +3,7 @@
 //! (`ops/upstream/cargo-lambda-watch-1.9.2.patch`, written up in `ops/upstream/cargo-lambda.md`)
 //! behind a main of our own. Stock 1.9.2 stops serving every function for good once one
 //! function has 100 invocations queued; the patch queues without blocking, answers a full
-//! queue with 429 + `Retry-After`, lets
+//! queue with a 429 problem (`TOO_MANY_REQUESTS`, `Retry-After`), lets
 //! `AWS_LAMBDA_MAX_CONCURRENCY` reach the function, base64-encodes bodies that are not UTF-8
 //! and sends a real invocation deadline.
 //!
