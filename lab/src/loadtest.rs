@@ -575,7 +575,7 @@ fn run_k6(
         .join("k6")
         .join(format!("{}.js", args.scenario.name()));
     let log = std::fs::File::create(report_dir.join("k6.log"))?;
-    let mut command = Command::new(paths::venv_bin("k6"));
+    let mut command = Command::new(crate::install::k6());
     command
         .arg("run")
         .arg("--no-usage-report")

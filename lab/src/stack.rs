@@ -363,7 +363,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
             state.base_url
         );
     }
-    let installed = install::install_all()?;
+    let installed = install::for_stack()?;
     eprintln!("Building the functions (profile local) ...");
     build_functions()?;
     crate::gateway::ensure()?;
