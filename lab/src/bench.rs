@@ -204,7 +204,7 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
         value("http_req_duration", "p(95)"),
         value("http_req_failed", "passes"),
         cpu_ms_per_request(&stack::FUNCTIONS),
-        cpu_ms_per_request(&["cargo-lambda"]),
+        cpu_ms_per_request(&[crate::gateway::BINARY]),
     ))
 }
 

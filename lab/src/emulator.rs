@@ -200,7 +200,7 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut search = vec![paths::local().join("venv/bin")];
     search.extend(std::env::split_paths(&path));
-    let mut command = Command::new(paths::venv_bin("cargo-lambda"));
+    let mut command = Command::new(install::cargo_lambda());
     command
         .args(["lambda", "build", "--profile", profile, architecture])
         .env("PATH", std::env::join_paths(search)?)
@@ -419,7 +419,7 @@ fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
         args.duration,
         log_path.display()
     );
-    let status = Command::new(paths::venv_bin("k6"))
+    let status = Command::new(crate::install::k6())
         .args(["run", "--no-usage-report"])
         .arg(paths::root().join("k6/smoke.js"))
         .current_dir(paths::root())

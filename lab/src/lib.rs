@@ -19,11 +19,11 @@
 //! xtask is the thin `clap` front over these entry points.
 
 pub mod bench;
-mod cargo_lambda;
 pub mod ci;
 pub mod data;
 pub mod drill;
 pub mod emulator;
+mod gateway;
 pub mod histories;
 mod http;
 pub mod incidents;

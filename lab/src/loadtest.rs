@@ -181,21 +181,82 @@ pub(crate) struct Preamble {
     pub store_limit: Option<f64>,
 }
 
+/// Stress and spike warm DynamoDB Local with store journeys from this process (beside the
+/// store-limit probe, which needs the same optimised client).
 fn warms_up(scenario: Scenario) -> bool {
-    matches!(
-        scenario,
-        Scenario::Load | Scenario::Soak | Scenario::Stress | Scenario::Spike
-    )
+    matches!(scenario, Scenario::Stress | Scenario::Spike)
+}
+
+/// Load and soak (and so the demo) warm the whole path they measure: the gateway, the
+/// functions and DynamoDB Local, with the run's own journeys at its own rate, until steady.
+fn warms_whole_path(scenario: Scenario) -> bool {
+    matches!(scenario, Scenario::Load | Scenario::Soak)
+}
+
+/// One window of the whole-path warm-up: long enough for a p95 of about 2,000 requests at
+/// 200 req/s, short enough to stop soon after the path has settled.
+const PATH_WARM_UP_WINDOW: &str = "10s";
+const PATH_WARM_UP_WINDOW_SECONDS: u64 = 10;
+/// The path is steady once this many windows in a row had no failures, a p95 under the run's
+/// gate, and p95s within `PATH_WARM_UP_SPREAD` of each other (the largest at most that much
+/// above the smallest): not one window that dipped, but a level held for 30 s. A level above
+/// the gate is not steady yet: a cold DynamoDB Local holds 55-80 ms for a minute before its
+/// compiled code takes over and p95 falls to 9-10 ms (measured, 2026-12-06).
+const PATH_WARM_UP_STEADY_WINDOWS: usize = 3;
+const PATH_WARM_UP_SPREAD: f64 = 1.25;
+/// The longest whole-path warm-up; a path that has not settled by then is measured anyway,
+/// and the report says so.
+const PATH_WARM_UP_MAX_WINDOWS: usize = 18;
+/// The k6 scenarios' p95 gate when `P95_MS` does not set another (k6/lib/config.js).
+const DEFAULT_P95_GATE_MS: f64 = 25.0;
+
+/// One warm-up window's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct WarmUpWindow {
+    pub p95_ms: f64,
+    pub requests_per_second: f64,
+    pub failed: f64,
+}
+
+/// Whether the last windows show a path steady under `gate_ms` (see
+/// `PATH_WARM_UP_STEADY_WINDOWS`).
+pub(crate) fn steady(windows: &[WarmUpWindow], gate_ms: f64) -> bool {
+    if windows.len() < PATH_WARM_UP_STEADY_WINDOWS {
+        return false;
+    }
+    let last = &windows[windows.len() - PATH_WARM_UP_STEADY_WINDOWS..];
+    let lowest = last
+        .iter()
+        .map(|window| window.p95_ms)
+        .fold(f64::INFINITY, f64::min);
+    let highest = last.iter().map(|window| window.p95_ms).fold(0.0, f64::max);
+    last.iter().all(|window| window.failed == 0.0)
+        && highest < gate_ms
+        && highest <= PATH_WARM_UP_SPREAD * lowest
+}
+
+/// The run's p95 gate in ms: its `P95_MS` (`--env P95_MS=...`), else k6's default.
+fn p95_gate_ms(args: &Args) -> f64 {
+    args.extra_env
+        .iter()
+        .find(|(name, _)| name == "P95_MS")
+        .and_then(|(_, value)| value.parse::<f64>().ok())
+        .unwrap_or(DEFAULT_P95_GATE_MS)
 }
 
 fn measures_store_limit(scenario: Scenario) -> bool {
     matches!(scenario, Scenario::Stress | Scenario::Spike)
 }
 
-/// Warms DynamoDB Local with store journeys and, before a stress or spike run, measures the
-/// store's own limit, so that the run's figures can be stated against it.
-fn preamble(scenario: Scenario, state: &StackState) -> Result<Preamble> {
+/// Warms the path up (the whole of it through k6 before a load or soak run, DynamoDB Local
+/// with store journeys before a stress or spike run) and, before a stress or spike run,
+/// measures the store's own limit, so that the run's figures can be stated against it.
+fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
+    let scenario = run.args.scenario;
     let mut preamble = Preamble::default();
+    if warms_whole_path(scenario) {
+        preamble.warm_up = Some(warm_up_whole_path(run)?);
+    }
     if warms_up(scenario) {
         eprintln!(
             "Warming DynamoDB Local up (keyed store journeys in {WARM_UP_WINDOW_SECONDS} s windows until throughput stops climbing) ..."
@@ -240,21 +301,96 @@ fn preamble(scenario: Scenario, state: &StackState) -> Result<Preamble> {
     Ok(preamble)
 }
 
+/// Runs the scenario's own journeys at its own rate through the gateway in 10 s windows
+/// (separate k6 runs whose figures stay out of the measured run) until the path is steady.
+/// Returns the report's note on it.
+fn warm_up_whole_path(run: &K6Run) -> Result<String> {
+    let rate = run.args.rate.unwrap_or(200);
+    let gate_ms = p95_gate_ms(run.args);
+    eprintln!(
+        "Warming the whole path up (gateway, functions, DynamoDB Local) with the run's journeys at {rate} req/s, \
+         in {PATH_WARM_UP_WINDOW} windows until {PATH_WARM_UP_STEADY_WINDOWS} in a row agree under the p95 gate of {gate_ms} ms ..."
+    );
+    let mut windows: Vec<WarmUpWindow> = Vec::new();
+    while windows.len() < PATH_WARM_UP_MAX_WINDOWS && !steady(&windows, gate_ms) {
+        let dir = run
+            .report_dir
+            .join("warm-up")
+            .join(format!("window-{}", windows.len() + 1));
+        std::fs::create_dir_all(&dir)?;
+        let window_args = Args {
+            scenario: Scenario::Load,
+            rate: Some(rate),
+            duration: Some(PATH_WARM_UP_WINDOW.to_owned()),
+            ..run.args.clone()
+        };
+        // Its thresholds may fail (that is what a cold path does): only its figures count.
+        run_k6(&K6Run {
+            args: &window_args,
+            report_dir: &dir,
+            announce: false,
+            ..*run
+        })?;
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
+        let figure = |metric: &str, field: &str| {
+            summary
+                .pointer(&format!("/metrics/{metric}/values/{field}"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+        };
+        let window = WarmUpWindow {
+            p95_ms: figure("http_req_duration", "p(95)"),
+            requests_per_second: figure("http_reqs", "rate"),
+            failed: figure("http_req_failed", "passes"),
+        };
+        eprintln!(
+            "  warm-up window {}: {:.0} req/s, p95 {:.1} ms, {} failed",
+            windows.len() + 1,
+            window.requests_per_second,
+            window.p95_ms,
+            window.failed
+        );
+        windows.push(window);
+    }
+    let settled = steady(&windows, gate_ms);
+    let p95s: Vec<String> = windows
+        .iter()
+        .map(|window| format!("{:.1}", window.p95_ms))
+        .collect();
+    Ok(format!(
+        "The whole path (gateway, functions, DynamoDB Local) was warmed before the measured window with this run's \
+         journeys at {rate} req/s, in {PATH_WARM_UP_WINDOW_SECONDS} s windows until {PATH_WARM_UP_STEADY_WINDOWS} in a row had no failures and p95s \
+         under the gate ({gate_ms} ms) within {:.0} % of each other: {} after {} s (p95 ms per window: {}); those requests \
+         are not in the figures below, their orders are in the audit.",
+        (PATH_WARM_UP_SPREAD - 1.0) * 100.0,
+        if settled { "steady" } else { "NOT steady (measured anyway)" },
+        windows.len() as u64 * PATH_WARM_UP_WINDOW_SECONDS,
+        p95s.join(", ")
+    ))
+}
+
 /// The store operations the preamble issues at most, for sizing the seed.
-fn preamble_requests(scenario: Scenario) -> f64 {
+fn preamble_requests(args: &Args) -> f64 {
     let mut seconds = 0;
-    if warms_up(scenario) {
+    if warms_up(args.scenario) {
         seconds += WARM_UP_SECONDS;
     }
-    if measures_store_limit(scenario) {
+    if measures_store_limit(args.scenario) {
         seconds += STORE_LIMIT_SECONDS * STORE_LIMIT_LEVELS.len() as u64;
     }
-    seconds as f64 * RAW_OPS_PER_SECOND_BOUND
+    let path = if warms_whole_path(args.scenario) {
+        let longest = PATH_WARM_UP_MAX_WINDOWS as f64 * PATH_WARM_UP_WINDOW_SECONDS as f64;
+        longest * f64::from(args.rate.unwrap_or(200))
+    } else {
+        0.0
+    };
+    seconds as f64 * RAW_OPS_PER_SECOND_BOUND + path
 }
 
 /// How many requests a run may issue at most, for sizing the seed.
 fn planned_requests(args: &Args) -> f64 {
-    preamble_requests(args.scenario) + planned_k6_requests(args)
+    preamble_requests(args) + planned_k6_requests(args)
 }
 
 /// How many requests the k6 run may issue at most.
@@ -406,12 +542,14 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
     passed
 }
 
-/// Runs this same xtask command line again from the `local` (optimised) profile.
+/// Runs this same xtask command line again from the `local` (optimised) profile: only stress,
+/// spike and `bench` need it, whose store warm-up and store-limit probe drive DynamoDB Local
+/// from this process. The demo, load and soak never do (their warm-up is k6's), so a first
+/// run builds the xtask once.
 pub(crate) fn rerun_optimised() -> Result<()> {
     let status = Command::new("cargo")
         .args([
             "run",
-            "--quiet",
             "--profile",
             paths::FUNCTION_PROFILE,
             "--package",
@@ -436,9 +574,6 @@ pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 
 pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
-    let run_started =
-        order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
-            .to_string();
     std::fs::create_dir_all(&report_dir)?;
     let seed = args
         .seed
@@ -510,13 +645,6 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
         data::seed_target(target, &seed, args.remote.wipe)?;
     }
 
-    let preamble = match &state {
-        Some(state) => Some(preamble(args.scenario, state)?),
-        None => None,
-    };
-    let sampler = state
-        .as_ref()
-        .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
     let profile = Profile::for_run(args, &base_url);
     let profile_env = profile_env(
         profile,
@@ -536,7 +664,27 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
             variables.join(" ")
         );
     }
-    let result = run_k6(args, &base_url, &tokens, &seed, &report_dir, &profile_env);
+    let run = K6Run {
+        args,
+        base_url: &base_url,
+        tokens: &tokens,
+        seed: &seed,
+        report_dir: &report_dir,
+        announce: true,
+        profile_env: &profile_env,
+    };
+    let preamble = match &state {
+        Some(state) => Some(preamble(&run, state)?),
+        None => None,
+    };
+    // The measured window starts after the warm-up: the functions' log is read from here on.
+    let run_started =
+        order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
+            .to_string();
+    let sampler = state
+        .as_ref()
+        .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
+    let result = run_k6(&run);
     let resources: Option<ResourceSummary> = sampler.map(ResourceSampler::finish);
     let k6_passed = result?;
 
@@ -644,19 +792,41 @@ enum Tokens {
     File(PathBuf),
 }
 
-fn run_k6(
-    args: &Args,
-    base_url: &str,
-    tokens: &Tokens,
-    seed: &SeedArgs,
-    report_dir: &Path,
-    profile_env: &[(String, String)],
-) -> Result<bool> {
+/// One k6 run: the scenario's arguments, where it goes, with which tokens and seed, and
+/// where its report goes.
+#[derive(Clone, Copy)]
+struct K6Run<'a> {
+    args: &'a Args,
+    base_url: &'a str,
+    tokens: &'a Tokens,
+    seed: &'a SeedArgs,
+    report_dir: &'a Path,
+    /// Whether to say that it runs and how far it is (the warm-up's windows report
+    /// themselves).
+    announce: bool,
+    /// The profile's k6 variables (a stage's rate and thresholds; none locally).
+    profile_env: &'a [(String, String)],
+}
+
+/// How often a long k6 run says how far it is.
+const K6_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Runs k6; true when every threshold held (k6 exits 99 when one did not).
+fn run_k6(run: &K6Run) -> Result<bool> {
+    let K6Run {
+        args,
+        base_url,
+        tokens,
+        seed,
+        report_dir,
+        announce,
+        profile_env,
+    } = *run;
     let script = paths::root()
         .join("k6")
         .join(format!("{}.js", args.scenario.name()));
     let log = std::fs::File::create(report_dir.join("k6.log"))?;
-    let mut command = Command::new(paths::venv_bin("k6"));
+    let mut command = Command::new(crate::install::k6());
     command
         .arg("run")
         .arg("--no-usage-report")
@@ -711,14 +881,39 @@ fn run_k6(
     for (key, value) in &args.extra_env {
         command.env(key, value);
     }
-    eprintln!(
-        "Running k6 {} against {base_url} (output: {}) ...",
-        args.scenario.name(),
-        report_dir.join("k6.log").display()
-    );
-    let status = command
-        .status()
+    let planned = args
+        .duration
+        .as_deref()
+        .and_then(parse_duration)
+        .map_or(String::new(), |duration| {
+            format!(" of {}", humantime::format_duration(duration))
+        });
+    if announce {
+        eprintln!(
+            "Running k6 {} against {base_url} (output: {}) ...",
+            args.scenario.name(),
+            report_dir.join("k6.log").display()
+        );
+    }
+    let mut child = command
+        .spawn()
         .context("cannot run k6 (run `cargo xtask install`)")?;
+    let started = std::time::Instant::now();
+    let mut next_heartbeat = K6_HEARTBEAT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if announce && started.elapsed() >= next_heartbeat {
+            eprintln!(
+                "  k6 {}: {} s{planned} ...",
+                args.scenario.name(),
+                next_heartbeat.as_secs()
+            );
+            next_heartbeat += K6_HEARTBEAT;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     match status.code() {
         Some(0) => Ok(true),
         Some(99) => Ok(false),
@@ -742,11 +937,11 @@ pub struct DemoArgs {
 /// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
 /// that misses a threshold or the audit prints the verdict, what failed and where the report
 /// is, and exits with status 1 (no error trace: the report is the explanation).
+///
+/// It runs from the xtask as `cargo xtask` builds it (the dev profile: built once, and the
+/// same build the test suite uses): the warm-up and the load come from k6 through the
+/// gateway, so nothing in this process needs optimised code.
 pub fn demo(args: &DemoArgs) -> Result<()> {
-    if cfg!(debug_assertions) {
-        // The warm-up drives DynamoDB Local from this process (see `run`).
-        return rerun_optimised();
-    }
     let outcome = run_scenario(&Args {
         scenario: Scenario::Load,
         rate: Some(args.rate),
@@ -784,6 +979,54 @@ mod tests {
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    fn windows(p95s: &[f64]) -> Vec<WarmUpWindow> {
+        p95s.iter()
+            .map(|p95_ms| WarmUpWindow {
+                p95_ms: *p95_ms,
+                requests_per_second: 200.0,
+                failed: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_path_is_steady_after_three_agreeing_windows_under_the_gate() {
+        // GIVEN the windows of a cold start measured on 2026-12-06
+        let cold = windows(&[778.0, 115.4, 58.4, 77.0, 68.2, 56.4, 10.1, 8.8, 8.7]);
+        // THEN it is steady only once the last three agree under the gate
+        assert!(steady(&cold, 25.0));
+        assert!(!steady(&cold[..8], 25.0), "two windows are not a level");
+        // A plateau above the gate is not steady: the JVM had not compiled its hot code yet.
+        assert!(!steady(&windows(&[62.0, 58.0, 56.0]), 25.0));
+        // One window that dipped does not make a level.
+        assert!(!steady(&windows(&[30.0, 12.0, 18.0]), 25.0));
+        let mut failing = windows(&[9.0, 9.5, 9.2]);
+        assert!(steady(&failing, 25.0));
+        failing[1].failed = 1.0;
+        assert!(
+            !steady(&failing, 25.0),
+            "a window with failures is not steady"
+        );
+    }
+
+    #[test]
+    fn the_gate_is_the_runs_own() {
+        let mut args = Args {
+            scenario: Scenario::Load,
+            rate: Some(200),
+            duration: Some("60s".to_owned()),
+            base_url: None,
+            remote: RemoteArgs::default(),
+            extra_env: Vec::new(),
+            keep_stack: false,
+            seed: None,
+            profile: None,
+        };
+        assert_eq!(p95_gate_ms(&args), 25.0);
+        args.extra_env.push(("P95_MS".to_owned(), "40".to_owned()));
+        assert_eq!(p95_gate_ms(&args), 40.0);
     }
 
     #[test]

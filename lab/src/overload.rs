@@ -1,6 +1,7 @@
 //! The local gateway under a burst far beyond its capacity, as a CI check of the patched
 //! `cargo lambda watch` (ops/upstream/cargo-lambda.md): every request gets an answer within the
-//! client's timeout (an order, or a 429 with `Retry-After` once the function's queue is full),
+//! client's timeout (an order, or once the function's queue is full a 429 problem+json with
+//! `Retry-After` and the code `TOO_MANY_REQUESTS`, as every problem of this project has one),
 //! none hangs, the stack serves normally right after, and the audit stays clean. The stock
 //! tool wedges for good on such a burst.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::http::{self, Reach};
+use crate::http::{self, HttpResponse, Reach};
 use crate::stack::StackState;
 
 /// Long enough for any admitted request on a slow machine; a hang fails the check.
@@ -28,18 +29,18 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
         bail!("a burst of {requests} does not exceed create-order's capacity of {capacity} enough");
     }
     let url = format!("{}/users/{{user}}/orders", state.base_url);
-    let outcomes: Vec<Result<(u16, bool)>> = std::thread::scope(|scope| {
+    let outcomes: Vec<Result<HttpResponse>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..requests)
             .map(|index| {
                 let url = url.clone();
-                scope.spawn(move || -> Result<(u16, bool)> {
+                scope.spawn(move || -> Result<HttpResponse> {
                     let user = format!("user-{}", index % 1_000 + 1);
                     let token = crate::data::sign(&state.jwt_secret, &user)?;
                     let body = format!(
                         r#"{{"items":[{{"productId":"product-{}","quantity":1}}]}}"#,
                         index % 100 + 1
                     );
-                    let answer = http::request(
+                    http::request(
                         Reach::Loopback,
                         "POST",
                         &url.replace("{user}", &user),
@@ -49,12 +50,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
                         ],
                         body.as_bytes(),
                         CLIENT_TIMEOUT,
-                    )?;
-                    let retry_after = answer
-                        .headers
-                        .iter()
-                        .any(|(name, value)| name == "retry-after" && !value.is_empty());
-                    Ok((answer.status, retry_after))
+                    )
                 })
             })
             .collect();
@@ -70,11 +66,14 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     let mut created = 0;
     let mut throttled = 0;
     for outcome in outcomes {
-        match outcome.context("a request of the burst got no answer")? {
-            (201, _) => created += 1,
-            (429, true) => throttled += 1,
-            (429, false) => bail!("a 429 without Retry-After"),
-            (status, _) => bail!("a request of the burst answered {status}"),
+        let answer = outcome.context("a request of the burst got no answer")?;
+        match answer.status {
+            201 => created += 1,
+            429 => {
+                check_throttle(&answer)?;
+                throttled += 1;
+            }
+            status => bail!("a request of the burst answered {status}"),
         }
     }
     eprintln!(
@@ -104,4 +103,61 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
         bail!("the audit after the burst: {:?}", audit.violations);
     }
     Ok(())
+}
+
+/// A throttle is the gateway's problem: `Retry-After`, problem+json, and the code a client
+/// tells it by.
+fn check_throttle(answer: &HttpResponse) -> Result<()> {
+    let header = |wanted: &str| {
+        answer
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.as_str())
+    };
+    if header("retry-after").is_none_or(str::is_empty) {
+        bail!("a 429 without Retry-After");
+    }
+    if header("content-type") != Some("application/problem+json") {
+        bail!(
+            "a 429 whose content type is {:?}, not application/problem+json",
+            header("content-type")
+        );
+    }
+    let problem: serde_json::Value =
+        serde_json::from_slice(&answer.body).context("a 429 whose body is not JSON")?;
+    if problem["code"] != "TOO_MANY_REQUESTS" || problem["status"] != 429 {
+        bail!("a 429 whose problem has no TOO_MANY_REQUESTS code: {problem}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        HttpResponse {
+            status: 429,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_throttle_must_be_a_coded_problem_with_retry_after() {
+        let problem = r#"{"type":"https://httpstatuses.com/429","title":"Too Many Requests","status":429,"detail":"too many requests","code":"TOO_MANY_REQUESTS"}"#;
+        let headers = [
+            ("retry-after", "1"),
+            ("content-type", "application/problem+json"),
+        ];
+        assert!(check_throttle(&answer(&headers, problem)).is_ok());
+        let uncoded = problem.replace(r#","code":"TOO_MANY_REQUESTS""#, "");
+        assert!(check_throttle(&answer(&headers, &uncoded)).is_err());
+        assert!(check_throttle(&answer(&headers[1..], problem)).is_err());
+        assert!(check_throttle(&answer(&[("retry-after", "1")], problem)).is_err());
+    }
 }

@@ -34,7 +34,7 @@ fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
             // took.
             let group = if process.pid == dynamodb_pid {
                 "dynamodb-local"
-            } else if ((is_function || process.name == "cargo-lambda")
+            } else if ((is_function || process.name == crate::gateway::BINARY)
                 && table.descends_from(process.pid, watch_pgid))
                 || process.name == "k6"
             {

@@ -1,11 +1,17 @@
 //! The local stack: DynamoDB Local, the table and its seed, and the four functions served by
-//! `cargo lambda watch` on 127.0.0.1 with the routes of the workspace router table. The pids
-//! are kept in `.local/stack.json`, so `down` (or Ctrl-C in the foreground) stops exactly what
-//! `up` started.
+//! the local gateway (`local-gateway`: cargo-lambda's `watch` server with our patch, see
+//! `gateway.rs`) on 127.0.0.1 with the routes of the workspace router table. The pids are kept
+//! in `.local/stack.json`, so `down` (or Ctrl-C in the foreground) stops exactly what `up`
+//! started.
+//!
+//! Starting is all or nothing: every port the stack needs is checked before anything is
+//! installed, built or started (a port held by another process is refused with what holds it
+//! and how to stop it), and a start that fails half-way stops what it had started. One more
+//! process in the stack is one more entry in [`ports_needed`] and one more [`Starting::push`].
 
-use std::net::TcpStream;
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -175,15 +181,181 @@ pub(crate) fn require_state() -> Result<StackState> {
     read_state().context("the local stack is not running: start it with `cargo xtask up`")
 }
 
-fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
+/// Waits until `pid` (or a process it started) listens on `port`. Fails at once when `pid`
+/// has exited (a port it could not bind, a crash) or another process holds the port.
+fn wait_for_listener(port: u16, pid: u32, what: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    loop {
+        if !process::alive(pid) {
+            bail!("{what} (pid {pid}) exited before it listened on 127.0.0.1:{port}");
+        }
+        if let Some(holder) = port_holder(port) {
+            let ours =
+                process::Table::read(&[]).is_ok_and(|table| table.descends_from(holder.pid, pid));
+            if !ours {
+                bail!(
+                    "127.0.0.1:{port} was taken by {} while {what} started",
+                    holder.describe()
+                );
+            }
             return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on 127.0.0.1:{port} within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    bail!("nothing is listening on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// The process listening on a TCP port of this machine.
+#[derive(Debug, Clone)]
+pub(crate) struct PortHolder {
+    pub pid: u32,
+    pub name: String,
+    /// The folder it runs in (another clone's root, for another stack's process).
+    pub folder: Option<PathBuf>,
+}
+
+impl PortHolder {
+    /// The clone the process belongs to, if it runs in one: its folder, or for DynamoDB Local
+    /// (which runs in `<clone>/.local/dynamodb/...`) the folder above `.local`.
+    fn clone_folder(&self) -> Option<PathBuf> {
+        let folder = self.folder.as_ref()?;
+        let local = folder
+            .ancestors()
+            .find(|ancestor| ancestor.file_name().is_some_and(|name| name == ".local"));
+        Some(local.and_then(Path::parent).unwrap_or(folder).to_path_buf())
+    }
+
+    fn how_to_stop(&self) -> String {
+        match self.clone_folder() {
+            Some(clone) if clone != paths::root() => format!(
+                "if it is another clone's stack, stop it there (`cargo xtask down` in {}); otherwise `kill {}`",
+                clone.display(),
+                self.pid
+            ),
+            _ => format!(
+                "if it is a stack of this clone, `cargo xtask down` stops it; otherwise `kill {}`",
+                self.pid
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.folder {
+            Some(folder) => format!(
+                "{} (pid {}, running in {})",
+                self.name,
+                self.pid,
+                folder.display()
+            ),
+            None => format!("{} (pid {})", self.name, self.pid),
+        }
+    }
+}
+
+/// Who listens on `port` (on any address), if this user can see it.
+pub(crate) fn port_holder(port: u16) -> Option<PortHolder> {
+    let listeners = listeners::get_all().ok()?;
+    let listener = listeners.into_iter().find(|listener| {
+        listener.protocol == listeners::Protocol::TCP
+            && listener.state == listeners::SocketState::Listen
+            && listener.socket.port() == port
+    })?;
+    let pid = listener.process.pid;
+    Some(PortHolder {
+        pid,
+        name: listener.process.name,
+        folder: std::fs::read_link(format!("/proc/{pid}/cwd")).ok(),
+    })
+}
+
+/// Whether a process listens on `port`: binding it on the loopback address fails then, also
+/// for a listener on every address (DynamoDB Local's).
+fn port_taken(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+/// The ports a stack started with `args` listens on, and what listens on each.
+pub(crate) fn ports_needed(args: &UpArgs) -> Vec<(u16, &'static str, &'static str)> {
+    vec![
+        (args.dynamodb_port, "DynamoDB Local", "--dynamodb-port"),
+        (args.port, "the gateway", "--port"),
+    ]
+}
+
+/// Refuses when any port in `needed` is taken, naming what holds each and how to stop it.
+fn refuse_taken_ports(needed: &[(u16, &str, &str)]) -> Result<()> {
+    let taken: Vec<String> = needed
+        .iter()
+        .filter(|(port, _, _)| port_taken(*port))
+        .map(|(port, what, flag)| {
+            let holder = match port_holder(*port) {
+                Some(holder) => format!("held by {}: {}", holder.describe(), holder.how_to_stop()),
+                None => "held by a process this user cannot see".to_owned(),
+            };
+            format!(
+                "  port {port} (for {what}) is {holder}; or start this stack elsewhere with {flag}"
+            )
+        })
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the local stack cannot start: ports it needs are taken\n{}",
+        taken.join("\n")
+    )
+}
+
+/// What `start` has started so far. Dropped before [`Starting::done`] (an error on the way),
+/// it stops them again, newest first, and removes the state file: a failed start leaves no
+/// half-started stack behind.
+#[derive(Default)]
+struct Starting {
+    started: Vec<Started>,
+    state_file: Option<PathBuf>,
+}
+
+enum Started {
+    Process(u32),
+    /// A process group of its own and everything it started (the gateway and the functions).
+    Group(u32),
+}
+
+impl Starting {
+    fn push(&mut self, started: Started) {
+        self.started.push(started);
+    }
+
+    /// The stack is up: nothing to undo.
+    fn done(mut self) {
+        self.started.clear();
+        self.state_file = None;
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if !self.started.is_empty() {
+            eprintln!("Stopping what this start had started ...");
+        }
+        for started in self.started.drain(..).rev() {
+            match started {
+                Started::Process(pid) => {
+                    process::signal(pid, Signal::SIGTERM);
+                    if !process::wait_gone(pid, Duration::from_secs(10)) {
+                        process::signal(pid, Signal::SIGKILL);
+                        process::wait_gone(pid, Duration::from_secs(5));
+                    }
+                }
+                Started::Group(pgid) => stop_functions(pgid),
+            }
+        }
+        if let Some(file) = self.state_file.take() {
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
 /// Sends one unauthenticated request to every route, so every function is built and started
@@ -264,7 +436,6 @@ pub(crate) fn build_functions() -> Result<()> {
         run(Command::new("cargo")
             .args([
                 "build",
-                "--quiet",
                 "--manifest-path",
                 "Cargo.toml",
                 "--profile",
@@ -277,9 +448,9 @@ pub(crate) fn build_functions() -> Result<()> {
     Ok(())
 }
 
-/// Starts the functions under the patched `cargo lambda watch` (see `cargo_lambda.rs`) in a
-/// process group of their own, appending their output to `log_file`. Returns the process
-/// group id.
+/// Starts the functions under the local gateway (built by `gateway::ensure`, which `start`
+/// runs first) in a process group of their own, appending their output to `log_file`.
+/// Returns the process group id.
 pub(crate) fn start_functions(
     port: u16,
     serving: Serving,
@@ -293,11 +464,16 @@ pub(crate) fn start_functions(
         .create(true)
         .append(true)
         .open(log_file)?;
-    let mut command = Command::new(crate::cargo_lambda::ensure()?);
+    let gateway = crate::gateway::binary();
+    if !gateway.is_file() {
+        bail!(
+            "{} is not built yet (`cargo xtask up` builds it)",
+            gateway.display()
+        );
+    }
+    let mut command = Command::new(gateway);
     command
         .args([
-            "lambda",
-            "watch",
             "--profile",
             paths::FUNCTION_PROFILE,
             "--ignore-changes",
@@ -327,12 +503,11 @@ pub(crate) fn start_functions(
         "AWS_LAMBDA_MAX_CONCURRENCY={}",
         serving.max_concurrency.max(1)
     ));
-    let child = command.spawn().context("cannot start cargo lambda watch")?;
+    let child = command.spawn().context("cannot start the local gateway")?;
     Ok(child.id())
 }
 
-/// Stops cargo lambda watch (a process group of its own) and every function instance it
-/// started.
+/// Stops the gateway (a process group of its own) and every function instance it started.
 pub(crate) fn stop_functions(pgid: u32) {
     process::stop_tree(pgid, Duration::from_secs(15));
 }
@@ -351,7 +526,8 @@ pub fn up(args: &UpArgs) -> Result<()> {
 }
 
 /// Starts the whole stack on the ports in `args` and returns its state (also written to the
-/// port's state file). The caller stops it with `stop`.
+/// port's state file). The caller stops it with `stop`. On any failure nothing it started is
+/// left running.
 pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
     if let Some(state) = read_state_at(args.port) {
         bail!(
@@ -359,28 +535,40 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
             state.base_url
         );
     }
-    let installed = install::install_all()?;
+    let needed = ports_needed(args);
+    // Before the minutes of installing and building, and again before anything starts.
+    refuse_taken_ports(&needed)?;
+    let installed = install::for_stack()?;
     eprintln!("Building the functions (profile local) ...");
     build_functions()?;
+    crate::gateway::ensure()?;
+    refuse_taken_ports(&needed)?;
 
+    let mut starting = Starting::default();
     eprintln!(
         "Starting DynamoDB Local on 127.0.0.1:{} ...",
         args.dynamodb_port
     );
-    std::fs::create_dir_all(log_dir_for(args.port))?;
-    if TcpStream::connect(("127.0.0.1", args.dynamodb_port)).is_ok() {
-        bail!("port {} is taken; pass --dynamodb-port", args.dynamodb_port);
-    }
+    let log_dir = log_dir_for(args.port);
+    std::fs::create_dir_all(&log_dir)?;
     let dynamodb = testkit::DynamoDbLocal::start(
         &installed.dynamodb_dir,
         args.dynamodb_port,
         None,
-        Some(&log_dir_for(args.port).join("dynamodb.log")),
+        Some(&log_dir.join("dynamodb.log")),
         false,
     )?;
     let dynamodb_endpoint = dynamodb.endpoint();
     let dynamodb_pid = dynamodb.pid();
+    // The stack outlives this process: `stop` ends DynamoDB Local by its pid.
     std::mem::forget(dynamodb);
+    starting.push(Started::Process(dynamodb_pid));
+    wait_for_listener(
+        args.dynamodb_port,
+        dynamodb_pid,
+        "DynamoDB Local",
+        Duration::from_secs(10),
+    )?;
 
     let summary = data::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
     eprintln!(
@@ -389,11 +577,9 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
     );
 
     eprintln!(
-        "Starting the functions on 127.0.0.1:{} (cargo lambda watch: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
+        "Starting the functions on 127.0.0.1:{} (local gateway: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
         args.port, args.concurrency, args.max_concurrency, args.queue_depth
     );
-    let log_dir = log_dir_for(args.port);
-    std::fs::create_dir_all(&log_dir)?;
     let function_log = log_dir.join("functions.log");
     let _ = std::fs::remove_file(&function_log);
     let env = function_env(
@@ -403,6 +589,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         args.fault_injection_rate,
     );
     let watch_pgid = start_functions(args.port, args.serving(), &env, &function_log)?;
+    starting.push(Started::Group(watch_pgid));
     let base_url = format!("http://127.0.0.1:{}", args.port);
     let state = StackState {
         dynamodb_pid,
@@ -417,19 +604,23 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         function_log,
         jwt_secret: installed.jwt_secret.clone(),
     };
-    std::fs::write(
-        state_path_for(args.port),
-        serde_json::to_string_pretty(&state)?,
-    )?;
-    let started =
-        wait_for_port(args.port, Duration::from_secs(120)).and_then(|()| warm_up(&base_url));
-    if let Err(error) = started {
-        stop(&state);
-        return Err(error.context(format!(
+    let state_file = state_path_for(args.port);
+    std::fs::write(&state_file, serde_json::to_string_pretty(&state)?)?;
+    starting.state_file = Some(state_file);
+    wait_for_listener(
+        args.port,
+        watch_pgid,
+        "the gateway",
+        Duration::from_secs(120),
+    )
+    .and_then(|()| warm_up(&base_url))
+    .with_context(|| {
+        format!(
             "the functions did not come up; see {}",
             state.function_log.display()
-        )));
-    }
+        )
+    })?;
+    starting.done();
     Ok(state)
 }
 
@@ -471,4 +662,105 @@ pub fn down() -> Result<()> {
         None => println!("The local stack is not running."),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_refused_with_what_holds_it_and_how_to_stop_it() {
+        // GIVEN a port this test process listens on (on every address, as DynamoDB Local does)
+        let listener = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let free = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let free_port = free.local_addr().unwrap().port();
+        drop(free);
+        // WHEN a stack that needs it and a free one checks its ports
+        let needed = [
+            (free_port, "DynamoDB Local", "--dynamodb-port"),
+            (port, "the gateway", "--port"),
+        ];
+        let error = refuse_taken_ports(&needed).unwrap_err().to_string();
+        // THEN only the taken one is named, with its holder (us) and the ways out
+        assert!(
+            error.contains(&format!("port {port} (for the gateway)")),
+            "{error}"
+        );
+        assert!(!error.contains(&format!("port {free_port} ")), "{error}");
+        assert!(
+            error.contains(&format!("pid {}", std::process::id())),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("kill {}", std::process::id())),
+            "{error}"
+        );
+        assert!(error.contains("--port"), "{error}");
+        let holder = port_holder(port).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        drop(listener);
+        assert!(refuse_taken_ports(&needed).is_ok());
+    }
+
+    #[test]
+    fn a_holder_in_another_clone_is_sent_there() {
+        let holder = |folder: &str| PortHolder {
+            pid: 4242,
+            name: "java".to_owned(),
+            folder: Some(PathBuf::from(folder)),
+        };
+        let dynamodb = holder("/tmp/fresh-1/.local/dynamodb/package/dist");
+        assert_eq!(dynamodb.clone_folder(), Some(PathBuf::from("/tmp/fresh-1")));
+        assert!(dynamodb
+            .how_to_stop()
+            .contains("`cargo xtask down` in /tmp/fresh-1"));
+        assert!(dynamodb.how_to_stop().contains("`kill 4242`"));
+        let gateway = holder("/tmp/fresh-2");
+        assert_eq!(gateway.clone_folder(), Some(PathBuf::from("/tmp/fresh-2")));
+        let here = holder(&paths::root().join(".local/dynamodb").display().to_string());
+        assert!(here.how_to_stop().contains("a stack of this clone"));
+    }
+
+    #[test]
+    fn a_start_that_fails_half_way_stops_what_it_started() {
+        // GIVEN a start that has started a process and a process group with a child
+        let state_file =
+            std::env::temp_dir().join(format!("stack-test-{}.json", std::process::id()));
+        std::fs::write(&state_file, "{}").unwrap();
+        let process = Command::new("sleep").arg("30").spawn().unwrap();
+        let group = Command::new("sh")
+            .args(["-c", "sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (pid, pgid) = (process.id(), group.id());
+        let mut starting = Starting::default();
+        starting.push(Started::Process(pid));
+        starting.push(Started::Group(pgid));
+        starting.state_file = Some(state_file.clone());
+        // WHEN it fails (is dropped before it is done)
+        drop(starting);
+        // THEN nothing of it runs and its state file is gone
+        assert!(process::wait_gone(pid, Duration::from_secs(5)));
+        assert!(process::wait_gone(pgid, Duration::from_secs(5)));
+        assert!(!state_file.exists());
+        // Reap them, so they do not linger as zombies of the test process.
+        for mut child in [process, group] {
+            let _ = child.wait();
+        }
+    }
+
+    #[test]
+    fn a_start_that_is_done_leaves_its_processes_running() {
+        let mut process = Command::new("sleep").arg("30").spawn().unwrap();
+        let mut starting = Starting::default();
+        starting.push(Started::Process(process.id()));
+        starting.done();
+        assert!(process::alive(process.id()));
+        process.kill().unwrap();
+        process.wait().unwrap();
+    }
 }

@@ -196,7 +196,7 @@ impl K6Run {
         std::fs::create_dir_all(report_dir)?;
         let stdout = report_dir.join("k6-stdout.txt");
         let stderr = report_dir.join("k6-stderr.txt");
-        let mut command = Command::new(paths::venv_bin("k6"));
+        let mut command = Command::new(crate::install::k6());
         command
             .args([
                 "run",
