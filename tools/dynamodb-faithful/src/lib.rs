@@ -27,6 +27,7 @@
 //! embed it in a test with [`start`].
 
 mod capacity;
+mod events;
 mod faults;
 mod holds;
 mod plan;
@@ -36,6 +37,7 @@ mod size;
 mod stats;
 
 pub use capacity::Limits;
+pub use events::EVENT_MESSAGE;
 pub use faults::{Faults, Injected, Outage};
 pub use server::{start, Handle, Settings};
 pub use stats::{OperationStats, PartitionStats, Summary};

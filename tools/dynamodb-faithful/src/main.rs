@@ -33,6 +33,9 @@ struct Args {
     /// Also write the summary (JSON) to this file on SIGUSR1 and on exit.
     #[arg(long)]
     summary_file: Option<PathBuf>,
+    /// Append one JSON line per conflict or throttle to this file.
+    #[arg(long)]
+    event_log: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -46,6 +49,7 @@ async fn main() -> Result<()> {
             read_units_per_second: args.partition_rcu,
         },
         hold: Duration::from_millis(args.hold_ms),
+        event_log: args.event_log.clone(),
     })
     .await?;
     println!(

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::capacity::{Capacity, Charge, Limits};
+use crate::events::{EventLog, Refused};
 use crate::faults::{Faults, Injected, Outage};
 use crate::holds::Holds;
 use crate::plan::{self, KeySchema, Kind, Plan};
@@ -42,6 +43,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Extra time a transaction holds its items after its own work (`--hold-ms`).
     pub hold: Duration,
+    /// A file to append one JSON line to per conflict or throttle (`--event-log`).
+    pub event_log: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -52,6 +55,7 @@ impl Settings {
             upstream: upstream.into(),
             limits: Limits::PRODUCTION,
             hold: Duration::ZERO,
+            event_log: None,
         }
     }
 }
@@ -70,6 +74,7 @@ struct Shared {
     holds: Holds,
     capacity: Capacity,
     stats: Stats,
+    events: EventLog,
     faults: Mutex<Faults>,
     hold_ms: AtomicU64,
     tables: Mutex<HashMap<String, TableInfo>>,
@@ -173,6 +178,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Handle> {
         holds: Holds::default(),
         capacity: Capacity::new(settings.limits),
         stats: Stats::default(),
+        events: EventLog::open(settings.event_log.as_deref())
+            .with_context(|| format!("cannot open the event log {:?}", settings.event_log))?,
         faults: Mutex::new(Faults::default()),
         hold_ms: AtomicU64::new(settings.hold.as_millis() as u64),
         tables: Mutex::new(HashMap::new()),
@@ -785,6 +792,14 @@ impl Shared {
                 }
             }
         }
+        // One event per refused request (DynamoDB's TransactionConflict metric), named by its
+        // first conflicting item's partition.
+        let first = conflicts
+            .first()
+            .and_then(|conflict| item_indices.get(*conflict))
+            .and_then(|index| plan.touches[*index].partition.as_deref());
+        self.events
+            .record(Refused::Conflict, &plan.operation, first);
         match plan.kind {
             Kind::TransactWrite | Kind::TransactGet => protocol::transaction_cancelled(&reasons),
             _ => protocol::transaction_conflict(),
@@ -794,12 +809,20 @@ impl Shared {
     fn count_throttles(&self, plan: &Plan, indices: impl Iterator<Item = usize>) {
         self.stats
             .operation(&plan.operation, |stats| stats.throttled += 1);
+        // One event per throttled request (DynamoDB's ThrottledRequests), named by its first
+        // throttled partition.
+        let mut recorded = false;
         for index in indices {
-            if let Some(partition) = plan
+            let partition = plan
                 .touches
                 .get(index)
-                .and_then(|touch| touch.partition.as_ref())
-            {
+                .and_then(|touch| touch.partition.as_deref());
+            if !recorded {
+                self.events
+                    .record(Refused::Throttle, &plan.operation, partition);
+                recorded = true;
+            }
+            if let Some(partition) = partition {
                 self.stats
                     .partition(partition, |stats| stats.throttled += 1);
             }

@@ -40,6 +40,7 @@ async fn proxy(table: &TestTable, limits: Limits, hold_ms: u64) -> Handle {
         upstream: table.endpoint.clone(),
         limits,
         hold: Duration::from_millis(hold_ms),
+        event_log: None,
     })
     .await
     .unwrap()
