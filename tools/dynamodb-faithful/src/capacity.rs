@@ -163,6 +163,11 @@ impl Capacity {
             .collect()
     }
 
+    /// Gives back the units of a request admitted and then refused (a conflict).
+    pub(crate) fn refund(&self, writes: bool, charges: &[Charge]) {
+        self.settle(writes, charges, 0.0);
+    }
+
     /// Settles a request's account once its actual units are known: `actual` is shared out
     /// over the charges in proportion to what they expected.
     pub(crate) fn settle(&self, writes: bool, charges: &[Charge], actual: f64) {

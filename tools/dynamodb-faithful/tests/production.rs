@@ -332,22 +332,33 @@ async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
         .count();
     assert!(throttled >= 4, "{throttled} of 15 puts throttled");
     // AND the SDK retries a throttled write with backoff until the bucket has refilled (at
-    // 2 units a second now, so the drained bucket needs half a second)
+    // one unit a second now: drained by puts until one is throttled, it needs a second)
     proxy.set_limits(Limits {
-        write_units_per_second: 2.0,
+        write_units_per_second: 1.0,
         read_units_per_second: 30.0,
     });
     let retrying = aws_sdk_dynamodb::Client::from_conf(
-        client(&proxy.endpoint(), 6)
+        client(&proxy.endpoint(), 10)
             .config()
             .to_builder()
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(6)
+                    .with_max_attempts(10)
                     .with_initial_backoff(Duration::from_millis(200)),
             )
             .build(),
     );
+    for number in 0.. {
+        let drained = once
+            .put_item()
+            .table_name(&table.table)
+            .set_item(Some(keyed("hot2", &format!("drain-{number}"))))
+            .send()
+            .await;
+        if drained.is_err() {
+            break;
+        }
+    }
     let before = proxy.summary().operation("PutItem").requests;
     retrying
         .put_item()
@@ -367,6 +378,55 @@ async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
         summary.partitions[&format!("{}/cold", table.table)].throttled,
         0
     );
+}
+
+#[tokio::test]
+async fn a_request_past_its_partitions_rate_is_throttled_at_once_not_queued_behind_a_holder() {
+    let table = fresh_table().await;
+    // GIVEN a partition that serves one transactional write (2 units) a second, and a slow
+    // transaction on item a that holds it for seconds (a request delay inside the store)
+    let proxy = proxy(
+        &table,
+        Limits {
+            write_units_per_second: 2.0,
+            read_units_per_second: 30.0,
+        },
+        0,
+    )
+    .await;
+    proxy.update_faults(|faults| {
+        faults.request_delay_ms = 3_000;
+        faults.delay_only = vec!["TransactWriteItems".to_owned()];
+    });
+    let once = client(&proxy.endpoint(), 1);
+    let holder = tokio::spawn({
+        let once = once.clone();
+        let items = increments(&table.table, &["a"]);
+        async move {
+            once.transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+        }
+    });
+    while proxy.summary().operation("TransactWriteItems").requests == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // WHEN a second transaction on a arrives with the partition's units spent
+    let error = once
+        .transact_write_items()
+        .set_transact_items(Some(increments(&table.table, &["a"])))
+        .send()
+        .await
+        .unwrap_err();
+    // THEN it is throttled while the holder still runs: refused on arrival, as DynamoDB's
+    // router refuses, not after waiting for the holder to let go of the item
+    assert_eq!(reason_codes(&error), ["ThrottlingError"]);
+    assert!(!holder.is_finished(), "the throttle waited for the holder");
+    holder.await.unwrap().unwrap();
+    assert_eq!(n_of(&table, "a").await, 1);
+    let summary = proxy.summary().operation("TransactWriteItems");
+    assert_eq!((summary.throttled, summary.conflicts), (1, 0));
 }
 
 #[tokio::test]
