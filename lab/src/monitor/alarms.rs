@@ -44,10 +44,15 @@ pub(crate) enum Signal {
     Crashes,
     /// 503 STORE_UNAVAILABLE answers (DynamoDB SystemErrors, seen from the client side).
     StoreUnavailable,
-    /// STORE_UNAVAILABLE whose error chain names throttling (DynamoDB ThrottledRequests).
+    /// DynamoDB ThrottledRequests: the requests dynamodb-faithful throttled; without it (a
+    /// `--store direct` stack), the answers the store throttled.
     StoreThrottled,
-    /// Sum of storeRetries (DynamoDB TransactionConflict, after our own retries).
-    StoreRetries,
+    /// DynamoDB TransactionConflict: the requests dynamodb-faithful refused for a conflict;
+    /// without it, the sum of storeRetries (retried conflicts and throttles).
+    StoreConflicts,
+    /// AWS/Lambda Throttles of the worst function: invocations the local gateway refused
+    /// because the function's queue was full.
+    FunctionThrottles,
     /// pay-order answers >= 400 / pay-order answers.
     PaymentFailureRatio,
     NotObservable(&'static str),
@@ -64,8 +69,15 @@ impl Signal {
             Signal::LatencyPercentile(_) => "p99 of latencyMs, all operations",
             Signal::Crashes => "invocations that crashed (panic, killed instance), no request line",
             Signal::StoreUnavailable => "503 STORE_UNAVAILABLE answers",
-            Signal::StoreThrottled => "STORE_UNAVAILABLE caused by throttling",
-            Signal::StoreRetries => "sum of storeRetries (transaction conflicts retried)",
+            Signal::StoreThrottled => {
+                "requests dynamodb-faithful throttled (else STORE_THROTTLED answers)"
+            }
+            Signal::StoreConflicts => {
+                "requests dynamodb-faithful refused for a conflict (else sum of storeRetries)"
+            }
+            Signal::FunctionThrottles => {
+                "invocations the local gateway throttled (full queue), worst function"
+            }
             Signal::PaymentFailureRatio => "pay-order answers >= 400 / pay-order answers",
             Signal::NotObservable(why) => why,
         }
@@ -87,8 +99,24 @@ impl Signal {
             Signal::LatencyPercentile(p) => percentile(&bucket.latencies, f64::from(p)),
             Signal::Crashes => count(bucket.crashes),
             Signal::StoreUnavailable => count(bucket.store_unavailable),
-            Signal::StoreThrottled => count(bucket.store_throttled),
-            Signal::StoreRetries => count(bucket.store_retries),
+            Signal::StoreThrottled => count(if bucket.saw_store_events {
+                bucket.dynamodb_throttles
+            } else {
+                bucket.store_throttled
+            }),
+            Signal::StoreConflicts => count(if bucket.saw_store_events {
+                bucket.dynamodb_conflicts
+            } else {
+                bucket.store_retries
+            }),
+            Signal::FunctionThrottles => count(
+                bucket
+                    .gateway_throttles
+                    .values()
+                    .copied()
+                    .max()
+                    .unwrap_or(0),
+            ),
             Signal::PaymentFailureRatio => {
                 (bucket.pay_total > 0).then(|| bucket.pay_failed as f64 / bucket.pay_total as f64)
             }
@@ -107,11 +135,9 @@ pub(crate) fn local_signal(alarm: &AlarmDef) -> Signal {
         "lambda-errors" => Signal::Crashes,
         "dynamodb-system-errors" => Signal::StoreUnavailable,
         "dynamodb-throttles" => Signal::StoreThrottled,
-        "dynamodb-transaction-conflicts" => Signal::StoreRetries,
+        "dynamodb-transaction-conflicts" => Signal::StoreConflicts,
         "payment-failure-ratio" => Signal::PaymentFailureRatio,
-        "lambda-throttles" => Signal::NotObservable(
-            "not observable locally: cargo lambda queues instead of throttling",
-        ),
+        "lambda-throttles" => Signal::FunctionThrottles,
         "lambda-concurrency" => {
             Signal::NotObservable("not observable locally: a fixed pool of instances per function")
         }
@@ -267,6 +293,19 @@ impl Detector {
                 }
             }
             LogEvent::Crash { .. } => bucket.crashes += 1,
+            LogEvent::Store { refused, .. } => {
+                bucket.saw_store_events = true;
+                match refused {
+                    StoreRefusal::Conflict => bucket.dynamodb_conflicts += 1,
+                    StoreRefusal::Throttle => bucket.dynamodb_throttles += 1,
+                }
+            }
+            LogEvent::Throttled { function, .. } => {
+                *bucket
+                    .gateway_throttles
+                    .entry(function.clone())
+                    .or_default() += 1;
+            }
         }
     }
 
@@ -512,10 +551,12 @@ mod tests {
         );
         assert_eq!(signal("api-latency-p99"), Signal::LatencyPercentile(99));
         assert_eq!(signal("payment-failure-ratio"), Signal::PaymentFailureRatio);
-        assert!(matches!(
-            signal("lambda-throttles"),
-            Signal::NotObservable(_)
-        ));
+        assert_eq!(signal("lambda-throttles"), Signal::FunctionThrottles);
+        assert_eq!(signal("dynamodb-throttles"), Signal::StoreThrottled);
+        assert_eq!(
+            signal("dynamodb-transaction-conflicts"),
+            Signal::StoreConflicts
+        );
         assert!(matches!(
             signal("lambda-concurrency"),
             Signal::NotObservable(_)

@@ -24,8 +24,18 @@ pub(crate) struct Bucket {
     pub pay_total: u64,
     pub pay_failed: u64,
     pub store_unavailable: u64,
+    /// Answers that the store throttled (503 STORE_THROTTLED, or an older STORE_UNAVAILABLE
+    /// whose cause was throttling).
     pub store_throttled: u64,
     pub store_retries: u64,
+    /// Requests `dynamodb-faithful` refused: what DynamoDB's metrics count.
+    pub dynamodb_conflicts: u64,
+    pub dynamodb_throttles: u64,
+    /// Whether `dynamodb-faithful`'s lines are in the log at all (then they are the store's
+    /// metrics; without them, the answers stand in).
+    pub saw_store_events: bool,
+    /// Invocations the gateway throttled (a full queue), per function.
+    pub gateway_throttles: BTreeMap<String, u64>,
     /// 503 STORE_UNAVAILABLE answered in under `FAST_FAIL_MS` (the circuit breaker).
     pub fast_store_unavailable: u64,
     pub max_latency_ms: f64,
@@ -63,6 +73,9 @@ impl Bucket {
                 self.pay_failed += 1;
             }
         }
+        if record.code == "STORE_THROTTLED" {
+            self.store_throttled += 1;
+        }
         if record.code == "STORE_UNAVAILABLE" {
             self.store_unavailable += 1;
             if record.latency_ms < FAST_FAIL_MS {
@@ -93,6 +106,12 @@ impl Bucket {
         self.store_unavailable += other.store_unavailable;
         self.store_throttled += other.store_throttled;
         self.store_retries += other.store_retries;
+        self.dynamodb_conflicts += other.dynamodb_conflicts;
+        self.dynamodb_throttles += other.dynamodb_throttles;
+        self.saw_store_events |= other.saw_store_events;
+        for (function, count) in &other.gateway_throttles {
+            *self.gateway_throttles.entry(function.clone()).or_default() += count;
+        }
         self.fast_store_unavailable += other.fast_store_unavailable;
         self.max_latency_ms = self.max_latency_ms.max(other.max_latency_ms);
     }

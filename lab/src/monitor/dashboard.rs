@@ -261,9 +261,9 @@ mod tests {
       {"name": "api-latency-p95", "metric": "Latency", "statistic": "p95", "threshold": 300,
        "comparison": "GreaterThanThreshold", "periodSeconds": 60, "evaluationPeriods": 5,
        "datapointsToAlarm": 3, "runbook": "runbooks/api-latency-p95.md"},
-      {"name": "lambda-throttles", "metric": "Throttles", "statistic": "Sum", "threshold": 5,
-       "comparison": "GreaterThanOrEqualToThreshold", "periodSeconds": 60,
-       "evaluationPeriods": 5, "datapointsToAlarm": 2, "runbook": "runbooks/lambda-throttles.md"}
+      {"name": "lambda-concurrency", "metric": "ConcurrentExecutions", "statistic": "Maximum",
+       "threshold": 16, "comparison": "GreaterThanOrEqualToThreshold", "periodSeconds": 60,
+       "evaluationPeriods": 5, "datapointsToAlarm": 2, "runbook": "runbooks/lambda-concurrency.md"}
     ]"#;
 
     fn request_line(
@@ -353,7 +353,7 @@ mod tests {
             &"  api-5xx-rate                     ALARM [__###] last 0.2941     5XXError Average > 0.05 in 3 of 5 x 10 s         runbooks/api-5xx-rate.md"
         ));
         assert!(lines.contains(
-            &"  lambda-throttles                 n/a   not observable locally: cargo lambda queues instead of throttling"
+            &"  lambda-concurrency               n/a   not observable locally: a fixed pool of instances per function"
         ));
         assert_eq!(
             lines.last(),

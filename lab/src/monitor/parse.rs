@@ -33,13 +33,39 @@ pub(crate) enum LogEvent {
         at_ms: i64,
         function: String,
     },
+    /// A request `dynamodb-faithful` refused, as DynamoDB would (its `TransactionConflict`
+    /// and `ThrottledRequests` metrics).
+    Store {
+        at_ms: i64,
+        refused: StoreRefusal,
+    },
+    /// An invocation the local gateway throttled because the function's queue was full
+    /// (AWS/Lambda `Throttles`).
+    Throttled {
+        at_ms: i64,
+        function: String,
+    },
 }
+
+/// What `dynamodb-faithful` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreRefusal {
+    Conflict,
+    Throttle,
+}
+
+/// The local gateway's line for an invocation it throttled (`warn!` in
+/// ops/upstream/cargo-lambda-watch-1.9.2.patch).
+pub(crate) const GATEWAY_THROTTLE: &str = "invocation queue full, throttling";
 
 impl LogEvent {
     pub(crate) fn at_ms(&self) -> i64 {
         match self {
             LogEvent::Request(record) => record.at_ms,
-            LogEvent::Failure { at_ms, .. } | LogEvent::Crash { at_ms, .. } => *at_ms,
+            LogEvent::Failure { at_ms, .. }
+            | LogEvent::Crash { at_ms, .. }
+            | LogEvent::Store { at_ms, .. }
+            | LogEvent::Throttled { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -130,8 +156,28 @@ pub(crate) fn parse_line(line: &str, fallback_ms: i64) -> Option<LogEvent> {
                 at_ms,
                 function: text("function"),
             }),
+            dynamodb_faithful::EVENT_MESSAGE => Some(LogEvent::Store {
+                at_ms,
+                refused: match text("event").as_str() {
+                    "conflict" => StoreRefusal::Conflict,
+                    "throttle" => StoreRefusal::Throttle,
+                    _ => return None,
+                },
+            }),
             _ => None,
         };
+    }
+    // The gateway's lines carry no time: they are stamped when read.
+    if line.contains(GATEWAY_THROTTLE) {
+        let function = line
+            .split("function=")
+            .nth(1)
+            .map(|rest| rest.trim().trim_matches('"').to_owned())
+            .unwrap_or_default();
+        return Some(LogEvent::Throttled {
+            at_ms: fallback_ms,
+            function,
+        });
     }
     // Plain text: cargo lambda's output, or a panic message on stderr.
     if line.contains("panicked at") {
@@ -200,5 +246,35 @@ mod tests {
             None
         );
         assert_eq!(parse_line("not json {", 0), None);
+    }
+
+    #[test]
+    fn parses_the_stores_refusals_and_the_gateways_throttles() {
+        let conflict = r#"{"timestamp":"2026-12-06T10:00:00.000Z","message":"dynamodb-faithful","event":"conflict","operation":"TransactWriteItems","partition":"orders/PRODUCT#p"}"#;
+        assert_eq!(
+            parse_line(conflict, 0),
+            Some(LogEvent::Store {
+                at_ms: parse_rfc3339_ms("2026-12-06T10:00:00.000Z").unwrap(),
+                refused: StoreRefusal::Conflict
+            })
+        );
+        let throttle = conflict.replace("conflict", "throttle");
+        assert!(matches!(
+            parse_line(&throttle, 0),
+            Some(LogEvent::Store {
+                refused: StoreRefusal::Throttle,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_line(
+                r#" WARN invocation queue full, throttling function="create-order""#,
+                7
+            ),
+            Some(LogEvent::Throttled {
+                at_ms: 7,
+                function: "create-order".to_owned()
+            })
+        );
     }
 }

@@ -418,12 +418,12 @@ mod tests {
         // AND the OK alarm is green, the unobservable one dark gray with its reason
         assert_eq!(cell_of(&screen, "api-latency-p95 ", "OK").fg, Color::Green);
         assert_eq!(
-            cell_of(&screen, "lambda-throttles", "n/a").fg,
+            cell_of(&screen, "lambda-concurrency", "n/a").fg,
             Color::DarkGray
         );
         assert!(find(
             &screen,
-            "not observable locally: cargo lambda queues instead of throttling"
+            "not observable locally: a fixed pool of instances per function"
         )
         .is_some());
     }
