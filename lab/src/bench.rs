@@ -62,12 +62,14 @@ fn bench_seed() -> SeedArgs {
     }
 }
 
-/// Journeys through the store directly: `concurrency` workers, each create -> pay -> get in a
-/// loop for `seconds`; returns journey steps per second (3 per journey, the API requests the
+/// Journeys through the store crate against `endpoint` (DynamoDB Local itself for the store's
+/// own limit; the stack's dynamodb-faithful for what it costs): `concurrency` workers, each
+/// create -> pay -> get in a loop for `seconds`; returns journey steps per second (3 per journey, the API requests the
 /// journey stands for) and p95 of a journey. `keyed` sends the create and the payment under
 /// Idempotency-Keys, as the functions run them (claim, then the answer in the transaction).
 pub(crate) fn raw_level(
     state: &StackState,
+    endpoint: &str,
     concurrency: u32,
     seconds: u64,
     keyed: bool,
@@ -77,7 +79,7 @@ pub(crate) fn raw_level(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = Arc::new(data::store_for(&state.dynamodb_endpoint, &state.table).await);
+        let store = Arc::new(data::store_for(endpoint, &state.table).await);
         let journeys = Arc::new(AtomicU64::new(0));
         let stamp = OrderId::random();
         let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -308,7 +310,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     // DynamoDB Local is a JVM: the first seconds of load run interpreted code. Warm it up
     // (and the functions' connections) before anything is recorded.
     data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-    raw_level(state, 4, 5, false)?;
+    raw_level(state, &state.dynamodb_endpoint, 4, 5, false)?;
     service_level(4, 5, false)?;
     eprintln!(
         "serving: {} instance(s) x {} concurrent invocations per function, queue {}",
@@ -318,7 +320,13 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut flat_levels = 0;
     for &concurrency in &args.concurrency {
         data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-        let (raw, raw_p95) = raw_level(state, concurrency, args.seconds, false)?;
+        let (raw, raw_p95) = raw_level(
+            state,
+            &state.dynamodb_endpoint,
+            concurrency,
+            args.seconds,
+            false,
+        )?;
         eprintln!("raw      c={concurrency:>3}: {raw:>8.1} ops/s, journey p95 {raw_p95:.1} ms");
         let (service, p95, errors, functions_cpu_ms, gateway_cpu_ms) =
             service_level(concurrency, args.seconds, false)?;
@@ -356,19 +364,47 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         .copied()
         .unwrap_or_default();
     data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-    let (keyed_raw, keyed_raw_p95) = raw_level(state, peak.concurrency, args.seconds, true)?;
+    let (keyed_raw, keyed_raw_p95) = raw_level(
+        state,
+        &state.dynamodb_endpoint,
+        peak.concurrency,
+        args.seconds,
+        true,
+    )?;
     let (keyed_service, keyed_p95, keyed_errors, keyed_cpu, _) =
         service_level(peak.concurrency, args.seconds, true)?;
     eprintln!(
         "keyed    c={}: raw {keyed_raw:.1} ops/s, service {keyed_service:.1} req/s, p95 {keyed_p95:.1} ms, errors {keyed_errors:.0}",
         peak.concurrency
     );
+    // What dynamodb-faithful costs: the same raw journeys straight to DynamoDB Local and
+    // through the proxy the functions reach, back to back at the raw peak (on a fresh seed).
+    let faithful_cost = match state.faithful_endpoint() {
+        Some(faithful) => {
+            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+            let (direct, direct_p95) = raw_level(
+                state,
+                &state.dynamodb_endpoint,
+                peak.concurrency,
+                args.seconds,
+                false,
+            )?;
+            let (through, through_p95) =
+                raw_level(state, faithful, peak.concurrency, args.seconds, false)?;
+            eprintln!(
+                "faithful c={}: direct {direct:.1} ops/s, through dynamodb-faithful {through:.1} ops/s",
+                peak.concurrency
+            );
+            Some((direct, direct_p95, through, through_p95))
+        }
+        None => None,
+    };
     let latest = stack::read_state().unwrap_or_else(|| state.clone());
     let sampler = resources::ResourceSampler::start(&latest, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(2));
     let usage = sampler.finish();
     let env = stack::function_env(
-        &latest.dynamodb_endpoint,
+        latest.functions_store(),
         &latest.table,
         &latest.jwt_secret,
         0.0,
@@ -424,6 +460,15 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         keyed_raw / peak.raw_ops_per_second.max(f64::EPSILON),
         keyed_service / peak.service_requests_per_second.max(f64::EPSILON),
     ));
+    match faithful_cost {
+        Some((direct, direct_p95, through, through_p95)) => table.push_str(&format!(
+            "## What dynamodb-faithful costs\n\nThe service reaches DynamoDB Local through dynamodb-faithful (production's conflicts, partition limits and throttling). The raw journeys at c={}, straight to DynamoDB Local and then through the proxy, back to back:\n\n| | raw ops/s | raw journey p95 ms |\n|---|---:|---:|\n| DynamoDB Local | {direct:.1} | {direct_p95:.1} |\n| through dynamodb-faithful | {through:.1} | {through_p95:.1} |\n| through / direct | {:.2} | {:.2} |\n\nThe service columns above already pay this cost; the raw columns do not.\n\n",
+            peak.concurrency,
+            through / direct.max(f64::EPSILON),
+            through_p95 / direct_p95.max(f64::EPSILON),
+        )),
+        None => table.push_str("## What dynamodb-faithful costs\n\nNot measured: the stack runs with `--store direct`.\n\n"),
+    }
     table.push_str("## Cold start\n\nInit duration as Lambda reports it: from starting the binary to its first request for an invocation (SDK client, configuration, authenticator built), median of 5 starts.\n\n| function | init ms |\n|---|---:|\n");
     for (function, init) in &colds {
         table.push_str(&format!("| {function} | {init:.1} |\n"));

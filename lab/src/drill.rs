@@ -17,6 +17,7 @@
 mod bad_deploy;
 mod checks;
 mod function_crash;
+mod hot_partition;
 mod hot_product;
 mod observe;
 mod report;
@@ -29,14 +30,11 @@ mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::data;
 use crate::monitor::{AlarmEvent, Bucket};
-use crate::proxy;
 
 use scenario::Scenario;
 use verify::LedgerCheck;
@@ -51,7 +49,7 @@ pub struct Args {
 pub(crate) enum DrillCommand {
     /// Freeze DynamoDB Local (SIGSTOP) for the fault window, then SIGCONT.
     StoreOutage(Options),
-    /// Put a delaying proxy between the functions and DynamoDB Local and slow every answer.
+    /// Slow every answer of the store (dynamodb-faithful's late answers).
     StoreSlowdown(Options),
     /// kill -9 function instances mid-load, a few times.
     FunctionCrash(Options),
@@ -59,11 +57,10 @@ pub(crate) enum DrillCommand {
     BadDeploy(Options),
     /// A flash sale (80 buyers, 50 units) on top of the load.
     HotProduct(Options),
+    /// One product bought faster than its partition writes (throttling, conflicts).
+    HotPartition(Options),
     /// Every drill, one after the other (a game day).
     All(Options),
-    /// Run the delaying TCP proxy alone; change its delays at run time on stdin:
-    /// `1500` (answers), `request 200`, `connect 100`.
-    Proxy(ProxyArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -74,7 +71,7 @@ pub(crate) struct Options {
     /// The port of the drill's own stack (not the development stack's 9000).
     #[arg(long, default_value_t = 9300)]
     pub port: u16,
-    /// The port of the drill's DynamoDB Local (the slowdown proxy listens on this + 1).
+    /// The port of the drill's DynamoDB Local (its dynamodb-faithful listens on this + 1).
     #[arg(long, default_value_t = 8300)]
     pub dynamodb_port: u16,
     /// Load before the fault is injected.
@@ -99,6 +96,13 @@ pub(crate) struct Options {
     /// load's VUs are capped so that buyers plus load VUs stay under 100 (see FLASH_BUYERS).
     #[arg(long, default_value_t = FLASH_BUYERS)]
     pub flash_buyers: u32,
+    /// hot-partition: write units per second one partition serves for the whole drill (a
+    /// scale model of production's 1,000).
+    #[arg(long, default_value_t = 40.0)]
+    pub hot_wcu: f64,
+    /// hot-partition: buyers per second on the hot product (each retries 3 times).
+    #[arg(long, default_value_t = 40.0)]
+    pub hot_rate: f64,
     /// How long to wait for recovery (clean window and alarms OK) after the fault is removed.
     #[arg(long, default_value_t = 120)]
     pub recovery_timeout_seconds: u64,
@@ -108,19 +112,6 @@ pub(crate) struct Options {
     pub keep_stack: bool,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub(crate) struct ProxyArgs {
-    /// Where the proxy listens.
-    #[arg(long, default_value = "127.0.0.1:8301")]
-    pub listen: String,
-    /// Where it forwards to.
-    #[arg(long, default_value = "127.0.0.1:8300")]
-    pub upstream: String,
-    /// The initial delay of answers, in ms.
-    #[arg(long, default_value_t = 0)]
-    pub delay_ms: u64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     StoreOutage,
@@ -128,15 +119,17 @@ pub(crate) enum Kind {
     FunctionCrash,
     BadDeploy,
     HotProduct,
+    HotPartition,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::StoreOutage,
         Kind::StoreSlowdown,
         Kind::FunctionCrash,
         Kind::BadDeploy,
         Kind::HotProduct,
+        Kind::HotPartition,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -146,6 +139,7 @@ impl Kind {
             Kind::FunctionCrash => "function-crash",
             Kind::BadDeploy => "bad-deploy",
             Kind::HotProduct => "hot-product",
+            Kind::HotPartition => "hot-partition",
         }
     }
 
@@ -157,6 +151,7 @@ impl Kind {
             Kind::FunctionCrash => Box::new(function_crash::FunctionCrash::default()),
             Kind::BadDeploy => Box::new(bad_deploy::BadDeploy),
             Kind::HotProduct => Box::new(hot_product::HotProduct),
+            Kind::HotPartition => Box::new(hot_partition::HotPartition::default()),
         }
     }
 }
@@ -167,6 +162,8 @@ const LOAD_PRODUCTS: u32 = 99;
 const CANARY_USER: &str = "user-999";
 const PROBE_USER: &str = "user-1000";
 const PROBE_PRODUCT: &str = "product-100";
+/// hot-partition's product: the load leaves it alone, so its stock moves by the burst only.
+const HOT_PRODUCT: &str = PROBE_PRODUCT;
 const FLASH_PRODUCT: &str = "product-flash";
 const FLASH_STOCK: i64 = 50;
 /// Not k6's default of 200: the drill's findings (MTTR of the sale, what was sold) are compared
@@ -198,12 +195,12 @@ const GATEWAY_SILENCE_MS: i64 = 20_000;
 pub fn run(args: &Args) -> Result<()> {
     support::install_interrupt_handler();
     let (kinds, options) = match &args.command {
-        DrillCommand::Proxy(proxy_args) => return run_proxy(proxy_args),
         DrillCommand::StoreOutage(options) => (vec![Kind::StoreOutage], options),
         DrillCommand::StoreSlowdown(options) => (vec![Kind::StoreSlowdown], options),
         DrillCommand::FunctionCrash(options) => (vec![Kind::FunctionCrash], options),
         DrillCommand::BadDeploy(options) => (vec![Kind::BadDeploy], options),
         DrillCommand::HotProduct(options) => (vec![Kind::HotProduct], options),
+        DrillCommand::HotPartition(options) => (vec![Kind::HotPartition], options),
         DrillCommand::All(options) => (Kind::ALL.to_vec(), options),
     };
     let mut failed = Vec::new();
@@ -224,38 +221,14 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn run_proxy(args: &ProxyArgs) -> Result<()> {
-    let runtime = data::runtime()?;
-    let handle = runtime.block_on(proxy::start(&args.listen, &args.upstream))?;
-    handle.set_response_delay(Duration::from_millis(args.delay_ms));
-    println!(
-        "proxy {} -> {} (answer delay {} ms). Change the delays on stdin: `<ms>` (answers), \
-         `request <ms>`, `connect <ms>`; Ctrl-D stops.",
-        handle.listen, handle.upstream, args.delay_ms
-    );
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line)? > 0 {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let (which, value) = match words.as_slice() {
-            [ms] => ("answer", ms.parse::<u64>()),
-            [which, ms] => (*which, ms.parse::<u64>()),
-            _ => ("", "x".parse::<u64>()),
-        };
-        match (which, value.clone()) {
-            ("answer" | "response", Ok(ms)) => handle.set_response_delay(Duration::from_millis(ms)),
-            ("request", Ok(ms)) => handle.set_request_delay(Duration::from_millis(ms)),
-            ("connect", Ok(ms)) => handle.set_connect_delay(Duration::from_millis(ms)),
-            _ => {
-                println!("`<ms>`, `request <ms>` or `connect <ms>`, please");
-                line.clear();
-                continue;
-            }
-        }
-        println!("{which} delay now {} ms", value.unwrap_or(0));
-        line.clear();
-    }
-    handle.stop();
-    Ok(())
+/// The units of `product` the orders hold (ordered, less refunded, while CREATED or PAID).
+fn units_held(orders: &[order_service::domain::Order], product: &str) -> i64 {
+    orders
+        .iter()
+        .flat_map(|order| order.holdings().units)
+        .filter(|(id, _)| id.as_str() == product)
+        .map(|(_, units)| i64::from(units))
+        .sum()
 }
 
 /// One expectation of the drill.

@@ -9,7 +9,7 @@
 //!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
 //!   service's in one run; `overload` checks shedding.
 //! - **Faults and operations**: [`drill`] (one module per drill behind one `Scenario` trait)
-//!   injects a fault under load, through `proxy` where it needs one, and writes its incident
+//!   injects a fault under load, through the stack's `faithful` proxy where it needs one, and writes its incident
 //!   report; [`monitor`] evaluates the template's alarms over the local logs; [`incidents`]
 //!   computes MTTD/MTTR/MTBF from the incident log.
 //! - **Checks**: [`ci`] is the whole test suite as CI runs it; [`invoke`] replays events/;
@@ -23,6 +23,7 @@ pub mod ci;
 pub mod data;
 pub mod drill;
 pub mod emulator;
+mod faithful;
 mod gateway;
 pub mod histories;
 mod http;
@@ -34,7 +35,6 @@ pub mod monitor;
 mod overload;
 mod paths;
 mod process;
-mod proxy;
 mod report;
 mod resources;
 pub mod stack;

@@ -267,8 +267,13 @@ fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
         // Keyed, as k6's journeys are, so the claim and answer writes are compiled too.
         let mut windows: Vec<f64> = Vec::new();
         loop {
-            let (ops, _) =
-                crate::bench::raw_level(state, WARM_UP_CONCURRENCY, WARM_UP_WINDOW_SECONDS, true)?;
+            let (ops, _) = crate::bench::raw_level(
+                state,
+                &state.dynamodb_endpoint,
+                WARM_UP_CONCURRENCY,
+                WARM_UP_WINDOW_SECONDS,
+                true,
+            )?;
             windows.push(ops);
             let elapsed = windows.len() as u64 * WARM_UP_WINDOW_SECONDS;
             let settled = windows.len() >= 2 && {
@@ -292,7 +297,13 @@ fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
         let mut best: f64 = 0.0;
         for concurrency in STORE_LIMIT_LEVELS {
             // Keyed, as the k6 journeys are: the limit counts the same DynamoDB work.
-            let (ops, _) = crate::bench::raw_level(state, concurrency, STORE_LIMIT_SECONDS, true)?;
+            let (ops, _) = crate::bench::raw_level(
+                state,
+                &state.dynamodb_endpoint,
+                concurrency,
+                STORE_LIMIT_SECONDS,
+                true,
+            )?;
             eprintln!("Store limit probe c={concurrency}: {ops:.0} operations/s");
             best = best.max(ops);
         }
@@ -677,10 +688,16 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
         Some(state) => Some(preamble(&run, state)?),
         None => None,
     };
-    // The measured window starts after the warm-up: the functions' log is read from here on.
+    // The measured window starts after the warm-up: the functions' log is read from here on,
+    // and dynamodb-faithful counts from here.
     let run_started =
         order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
             .to_string();
+    let run_started_ms = crate::monitor::now_ms();
+    let faithful = state.as_ref().and_then(crate::faithful::Faithful::of);
+    if let Some(faithful) = &faithful {
+        faithful.reset()?;
+    }
     let sampler = state
         .as_ref()
         .map(|state| ResourceSampler::start(state, Duration::from_secs(2)));
@@ -723,6 +740,22 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
         }
         _ => None,
     };
+    let store = faithful
+        .as_ref()
+        .map(|faithful| faithful.summary())
+        .transpose()?;
+    if let Some(store) = &store {
+        std::fs::write(
+            report_dir.join("faithful.json"),
+            serde_json::to_string_pretty(store)?,
+        )?;
+    }
+    let refusals = state.as_ref().map(|state| {
+        report::refusals_since(
+            &std::fs::read_to_string(&state.function_log).unwrap_or_default(),
+            run_started_ms,
+        )
+    });
     let markdown = report::render(&report::ReportInput {
         scenario: args.scenario.name(),
         base_url: &base_url,
@@ -737,6 +770,8 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
             .as_ref()
             .and_then(|preamble| preamble.warm_up.as_deref()),
         store_limit: preamble.as_ref().and_then(|preamble| preamble.store_limit),
+        refusals: refusals.as_ref(),
+        store: store.as_ref(),
     });
     std::fs::write(report_dir.join("report.md"), markdown)?;
     if started && !args.keep_stack {

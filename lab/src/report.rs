@@ -3,6 +3,9 @@
 //! daily-active-user estimate with its formula, resource usage, the audit, and per-scenario
 //! sections (the stress knee, the spike's phases, the flash-sale check).
 
+mod store;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -28,7 +31,13 @@ pub(crate) struct ReportInput<'a> {
     pub warm_up: Option<&'a str>,
     /// The store's own limit measured in the same run (API requests/s), if it was.
     pub store_limit: Option<f64>,
+    /// Refusals per function, from the functions' log over the measured run (local runs).
+    pub refusals: Option<&'a BTreeMap<String, Refusals>>,
+    /// What dynamodb-faithful counted over the measured run (None with `--store direct`).
+    pub store: Option<&'a dynamodb_faithful::Summary>,
 }
+
+pub(crate) use store::{refusals_since, Refusals};
 
 /// The p95 of `latencyMs` over the first and the last tenth (by time) of the request lines in
 /// a function log written at or after `since` (RFC 3339): how much the service's own latency
@@ -416,6 +425,9 @@ pub(crate) fn render(input: &ReportInput<'_>) -> String {
     if let Some(check) = input.flash_check {
         let _ = writeln!(out, "## Flash sale\n\n{check}.\n");
     }
+    if let Some(refusals) = input.refusals {
+        store::section(refusals, input.store, &mut out);
+    }
     if let Some(resources) = input.resources {
         let _ = writeln!(out, "## Resource usage ({} samples every {:.0} s)\n\n| process | instances | CPU avg % | CPU peak % | RSS start MiB | RSS end MiB | RSS peak MiB |\n|---|---:|---:|---:|---:|---:|---:|", resources.samples, resources.interval_seconds);
         for (group, usage) in &resources.groups {
@@ -593,6 +605,8 @@ mod tests {
             k6_passed: false,
             warm_up: Some("DynamoDB Local was warmed before the measured window"),
             store_limit: Some(500.0),
+            refusals: None,
+            store: None,
         });
         assert!(text.contains("DynamoDB Local was warmed"), "{text}");
         assert!(text.contains("**500 API requests/s**"), "{text}");

@@ -24,7 +24,7 @@ use crate::install::{self, run};
 use crate::paths;
 use crate::process::{self, Signal};
 
-pub(crate) const FUNCTIONS: [&str; 4] = ["create-order", "pay-order", "cancel-order", "get-order"];
+pub(crate) use order_service::app::FUNCTIONS;
 pub(crate) const TABLE_NAME: &str = "orders-local";
 
 #[derive(clap::Args, Debug, Clone)]
@@ -53,7 +53,49 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 0.0)]
     pub fault_injection_rate: f64,
     #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
     pub(crate) seed: SeedArgs,
+}
+
+/// What the functions reach as their DynamoDB.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreMode {
+    /// `dynamodb-faithful` in front of DynamoDB Local: transaction conflicts, partition
+    /// throughput limits and throttling, consumed capacity, as production DynamoDB.
+    #[default]
+    Faithful,
+    /// DynamoDB Local itself: no conflict, no throttling, ever.
+    Direct,
+}
+
+/// How the store behaves (`dynamodb-faithful`'s settings; ARCHITECTURE.md, "Production's
+/// failures, locally").
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct StoreArgs {
+    /// `faithful` (production's behaviour, the default) or `direct` (DynamoDB Local alone).
+    #[arg(long = "store", value_enum, default_value_t = StoreMode::Faithful)]
+    pub mode: StoreMode,
+    /// Write units one partition key value serves per second (production: 1,000).
+    #[arg(long, default_value_t = 1_000.0)]
+    pub partition_wcu: f64,
+    /// Read units one partition key value serves per second (production: 3,000).
+    #[arg(long, default_value_t = 3_000.0)]
+    pub partition_rcu: f64,
+    /// Extra milliseconds a transaction holds its items (wider conflict windows).
+    #[arg(long, default_value_t = 0)]
+    pub hold_ms: u64,
+}
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        Self {
+            mode: StoreMode::Faithful,
+            partition_wcu: 1_000.0,
+            partition_rcu: 3_000.0,
+            hold_ms: 0,
+        }
+    }
 }
 
 /// What is running, for `down`, `seed`, `audit` and the load tests.
@@ -74,6 +116,27 @@ pub(crate) struct StackState {
     /// Where the functions' output (JSON logs and EMF lines) goes.
     pub function_log: PathBuf,
     pub jwt_secret: String,
+    /// What the functions reach: `dynamodb-faithful`'s endpoint, or DynamoDB Local's with
+    /// `--store direct` (seeding and the audit always go to DynamoDB Local itself).
+    #[serde(default)]
+    pub store_endpoint: Option<String>,
+    /// `dynamodb-faithful`'s pid, when it runs.
+    #[serde(default)]
+    pub faithful_pid: Option<u32>,
+}
+
+impl StackState {
+    /// The endpoint the functions use.
+    pub(crate) fn functions_store(&self) -> &str {
+        self.store_endpoint
+            .as_deref()
+            .unwrap_or(&self.dynamodb_endpoint)
+    }
+
+    /// `dynamodb-faithful`'s endpoint, when the stack runs it.
+    pub(crate) fn faithful_endpoint(&self) -> Option<&str> {
+        self.faithful_pid.and(self.store_endpoint.as_deref())
+    }
 }
 
 /// Invocations one function instance serves at once in the local stack. Measured with
@@ -123,8 +186,14 @@ impl UpArgs {
             queue_depth: DEFAULT_QUEUE_DEPTH,
             detach: true,
             fault_injection_rate: 0.0,
+            store: StoreArgs::default(),
             seed,
         }
+    }
+
+    /// The port `dynamodb-faithful` listens on: the one after DynamoDB Local's.
+    pub(crate) fn faithful_port(&self) -> u16 {
+        self.dynamodb_port + 1
     }
 
     pub(crate) fn serving(&self) -> Serving {
@@ -278,10 +347,18 @@ fn port_taken(port: u16) -> bool {
 
 /// The ports a stack started with `args` listens on, and what listens on each.
 pub(crate) fn ports_needed(args: &UpArgs) -> Vec<(u16, &'static str, &'static str)> {
-    vec![
+    let mut needed = vec![
         (args.dynamodb_port, "DynamoDB Local", "--dynamodb-port"),
         (args.port, "the gateway", "--port"),
-    ]
+    ];
+    if args.store.mode == StoreMode::Faithful {
+        needed.push((
+            args.faithful_port(),
+            "dynamodb-faithful (DynamoDB Local's port + 1)",
+            "--dynamodb-port",
+        ));
+    }
+    needed
 }
 
 /// Refuses when any port in `needed` is taken, naming what holds each and how to stop it.
@@ -362,7 +439,7 @@ impl Drop for Starting {
 /// before the first real request (the answer is a 401 from the function itself).
 /// One request per route (method, path), with a made-up order id: enough to start and reach
 /// every function without changing any data.
-pub(crate) fn probe_routes() -> [(&'static str, String); 5] {
+pub(crate) fn probe_routes() -> [(&'static str, String); 6] {
     let order = "01J0000000000000000000000A";
     [
         ("POST", "/users/user-1/orders".to_owned()),
@@ -370,6 +447,7 @@ pub(crate) fn probe_routes() -> [(&'static str, String); 5] {
         ("GET", format!("/users/user-1/orders/{order}")),
         ("POST", format!("/users/user-1/orders/{order}/payment")),
         ("POST", format!("/users/user-1/orders/{order}/cancel")),
+        ("POST", format!("/users/user-1/orders/{order}/refunds")),
     ]
 }
 
@@ -430,9 +508,10 @@ pub(crate) fn function_env(
 }
 
 /// Builds each function the way `cargo lambda watch --profile local` runs it (`--bin <name>`
-/// from the workspace root), so that watch finds the binaries fresh and starts them at once.
+/// from the workspace root), so that watch finds the binaries fresh and starts them at once,
+/// and `dynamodb-faithful` beside them.
 pub(crate) fn build_functions() -> Result<()> {
-    for function in FUNCTIONS {
+    for binary in FUNCTIONS.into_iter().chain([FAITHFUL]) {
         run(Command::new("cargo")
             .args([
                 "build",
@@ -441,11 +520,47 @@ pub(crate) fn build_functions() -> Result<()> {
                 "--profile",
                 paths::FUNCTION_PROFILE,
                 "--bin",
-                function,
+                binary,
             ])
             .current_dir(paths::root()))?;
     }
     Ok(())
+}
+
+/// The binary (and process name) of the production-faithful store proxy.
+pub(crate) const FAITHFUL: &str = "dynamodb-faithful";
+
+/// Starts `dynamodb-faithful` on `port` in front of `upstream`, its conflicts and throttles
+/// appended to `event_log` (the functions' log, where the monitor reads them), its own output
+/// and summary beside it in `log_dir`. Returns its pid.
+fn start_faithful(
+    port: u16,
+    upstream: &str,
+    store: &StoreArgs,
+    log_dir: &Path,
+    event_log: &Path,
+) -> Result<u32> {
+    let binary = paths::root()
+        .join("target")
+        .join(paths::FUNCTION_PROFILE)
+        .join(FAITHFUL);
+    let output = std::fs::File::create(log_dir.join("faithful.log"))?;
+    let child = Command::new(&binary)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", upstream])
+        .args(["--partition-wcu", &store.partition_wcu.to_string()])
+        .args(["--partition-rcu", &store.partition_rcu.to_string()])
+        .args(["--hold-ms", &store.hold_ms.to_string()])
+        .arg("--summary-file")
+        .arg(log_dir.join("faithful-summary.json"))
+        .arg("--event-log")
+        .arg(event_log)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    Ok(child.id())
 }
 
 /// Starts the functions under the local gateway (built by `gateway::ensure`, which `start`
@@ -575,15 +690,38 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         "Seeded {} users ({} KRW each) and {} products.",
         summary.users, args.seed.balance, summary.products
     );
+    let function_log = log_dir.join("functions.log");
+    let _ = std::fs::remove_file(&function_log);
+    let (store_endpoint, faithful_pid) = match args.store.mode {
+        StoreMode::Direct => {
+            eprintln!("The functions reach DynamoDB Local directly (--store direct).");
+            (dynamodb_endpoint.clone(), None)
+        }
+        StoreMode::Faithful => {
+            let port = args.faithful_port();
+            eprintln!(
+                "Starting dynamodb-faithful on 127.0.0.1:{port} ({} WCU/s and {} RCU/s per partition, hold +{} ms): the functions meet conflicts and throttling as on DynamoDB ...",
+                args.store.partition_wcu, args.store.partition_rcu, args.store.hold_ms
+            );
+            let pid = start_faithful(
+                port,
+                &dynamodb_endpoint,
+                &args.store,
+                &log_dir,
+                &function_log,
+            )?;
+            starting.push(Started::Process(pid));
+            wait_for_listener(port, pid, "dynamodb-faithful", Duration::from_secs(10))?;
+            (format!("http://127.0.0.1:{port}"), Some(pid))
+        }
+    };
 
     eprintln!(
         "Starting the functions on 127.0.0.1:{} (local gateway: {} instance(s) x {} concurrent invocations per function, queue {}) ...",
         args.port, args.concurrency, args.max_concurrency, args.queue_depth
     );
-    let function_log = log_dir.join("functions.log");
-    let _ = std::fs::remove_file(&function_log);
     let env = function_env(
-        &dynamodb_endpoint,
+        &store_endpoint,
         TABLE_NAME,
         &installed.jwt_secret,
         args.fault_injection_rate,
@@ -603,6 +741,8 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         queue_depth: args.queue_depth,
         function_log,
         jwt_secret: installed.jwt_secret.clone(),
+        store_endpoint: Some(store_endpoint),
+        faithful_pid,
     };
     let state_file = state_path_for(args.port);
     std::fs::write(&state_file, serde_json::to_string_pretty(&state)?)?;
@@ -647,8 +787,13 @@ fn print_welcome(state: &StackState) -> Result<()> {
 /// Stops the stack: its functions, then DynamoDB Local (waiting for it to exit, so that its
 /// port is free again), and forgets its state file.
 pub(crate) fn stop(state: &StackState) {
-    process::signal(state.dynamodb_pid, Signal::SIGTERM);
     stop_functions(state.watch_pgid);
+    // dynamodb-faithful writes its summary (faithful.log, faithful-summary.json) on SIGTERM.
+    if let Some(pid) = state.faithful_pid {
+        process::signal(pid, Signal::SIGTERM);
+        process::wait_gone(pid, Duration::from_secs(5));
+    }
+    process::signal(state.dynamodb_pid, Signal::SIGTERM);
     process::wait_gone(state.dynamodb_pid, Duration::from_secs(10));
     let _ = std::fs::remove_file(state_path_for(state.port));
 }

@@ -100,13 +100,7 @@ impl Scenario for HotProduct {
         let rejected = support::metric(&flash_summary, "flash_rejected", "count").unwrap_or(-1.0);
         let verified =
             support::metric(&flash_summary, "flash_verified_orders", "count").unwrap_or(-1.0);
-        let units_held: i64 = orders
-            .iter()
-            .filter(|order| order.status.holds_stock())
-            .flat_map(|order| order.items.iter())
-            .filter(|line| line.product_id.as_str() == FLASH_PRODUCT)
-            .map(|line| line.quantity.get() as i64)
-            .sum();
+        let units_held = super::units_held(orders, FLASH_PRODUCT);
         let stock = drill.table().stock(FLASH_PRODUCT).ok().flatten();
         drill.check(
             "exactly 50 sold, no oversell",

@@ -9,10 +9,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::data::{self, SeedArgs};
+use crate::faithful::Faithful;
 use crate::monitor::{self, format_ms, now_ms, percentile, AlarmDef, EventKind};
+use crate::paths;
 use crate::process::{self, Signal};
 use crate::stack::{self, StackState, UpArgs};
-use crate::{paths, proxy};
 
 use super::observe::{Canary, Observer, Probe};
 use super::scenario::{Description, Scenario};
@@ -36,7 +37,6 @@ pub(super) struct Drill {
     pub(super) flash: Option<K6Run>,
     pub(super) replacements: Vec<Child>,
     pub(super) java_stopped: bool,
-    pub(super) proxy: Option<proxy::ProxyHandle>,
     pub(super) runtime: tokio::runtime::Runtime,
     pub(super) probes: Vec<Probe>,
     p95_limit_ms: f64,
@@ -75,6 +75,7 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         relative(&dir)
     );
     println!("   detector: {}", monitor::scale_note());
+    let mut scenario = kind.scenario();
     let state = stack::start(&UpArgs {
         port: options.port,
         dynamodb_port: options.dynamodb_port,
@@ -83,6 +84,7 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         queue_depth: stack::DEFAULT_QUEUE_DEPTH,
         detach: true,
         fault_injection_rate: 0.0,
+        store: scenario.store(options),
         seed: SeedArgs {
             users: 1_000,
             products: 100,
@@ -92,7 +94,7 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         },
     })?;
     let env = stack::function_env(
-        &state.dynamodb_endpoint,
+        state.functions_store(),
         &state.table,
         &state.jwt_secret,
         0.0,
@@ -114,13 +116,12 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         flash: None,
         replacements: Vec::new(),
         java_stopped: false,
-        proxy: None,
         runtime: data::runtime()?,
         probes: Vec::new(),
         p95_limit_ms,
         state,
     };
-    let executed = drill.execute(kind.scenario().as_mut());
+    let executed = drill.execute(scenario.as_mut());
     drill.cleanup();
     if let Err(error) = &executed {
         drill
@@ -590,8 +591,9 @@ impl Drill {
             process::signal(self.state.dynamodb_pid, Signal::SIGCONT);
             self.java_stopped = false;
         }
-        if let Some(proxy) = &self.proxy {
-            proxy.set_response_delay(Duration::ZERO);
+        // Faults end with the drill, whatever happened.
+        if let Some(faithful) = Faithful::of(&self.state) {
+            let _ = faithful.set_faults(&dynamodb_faithful::Faults::default());
         }
         if let Some(flash) = self.flash.as_mut() {
             flash.stop(Duration::from_secs(10));
@@ -610,9 +612,6 @@ impl Drill {
         for child in &mut self.replacements {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        if let Some(proxy) = &self.proxy {
-            proxy.stop();
         }
         if self.options.keep_stack {
             println!(

@@ -5,6 +5,8 @@
 use anyhow::Result;
 use order_service::domain::Order;
 
+use crate::stack::StoreArgs;
+
 use super::runner::Drill;
 use super::Options;
 
@@ -20,6 +22,11 @@ pub(super) struct Description {
 /// start; `inject` after the baseline; `after_recovery` once the service has recovered, before
 /// the load stops; and, after the common checks, `verify` and `describe`.
 pub(super) trait Scenario {
+    /// How the stack's store behaves for the whole drill (production's limits by default).
+    fn store(&self, _options: &Options) -> StoreArgs {
+        StoreArgs::default()
+    }
+
     /// Drill-specific setup before the load.
     fn prepare(&mut self, _drill: &mut Drill) -> Result<()> {
         Ok(())

@@ -1,6 +1,6 @@
-//! `cargo xtask drill store-slowdown`: the functions reach DynamoDB Local through a delaying
-//! proxy whose answers are late for the fault window; then, after recovery, a short episode in
-//! which only the answers to TransactWriteItems are late. Expected: slow calls end as fast 503s
+//! `cargo xtask drill store-slowdown`: the stack's `dynamodb-faithful` (which the functions
+//! reach) answers late for the fault window; then, after recovery, a short episode in which
+//! only the answers to TransactWriteItems are late. Expected: slow calls end as fast 503s
 //! within the store budget, and creates the client abandoned apply exactly once when retried
 //! with their Idempotency-Key.
 
@@ -8,11 +8,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use dynamodb_faithful::Faults;
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
+use crate::faithful::Faithful;
 use crate::monitor::{self, now_ms, percentile};
-use crate::proxy;
 
 use super::runner::Drill;
 use super::scenario::{Description, Scenario};
@@ -41,6 +42,11 @@ struct ExactlyOnceProbe {
     retry: Option<support::HttpResult>,
 }
 
+/// The stack's dynamodb-faithful: this drill needs it (not `--store direct`).
+fn proxy_of(drill: &Drill) -> Result<Faithful> {
+    Faithful::of(&drill.state).context("store-slowdown needs the stack's dynamodb-faithful")
+}
+
 /// The order id a create with `key` gets for `user` (the service derives it the same way).
 fn order_id_for(user: &str, key: &str) -> Result<String> {
     let user =
@@ -52,21 +58,11 @@ fn order_id_for(user: &str, key: &str) -> Result<String> {
 
 impl Scenario for StoreSlowdown {
     fn prepare(&mut self, drill: &mut Drill) -> Result<()> {
-        let listen = format!("127.0.0.1:{}", drill.options.dynamodb_port + 1);
-        let upstream = format!("127.0.0.1:{}", drill.options.dynamodb_port);
-        let handle = drill.runtime.block_on(proxy::start(&listen, &upstream))?;
-        let mut env = drill.env.clone();
-        for (key, value) in &mut env {
-            if key == "AWS_ENDPOINT_URL_DYNAMODB" {
-                *value = handle.endpoint();
-            }
-        }
+        let faithful = proxy_of(drill)?;
         println!(
-            "  the functions now reach DynamoDB Local through the delaying proxy {}",
-            handle.endpoint()
+            "  the functions reach DynamoDB Local through dynamodb-faithful {}, which will answer late",
+            faithful.endpoint()
         );
-        drill.proxy = Some(handle);
-        drill.restart_functions(env, "through the proxy")?;
         self.stock_before = drill.table().stock(PROBE_PRODUCT)?;
         for (phase, tag) in [
             ("every store answer late", "all"),
@@ -88,12 +84,10 @@ impl Scenario for StoreSlowdown {
     }
 
     fn inject(&mut self, drill: &mut Drill) -> Result<()> {
-        let delay = Duration::from_millis(drill.options.delay_ms);
-        let proxy = drill.proxy.clone().context("the proxy is not running")?;
-        proxy.set_writes_only(false);
-        proxy.set_response_delay(delay);
+        let proxy = proxy_of(drill)?;
+        proxy.set_faults(&Faults::late_answers(None, drill.options.delay_ms))?;
         let injected = drill.inject(format!(
-            "every DynamoDB answer delayed by {} ms (proxy {})",
+            "every DynamoDB answer delayed by {} ms (dynamodb-faithful {})",
             drill.options.delay_ms,
             proxy.endpoint()
         ));
@@ -102,9 +96,9 @@ impl Scenario for StoreSlowdown {
         self.abandoned_create(drill, 0)?;
         let remaining = (injected + window_ms - now_ms()).max(0) as u64;
         drill.observe_for(Duration::from_millis(remaining), "slowdown")?;
-        proxy.set_response_delay(Duration::ZERO);
+        proxy.set_faults(&Faults::default())?;
         drill.mitigate(format!(
-            "proxy delay back to 0 after {} s",
+            "dynamodb-faithful's answer delay back to 0 after {} s",
             drill.options.fault_seconds
         ));
         Ok(())
@@ -241,14 +235,14 @@ impl Scenario for StoreSlowdown {
     fn describe(&self, drill: &Drill) -> Description {
         let window = &drill.findings.fault_window;
         Description {
-            injects: format!("every DynamoDB answer delayed by {} ms for {} s (proxy)", drill.options.delay_ms, drill.options.fault_seconds),
+            injects: format!("every DynamoDB answer delayed by {} ms for {} s (dynamodb-faithful)", drill.options.delay_ms, drill.options.fault_seconds),
             root_cause: "Known by construction: store answers arrive later than the SDK's 1 s attempt timeout, so every store \
                  call burns its 3 s budget and ends as STORE_UNAVAILABLE, while its write may already have committed \
                  (the answer, not the request, is late). The breaker then fails calls fast."
                 .to_owned(),
             trigger: format!(
-                "`cargo xtask drill store-slowdown`: the functions were restarted against a delaying TCP proxy in front of \
-                 DynamoDB Local; its answer delay went to {} ms at T0 and back to 0 {} s later; after recovery, a \
+                "`cargo xtask drill store-slowdown`: dynamodb-faithful, which the functions reach in front of \
+                 DynamoDB Local, delayed its answers by {} ms from T0 and back to 0 {} s later; after recovery, a \
                  short episode delayed only the answers to TransactWriteItems, for the exactly-once probe.",
                 drill.options.delay_ms, drill.options.fault_seconds
             ),
@@ -266,12 +260,14 @@ impl StoreSlowdown {
     /// the SDK's attempts (1 s) have given up. Short enough that no breaker opens (5 failures
     /// of 3 s each), so the probe reaches the store.
     fn ambiguous_write_episode(&mut self, drill: &mut Drill) -> Result<()> {
-        let proxy = drill.proxy.clone().context("the proxy is not running")?;
+        let proxy = proxy_of(drill)?;
         let Some(order_id) = self.probes.get(1).map(|probe| probe.order_id.clone()) else {
             return Ok(());
         };
-        proxy.set_writes_only(true);
-        proxy.set_response_delay(Duration::from_millis(drill.options.delay_ms));
+        proxy.set_faults(&Faults::late_answers(
+            Some("TransactWriteItems"),
+            drill.options.delay_ms,
+        ))?;
         let started = now_ms();
         drill.timeline(
             started,
@@ -306,11 +302,10 @@ impl StoreSlowdown {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        proxy.set_response_delay(Duration::ZERO);
-        proxy.set_writes_only(false);
+        proxy.set_faults(&Faults::default())?;
         drill.timeline(
             now_ms(),
-            "exactly-once episode over: proxy delay 0",
+            "exactly-once episode over: dynamodb-faithful's delay 0",
             "drill",
         );
         drill.observe_for(Duration::from_secs(2), "recovery")?;

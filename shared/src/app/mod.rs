@@ -51,6 +51,14 @@ impl Operation {
         Operation::ListOrders,
     ];
 
+    /// The Lambda function that serves the operation (listing is get-order's second route).
+    pub fn function(self) -> &'static str {
+        match self {
+            Operation::ListOrders => Operation::GetOrder.as_str(),
+            other => other.as_str(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::CreateOrder => "create-order",
@@ -77,6 +85,16 @@ impl Operation {
         }
     }
 }
+
+/// The functions, one per binary under `functions/`, as the router table and the template name
+/// them (a test keeps this list and `Operation::function` in step).
+pub const FUNCTIONS: [&str; 5] = [
+    "create-order",
+    "pay-order",
+    "cancel-order",
+    "refund-order",
+    "get-order",
+];
 
 impl From<ChangeKind> for Operation {
     fn from(change: ChangeKind) -> Self {
@@ -311,6 +329,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_function_serves_an_operation_and_every_operation_has_a_function() {
+        let served: std::collections::BTreeSet<&str> = Operation::ALL
+            .iter()
+            .map(|operation| operation.function())
+            .collect();
+        let listed: std::collections::BTreeSet<&str> = FUNCTIONS.into_iter().collect();
+        assert_eq!(served, listed);
+        assert_eq!(listed.len(), FUNCTIONS.len(), "a function listed twice");
+    }
 
     #[test]
     fn the_budget_is_the_time_to_the_deadline_less_the_reserve() {

@@ -1,0 +1,63 @@
+//! The local stack's `dynamodb-faithful`, from the ops lab: its faults, settings and counts over
+//! its control endpoints (`/_faithful/...` on its own port), so that drills inject faults and
+//! reports read conflicts, throttles and capacity units from the proxy the functions reach.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use dynamodb_faithful::{Faults, Summary};
+
+use crate::http::{self, Reach};
+use crate::stack::StackState;
+
+/// A running `dynamodb-faithful`.
+#[derive(Debug, Clone)]
+pub(crate) struct Faithful {
+    endpoint: String,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Faithful {
+    /// The proxy of a stack, if it runs one (not with `--store direct`).
+    pub(crate) fn of(state: &StackState) -> Option<Self> {
+        state.faithful_endpoint().map(|endpoint| Self {
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<Vec<u8>> {
+        let url = format!("{}/_faithful/{path}", self.endpoint);
+        let headers = [("content-type".to_owned(), "application/json".to_owned())];
+        let response = http::request(Reach::Loopback, method, &url, &headers, body, TIMEOUT)
+            .with_context(|| format!("dynamodb-faithful did not answer {method} {url}"))?;
+        if response.status != 200 {
+            bail!(
+                "dynamodb-faithful answered {method} {url} with {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+        Ok(response.body)
+    }
+
+    /// Replaces the faults in force.
+    pub(crate) fn set_faults(&self, faults: &Faults) -> Result<()> {
+        self.call("PUT", "faults", &serde_json::to_vec(faults)?)
+            .map(|_| ())
+    }
+
+    /// Everything counted since the start or the last reset.
+    pub(crate) fn summary(&self) -> Result<Summary> {
+        Ok(serde_json::from_slice(&self.call("GET", "stats", &[])?)?)
+    }
+
+    /// Starts counting afresh.
+    pub(crate) fn reset(&self) -> Result<()> {
+        self.call("POST", "stats/reset", &[]).map(|_| ())
+    }
+}
