@@ -90,7 +90,8 @@ function send(endpoint, method, path, userId, payload, opts) {
     headers['Idempotency-Key'] = idemKey;
   }
   const canRetry = method === 'GET' || idemKey !== null;
-  const attempts = 1 + (canRetry ? config.retries : 0);
+  const retriesAllowed = opts.retries === undefined ? config.retries : opts.retries;
+  const attempts = 1 + (canRetry ? retriesAllowed : 0);
   const tags = Object.assign({ endpoint, name: ROUTES[endpoint] }, opts.tags || {});
   const url = config.baseUrl + path;
   const bodyStr = payload === null || payload === undefined ? null : JSON.stringify(payload);
@@ -107,7 +108,10 @@ function send(endpoint, method, path, userId, payload, opts) {
       timeout: config.httpTimeout,
     };
     res = http.request(method, url, bodyStr, params);
-    if (last || expected.indexOf(res.status) >= 0 || !isRetryable(res)) break;
+    // opts.retryExpected: a retryable answer is retried even when the caller accepts it as
+    // a final one (a flash-sale buyer retries a 503 it may end with).
+    const settled = opts.retryExpected ? !isRetryable(res) : expected.indexOf(res.status) >= 0 || !isRetryable(res);
+    if (last || settled) break;
     retries.add(1, { endpoint, status: String(res.status) });
     // Retry-After plus up to as much again at random: refused clients that all came back
     // at the same instant would be refused together again.

@@ -29,6 +29,8 @@ export const retries = new Counter('http_retries');
 // Flash sale outcomes.
 export const flashSold = new Counter('flash_sold');
 export const flashRejected = new Counter('flash_rejected');
+// A buyer still refused (503/429/409 CONCURRENT_REQUEST) after its retries, tagged with code.
+export const flashGaveUp = new Counter('flash_gave_up');
 export const flashVerifiedOrders = new Counter('flash_verified_orders');
 
 // Problem codes that get their own unexpected_errors{code:X} submetric in the summary.
@@ -38,6 +40,10 @@ export const KNOWN_ERROR_CODES = [
   'ORDER_ALREADY_PAID',
   'ORDER_CANCELLED',
   'STORE_UNAVAILABLE',
+  'STORE_THROTTLED',
+  'TOO_MANY_REQUESTS',
+  'ORDER_NOT_PAID',
+  'REFUND_EXCEEDS_ORDER',
   'CONCURRENT_REQUEST',
   'IDEMPOTENCY_KEY_REUSED',
   'REQUEST_IN_PROGRESS',
