@@ -426,15 +426,6 @@ pub(crate) struct RunOutcome {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if cfg!(debug_assertions)
-        && args.base_url.is_none()
-        && (measures_store_limit(args.scenario) || warms_up(args.scenario))
-    {
-        // The warm-up and the store-limit probe drive DynamoDB Local through the store crate
-        // from this process: a debug build could neither warm the JVM at the load's pace nor
-        // measure the limit, so run optimised.
-        return rerun_optimised();
-    }
     if !run_with_verdict(args)? {
         std::process::exit(1);
     }
@@ -479,27 +470,6 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
         outcome.report_dir.join("report.html").display()
     );
     passed
-}
-
-/// Runs this same xtask command line again from the `local` (optimised) profile: only stress,
-/// spike and `bench` need it, whose store warm-up and store-limit probe drive DynamoDB Local
-/// from this process. The demo, load and soak never do (their warm-up is k6's), so a first
-/// run builds the xtask once.
-pub(crate) fn rerun_optimised() -> Result<()> {
-    let status = Command::new("cargo")
-        .args([
-            "run",
-            "--profile",
-            paths::FUNCTION_PROFILE,
-            "--package",
-            "xtask",
-            "--",
-        ])
-        .args(std::env::args_os().skip(1))
-        .current_dir(paths::root())
-        .status()
-        .context("cannot rerun xtask in the local profile")?;
-    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Starts the default stack if it is not running; returns it and whether we started it.
@@ -852,10 +822,6 @@ pub struct DemoArgs {
 /// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
 /// that misses a threshold or the audit prints the verdict, what failed and where the report
 /// is, and exits with status 1 (no error trace: the report is the explanation).
-///
-/// It runs from the xtask as `cargo xtask` builds it (the dev profile: built once, and the
-/// same build the test suite uses): the warm-up and the load come from k6 through the
-/// gateway, so nothing in this process needs optimised code.
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let outcome = run_scenario(&Args {
         scenario: Scenario::Load,
