@@ -138,11 +138,13 @@ const PATH_WARM_UP_WINDOW: &str = "10s";
 const PATH_WARM_UP_WINDOW_SECONDS: u64 = 10;
 /// The path is steady once this many windows in a row had no failures, a p95 under the run's
 /// gate, and p95s within `PATH_WARM_UP_SPREAD` of each other (the largest at most that much
-/// above the smallest): not one window that dipped, but a level held for 30 s. A level above
+/// above the smallest): not one window that dipped, but a level held for 30 s. (At 1.25 a busy
+/// machine's windows of 9.4-13.7 ms, all far under the gate, kept a warm-up going for its
+/// full 3 minutes.) A level above
 /// the gate is not steady yet: a cold DynamoDB Local holds 55-80 ms for a minute before its
 /// compiled code takes over and p95 falls to 9-10 ms (measured, 2026-12-06).
 const PATH_WARM_UP_STEADY_WINDOWS: usize = 3;
-const PATH_WARM_UP_SPREAD: f64 = 1.25;
+const PATH_WARM_UP_SPREAD: f64 = 1.5;
 /// The longest whole-path warm-up; a path that has not settled by then is measured anyway,
 /// and the report says so.
 const PATH_WARM_UP_MAX_WINDOWS: usize = 18;
@@ -880,8 +882,11 @@ mod tests {
         assert!(!steady(&cold[..8], 25.0), "two windows are not a level");
         // A plateau above the gate is not steady: the JVM had not compiled its hot code yet.
         assert!(!steady(&windows(&[62.0, 58.0, 56.0]), 25.0));
-        // One window that dipped does not make a level.
+        // One window that dipped does not make a level, nor does a p95 still falling fast.
         assert!(!steady(&windows(&[30.0, 12.0, 18.0]), 25.0));
+        assert!(!steady(&windows(&[20.0, 12.0, 9.0]), 25.0));
+        // A busy machine's noise under the gate is a level (measured on 2026-12-06).
+        assert!(steady(&windows(&[9.8, 13.7, 13.1]), 25.0));
         let mut failing = windows(&[9.0, 9.5, 9.2]);
         assert!(steady(&failing, 25.0));
         failing[1].failed = 1.0;
