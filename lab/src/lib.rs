@@ -1,7 +1,9 @@
 //! The ops lab: everything `cargo xtask` does, as a library of small parts.
 //!
-//! - **Install and run**: [`install`] puts DynamoDB Local, k6 and cargo-lambda into `.local/`;
-//!   `stack` runs DynamoDB Local and the four functions under `cargo lambda watch`; [`emulator`]
+//! - **Install and run**: [`install`] finds k6, cargo-lambda and Java on PATH or puts what is
+//!   missing into `.local/` (DynamoDB Local too); `gateway` builds the local gateway
+//!   (cargo-lambda's patched `watch` server); `stack` runs DynamoDB Local and the five
+//!   functions behind it; [`emulator`]
 //!   deploys template.yaml to MiniStack; [`template`] writes the template's variants.
 //! - **Data**: [`data`] seeds, wipes and audits a table (local, emulated or a deployed stack
 //!   found through `target`).

@@ -199,11 +199,13 @@ const PATH_WARM_UP_WINDOW: &str = "10s";
 const PATH_WARM_UP_WINDOW_SECONDS: u64 = 10;
 /// The path is steady once this many windows in a row had no failures, a p95 under the run's
 /// gate, and p95s within `PATH_WARM_UP_SPREAD` of each other (the largest at most that much
-/// above the smallest): not one window that dipped, but a level held for 30 s. A level above
+/// above the smallest): not one window that dipped, but a level held for 30 s. (At 1.25 a busy
+/// machine's windows of 9.4-13.7 ms, all far under the gate, kept a warm-up going for its
+/// full 3 minutes.) A level above
 /// the gate is not steady yet: a cold DynamoDB Local holds 55-80 ms for a minute before its
 /// compiled code takes over and p95 falls to 9-10 ms (measured, 2026-12-06).
 const PATH_WARM_UP_STEADY_WINDOWS: usize = 3;
-const PATH_WARM_UP_SPREAD: f64 = 1.25;
+const PATH_WARM_UP_SPREAD: f64 = 1.5;
 /// The longest whole-path warm-up; a path that has not settled by then is measured anyway,
 /// and the report says so.
 const PATH_WARM_UP_MAX_WINDOWS: usize = 18;
@@ -498,15 +500,6 @@ pub(crate) struct RunOutcome {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if cfg!(debug_assertions)
-        && args.base_url.is_none()
-        && (measures_store_limit(args.scenario) || warms_up(args.scenario))
-    {
-        // The warm-up and the store-limit probe drive DynamoDB Local through the store crate
-        // from this process: a debug build could neither warm the JVM at the load's pace nor
-        // measure the limit, so run optimised.
-        return rerun_optimised();
-    }
     if !run_with_verdict(args)? {
         std::process::exit(1);
     }
@@ -551,27 +544,6 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
         outcome.report_dir.join("report.html").display()
     );
     passed
-}
-
-/// Runs this same xtask command line again from the `local` (optimised) profile: only stress,
-/// spike and `bench` need it, whose store warm-up and store-limit probe drive DynamoDB Local
-/// from this process. The demo, load and soak never do (their warm-up is k6's), so a first
-/// run builds the xtask once.
-pub(crate) fn rerun_optimised() -> Result<()> {
-    let status = Command::new("cargo")
-        .args([
-            "run",
-            "--profile",
-            paths::FUNCTION_PROFILE,
-            "--package",
-            "xtask",
-            "--",
-        ])
-        .args(std::env::args_os().skip(1))
-        .current_dir(paths::root())
-        .status()
-        .context("cannot rerun xtask in the local profile")?;
-    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Starts the default stack if it is not running; returns it and whether we started it.
@@ -972,10 +944,6 @@ pub struct DemoArgs {
 /// The main job: the local stack on DynamoDB Local, a short k6 `load` run, its report. A run
 /// that misses a threshold or the audit prints the verdict, what failed and where the report
 /// is, and exits with status 1 (no error trace: the report is the explanation).
-///
-/// It runs from the xtask as `cargo xtask` builds it (the dev profile: built once, and the
-/// same build the test suite uses): the warm-up and the load come from k6 through the
-/// gateway, so nothing in this process needs optimised code.
 pub fn demo(args: &DemoArgs) -> Result<()> {
     let outcome = run_scenario(&Args {
         scenario: Scenario::Load,
@@ -1035,8 +1003,11 @@ mod tests {
         assert!(!steady(&cold[..8], 25.0), "two windows are not a level");
         // A plateau above the gate is not steady: the JVM had not compiled its hot code yet.
         assert!(!steady(&windows(&[62.0, 58.0, 56.0]), 25.0));
-        // One window that dipped does not make a level.
+        // One window that dipped does not make a level, nor does a p95 still falling fast.
         assert!(!steady(&windows(&[30.0, 12.0, 18.0]), 25.0));
+        assert!(!steady(&windows(&[20.0, 12.0, 9.0]), 25.0));
+        // A busy machine's noise under the gate is a level (measured on 2026-12-06).
+        assert!(steady(&windows(&[9.8, 13.7, 13.1]), 25.0));
         let mut failing = windows(&[9.0, 9.5, 9.2]);
         assert!(steady(&failing, 25.0));
         failing[1].failed = 1.0;

@@ -1,4 +1,4 @@
-//! The local stack: DynamoDB Local, the table and its seed, and the four functions served by
+//! The local stack: DynamoDB Local, the table and its seed, and the five functions served by
 //! the local gateway (`local-gateway`: cargo-lambda's `watch` server with our patch, see
 //! `gateway.rs`) on 127.0.0.1 with the routes of the workspace router table. The pids are kept
 //! in `.local/stack.json`, so `down` (or Ctrl-C in the foreground) stops exactly what `up`
@@ -507,24 +507,26 @@ pub(crate) fn function_env(
     .collect()
 }
 
-/// Builds each function the way `cargo lambda watch --profile local` runs it (`--bin <name>`
-/// from the workspace root), so that watch finds the binaries fresh and starts them at once,
-/// and `dynamodb-faithful` beside them.
+/// Builds the five functions the way the gateway runs them (`cargo run --profile local --bin
+/// <name>` from the workspace root), in one cargo command so that two compile at once: the
+/// five have the same dependencies and features, so each `cargo run` then finds its binary
+/// fresh and starts it at once (a test holds them to that). `dynamodb-faithful` is built in a
+/// command of its own, so that its dependencies' features never join the functions'.
 pub(crate) fn build_functions() -> Result<()> {
-    for binary in FUNCTIONS.into_iter().chain([FAITHFUL]) {
-        run(Command::new("cargo")
-            .args([
-                "build",
-                "--manifest-path",
-                "Cargo.toml",
-                "--profile",
-                paths::FUNCTION_PROFILE,
-                "--bin",
-                binary,
-            ])
-            .current_dir(paths::root()))?;
+    let build = || {
+        let mut command = Command::new("cargo");
+        command
+            .args(["build", "--manifest-path", "Cargo.toml", "--profile"])
+            .arg(paths::FUNCTION_PROFILE)
+            .current_dir(paths::root());
+        command
+    };
+    let mut functions = build();
+    for function in FUNCTIONS {
+        functions.args(["--bin", function]);
     }
-    Ok(())
+    run(&mut functions)?;
+    run(build().args(["--bin", FAITHFUL]))
 }
 
 /// The binary (and process name) of the production-faithful store proxy.
@@ -848,6 +850,42 @@ mod tests {
         assert_eq!(holder.pid, std::process::id());
         drop(listener);
         assert!(refuse_taken_ports(&needed).is_ok());
+    }
+
+    /// The `[dependencies]` lines of a manifest, without blanks and comments.
+    fn dependency_lines(manifest: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(paths::root().join(manifest)).unwrap();
+        text.split("[dependencies]")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|line| !line.starts_with('['))
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_four_functions_build_with_the_same_dependency_features() {
+        // One `cargo build` of all four must leave each binary fresh for the gateway's
+        // `cargo run --bin <name>`: that holds when no function brings a feature the others
+        // lack, i.e. each depends only on workspace dependencies without features of its own,
+        // and on nothing order-service does not already depend on (besides the runtime and
+        // the allocator).
+        let shared = dependency_lines("shared/Cargo.toml");
+        for function in FUNCTIONS {
+            for line in dependency_lines(&format!("functions/{function}/Cargo.toml")) {
+                let name = line.strip_suffix(".workspace = true").unwrap_or_else(|| {
+                    panic!("{function}: `{line}` is not a plain workspace dependency")
+                });
+                assert!(
+                    ["order-service", "mimalloc"].contains(&name)
+                        || shared.contains(&format!("{name}.workspace = true")),
+                    "{function} depends on {name}, which order-service does not"
+                );
+            }
+        }
     }
 
     #[test]

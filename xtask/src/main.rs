@@ -1,6 +1,6 @@
 //! `cargo xtask`: the developer entry points. A thin `clap` front over the ops lab (`lab/`,
 //! crate `ops-lab`), which installs what is missing into `.local/`, runs the local stack
-//! (DynamoDB Local + the four functions under `cargo lambda watch`), seeds, audits, signs
+//! (DynamoDB Local + the four functions behind the local gateway), seeds, audits, signs
 //! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 use ops_lab::{
@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install DynamoDB Local, k6 and cargo-lambda into .local/ (idempotent).
+    /// Install what the commands need into .local/ (idempotent): DynamoDB Local, and k6 and
+    /// cargo-lambda unless fitting versions are on PATH, cargo-deny, Schemathesis.
     Install,
     /// The whole test suite, as CI runs it.
     Test(ci::Args),
