@@ -420,6 +420,7 @@ fn plan() -> SeedPlan {
             ("product-scarce".into(), 1_000, 1),
             ("product-dear".into(), 60_000, 10),
         ],
+        sharded: vec![],
     }
 }
 
