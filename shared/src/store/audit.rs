@@ -289,13 +289,14 @@ impl DynamoOrderStore {
                     "product {id} does not exist but its shard {} holds {} units",
                     shard.shard, shard.stock
                 )),
-                Some(product) if !(1..product.span()).contains(&shard.shard) => violations
-                    .push(format!(
+                Some(product) if !(1..product.span()).contains(&shard.shard) => {
+                    violations.push(format!(
                     "product {id}: shard {} is outside its {} shards and holds {} stranded units",
                     shard.shard,
                     product.span(),
                     shard.stock
-                )),
+                ))
+                }
                 Some(_) => *shard_stock.entry(id).or_default() += shard.stock,
             }
         }
