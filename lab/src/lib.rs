@@ -4,7 +4,8 @@
 //!   `stack` runs DynamoDB Local and the four functions under `cargo lambda watch`; [`emulator`]
 //!   deploys template.yaml to MiniStack; [`template`] writes the template's variants.
 //! - **Data**: [`data`] seeds, wipes and audits a table (local, emulated or a deployed stack
-//!   found through `target`).
+//!   found through `target`); [`stock`] shows, reshards and rebalances a product's stock
+//!   shards.
 //! - **Load and measurement**: [`loadtest`] runs the k6 scenarios and writes `report`s with
 //!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
 //!   service's in one run; `overload` checks shedding.
@@ -38,5 +39,6 @@ mod proxy;
 mod report;
 mod resources;
 pub mod stack;
+pub mod stock;
 mod target;
 pub mod template;

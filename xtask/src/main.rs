@@ -5,7 +5,7 @@
 
 use ops_lab::{
     bench, ci, data, drill, emulator, histories, incidents, install, invoke, loadtest, monitor,
-    stack, template,
+    stack, stock, template,
 };
 
 use anyhow::Result;
@@ -37,6 +37,8 @@ enum Command {
     /// Check exact conservation of money and stock. Exit 0 clean, 1 a violation, 2 could not
     /// run.
     Audit(data::AuditArgs),
+    /// A product's stock shards: show them, reshard a live product, rebalance its units.
+    Stock(stock::Args),
     /// Print a development token for a user (for curl and k6).
     Token {
         /// The user the token is for, e.g. user-7.
@@ -77,6 +79,7 @@ fn main() -> Result<()> {
         Command::Seed(args) => data::seed_command(&args),
         Command::Audit(args) => std::process::exit(data::audit_command(&args)),
         Command::Token { user } => data::token_command(&user),
+        Command::Stock(args) => stock::run(&args),
         Command::Loadtest(args) => loadtest::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Invoke(args) => invoke::run(&args),
