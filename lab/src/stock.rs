@@ -65,6 +65,9 @@ pub(crate) fn render(layout: &StockLayout) -> String {
         layout.product_id,
         layout.count.get()
     );
+    if layout.sealed {
+        text.push_str(", sealed: sold out (whatever gives units back takes the seal off)");
+    }
     if layout.is_draining() {
         text.push_str(&format!(
             ", {} more being drained by a reshard (run `stock reshard` again to finish it)",
@@ -136,6 +139,7 @@ mod tests {
             product_id: ProductId::parse("product-flash-sharded").unwrap(),
             count: ShardCount::new(2).unwrap(),
             shards: vec![Some(3), Some(4), None],
+            sealed: false,
         };
         let text = render(&layout);
         assert!(text.contains("2 shard(s)"), "{text}");

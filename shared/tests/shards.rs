@@ -316,6 +316,94 @@ async fn the_last_unit_is_sold_whichever_shard_holds_it() {
         .await;
     assert!(refused.as_ref().is_err_and(is_out_of_stock), "{refused:?}");
     assert_eq!(faithful.requests("TransactGetItems"), before + 1);
+    // AND that refusal sealed the shards: the next one is refused by the seal on whichever
+    // shard it tries, with its catalog read and its one failed transaction, and nothing else
+    assert!(
+        stock::show(&faithful.store, &product(SHARDED))
+            .await
+            .unwrap()
+            .sealed
+    );
+    faithful.proxy.reset_stats();
+    for _ in 0..5 {
+        let refused = faithful
+            .store
+            .create_order(&user(2), &new_order(&[(SHARDED, 1)]), None)
+            .await;
+        assert!(refused.as_ref().is_err_and(is_out_of_stock), "{refused:?}");
+    }
+    let operations: Vec<(String, u64)> = faithful
+        .proxy
+        .summary()
+        .operations
+        .iter()
+        .map(|(name, stats)| (name.clone(), stats.requests))
+        .collect();
+    assert_eq!(
+        operations,
+        vec![
+            ("BatchGetItem".to_owned(), 5),
+            ("TransactWriteItems".to_owned(), 5)
+        ]
+    );
+    assert_audit_clean(&faithful).await;
+}
+
+#[tokio::test]
+async fn a_cancel_after_a_sell_out_unseals_and_its_units_sell_again() {
+    // GIVEN a product of 4 shards sold out and sealed
+    let faithful = faithful_table(&plan(2, 4, 4), test_settings()).await;
+    let store = &faithful.store;
+    let mut orders = Vec::new();
+    for _ in 0..2 {
+        let order = new_order(&[(SHARDED, 2)]);
+        orders.push(
+            store
+                .create_order(&user(1), &order, None)
+                .await
+                .unwrap()
+                .order,
+        );
+    }
+    let refused = store
+        .create_order(&user(2), &new_order(&[(SHARDED, 1)]), None)
+        .await;
+    assert!(refused.as_ref().is_err_and(is_out_of_stock), "{refused:?}");
+    assert!(stock::show(store, &product(SHARDED)).await.unwrap().sealed);
+    assert_audit_clean(&faithful).await;
+    // WHEN an order of 2 is cancelled
+    store
+        .change_order(&user(1), orders[0].order_id, Change::Cancel, None)
+        .await
+        .unwrap();
+    // THEN the seal is off every shard and its 2 units sell again, then it seals anew
+    let after = stock::show(store, &product(SHARDED)).await.unwrap();
+    assert!(!after.sealed);
+    assert_eq!(after.total(), 2);
+    assert_audit_clean(&faithful).await;
+    store
+        .create_order(&user(2), &new_order(&[(SHARDED, 2)]), None)
+        .await
+        .unwrap();
+    let refused = store
+        .create_order(&user(2), &new_order(&[(SHARDED, 1)]), None)
+        .await;
+    assert!(refused.as_ref().is_err_and(is_out_of_stock), "{refused:?}");
+    assert!(stock::show(store, &product(SHARDED)).await.unwrap().sealed);
+    // AND a reshard of the sealed product takes the seal off first, then reshards
+    let resharded = stock::rearrange(
+        store,
+        &product(SHARDED),
+        ShardCount::new(2).ok(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resharded.steps, 3,
+        "unseal, stop selling from two shards, remove them"
+    );
+    assert_eq!(layout_of(&faithful.table.store, SHARDED).await, vec![0, 0]);
     assert_audit_clean(&faithful).await;
 }
 

@@ -55,6 +55,8 @@ struct Product {
     count: ShardCount,
     span: u32,
     initial_stock: i64,
+    /// The seal of a sold-out product: on all its shards at once (the span it covers).
+    sealed: Option<u32>,
 }
 
 impl Product {
@@ -69,6 +71,7 @@ impl Product {
             shards: (0..self.span as usize)
                 .map(|shard| self.shards.get(shard).copied().flatten())
                 .collect(),
+            sealed: self.sealed.is_some(),
         }
     }
 
@@ -89,6 +92,7 @@ impl Product {
                 count: self.count,
                 span: self.span,
             }),
+            sealed: self.sealed.is_some(),
         })
     }
 }
@@ -244,6 +248,7 @@ impl MemoryStore {
                     count,
                     span: count.get(),
                     initial_stock: stock,
+                    sealed: None,
                 },
             );
         }
@@ -440,6 +445,19 @@ impl ArrangeStock for MemoryStore {
         let Some(product) = state.products.get_mut(&step.product_id) else {
             return Err(moved());
         };
+        // An unsealing step only takes the seal off; every other step needs none on.
+        if step.unseals {
+            return match product.sealed {
+                Some(span) if span == step.from.span => {
+                    product.sealed = None;
+                    Ok(())
+                }
+                _ => Err(moved()),
+            };
+        }
+        if product.sealed.is_some() {
+            return Err(moved());
+        }
         // The transaction's conditions: the product item's arrangement, then each change's.
         if product.count != step.from.count || product.span != step.from.span {
             return Err(moved());
@@ -474,6 +492,38 @@ impl ArrangeStock for MemoryStore {
 }
 
 impl WriteOrders for MemoryStore {
+    async fn seal_stock(&self, layout: &StockLayout) -> Result<bool, ServiceError> {
+        self.pause().await;
+        let mut state = self.lock();
+        let Some(product) = state.products.get_mut(&layout.product_id) else {
+            return Ok(false);
+        };
+        // The seal's conditions: the arrangement read, every shard there, empty, unsealed.
+        let empty = (0..layout.span() as usize)
+            .all(|shard| product.shards.get(shard).copied().flatten() == Some(0));
+        if product.sealed.is_some()
+            || product.count != layout.count
+            || product.span != layout.span()
+            || !empty
+        {
+            return Ok(false);
+        }
+        product.sealed = Some(layout.span());
+        Ok(true)
+    }
+
+    async fn unseal_stock(&self, product_id: &ProductId, span: u32) -> Result<bool, ServiceError> {
+        self.pause().await;
+        let mut state = self.lock();
+        match state.products.get_mut(product_id) {
+            Some(product) if product.sealed == Some(span) => {
+                product.sealed = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
         self.pause().await;
         let order = write.order;
@@ -551,26 +601,27 @@ impl WriteOrders for MemoryStore {
                 }))
             }
         }
-        let gone = transition.restock.iter().find(|units| {
-            state.products.get(&units.product_id).is_none_or(|product| {
-                product
-                    .shards
-                    .get(units.shard as usize)
-                    .copied()
-                    .flatten()
-                    .is_none()
-            })
-        });
-        if let Some(gone) = gone {
-            let product_id = gone.product_id.clone();
-            return Err(WriteError::Rejected(if gone.shard == 0 {
-                Rejection::ProductGone { product_id }
-            } else {
-                Rejection::ShardGone {
+        // Each give-back, in order: its shard must exist and carry no seal.
+        let refused = transition.restock.iter().find_map(|units| {
+            let product_id = units.product_id.clone();
+            let product = state.products.get(&product_id);
+            let exists = product
+                .and_then(|product| product.shards.get(units.shard as usize).copied().flatten())
+                .is_some();
+            match (product, exists) {
+                (_, false) if units.shard == 0 => Some(Rejection::ProductGone { product_id }),
+                (_, false) => Some(Rejection::ShardGone {
                     product_id,
-                    shard: gone.shard,
-                }
-            }));
+                    shard: units.shard,
+                }),
+                (Some(product), true) => product
+                    .sealed
+                    .map(|span| Rejection::StockSealed { product_id, span }),
+                (None, true) => None,
+            }
+        });
+        if let Some(rejection) = refused {
+            return Err(WriteError::Rejected(rejection));
         }
         let balance = state.users.get(user_id).map(|user| user.balance);
         let new_balance = match (transition.balance, balance) {

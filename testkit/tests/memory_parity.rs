@@ -644,10 +644,13 @@ async fn sharded_stock_is_sold_given_back_and_resharded_alike() {
         create(2, Some("k-s"), ONE, Some("s2")),
         create(2, Some("k-s"), ONE, None),
         create(3, None, ONE, None),
-        // A cancel gives its five back, spread over the shards.
+        // That refusal sealed the sold-out shards: a reshard takes the seal off first (three
+        // steps), and a cancel gives its five back over the shards its order saw, to the first
+        // one where a shard is gone.
+        rearrange(Some(2)),
         cancel(1, None, "s1"),
-        // A reshard to one shard (two steps: stop selling from the others, then remove
-        // them); the cancel of an order made on three shards gives back to the one left.
+        // A reshard to one shard (two steps: stop selling from the other, then remove it);
+        // the cancel of an order made on three shards gives back to the one left.
         rearrange(Some(1)),
         cancel(2, Some("c-s2"), "s2"),
         // Up to four shards, all six sold in one line, then none; a rebalance of nothing.

@@ -71,6 +71,11 @@ pub async fn change_order<S: ReadOrders + WriteOrders>(
                 );
                 first_shard.push(product_id);
             }
+            Rejection::StockSealed { product_id, span } => {
+                // The product sold out and its shards were sealed: units may go back once the
+                // seal is off every shard (another request may have taken it off already).
+                store.unseal_stock(&product_id, span).await?;
+            }
             Rejection::Balance { balance: None } => return Err(Refusal::UserNotFound.into()),
             Rejection::Balance { balance: Some(_) } => {
                 return Err(match transition.balance {

@@ -6,9 +6,11 @@
 //! little, the line is allocated again from what the product's shards hold (a strongly
 //! consistent read of each), and written again; only when the shards together hold too little
 //! is the answer 409 `OUT_OF_STOCK`, and that answer is confirmed by a read of all of them at
-//! one instant first, since units may move between shards while they are read one by one. An
-//! ordinary product's one item is its whole stock: its failed condition is the answer, with no
-//! read (the shard that failed comes back with the rejection).
+//! one instant first, since units may move between shards while they are read one by one; when
+//! they are all empty, the create also seals them, so that every create after it is refused by
+//! the seal on its own shard, with no read. An ordinary product's one item is its whole stock:
+//! its failed condition is the answer, with no read (the shard that failed comes back with the
+//! rejection).
 
 use crate::domain::{
     allocate, replace_moves, take_at_random, Claim, Fingerprint, NewOrder, Order, OrderId,
@@ -90,7 +92,7 @@ pub async fn place_order<S: ReadCatalog + WriteOrders>(
                 shard,
                 seen,
             } => {
-                if seen.is_some_and(|seen| seen.is_whole_stock()) {
+                if seen.is_some_and(|seen| seen.proves_shortfall()) {
                     return Err(Refusal::OutOfStock { product_id }.into());
                 }
                 tracing::debug!(%product_id, shard, ?seen, "a shard ran short: allocating from all");
@@ -127,7 +129,7 @@ pub async fn place_order<S: ReadCatalog + WriteOrders>(
 /// The moves that take `quantity` of `product_id` from what its shards hold now: from a
 /// strongly consistent read of each shard; when they look short together, from a read of all
 /// of them at one instant, which alone can say the product is out of stock.
-async fn allocate_from_shards<S: ReadCatalog>(
+async fn allocate_from_shards<S: ReadCatalog + WriteOrders>(
     store: &S,
     product_id: &ProductId,
     quantity: Quantity,
@@ -145,8 +147,11 @@ async fn allocate_from_shards<S: ReadCatalog>(
         .ok_or_else(out_of_stock)?;
     match allocate(&layout, quantity, chance) {
         Ok(moves) => return Ok(moves),
-        // One item read strongly consistently is a snapshot of the whole stock.
-        Err(Shortfall::OutOfStock) if layout.span() == 1 => return Err(out_of_stock()),
+        // One item read strongly consistently is a snapshot of the whole stock, and a sealed
+        // product item says every shard was empty and still is.
+        Err(Shortfall::OutOfStock) if layout.span() == 1 || layout.sealed => {
+            return Err(out_of_stock())
+        }
         Err(_) => {}
     }
     let expected = crate::domain::ShardCount::new(layout.span()).unwrap_or(hint);
@@ -154,7 +159,16 @@ async fn allocate_from_shards<S: ReadCatalog>(
         .read_stock_at_once(product_id, expected)
         .await?
         .ok_or_else(out_of_stock)?;
-    allocate(&at_once, quantity, chance).map_err(|_| out_of_stock())
+    let allocated = allocate(&at_once, quantity, chance).map_err(|_| out_of_stock());
+    if at_once.should_seal() {
+        // Sold out: seal the shards so the creates after this one are refused by their own
+        // shard, with no read. Best effort: the answer is already exact without it.
+        match store.seal_stock(&at_once).await {
+            Ok(sealed) => tracing::info!(%product_id, sealed, "a sharded product sold out"),
+            Err(error) => tracing::warn!(%product_id, %error, "cannot seal a sold-out product"),
+        }
+    }
+    allocated
 }
 
 /// The order would take stock from more shards than one transaction can write: the units are

@@ -119,6 +119,11 @@ pub struct StockLayout {
     /// from, then (while a reshard to fewer shards drains them) the shards being removed.
     /// `None` where a shard's item is missing.
     pub shards: Vec<Option<i64>>,
+    /// Whether the shards are sealed: all found empty at one instant and marked so, each of
+    /// them, in one transaction (`seal`). Any sealed shard then proves the product sold out,
+    /// so a create refused by a sealed shard needs no read; whatever gives units back removes
+    /// the seal from every shard first.
+    pub sealed: bool,
 }
 
 impl StockLayout {
@@ -128,7 +133,14 @@ impl StockLayout {
             product_id,
             count: ShardCount::ONE,
             shards: vec![Some(stock)],
+            sealed: false,
         }
+    }
+
+    /// Whether the shards should be sealed: a sharded product whose every shard is there and
+    /// empty, not sealed yet. (An ordinary product's one item already says so itself.)
+    pub fn should_seal(&self) -> bool {
+        !self.sealed && self.span() > 1 && self.shards.iter().all(|units| *units == Some(0))
     }
 
     /// How many shards may hold units (at least `count`).
@@ -337,13 +349,16 @@ impl ShardChange {
 
 /// One step of laying a product's units out again, written as one transaction: the product
 /// item's arrangement changes from `from` (the condition) to `to`, and every shard change
-/// applies; the changes' deltas sum to zero, so no unit is lost or invented.
+/// applies; the changes' deltas sum to zero, so no unit is lost or invented. A step that
+/// `unseals` only removes the seal from shards 0..from.span (a sealed product holds nothing
+/// to move, and nothing moves into sealed shards).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rearrangement {
     pub product_id: ProductId,
     pub from: Arrangement,
     pub to: Arrangement,
     pub changes: Vec<ShardChange>,
+    pub unseals: bool,
 }
 
 impl Rearrangement {
@@ -379,6 +394,17 @@ impl StockLayout {
             return None;
         }
         let count = self.count;
+        if self.sealed {
+            // Sold out and level at nothing: a rebalance has nothing to do; a reshard first
+            // takes the seal off, since it will change shards.
+            return (target != count || self.is_draining()).then(|| Rearrangement {
+                product_id: self.product_id.clone(),
+                from,
+                to: from,
+                changes: Vec::new(),
+                unseals: true,
+            });
+        }
         if self.is_draining() || target < count {
             if !self.is_draining() {
                 return Some(Rearrangement {
@@ -389,6 +415,7 @@ impl StockLayout {
                         span: count.get(),
                     },
                     changes: Vec::new(),
+                    unseals: false,
                 });
             }
             let mut changes = self.levelled(count, total);
@@ -405,6 +432,7 @@ impl StockLayout {
                     span: count.get(),
                 },
                 changes,
+                unseals: false,
             });
         }
         let changes = self.levelled(target, total);
@@ -419,6 +447,7 @@ impl StockLayout {
                 span: target.get(),
             },
             changes,
+            unseals: false,
         })
     }
 
@@ -463,6 +492,7 @@ mod tests {
             product_id: product(),
             count: ShardCount::new(count).unwrap(),
             shards: shards.to_vec(),
+            sealed: false,
         }
     }
 
@@ -659,6 +689,28 @@ mod tests {
         assert_eq!(up.from.span, 1);
     }
 
+    #[test]
+    fn a_sold_out_product_is_sealed_and_a_reshard_unseals_it_first() {
+        let empty = layout(4, &[Some(0), Some(0), Some(0), Some(0)]);
+        assert!(empty.should_seal());
+        assert!(!layout(4, &[Some(0), Some(1), Some(0), Some(0)]).should_seal());
+        assert!(!layout(4, &[Some(0), None, Some(0), Some(0)]).should_seal());
+        assert!(
+            !layout(1, &[Some(0)]).should_seal(),
+            "one item says it itself"
+        );
+        let sealed = StockLayout {
+            sealed: true,
+            ..empty
+        };
+        assert!(!sealed.should_seal());
+        let four = ShardCount::new(4).unwrap();
+        assert_eq!(sealed.toward(four), None, "a rebalance of nothing");
+        let unseal = sealed.toward(ShardCount::new(2).unwrap()).unwrap();
+        assert!(unseal.unseals && unseal.changes.is_empty());
+        assert_eq!(unseal.from, unseal.to);
+    }
+
     fn any_layout() -> impl Strategy<Value = StockLayout> {
         (
             1..=12_u32,
@@ -696,7 +748,7 @@ mod tests {
                     prop_assert!(slot.is_none_or(|units| units >= 0));
                 }
                 shards.truncate(step.to.span as usize);
-                now = StockLayout { product_id: product(), count: step.to.count, shards };
+                now = StockLayout { product_id: product(), count: step.to.count, shards, sealed: false };
                 prop_assert_eq!(now.total(), total);
             }
             prop_assert_eq!(now.count, target);

@@ -2,14 +2,15 @@
 //! reshard or a rebalance) as one `TransactWriteItems`. The product item's arrangement must
 //! still be the one the step was decided from; each shard change carries its own condition
 //! (`stock >= units` to take, the shard exists to give, absent to create, `stock = seen` to
-//! remove). The changes move as many units out of shards as into them, so whatever runs
+//! remove), and no shard it touches may be sealed (a sold-out product's first step takes the
+//! seal off: `store::seal`). The changes move as many units out of shards as into them, so whatever runs
 //! concurrently, a unit is never lost or invented: a sale that left a shard with less than the
 //! step takes from it cancels the step, and the operator's loop reads and decides again.
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::errors::mapping_error;
-use super::items::{number_value, shard_key, to_item, ShardRecord};
+use super::items::{number_value, shard_key, to_item, ShardRecord, SEALED};
 use super::reads::build_error;
 use super::writes::Cancelled;
 use super::{ArrangeStock, DynamoOrderStore, Rejection, WriteError};
@@ -26,7 +27,10 @@ impl DynamoOrderStore {
         to: Arrangement,
         delta: i64,
     ) -> Result<TransactWriteItem, ServiceError> {
-        let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        let mut conditions = vec![
+            "attribute_exists(pk)".to_owned(),
+            "attribute_not_exists(#sealed)".to_owned(),
+        ];
         conditions.push(if from.count.is_sharded() {
             "shardCount = :fromCount".to_owned()
         } else {
@@ -42,6 +46,7 @@ impl DynamoOrderStore {
         let mut update = Update::builder()
             .table_name(self.table_name())
             .set_key(Some(shard_key(product_id, 0)))
+            .expression_attribute_names("#sealed", SEALED)
             .expression_attribute_values(":fromCount", number_value(from.count.get().into()));
         if from.span > from.count.get() {
             update =
@@ -98,7 +103,8 @@ impl DynamoOrderStore {
                 .table_name(self.table_name())
                 .set_key(Some(key.clone()))
                 .update_expression(expression)
-                .condition_expression(condition)
+                .condition_expression(format!("{condition} AND attribute_not_exists(#sealed)"))
+                .expression_attribute_names("#sealed", SEALED)
                 .expression_attribute_values(":units", number_value(units))
                 .build()
                 .map(|update| TransactWriteItem::builder().update(update).build())
@@ -125,7 +131,8 @@ impl DynamoOrderStore {
             ShardChange::Remove { seen, .. } => Delete::builder()
                 .table_name(self.table_name())
                 .set_key(Some(key))
-                .condition_expression("stock = :seen")
+                .condition_expression("stock = :seen AND attribute_not_exists(#sealed)")
+                .expression_attribute_names("#sealed", SEALED)
                 .expression_attribute_values(":seen", number_value(seen))
                 .build()
                 .map(|delete| TransactWriteItem::builder().delete(delete).build())
@@ -137,6 +144,18 @@ impl DynamoOrderStore {
 impl ArrangeStock for DynamoOrderStore {
     async fn write_rearrangement(&self, step: &Rearrangement) -> Result<(), WriteError> {
         let product_id = &step.product_id;
+        if step.unseals {
+            return match self
+                .guarded(self.unseal_shards(product_id, step.from.span))
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(WriteError::Rejected(Rejection::StockMoved {
+                    product_id: product_id.clone(),
+                })),
+                Err(error) => Err(WriteError::Failed(error)),
+            };
+        }
         let result = self
             .guarded(async {
                 let mut head_delta = 0;

@@ -4,8 +4,8 @@
 //!   too): for every product, initial stock = stock + the units its orders hold; for every
 //!   user, initial balance = balance + the money its orders hold; nothing negative. A sharded
 //!   product's stock is the sum over its shards, so conservation holds across a reshard; a
-//!   shard outside its product's shards (units no sale can reach), a missing one or a negative
-//!   one is a violation.
+//!   shard outside its product's shards (units no sale can reach), a missing one, a negative
+//!   one, or a seal (sold out) on some shards only or over units is a violation.
 //! - Every order is also checked against itself with plain types and arithmetic of the audit's
 //!   own (strings and integers), not the domain's, so that a bug in the domain cannot hide
 //!   itself in the check: its lines sum to its total; its unit prices are its products' prices
@@ -67,6 +67,7 @@ struct Product {
     initial_stock: Option<i64>,
     shard_count: Option<i64>,
     shard_span: Option<i64>,
+    sealed: Option<i64>,
 }
 
 impl Product {
@@ -85,6 +86,7 @@ struct Shard {
     product_id: String,
     shard: i64,
     stock: i64,
+    sealed: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,9 +277,12 @@ impl DynamoOrderStore {
         // (beyond its span, or of no product) holds units no sale can reach.
         let mut shard_stock: HashMap<&str, i64> = HashMap::new();
         let mut present: HashSet<(&str, i64)> = HashSet::new();
+        // A seal on any shard says every shard of the span is sealed and empty.
+        let mut seals: HashMap<&str, Vec<Option<i64>>> = HashMap::new();
         for shard in &shards {
             let id = shard.product_id.as_str();
             present.insert((id, shard.shard));
+            seals.entry(id).or_default().push(shard.sealed);
             if shard.stock < 0 {
                 violations.push(format!(
                     "product {id}: shard {} holds {} units",
@@ -314,6 +319,21 @@ impl DynamoOrderStore {
                 (1..count).find(|shard| !present.contains(&(id.as_str(), *shard)))
             {
                 violations.push(format!("product {id}: its shard {missing} is missing"));
+            }
+            let mut sealed = seals.get(id.as_str()).cloned().unwrap_or_default();
+            sealed.push(product.sealed);
+            if sealed.iter().any(Option::is_some) {
+                let stock = product.stock + shard_stock.get(id.as_str()).copied().unwrap_or(0);
+                let whole = sealed.len() as i64 == product.span()
+                    && sealed.iter().all(|seal| *seal == Some(product.span()));
+                if !whole || stock != 0 {
+                    violations.push(format!(
+                        "product {id} is sealed as sold out, but {} of its {} shards carry the \
+                         seal and they hold {stock} units",
+                        sealed.iter().filter(|seal| seal.is_some()).count(),
+                        product.span()
+                    ));
+                }
             }
         }
 

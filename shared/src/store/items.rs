@@ -182,7 +182,13 @@ pub(crate) struct ShardStock {
     pub shard_count: Option<ShardCount>,
     #[serde(default)]
     pub shard_span: Option<u32>,
+    /// The span of shards the seal covers, when the product is sealed (sold out).
+    #[serde(default)]
+    pub sealed: Option<u32>,
 }
+
+/// The attribute that seals a shard: every shard of a sold-out product carries it.
+pub(crate) const SEALED: &str = "sealed";
 
 /// The entity name of shard items.
 #[cfg(feature = "admin")]

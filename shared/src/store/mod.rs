@@ -26,6 +26,7 @@ mod items;
 mod reads;
 mod retry;
 pub mod schema;
+mod seal;
 mod writes;
 
 use std::collections::HashMap;
@@ -152,6 +153,9 @@ pub enum Rejection {
     /// A shard stock was to go back to no longer exists (a reshard removed it); the product's
     /// first shard still does.
     ShardGone { product_id: ProductId, shard: u32 },
+    /// A shard stock was to go back to is sealed (the product sold out): the seal, on shards
+    /// 0..span, comes off first.
+    StockSealed { product_id: ProductId, span: u32 },
     /// A product's shards are no longer as a rearrangement read them (a sale took more than a
     /// shard was to keep, a reshard ran, a shard appeared or went).
     StockMoved { product_id: ProductId },
@@ -168,14 +172,20 @@ pub struct SeenShard {
     /// Shard 0 only (the product item): how many shards sales choose from, and how many may
     /// hold units. One and one: the item holds the product's whole stock.
     pub arrangement: Option<Arrangement>,
+    /// Whether the shard carried the seal: every shard of the product was empty when it was
+    /// sealed, and nothing gives a sealed shard units.
+    pub sealed: bool,
 }
 
 impl SeenShard {
-    /// Whether this shard held the product's whole stock when its condition failed: an
-    /// ordinary product's one item. Its shortfall is then the product's, exactly.
-    pub fn is_whole_stock(&self) -> bool {
-        self.arrangement
-            .is_some_and(|arrangement| arrangement.span == 1)
+    /// Whether this shard's failed take is the product's own shortfall, exactly: it held the
+    /// product's whole stock (an ordinary product's one item), or it was sealed (the product
+    /// is sold out).
+    pub fn proves_shortfall(&self) -> bool {
+        self.sealed
+            || self
+                .arrangement
+                .is_some_and(|arrangement| arrangement.span == 1)
     }
 }
 
@@ -289,6 +299,23 @@ pub trait WriteOrders: Send + Sync {
         &self,
         write: TransitionWrite<'_>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Seals a sold-out product's shards (`StockLayout::should_seal`): every shard marked in
+    /// one transaction, on condition that each is still empty and unsealed and the product
+    /// item's arrangement is the layout's. Whether it was sealed now (false: a shard moved, or
+    /// another request sealed it first; nothing was written).
+    fn seal_stock(
+        &self,
+        layout: &StockLayout,
+    ) -> impl Future<Output = Result<bool, ServiceError>> + Send;
+
+    /// Takes the seal off shards 0..span of a product (each must still carry it): before units
+    /// go back to a sealed shard. False when another request took it off first.
+    fn unseal_stock(
+        &self,
+        product_id: &ProductId,
+        span: u32,
+    ) -> impl Future<Output = Result<bool, ServiceError>> + Send;
 }
 
 /// What create-order needs.

@@ -253,6 +253,7 @@ fn layout_of(
         shards: (0..span)
             .map(|shard| shards.get(&shard).map(|found| found.stock))
             .collect(),
+        sealed: head.sealed.is_some(),
     };
     Some((layout, span))
 }

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
 use super::items::{
     from_item, number_value, order_key, shard_key, string_value, to_item, user_key, Item,
-    OrderRecord, ShardStock,
+    OrderRecord, ShardStock, SEALED,
 };
 use super::reads::build_error;
 use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
@@ -22,7 +22,8 @@ use super::{
     DynamoOrderStore, NewOrderWrite, Rejection, SeenShard, TransitionWrite, WriteError, WriteOrders,
 };
 use crate::domain::{
-    Answer, Arrangement, BalanceMove, Claim, Order, ProductId, ShardCount, Timestamp, UserId,
+    Answer, Arrangement, BalanceMove, Claim, Order, ProductId, ShardCount, StockLayout, Timestamp,
+    UserId,
 };
 use crate::error::ServiceError;
 
@@ -201,8 +202,7 @@ impl DynamoOrderStore {
             .map_err(build_error)
     }
 
-    /// Units of one shard of a product taken from (reserved) or given back to its stock. A take
-    /// that finds too little returns the shard as it was, so the rejection says what it saw.
+    /// Units of one shard of a product taken from (reserved) or given back to its stock.
     fn stock_update(
         &self,
         product_id: &ProductId,
@@ -216,9 +216,18 @@ impl DynamoOrderStore {
             movement,
             i64::from(units),
         )?;
-        if matches!(movement, Move::Take) {
-            update.return_values_on_condition_check_failure =
-                Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        // A failed take returns the shard as it was, so the rejection says what it saw; units
+        // go back only to an unsealed shard (a sealed one proves the product sold out), and a
+        // refused give-back returns the shard too, to say whether it was sealed or gone.
+        update.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        if matches!(movement, Move::Give) {
+            update.condition_expression =
+                Some("attribute_exists(pk) AND attribute_not_exists(#sealed)".to_owned());
+            update
+                .expression_attribute_names
+                .get_or_insert_with(Default::default)
+                .insert("#sealed".to_owned(), SEALED.to_owned());
         }
         Ok(TransactWriteItem::builder().update(update).build())
     }
@@ -322,10 +331,19 @@ fn seen_shard(returned: Option<&Item>, shard: u32) -> Option<SeenShard> {
     Some(SeenShard {
         stock: seen.stock,
         arrangement,
+        sealed: seen.sealed.is_some(),
     })
 }
 
 impl WriteOrders for DynamoOrderStore {
+    async fn seal_stock(&self, layout: &StockLayout) -> Result<bool, ServiceError> {
+        self.guarded(self.seal_shards(layout)).await
+    }
+
+    async fn unseal_stock(&self, product_id: &ProductId, span: u32) -> Result<bool, ServiceError> {
+        self.guarded(self.unseal_shards(product_id, span)).await
+    }
+
     async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
         let order = write.order;
         let result = self
@@ -481,13 +499,19 @@ impl WriteOrders for DynamoOrderStore {
                                     .await?
                                     .map(OrderRecord::into_state),
                             },
-                            Some((Part::Restock(product_id, 0), _)) => Rejection::ProductGone {
-                                product_id: product_id.clone(),
-                            },
-                            Some((Part::Restock(product_id, shard), _)) => Rejection::ShardGone {
-                                product_id: product_id.clone(),
-                                shard: *shard,
-                            },
+                            Some((Part::Restock(product_id, shard), reason)) => {
+                                let product_id = product_id.clone();
+                                let sealed = reason
+                                    .item()
+                                    .filter(|item| !item.is_empty())
+                                    .and_then(|item| from_item::<ShardStock>(item.clone()).ok())
+                                    .and_then(|seen| seen.sealed);
+                                match (sealed, *shard) {
+                                    (Some(span), _) => Rejection::StockSealed { product_id, span },
+                                    (None, 0) => Rejection::ProductGone { product_id },
+                                    (None, shard) => Rejection::ShardGone { product_id, shard },
+                                }
+                            }
                             // A debit fails on a short balance or a missing user, a refund only
                             // on a missing user. What a failed condition returns differs
                             // between DynamoDB and the emulators, so the user is read.
