@@ -8,7 +8,8 @@
 //!   shards.
 //! - **Load and measurement**: [`loadtest`] runs the k6 scenarios and writes `report`s with
 //!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
-//!   service's in one run; `overload` checks shedding.
+//!   service's in one run; `overload` checks shedding; [`capacity`] measures the units each
+//!   operation consumes and plans shards and cost for a traffic shape.
 //! - **Faults and operations**: [`drill`] (one module per drill behind one `Scenario` trait)
 //!   injects a fault under load, through `proxy` where it needs one, and writes its incident
 //!   report; [`monitor`] evaluates the template's alarms over the local logs; [`incidents`]
@@ -20,6 +21,7 @@
 //! xtask is the thin `clap` front over these entry points.
 
 pub mod bench;
+pub mod capacity;
 pub mod ci;
 pub mod data;
 pub mod drill;
