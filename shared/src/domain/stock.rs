@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{OrderLine, ProductId, Quantity, Units, ValidationError};
 
-/// The most shards a product may have. A reshard writes every shard of the product in one
-/// transaction (100 items at most), and a line that takes a unit from every shard still fits in
-/// a create's transaction beside its order and its key's answer.
-pub const MAX_SHARDS: u32 = 64;
-
 /// The most stock moves one create may write: a transaction holds 100 items, and the order and
 /// the Idempotency-Key's answer take two of them.
 pub const MAX_STOCK_MOVES: usize = 98;
+
+/// The most shards a product may have: a line that takes a unit from every shard still fits in
+/// a create's transaction beside its order and its key's answer, and a reshard, a seal, a read
+/// of every shard at one instant each touch every shard in one request (100 items at most).
+pub const MAX_SHARDS: u32 = MAX_STOCK_MOVES as u32;
 
 /// How many shards sales of a product choose from: 1 (the product item alone) to `MAX_SHARDS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
