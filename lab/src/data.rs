@@ -140,7 +140,9 @@ pub(crate) fn reset_and_seed_plan(
         let store = store_for(endpoint, table).await;
         store.delete_table().await.map_err(store_failure)?;
         store.create_table().await.map_err(store_failure)?;
-        store.seed(plan).await.map_err(store_failure)
+        order_service::app::stock::seed(&store, plan)
+            .await
+            .map_err(store_failure)
     })
 }
 
@@ -197,7 +199,9 @@ pub(crate) fn seed_target_plan(
                 eprintln!("Deleted {deleted} items from {}", target.describe());
             }
         }
-        store.seed(plan).await.map_err(store_failure)
+        order_service::app::stock::seed(&store, plan)
+            .await
+            .map_err(store_failure)
     })
 }
 

@@ -293,9 +293,7 @@ async fn warm_up(endpoint: &str, table: &str) {
 /// A fresh table seeded with `plan`.
 pub async fn seeded_table(plan: &SeedPlan) -> TestTable {
     let table = fresh_table().await;
-    table
-        .store
-        .seed(plan)
+    order_service::app::stock::seed(&table.store, plan)
         .await
         .unwrap_or_else(|error| panic!("cannot seed the test table: {error:?}"));
     table

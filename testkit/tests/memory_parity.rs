@@ -595,7 +595,9 @@ async fn expired_answers_are_handled_alike() {
         ..test_settings()
     })
     .await;
-    table.store.seed(&plan).await.unwrap();
+    order_service::app::stock::seed(&table.store, &plan)
+        .await
+        .unwrap();
     let missing = OrderId::random();
     let mut real = Side::new(table.store, missing);
     let mut memory = Side::new(MemoryStore::seeded_with_answer_ttl(&plan, ttl), missing);

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use crate::domain::{ProductId, Refusal, ShardCount, StockLayout};
 use crate::error::ServiceError;
-use crate::store::{ArrangeStock, ReadCatalog, Rejection, WriteError};
+use crate::store::{
+    ArrangeStock, DynamoOrderStore, ReadCatalog, Rejection, SeedPlan, SeedSummary, WriteError,
+};
 
 /// How many times one rearrangement decides anew after a step lost a race, before it gives
 /// up (nothing half-done stays behind: every step that committed left a valid layout).
@@ -32,6 +34,17 @@ pub struct Rearranged {
     pub steps: u32,
     /// Steps that lost a race with a concurrent sale or give-back and were decided again.
     pub retries: u32,
+}
+
+/// Seeds `plan` into the store's table, each sharded product's units then spread evenly over
+/// its shards (the store writes them all to the first; the spreading is a rebalance).
+pub async fn seed(store: &DynamoOrderStore, plan: &SeedPlan) -> Result<SeedSummary, ServiceError> {
+    let summary = store.seed(plan).await?;
+    for (product, count) in plan.shard_counts()?.iter() {
+        let rebalanced = rearrange(store, product, Some(count), Duration::ZERO).await?;
+        tracing::debug!(%product, steps = rebalanced.steps, "seeded stock spread");
+    }
+    Ok(summary)
 }
 
 /// A product's shards as they stand (each read strongly consistently).

@@ -91,6 +91,11 @@ impl ShardCounts {
         self.0.is_empty()
     }
 
+    /// The sharded products and their counts.
+    pub fn iter(&self) -> impl Iterator<Item = (&ProductId, ShardCount)> {
+        self.0.iter().map(|(product, count)| (product, *count))
+    }
+
     /// Only the products among `products`.
     pub fn restricted_to<'a>(&self, products: impl IntoIterator<Item = &'a ProductId>) -> Self {
         let mut restricted = Self::default();

@@ -13,7 +13,7 @@ use super::items::{
 };
 use super::retry::back_off;
 use super::{DynamoOrderStore, ReadCatalog};
-use crate::domain::{spread, Money, Order, ProductId, ShardCount, ShardCounts, UserId};
+use crate::domain::{Money, Order, ProductId, ShardCount, ShardCounts, UserId};
 use crate::error::ServiceError;
 
 /// What `seed` writes: `user-1..user-N` with `balance` each, `product-1..product-M` with
@@ -97,7 +97,8 @@ pub struct SeedSummary {
 }
 
 impl DynamoOrderStore {
-    /// Writes the seed plan with `BatchWriteItem`, a few batches at a time.
+    /// Writes the seed plan with `BatchWriteItem`, a few batches at a time. A sharded
+    /// product's units are all in its first shard: `app::stock::seed` spreads them.
     pub async fn seed(&self, plan: &SeedPlan) -> Result<SeedSummary, ServiceError> {
         let mut items: Vec<Item> = Vec::with_capacity(plan.users as usize + plan.products as usize);
         for number in 1..=plan.users {
@@ -117,10 +118,11 @@ impl DynamoOrderStore {
         for (name, price, stock) in plan.products() {
             let product_id = ProductId::parse(&name)?;
             total_stock += stock;
+            // A sharded product's units all start in its first shard, the others empty:
+            // spreading them is a decision, the application's (`app::stock::seed`).
             let count = shard_counts.of(&product_id);
-            let levels = spread(stock, count);
-            for (shard, units) in (1..).zip(levels.iter().skip(1)) {
-                let record = ShardRecord::new(&product_id, shard, *units);
+            for shard in 1..count.get() {
+                let record = ShardRecord::new(&product_id, shard, 0);
                 items.push(to_item(&record).map_err(|error| mapping_error("a shard", error))?);
             }
             let record = ProductRecord {
@@ -129,7 +131,7 @@ impl DynamoOrderStore {
                 entity: "PRODUCT".to_owned(),
                 product_id,
                 price: Money::new(price)?,
-                stock: levels.first().copied().unwrap_or(stock),
+                stock,
                 initial_stock: Some(stock),
                 shard_count: count.is_sharded().then_some(count),
                 shard_span: None,
