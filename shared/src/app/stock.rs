@@ -89,7 +89,8 @@ pub async fn rearrange<S: ArrangeStock>(
                 if step.reaches(target) {
                     break;
                 }
-                if step.changes.is_empty() {
+                // After the count dropped, let requests that read the old one finish.
+                if step.changes.is_empty() && !step.unseals {
                     tokio::time::sleep(settle).await;
                 }
             }
