@@ -50,8 +50,60 @@ impl SeedArgs {
             balance: self.balance,
             products: self.products,
             stock: self.stock,
-            extra_products: vec![("product-flash".to_owned(), 9_900, self.flash_stock)],
+            extra_products: vec![(FLASH_PRODUCT.to_owned(), FLASH_PRICE, self.flash_stock)],
+            sharded: Vec::new(),
         }
+    }
+}
+
+/// The flash sale's scarce product, one stock item.
+pub const FLASH_PRODUCT: &str = "product-flash";
+/// The flash sale's sharded twin: the same price and stock, spread over shards.
+pub const SHARDED_FLASH_PRODUCT: &str = "product-flash-sharded";
+const FLASH_PRICE: i64 = 9_900;
+
+/// Which seeded products keep their stock in shards. Every product has one shard unless named
+/// here, so a seed without these options is what it always was.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct ShardArgs {
+    /// Also seed `product-flash-sharded`, with the flash stock and price of `product-flash`
+    /// spread over this many shards, so that a flash sale can sell both side by side (1: not
+    /// seeded).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) flash_shards: u32,
+    /// Spread a seeded product's stock over shards, PRODUCT=N (repeatable), e.g.
+    /// `--shard product-7=8`.
+    #[arg(long = "shard", value_name = "PRODUCT=N", value_parser = parse_shard)]
+    pub(crate) shards: Vec<(String, u32)>,
+}
+
+fn parse_shard(text: &str) -> Result<(String, u32), String> {
+    let (product, count) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not PRODUCT=N"))?;
+    let count: u32 = count
+        .parse()
+        .map_err(|_| format!("{count:?} is not a shard count"))?;
+    order_service::domain::ShardCount::new(count).map_err(|error| error.to_string())?;
+    order_service::domain::ProductId::parse(product).map_err(|error| error.to_string())?;
+    Ok((product.to_owned(), count))
+}
+
+impl ShardArgs {
+    /// `seed`'s plan with these products sharded (and the sharded flash product added).
+    pub(crate) fn apply(&self, seed: &SeedArgs) -> SeedPlan {
+        let mut plan = seed.plan();
+        if self.flash_shards > 1 {
+            plan.extra_products.push((
+                SHARDED_FLASH_PRODUCT.to_owned(),
+                FLASH_PRICE,
+                seed.flash_stock,
+            ));
+            plan.sharded
+                .push((SHARDED_FLASH_PRODUCT.to_owned(), self.flash_shards));
+        }
+        plan.sharded.extend(self.shards.iter().cloned());
+        plan
     }
 }
 
@@ -75,11 +127,22 @@ pub(crate) async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
 
 /// Drops and recreates the table, then seeds it: every run starts from known initial values.
 pub(crate) fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Result<SeedSummary> {
+    reset_and_seed_plan(endpoint, table, &args.plan())
+}
+
+/// As `reset_and_seed`, with any plan (e.g. `ShardArgs::apply`'s, with sharded products).
+pub(crate) fn reset_and_seed_plan(
+    endpoint: &str,
+    table: &str,
+    plan: &SeedPlan,
+) -> Result<SeedSummary> {
     runtime()?.block_on(async {
         let store = store_for(endpoint, table).await;
         store.delete_table().await.map_err(store_failure)?;
         store.create_table().await.map_err(store_failure)?;
-        store.seed(&args.plan()).await.map_err(store_failure)
+        order_service::app::stock::seed(&store, plan)
+            .await
+            .map_err(store_failure)
     })
 }
 
@@ -87,6 +150,8 @@ pub(crate) fn reset_and_seed(endpoint: &str, table: &str, args: &SeedArgs) -> Re
 pub struct SeedCommand {
     #[command(flatten)]
     pub(crate) plan: SeedArgs,
+    #[command(flatten)]
+    pub(crate) shards: ShardArgs,
     #[command(flatten)]
     pub(crate) target: TargetArgs,
     /// Delete every item of a table that already holds data before seeding (the table itself,
@@ -100,8 +165,17 @@ pub struct SeedCommand {
 /// live orders would break the audit's ledger. A table missing behind a bare endpoint
 /// (DynamoDB Local) is created; a table in AWS is its stack's to create.
 pub(crate) fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Result<SeedSummary> {
+    seed_target_plan(target, &plan.plan(), wipe)
+}
+
+/// As `seed_target`, with any plan (e.g. `ShardArgs::apply`'s, with sharded products).
+pub(crate) fn seed_target_plan(
+    target: &Target,
+    plan: &SeedPlan,
+    wipe: bool,
+) -> Result<SeedSummary> {
     if let Access::LocalStack { endpoint } = &target.access {
-        return reset_and_seed(endpoint, &target.table, plan);
+        return reset_and_seed_plan(endpoint, &target.table, plan);
     }
     runtime()?.block_on(async {
         let store = target.store().await?;
@@ -125,14 +199,16 @@ pub(crate) fn seed_target(target: &Target, plan: &SeedArgs, wipe: bool) -> Resul
                 eprintln!("Deleted {deleted} items from {}", target.describe());
             }
         }
-        store.seed(&plan.plan()).await.map_err(store_failure)
+        order_service::app::stock::seed(&store, plan)
+            .await
+            .map_err(store_failure)
     })
 }
 
 pub fn seed_command(args: &SeedCommand) -> Result<()> {
     let target = args.target.resolve()?;
     eprintln!("Seeding {} ...", target.describe());
-    let summary = seed_target(&target, &args.plan, args.wipe)?;
+    let summary = seed_target_plan(&target, &args.shards.apply(&args.plan), args.wipe)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -74,13 +74,18 @@ pub fn run(args: &Args) -> Result<()> {
             });
             history::run(&faithful.store, workload).await
         } else {
-            history::with_nemesis(
-                &faithful.proxy,
-                450,
-                seed,
-                history::run(&faithful.store, workload),
+            let (recorded, rearrangements) = history::with_rearrangements(
+                &faithful.store,
+                history::with_nemesis(
+                    &faithful.proxy,
+                    450,
+                    seed,
+                    history::run(&faithful.store, workload),
+                ),
             )
-            .await
+            .await;
+            eprintln!("{rearrangements} rearrangements of sharded stock ran under the clients");
+            recorded
         };
         let verdict = history::check(&recorded);
         let audit = faithful

@@ -6,10 +6,12 @@
 //!   functions behind it; [`emulator`]
 //!   deploys template.yaml to MiniStack; [`template`] writes the template's variants.
 //! - **Data**: [`data`] seeds, wipes and audits a table (local, emulated or a deployed stack
-//!   found through `target`).
+//!   found through `target`); [`stock`] shows, reshards and rebalances a product's stock
+//!   shards.
 //! - **Load and measurement**: [`loadtest`] runs the k6 scenarios and writes `report`s with
 //!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
-//!   service's in one run; `overload` checks shedding.
+//!   service's in one run; `overload` checks shedding; [`capacity`] measures the units each
+//!   operation consumes and plans shards and cost for a traffic shape.
 //! - **Faults and operations**: [`drill`] (one module per drill behind one `Scenario` trait)
 //!   injects a fault under load, through the stack's `faithful` proxy where it needs one, and writes its incident
 //!   report; [`monitor`] evaluates the template's alarms over the local logs; [`incidents`]
@@ -21,6 +23,7 @@
 //! xtask is the thin `clap` front over these entry points.
 
 pub mod bench;
+pub mod capacity;
 pub mod ci;
 pub mod data;
 pub mod drill;
@@ -40,5 +43,6 @@ mod process;
 mod report;
 mod resources;
 pub mod stack;
+pub mod stock;
 mod target;
 pub mod template;

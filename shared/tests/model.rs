@@ -271,6 +271,7 @@ async fn run(steps: Vec<Step>) {
         products: PRODUCTS,
         stock: STOCK,
         extra_products: vec![],
+        sharded: vec![],
     };
     let table = seeded_table(&plan).await;
     let mut model = Model::new();

@@ -27,14 +27,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use lambda_http::{Body, Response};
-use order_service::domain::{IdempotencyKey, NewOrder, OrderId, UserId};
+use order_service::domain::{IdempotencyKey, NewOrder, OrderId, ProductId, ShardCount, UserId};
 use order_service::http::problem::problem_response;
-use order_service::store::{ChangeOrders, PlaceOrders, SeedPlan};
+use order_service::store::{ArrangeStock, ChangeOrders, PlaceOrders, SeedPlan};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
 use crate::{answered, new_order, Action};
 
-/// Money and stock to spare: no order is refused for want of either.
+/// Money and stock to spare: no order is refused for want of either. Two of the three
+/// products keep their stock in shards (4 and 8), so that creates and cancellations take and
+/// give back across shards, and a rearrangement run beside the clients (`with_rearrangements`)
+/// moves units under them.
 pub fn plan(users: u32) -> SeedPlan {
     SeedPlan {
         users,
@@ -42,6 +45,7 @@ pub fn plan(users: u32) -> SeedPlan {
         products: 3,
         stock: 1_000_000_000,
         extra_products: vec![],
+        sharded: vec![("product-2".to_owned(), 4), ("product-3".to_owned(), 8)],
     }
 }
 
@@ -388,6 +392,55 @@ pub async fn with_nemesis<F: std::future::Future>(
     nemesis.abort();
     proxy.update_faults(|current| *current = dynamodb_faithful::Faults::default());
     output
+}
+
+/// Runs `work` while an operator rearranges the sharded products' stock under the clients, one
+/// rearrangement after another: product-3 resharded to 2, 5 and 8 shards in turn (to fewer:
+/// sales stop choosing the shards it removes, then they go; to more: new shards take their
+/// share), product-2 rebalanced between them. Returns the work's output and how many
+/// rearrangements completed, once the one under way when the work ended has finished; one
+/// that failed (the nemesis may make it) is logged and left, as an operator would run it again.
+pub async fn with_rearrangements<S, F>(store: &S, work: F) -> (F::Output, u32)
+where
+    S: ArrangeStock + Clone + Send + Sync + 'static,
+    F: std::future::Future,
+{
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let done = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let operator = {
+        let (store, done, stop) = (store.clone(), done.clone(), stop.clone());
+        tokio::spawn(async move {
+            let product =
+                |name: &str| ProductId::parse(name).unwrap_or_else(|error| panic!("{error}"));
+            let (resharded, rebalanced) = (product("product-3"), product("product-2"));
+            let settle = std::time::Duration::from_millis(50);
+            for count in [2, 5, 8].into_iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let target = ShardCount::new(count).unwrap_or_else(|error| panic!("{error}"));
+                for (product, target) in [(&resharded, Some(target)), (&rebalanced, None)] {
+                    match order_service::app::stock::rearrange(&store, product, target, settle)
+                        .await
+                    {
+                        Ok(_) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(error) => eprintln!("a rearrangement of {product} failed: {error}"),
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let output = work.await;
+    // The operator finishes the rearrangement it is in, so the table is quiet for the audit.
+    stop.store(true, Ordering::Relaxed);
+    operator
+        .await
+        .unwrap_or_else(|error| panic!("the operator failed: {error}"));
+    (output, done.load(Ordering::Relaxed))
 }
 
 /// One line of a product the create asks for: the order's key picks it, so that every

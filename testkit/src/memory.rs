@@ -1,5 +1,6 @@
 //! An in-memory implementation of every store capability (`KeepAnswers`, `ReadCatalog`,
-//! `ReadOrders`, `WriteOrders`), so that handler tests run in milliseconds and without Java.
+//! `ReadOrders`, `WriteOrders`, `ArrangeStock`), so that handler tests run in milliseconds and
+//! without Java. A product's stock is kept shard by shard, as the DynamoDB store keeps it.
 //!
 //! It only reads and writes: the application's use cases decide, as they do over DynamoDB. A
 //! write checks the same conditions as the DynamoDB store's transaction, in its item order
@@ -17,14 +18,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use order_service::domain::{
-    Account, Answer, BalanceMove, Claim, ClaimTimes, Fingerprint, Ledger, Money, Order, OrderId,
-    OrderState, Prior, ProductId, Refusal, Timestamp, UserId,
+    spread, Account, Answer, Arrangement, BalanceMove, Claim, ClaimTimes, Fingerprint, Ledger,
+    Money, Order, OrderId, OrderState, Prior, ProductId, Rearrangement, Refusal, ShardChange,
+    ShardCount, ShardCounts, StockLayout, Timestamp, UserId,
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
-    epoch_seconds, seeded_price_of, Catalog, Cursor, KeepAnswers, NewOrderWrite, OrderPage,
-    ReadCatalog, ReadOrders, Rejection, SeedPlan, StoreSettings, TransitionWrite, WriteError,
-    WriteOrders,
+    epoch_seconds, ArrangeStock, Catalog, Cursor, KeepAnswers, NewOrderWrite, OrderPage,
+    ReadCatalog, ReadOrders, Rejection, SeedPlan, SeenShard, StoreSettings, TransitionWrite,
+    WriteError, WriteOrders,
 };
 use order_service::ServiceError;
 
@@ -44,11 +46,55 @@ struct User {
     initial_balance: i64,
 }
 
+/// A product with its stock's shards, as the DynamoDB store keeps them: shard 0 is the
+/// product item, `None` a shard whose item does not exist.
 #[derive(Debug)]
 struct Product {
     price: Money,
-    stock: i64,
+    shards: Vec<Option<i64>>,
+    count: ShardCount,
+    span: u32,
     initial_stock: i64,
+    /// The seal of a sold-out product: on all its shards at once (the span it covers).
+    sealed: Option<u32>,
+}
+
+impl Product {
+    fn stock(&self) -> i64 {
+        self.shards.iter().flatten().sum()
+    }
+
+    fn layout(&self, product_id: &ProductId) -> StockLayout {
+        StockLayout {
+            product_id: product_id.clone(),
+            count: self.count,
+            shards: (0..self.span as usize)
+                .map(|shard| self.shards.get(shard).copied().flatten())
+                .collect(),
+            sealed: self.sealed.is_some(),
+        }
+    }
+
+    fn shard_mut(&mut self, shard: u32) -> &mut Option<i64> {
+        let index = shard as usize;
+        if self.shards.len() <= index {
+            self.shards.resize(index + 1, None);
+        }
+        &mut self.shards[index]
+    }
+
+    /// What a failed take's `ALL_OLD` returns of a shard.
+    fn seen(&self, shard: u32) -> Option<SeenShard> {
+        let stock = self.shards.get(shard as usize).copied().flatten()?;
+        Some(SeenShard {
+            stock,
+            arrangement: (shard == 0).then_some(Arrangement {
+                count: self.count,
+                span: self.span,
+            }),
+            sealed: self.sealed.is_some(),
+        })
+    }
 }
 
 /// An order with its revision and the hash of the request that created it, as the DynamoDB
@@ -58,6 +104,7 @@ struct StoredOrder {
     order: Order,
     revision: u64,
     request_hash: Fingerprint,
+    shard_counts: ShardCounts,
 }
 
 impl StoredOrder {
@@ -65,6 +112,7 @@ impl StoredOrder {
         OrderState {
             order: self.order.clone(),
             revision: self.revision,
+            shard_counts: self.shard_counts.clone(),
         }
     }
 }
@@ -183,24 +231,24 @@ impl MemoryStore {
                 },
             );
         }
-        let numbered = (1..=plan.products).map(|number| {
-            (
-                format!("product-{number}"),
-                seeded_price_of(number),
-                plan.stock,
-            )
-        });
-        for (name, price, stock) in numbered.chain(plan.extra_products.iter().cloned()) {
+        let shard_counts = plan
+            .shard_counts()
+            .unwrap_or_else(|error| panic!("the seed plan's shards: {error}"));
+        for (name, price, stock) in plan.products() {
             let product_id = ProductId::parse(&name)
                 .unwrap_or_else(|error| panic!("the seed plan's product {name:?}: {error}"));
             let price = Money::new(price)
                 .unwrap_or_else(|error| panic!("the seed plan's price of {name}: {error}"));
+            let count = shard_counts.of(&product_id);
             state.products.insert(
                 product_id,
                 Product {
                     price,
-                    stock,
+                    shards: spread(stock, count).into_iter().map(Some).collect(),
+                    count,
+                    span: count.get(),
                     initial_stock: stock,
+                    sealed: None,
                 },
             );
         }
@@ -229,12 +277,9 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The current stock of a product, if it exists.
+    /// The current stock of a product, if it exists: the sum over its shards.
     pub fn product_stock(&self, product_id: &ProductId) -> Option<i64> {
-        self.lock()
-            .products
-            .get(product_id)
-            .map(|product| product.stock)
+        self.lock().products.get(product_id).map(Product::stock)
     }
 
     /// The current balance of a user, if it exists.
@@ -262,7 +307,7 @@ impl MemoryStore {
         let products = state.products.iter().map(|(id, product)| {
             (
                 Account::Stock(id.clone()),
-                product.stock,
+                product.stock(),
                 product.initial_stock,
             )
         });
@@ -350,17 +395,135 @@ impl ReadCatalog for MemoryStore {
     ) -> Result<Catalog, ServiceError> {
         self.pause().await;
         let state = self.lock();
+        let mut shard_counts = ShardCounts::default();
+        for id in products {
+            if let Some(product) = state.products.get(id) {
+                shard_counts.set(id.clone(), product.count);
+            }
+        }
         Ok(Catalog {
             user_exists: state.users.contains_key(user_id),
             prices: products
                 .iter()
                 .filter_map(|id| Some((id.clone(), state.products.get(id)?.price)))
                 .collect(),
+            shard_counts,
         })
+    }
+
+    async fn read_stock(
+        &self,
+        product_id: &ProductId,
+        _hint: ShardCount,
+    ) -> Result<Option<StockLayout>, ServiceError> {
+        self.pause().await;
+        Ok(self
+            .lock()
+            .products
+            .get(product_id)
+            .map(|product| product.layout(product_id)))
+    }
+
+    async fn read_stock_at_once(
+        &self,
+        product_id: &ProductId,
+        hint: ShardCount,
+    ) -> Result<Option<StockLayout>, ServiceError> {
+        self.read_stock(product_id, hint).await
+    }
+}
+
+impl ArrangeStock for MemoryStore {
+    async fn write_rearrangement(&self, step: &Rearrangement) -> Result<(), WriteError> {
+        self.pause().await;
+        let mut state = self.lock();
+        let moved = || {
+            WriteError::Rejected(Rejection::StockMoved {
+                product_id: step.product_id.clone(),
+            })
+        };
+        let Some(product) = state.products.get_mut(&step.product_id) else {
+            return Err(moved());
+        };
+        // An unsealing step only takes the seal off; every other step needs none on.
+        if step.unseals {
+            return match product.sealed {
+                Some(span) if span == step.from.span => {
+                    product.sealed = None;
+                    Ok(())
+                }
+                _ => Err(moved()),
+            };
+        }
+        if product.sealed.is_some() {
+            return Err(moved());
+        }
+        // The transaction's conditions: the product item's arrangement, then each change's.
+        if product.count != step.from.count || product.span != step.from.span {
+            return Err(moved());
+        }
+        let holds = |product: &Product, change: &ShardChange| {
+            let now = product
+                .shards
+                .get(change.shard() as usize)
+                .copied()
+                .flatten();
+            match (*change, now) {
+                (ShardChange::Take { units, .. }, Some(now)) => now >= units,
+                (ShardChange::Give { .. }, Some(_)) | (ShardChange::Create { .. }, None) => true,
+                (ShardChange::Remove { seen, .. }, Some(now)) => now == seen,
+                _ => false,
+            }
+        };
+        if !step.changes.iter().all(|change| holds(product, change)) {
+            return Err(moved());
+        }
+        for change in &step.changes {
+            let slot = product.shard_mut(change.shard());
+            *slot = match change {
+                ShardChange::Remove { .. } => None,
+                other => Some(slot.unwrap_or(0) + other.delta()),
+            };
+        }
+        product.count = step.to.count;
+        product.span = step.to.span;
+        Ok(())
     }
 }
 
 impl WriteOrders for MemoryStore {
+    async fn seal_stock(&self, layout: &StockLayout) -> Result<bool, ServiceError> {
+        self.pause().await;
+        let mut state = self.lock();
+        let Some(product) = state.products.get_mut(&layout.product_id) else {
+            return Ok(false);
+        };
+        // The seal's conditions: the arrangement read, every shard there, empty, unsealed.
+        let empty = (0..layout.span() as usize)
+            .all(|shard| product.shards.get(shard).copied().flatten() == Some(0));
+        if product.sealed.is_some()
+            || product.count != layout.count
+            || product.span != layout.span()
+            || !empty
+        {
+            return Ok(false);
+        }
+        product.sealed = Some(layout.span());
+        Ok(true)
+    }
+
+    async fn unseal_stock(&self, product_id: &ProductId, span: u32) -> Result<bool, ServiceError> {
+        self.pause().await;
+        let mut state = self.lock();
+        match state.products.get_mut(product_id) {
+            Some(product) if product.sealed == Some(span) => {
+                product.sealed = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
         self.pause().await;
         let order = write.order;
@@ -373,23 +536,34 @@ impl WriteOrders for MemoryStore {
                 request: existing.request_hash.clone(),
             }));
         }
-        let short = order.items.iter().find(|line| {
-            state
-                .products
-                .get(&line.product_id)
-                .is_none_or(|product| product.stock < i64::from(line.quantity.get()))
+        let short = write.takes.iter().find(|take| {
+            state.products.get(&take.product_id).is_none_or(|product| {
+                product
+                    .shards
+                    .get(take.shard as usize)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|stock| stock < i64::from(take.quantity.get()))
+            })
         });
-        if let Some(line) = short {
+        if let Some(take) = short {
             return Err(WriteError::Rejected(Rejection::StockShort {
-                product_id: line.product_id.clone(),
+                product_id: take.product_id.clone(),
+                shard: take.shard,
+                seen: state
+                    .products
+                    .get(&take.product_id)
+                    .and_then(|product| product.seen(take.shard)),
             }));
         }
         if !state.claim_holds(&order.user_id, write.claim) {
             return Err(WriteError::Rejected(Rejection::ClaimLost));
         }
-        for line in &order.items {
-            if let Some(product) = state.products.get_mut(&line.product_id) {
-                product.stock -= i64::from(line.quantity.get());
+        for take in write.takes {
+            if let Some(product) = state.products.get_mut(&take.product_id) {
+                if let Some(stock) = product.shard_mut(take.shard) {
+                    *stock -= i64::from(take.quantity.get());
+                }
             }
         }
         state.orders.insert(
@@ -398,6 +572,7 @@ impl WriteOrders for MemoryStore {
                 order: order.clone(),
                 revision: 0,
                 request_hash: write.request.clone(),
+                shard_counts: write.shard_counts.clone(),
             },
         );
         state.answer_claim(
@@ -426,14 +601,27 @@ impl WriteOrders for MemoryStore {
                 }))
             }
         }
-        if let Some(gone) = transition
-            .restock
-            .iter()
-            .find(|units| !state.products.contains_key(&units.product_id))
-        {
-            return Err(WriteError::Rejected(Rejection::ProductGone {
-                product_id: gone.product_id.clone(),
-            }));
+        // Each give-back, in order: its shard must exist and carry no seal.
+        let refused = transition.restock.iter().find_map(|units| {
+            let product_id = units.product_id.clone();
+            let product = state.products.get(&product_id);
+            let exists = product
+                .and_then(|product| product.shards.get(units.shard as usize).copied().flatten())
+                .is_some();
+            match (product, exists) {
+                (_, false) if units.shard == 0 => Some(Rejection::ProductGone { product_id }),
+                (_, false) => Some(Rejection::ShardGone {
+                    product_id,
+                    shard: units.shard,
+                }),
+                (Some(product), true) => product
+                    .sealed
+                    .map(|span| Rejection::StockSealed { product_id, span }),
+                (None, true) => None,
+            }
+        });
+        if let Some(rejection) = refused {
+            return Err(WriteError::Rejected(rejection));
         }
         let balance = state.users.get(user_id).map(|user| user.balance);
         let new_balance = match (transition.balance, balance) {
@@ -452,7 +640,9 @@ impl WriteOrders for MemoryStore {
         }
         for units in &transition.restock {
             if let Some(product) = state.products.get_mut(&units.product_id) {
-                product.stock += i64::from(units.quantity.get());
+                if let Some(stock) = product.shard_mut(units.shard) {
+                    *stock += i64::from(units.quantity.get());
+                }
             }
         }
         if let (Some(balance), Some(user)) = (new_balance, state.users.get_mut(user_id)) {

@@ -1,7 +1,8 @@
 //! Concurrent histories through production's failures (`testkit::history`): several clients
-//! at once, keys reused and retried, transactions conflicting, hot partitions throttling and a
-//! nemesis making commits ambiguous; every order's history linearizable, every key applied at
-//! most once and replayed byte for byte, money and stock conserved. And the checker catches a
+//! at once, keys reused and retried, transactions conflicting, hot partitions throttling, a
+//! nemesis making commits ambiguous, and an operator resharding and rebalancing the sharded
+//! products' stock under them; every order's history linearizable, every key applied at most
+//! once and replayed byte for byte, money and stock conserved. And the checker catches a
 //! planted bug: payments and cancellations that no longer check the order's status.
 //!
 //! Sized for CI; `cargo xtask histories` runs longer ones (HISTORY_CLIENTS,
@@ -56,23 +57,27 @@ async fn troubled_store() -> FaithfulTable {
 async fn concurrent_histories_are_linearizable_exactly_once_and_conserve_money_and_stock() {
     let faithful = troubled_store().await;
     let workload = workload();
-    let recorded = history::with_nemesis(
-        &faithful.proxy,
-        450,
-        workload.seed,
-        history::run(&faithful.store, workload),
+    let (recorded, rearrangements) = history::with_rearrangements(
+        &faithful.store,
+        history::with_nemesis(
+            &faithful.proxy,
+            450,
+            workload.seed,
+            history::run(&faithful.store, workload),
+        ),
     )
     .await;
     let verdict = history::check(&recorded);
     let summary = faithful.proxy.summary().total();
     eprintln!(
-        "{} operations on {} orders, {} keys: {} unknown outcomes, {} nothing done; proxy: {} \
-         conflicts, {} throttled, {} injected",
+        "{} operations on {} orders, {} keys: {} unknown outcomes, {} nothing done; {} \
+         rearrangements of sharded stock; proxy: {} conflicts, {} throttled, {} injected",
         verdict.operations,
         verdict.orders,
         verdict.keys,
         verdict.unknown,
         verdict.nothing_done,
+        rearrangements,
         summary.conflicts,
         summary.throttled,
         summary.injected

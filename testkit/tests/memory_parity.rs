@@ -14,12 +14,15 @@ use std::time::Duration;
 use testkit::UseCases;
 
 use lambda_http::{Body, Response};
+use order_service::app::stock;
 use order_service::domain::{
-    Claim, Fingerprint, IdempotencyKey, Order, OrderId, Prior, ProductId, Refusal, Timestamp,
-    UserId,
+    Claim, Fingerprint, IdempotencyKey, Order, OrderId, Prior, ProductId, Refusal, ShardCount,
+    Timestamp, UserId,
 };
 use order_service::http::problem::problem_response;
-use order_service::store::{ChangeOrders, DynamoOrderStore, PlaceOrders, SeedPlan, StoreSettings};
+use order_service::store::{
+    ArrangeStock, ChangeOrders, DynamoOrderStore, PlaceOrders, SeedPlan, StoreSettings,
+};
 use order_service::ServiceError;
 use serde_json::{json, Value};
 use testkit::{
@@ -28,7 +31,7 @@ use testkit::{
 };
 
 /// Every capability, and what the comparison reads back from a store.
-trait Store: PlaceOrders + ChangeOrders {
+trait Store: PlaceOrders + ChangeOrders + ArrangeStock {
     async fn balance(&self, user_id: &UserId) -> Option<i64>;
     async fn stock(&self, product_id: &ProductId) -> Option<i64>;
     async fn orders(&self) -> Vec<Order>;
@@ -118,6 +121,11 @@ enum Step {
     },
     /// Waits for answers made with a short TTL to expire.
     Sleep(Duration),
+    /// An operator reshards a product to `count` shards, or rebalances it (`None`).
+    Rearrange {
+        product: &'static str,
+        count: Option<u32>,
+    },
 }
 
 /// One store and the names its orders and claims got in the scenario.
@@ -346,6 +354,23 @@ impl<S: Store> Side<S> {
                 tokio::time::sleep(duration).await;
                 json!("slept")
             }
+            // Which shard holds what is chosen at random on each store: only the arrangement,
+            // the total and the steps taken compare.
+            Step::Rearrange { product, count } => {
+                let target = count.map(|count| ShardCount::new(count).unwrap());
+                let product = ProductId::parse(product).unwrap();
+                match stock::rearrange(&self.store, &product, target, Duration::ZERO).await {
+                    Ok(done) => json!({
+                        "count": done.after.count.get(),
+                        "span": done.after.span(),
+                        "total": done.after.total(),
+                        "before": done.before.total(),
+                        "steps": done.steps,
+                        "retries": done.retries,
+                    }),
+                    Err(error) => json!({"error": error.code()}),
+                }
+            }
         }
     }
 
@@ -419,7 +444,9 @@ fn plan() -> SeedPlan {
         extra_products: vec![
             ("product-scarce".into(), 1_000, 1),
             ("product-dear".into(), 60_000, 10),
+            ("product-sharded".into(), 2_000, 6),
         ],
+        sharded: vec![("product-sharded".into(), 3)],
     }
 }
 
@@ -568,7 +595,9 @@ async fn expired_answers_are_handled_alike() {
         ..test_settings()
     })
     .await;
-    table.store.seed(&plan).await.unwrap();
+    order_service::app::stock::seed(&table.store, &plan)
+        .await
+        .unwrap();
     let missing = OrderId::random();
     let mut real = Side::new(table.store, missing);
     let mut memory = Side::new(MemoryStore::seeded_with_answer_ttl(&plan, ttl), missing);
@@ -592,6 +621,50 @@ async fn expired_answers_are_handled_alike() {
         // AND an expired refusal is decided again
         pay(1, Some("late-refusal"), "missing"),
         Step::List { user: 1, limit: 10 },
+    ];
+    assert_same(&plan, &mut real, &mut memory, &steps).await;
+}
+
+#[tokio::test]
+async fn sharded_stock_is_sold_given_back_and_resharded_alike() {
+    let plan = plan();
+    let missing = OrderId::random();
+    let mut real = Side::new(seeded_table(&plan).await.store, missing);
+    let mut memory = Side::new(MemoryStore::seeded(&plan), missing);
+    const FIVE: Lines = &[("product-sharded", 5)];
+    const TWO: Lines = &[("product-sharded", 2)];
+    const ONE: Lines = &[("product-sharded", 1)];
+    let rearrange = |count| Step::Rearrange {
+        product: "product-sharded",
+        count,
+    };
+    let steps = [
+        // Six units over three shards (2, 2, 2): five come from several shards, two are more
+        // than what is left, the last one is sold wherever it is, then none.
+        create(1, None, FIVE, Some("s1")),
+        create(2, None, TWO, None),
+        create(2, Some("k-s"), ONE, Some("s2")),
+        create(2, Some("k-s"), ONE, None),
+        create(3, None, ONE, None),
+        // That refusal sealed the sold-out shards: a reshard takes the seal off first (three
+        // steps), and a cancel gives its five back over the shards its order saw, to the first
+        // one where a shard is gone.
+        rearrange(Some(2)),
+        cancel(1, None, "s1"),
+        // A reshard to one shard (two steps: stop selling from the other, then remove it);
+        // the cancel of an order made on three shards gives back to the one left.
+        rearrange(Some(1)),
+        cancel(2, Some("c-s2"), "s2"),
+        // Up to four shards, all six sold in one line, then none; a rebalance of nothing.
+        rearrange(Some(4)),
+        create(3, None, &[("product-sharded", 6)], Some("s3")),
+        create(3, None, ONE, None),
+        rearrange(None),
+        // An unknown product has nothing to rearrange.
+        Step::Rearrange {
+            product: "product-404",
+            count: Some(2),
+        },
     ];
     assert_same(&plan, &mut real, &mut memory, &steps).await;
 }

@@ -4,8 +4,8 @@
 //! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 use ops_lab::{
-    bench, ci, data, drill, emulator, histories, incidents, install, invoke, loadtest, monitor,
-    stack, template,
+    bench, capacity, ci, data, drill, emulator, histories, incidents, install, invoke, loadtest,
+    monitor, stack, stock, template,
 };
 
 use anyhow::Result;
@@ -38,6 +38,11 @@ enum Command {
     /// Check exact conservation of money and stock. Exit 0 clean, 1 a violation, 2 could not
     /// run.
     Audit(data::AuditArgs),
+    /// A product's stock shards: show them, reshard a live product, rebalance its units.
+    Stock(stock::Args),
+    /// Shards, units and monthly cost for a traffic shape (`--measure`: measure the units per
+    /// operation again through dynamodb-faithful).
+    Capacity(capacity::Args),
     /// Print a development token for a user (for curl and k6).
     Token {
         /// The user the token is for, e.g. user-7.
@@ -78,6 +83,8 @@ fn main() -> Result<()> {
         Command::Seed(args) => data::seed_command(&args),
         Command::Audit(args) => std::process::exit(data::audit_command(&args)),
         Command::Token { user } => data::token_command(&user),
+        Command::Stock(args) => stock::run(&args),
+        Command::Capacity(args) => capacity::run(&args),
         Command::Loadtest(args) => loadtest::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Invoke(args) => invoke::run(&args),

@@ -21,6 +21,7 @@ async fn cancelling_a_paid_order_refunds_and_restocks_once() {
         products: 2,
         stock: 10,
         extra_products: vec![],
+        sharded: vec![],
     };
     let (app, store) = memory_app(&plan);
     let user = UserId::parse("user-1").unwrap();

@@ -455,6 +455,7 @@ async fn one_process_serving_sixteen_invocations_at_once_sells_exactly_the_stock
         products: 1,
         stock: 1,
         extra_products: vec![("product-flash".into(), 5_000, 50)],
+        sharded: vec![],
     })
     .await;
 
@@ -515,6 +516,7 @@ async fn without_a_concurrency_setting_the_process_serves_one_invocation_at_a_ti
         products: 1,
         stock: 100,
         extra_products: vec![],
+        sharded: vec![],
     })
     .await;
 

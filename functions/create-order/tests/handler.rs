@@ -19,6 +19,7 @@ fn plan() -> SeedPlan {
         products: 3,
         stock: 5,
         extra_products: vec![],
+        sharded: vec![],
     }
 }
 

@@ -13,6 +13,7 @@ fn plan() -> SeedPlan {
         products: 5,
         stock: 100,
         extra_products: vec![],
+        sharded: vec![],
     }
 }
 

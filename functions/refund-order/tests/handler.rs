@@ -23,6 +23,7 @@ fn plan() -> SeedPlan {
         products: 2,
         stock: 10,
         extra_products: vec![],
+        sharded: vec![],
     }
 }
 

@@ -1,6 +1,7 @@
 //! Changing an order (pay, cancel, refund): read it, let the domain decide, write the decided
 //! transition on condition that the order is still at the revision it was decided from, and on
-//! a lost race decide again from the order as the rejection returned it.
+//! a lost race decide again from the order as the rejection returned it. Units given back go to
+//! the shard the domain picked; one a reshard removed since sends them to the product's first.
 
 use crate::domain::{Change, Claim, OrderId, ProductId, Refusal, Timestamp, UserId};
 use crate::error::{ServiceError, IN_FLIGHT_RETRY_AFTER};
@@ -28,10 +29,15 @@ pub async fn change_order<S: ReadOrders + WriteOrders>(
         .ok_or(Refusal::OrderNotFound)?;
     // Products deleted since the order was made: their stock has nowhere to go back to.
     let mut gone: Vec<ProductId> = Vec::new();
+    // Products whose shard chosen for a give-back was removed by a reshard: their units go to
+    // the first shard, which exists while the product does.
+    let mut first_shard: Vec<ProductId> = Vec::new();
+    let mut chance = fastrand::Rng::new();
     for _ in 0..MAX_DECISIONS {
         let transition = state
-            .decide(change, Timestamp::now())?
-            .without_restock_of(&gone);
+            .decide(change, Timestamp::now(), &mut chance)?
+            .without_restock_of(&gone)
+            .restocking_first_shard_of(&first_shard);
         let written = store
             .write_transition(TransitionWrite {
                 transition: &transition,
@@ -56,6 +62,20 @@ pub async fn change_order<S: ReadOrders + WriteOrders>(
                 );
                 gone.push(product_id);
             }
+            Rejection::ShardGone { product_id, shard } => {
+                tracing::info!(
+                    order_id = %order_id,
+                    product_id = %product_id,
+                    shard,
+                    "a shard was removed since the order was made: its units go to the first"
+                );
+                first_shard.push(product_id);
+            }
+            Rejection::StockSealed { product_id, span } => {
+                // The product sold out and its shards were sealed: units may go back once the
+                // seal is off every shard (another request may have taken it off already).
+                store.unseal_stock(&product_id, span).await?;
+            }
             Rejection::Balance { balance: None } => return Err(Refusal::UserNotFound.into()),
             Rejection::Balance { balance: Some(_) } => {
                 return Err(match transition.balance {
@@ -72,7 +92,9 @@ pub async fn change_order<S: ReadOrders + WriteOrders>(
                     retry_after: IN_FLIGHT_RETRY_AFTER,
                 })
             }
-            other @ (Rejection::OrderExists { .. } | Rejection::StockShort { .. }) => {
+            other @ (Rejection::OrderExists { .. }
+            | Rejection::StockShort { .. }
+            | Rejection::StockMoved { .. }) => {
                 return Err(ServiceError::internal(format!(
                     "a transition was rejected by {other:?}"
                 )))

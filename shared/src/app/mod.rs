@@ -10,6 +10,8 @@ pub mod change;
 pub mod keys;
 pub mod place;
 pub mod read;
+#[cfg(feature = "admin")]
+pub mod stock;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -6,7 +6,8 @@
 //! the application then reads the order again and decides anew.
 
 use super::{
-    Money, NewOrder, Order, OrderState, OrderStatus, ProductId, Quantity, Refusal, Timestamp, Units,
+    give_back, Money, NewOrder, Order, OrderState, OrderStatus, ProductId, Quantity, Refusal,
+    StockMove, Timestamp, Units,
 };
 
 /// A change to an existing order, with what it carries.
@@ -71,8 +72,8 @@ pub struct Transition {
     pub expected_revision: u64,
     /// The order after the change.
     pub order: Order,
-    /// Units that go back to their products' stock.
-    pub restock: Vec<Units>,
+    /// Units that go back to their products' stock, each to the shard the domain chose.
+    pub restock: Vec<StockMove>,
     pub balance: BalanceMove,
 }
 
@@ -84,11 +85,29 @@ impl Transition {
             .retain(|units| !gone.contains(&units.product_id));
         self
     }
+
+    /// The same transition giving the units of `products` back to their first shard (the
+    /// product item): the shard chosen for them was removed by a reshard since the order was
+    /// created, and the first shard exists while the product does.
+    pub fn restocking_first_shard_of(mut self, products: &[ProductId]) -> Self {
+        for units in &mut self.restock {
+            if products.contains(&units.product_id) {
+                units.shard = 0;
+            }
+        }
+        self
+    }
 }
 
 impl OrderState {
-    /// What `change` at `at` comes to: the transition to write, or the refusal.
-    pub fn decide(&self, change: &Change, at: Timestamp) -> Result<Transition, Refusal> {
+    /// What `change` at `at` comes to: the transition to write, or the refusal. Units given
+    /// back go to a shard picked with `chance` among those the order's create saw.
+    pub fn decide(
+        &self,
+        change: &Change,
+        at: Timestamp,
+        chance: &mut fastrand::Rng,
+    ) -> Result<Transition, Refusal> {
         let order = &self.order;
         let (after, restock, balance) = match (change, order.status) {
             (_, OrderStatus::Cancelled) => return Err(Refusal::OrderCancelled),
@@ -124,6 +143,10 @@ impl OrderState {
             (Change::Refund(_), OrderStatus::Created) => return Err(Refusal::OrderNotPaid),
             (Change::Refund(lines), OrderStatus::Paid) => refund(order, lines, at)?,
         };
+        let restock = restock
+            .iter()
+            .map(|units| give_back(units, self.shard_counts.of(&units.product_id), chance))
+            .collect();
         Ok(Transition {
             change: change.kind(),
             expected_revision: self.revision,
@@ -209,13 +232,31 @@ fn refund(
 mod tests {
     use super::*;
     use crate::domain::order::tests::placed;
+    use crate::domain::{ShardCount, ShardCounts};
 
     fn at() -> Timestamp {
         Timestamp::parse("2026-11-29T01:00:00Z").unwrap()
     }
 
     fn state(order: Order, revision: u64) -> OrderState {
-        OrderState { order, revision }
+        OrderState {
+            order,
+            revision,
+            shard_counts: ShardCounts::default(),
+        }
+    }
+
+    fn chance() -> fastrand::Rng {
+        fastrand::Rng::with_seed(11)
+    }
+
+    /// Units given back to the first shard, as every unsharded product's are.
+    fn given(product: &str, quantity: u64) -> StockMove {
+        StockMove {
+            product_id: ProductId::parse(product).unwrap(),
+            shard: 0,
+            quantity: Quantity::new(quantity).unwrap(),
+        }
     }
 
     fn lines(lines: &[(&str, u64)]) -> NewOrder {
@@ -236,7 +277,9 @@ mod tests {
     #[test]
     fn paying_and_cancelling_are_decided_by_the_status_at_a_revision() {
         let order = placed(&[("product-1", 2)], &[("product-1", 1_000)]).unwrap();
-        let payment = state(order.clone(), 0).decide(&Change::Pay, at()).unwrap();
+        let payment = state(order.clone(), 0)
+            .decide(&Change::Pay, at(), &mut chance())
+            .unwrap();
         assert_eq!(payment.expected_revision, 0);
         assert_eq!(payment.order.status, OrderStatus::Paid);
         assert_eq!(payment.order.paid_at, Some(at()));
@@ -247,16 +290,16 @@ mod tests {
         assert!(payment.restock.is_empty());
         let paid = state(payment.order, 1);
         assert_eq!(
-            paid.decide(&Change::Pay, at()),
+            paid.decide(&Change::Pay, at(), &mut chance()),
             Err(Refusal::OrderAlreadyPaid)
         );
-        let cancellation = paid.decide(&Change::Cancel, at()).unwrap();
+        let cancellation = paid.decide(&Change::Cancel, at(), &mut chance()).unwrap();
         assert_eq!(cancellation.expected_revision, 1);
         assert_eq!(
             cancellation.balance,
             BalanceMove::Refund(Money::new(2_000).unwrap())
         );
-        assert_eq!(cancellation.restock, vec![units("product-1", 2)]);
+        assert_eq!(cancellation.restock, vec![given("product-1", 2)]);
         let cancelled = state(cancellation.order, 2);
         for change in [
             Change::Pay,
@@ -264,18 +307,25 @@ mod tests {
             Change::Refund(lines(&[("product-1", 1)])),
         ] {
             assert_eq!(
-                cancelled.decide(&change, at()),
+                cancelled.decide(&change, at(), &mut chance()),
                 Err(Refusal::OrderCancelled)
             );
         }
         // An unpaid order is cancelled without touching the balance, and cannot be refunded.
         let unpaid = state(order, 0);
         assert_eq!(
-            unpaid.decide(&Change::Cancel, at()).unwrap().balance,
+            unpaid
+                .decide(&Change::Cancel, at(), &mut chance())
+                .unwrap()
+                .balance,
             BalanceMove::Untouched
         );
         assert_eq!(
-            unpaid.decide(&Change::Refund(lines(&[("product-1", 1)])), at()),
+            unpaid.decide(
+                &Change::Refund(lines(&[("product-1", 1)])),
+                at(),
+                &mut chance()
+            ),
             Err(Refusal::OrderNotPaid)
         );
     }
@@ -289,9 +339,13 @@ mod tests {
         .unwrap();
         order.status = OrderStatus::Paid;
         let first = state(order, 1)
-            .decide(&Change::Refund(lines(&[("product-1", 2)])), at())
+            .decide(
+                &Change::Refund(lines(&[("product-1", 2)])),
+                at(),
+                &mut chance(),
+            )
             .unwrap();
-        assert_eq!(first.restock, vec![units("product-1", 2)]);
+        assert_eq!(first.restock, vec![given("product-1", 2)]);
         assert_eq!(
             first.balance,
             BalanceMove::Refund(Money::new(2_000).unwrap())
@@ -302,20 +356,29 @@ mod tests {
         let after_first = state(first.order, 2);
         // Two more units of product-1 than remain: refused, nothing moves.
         assert_eq!(
-            after_first.decide(&Change::Refund(lines(&[("product-1", 2)])), at()),
+            after_first.decide(
+                &Change::Refund(lines(&[("product-1", 2)])),
+                at(),
+                &mut chance()
+            ),
             Err(Refusal::RefundExceedsOrder {
                 product_id: ProductId::parse("product-1").unwrap()
             })
         );
         // A product the order does not hold: refused.
         assert!(after_first
-            .decide(&Change::Refund(lines(&[("product-9", 1)])), at())
+            .decide(
+                &Change::Refund(lines(&[("product-9", 1)])),
+                at(),
+                &mut chance()
+            )
             .is_err());
         // The rest, then a cancel refunds only what is left.
         let second = after_first
             .decide(
                 &Change::Refund(lines(&[("product-1", 1), ("product-2", 1)])),
                 at(),
+                &mut chance(),
             )
             .unwrap();
         assert_eq!(
@@ -324,9 +387,43 @@ mod tests {
         );
         assert_eq!(second.order.refunded_amount, second.order.total_amount);
         let cancel = state(second.order, 3)
-            .decide(&Change::Cancel, at())
+            .decide(&Change::Cancel, at(), &mut chance())
             .unwrap();
         assert_eq!(cancel.balance, BalanceMove::Untouched);
         assert!(cancel.restock.is_empty());
+    }
+
+    #[test]
+    fn units_go_back_spread_over_the_shards_the_create_saw_or_to_the_first() {
+        let mut order = placed(
+            &[("product-flash", 2), ("product-1", 1)],
+            &[("product-flash", 1_000), ("product-1", 1_000)],
+        )
+        .unwrap();
+        order.status = OrderStatus::Paid;
+        let flash = ProductId::parse("product-flash").unwrap();
+        let mut shard_counts = ShardCounts::default();
+        shard_counts.set(flash.clone(), ShardCount::new(4).unwrap());
+        let sharded = OrderState {
+            order,
+            revision: 1,
+            shard_counts,
+        };
+        let mut chance = chance();
+        let mut shards = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let cancel = sharded.decide(&Change::Cancel, at(), &mut chance).unwrap();
+            assert_eq!(cancel.restock.len(), 2);
+            assert_eq!(
+                cancel.restock[1],
+                given("product-1", 1),
+                "unsharded: shard 0"
+            );
+            assert_eq!(cancel.restock[0].quantity.get(), 2);
+            shards.insert(cancel.restock[0].shard);
+            let redirected = cancel.restocking_first_shard_of(std::slice::from_ref(&flash));
+            assert_eq!(redirected.restock[0], given("product-flash", 2));
+        }
+        assert_eq!(shards.len(), 4, "give-backs spread over the shards");
     }
 }

@@ -1,5 +1,6 @@
 //! Pure domain types and decisions: identifiers, money, quantities, orders and how they may
-//! change, refusals, Idempotency-Keys, the conservation rule and the validated request bodies.
+//! change, refusals, Idempotency-Keys, the conservation rule, the validated request bodies and
+//! where stock is taken from and given back to when a product's stock is sharded.
 //! Nothing here performs IO or imports the AWS SDK, `lambda_http` or tokio (a tidy test checks
 //! which crates it may use).
 
@@ -11,6 +12,7 @@ mod money;
 mod order;
 mod refusal;
 mod request;
+mod stock;
 mod timestamp;
 
 pub use change::{BalanceMove, Change, ChangeKind, Transition};
@@ -24,6 +26,11 @@ pub use money::{Money, Quantity};
 pub use order::{Holdings, Order, OrderLine, OrderState, OrderStatus, PlacementError, Units};
 pub use refusal::{Refusal, RefusalKind};
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
+pub use stock::{
+    allocate, give_back, replace_moves, spread, take_at_random, Arrangement, Rearrangement,
+    ShardChange, ShardCount, ShardCounts, Shortfall, StockLayout, StockMove, MAX_SHARDS,
+    MAX_STOCK_MOVES,
+};
 pub use timestamp::Timestamp;
 
 /// The reason a value was rejected while parsing input; rendered as a 400 `VALIDATION_ERROR`.

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::ValidationError;
-use super::{Money, NewOrder, OrderId, ProductId, Quantity, Refusal, Timestamp, UserId};
+use super::{
+    Money, NewOrder, OrderId, ProductId, Quantity, Refusal, ShardCounts, Timestamp, UserId,
+};
 
 /// Where an order is in its lifecycle. States only move forwards, which bounds every retry
 /// loop over an order's state.
@@ -91,6 +93,9 @@ pub struct Order {
 pub struct OrderState {
     pub order: Order,
     pub revision: u64,
+    /// The shard counts of its sharded products as its create saw them: where a cancel or a
+    /// refund spreads the units it gives back (empty for an order of ordinary products).
+    pub shard_counts: ShardCounts,
 }
 
 /// Why a new order cannot be placed at the current prices.

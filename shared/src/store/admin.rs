@@ -1,6 +1,7 @@
 //! Operator tasks on the table: seeding deterministic users and products (recording the
-//! initial values the audit checks against), and the audit of exact conservation of money and
-//! stock.
+//! initial values the audit checks against; a sharded product's stock spread over its shards),
+//! wiping it, and what tests and tools read back (orders, a product's stock summed over its
+//! shards, a balance).
 
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use serde::Serialize;
@@ -8,16 +9,17 @@ use serde::Serialize;
 use super::errors::{mapping_error, store_error};
 use super::items::{
     entity_of, from_item, product_pk, to_item, user_pk, Item, OrderRecord, ProductRecord,
-    UserRecord, PRODUCT_SK, USER_SK,
+    ShardRecord, UserRecord, PRODUCT_SK, USER_SK,
 };
 use super::retry::back_off;
-use super::DynamoOrderStore;
-use crate::domain::{Money, Order, ProductId, UserId};
+use super::{DynamoOrderStore, ReadCatalog};
+use crate::domain::{Money, Order, ProductId, ShardCount, ShardCounts, UserId};
 use crate::error::ServiceError;
 
 /// What `seed` writes: `user-1..user-N` with `balance` each, `product-1..product-M` with
-/// deterministic prices and `stock` each, plus any named extra products (e.g. a flash-sale
-/// product with little stock).
+/// deterministic prices and `stock` each, plus any named extra products (name, price, stock;
+/// e.g. a flash-sale product with little stock). A product named in `sharded` gets its stock
+/// spread evenly over that many shards; every other product has one, as always.
 #[derive(Debug, Clone)]
 pub struct SeedPlan {
     pub users: u32,
@@ -25,6 +27,7 @@ pub struct SeedPlan {
     pub products: u32,
     pub stock: i64,
     pub extra_products: Vec<(String, i64, i64)>,
+    pub sharded: Vec<(String, u32)>,
 }
 
 impl Default for SeedPlan {
@@ -35,7 +38,40 @@ impl Default for SeedPlan {
             products: 100,
             stock: 1_000,
             extra_products: Vec::new(),
+            sharded: Vec::new(),
         }
+    }
+}
+
+impl SeedPlan {
+    /// The products the plan seeds: (name, price, stock).
+    pub fn products(&self) -> impl Iterator<Item = (String, i64, i64)> + '_ {
+        (1..=self.products)
+            .map(|number| {
+                (
+                    format!("product-{number}"),
+                    seeded_price(number),
+                    self.stock,
+                )
+            })
+            .chain(self.extra_products.iter().cloned())
+    }
+
+    /// The shard count of each product the plan shards, checked: every name must be one of its
+    /// products, every count within bounds.
+    pub fn shard_counts(&self) -> Result<ShardCounts, ServiceError> {
+        let names: std::collections::HashSet<String> =
+            self.products().map(|(name, _, _)| name).collect();
+        let mut counts = ShardCounts::default();
+        for (name, count) in &self.sharded {
+            if !names.contains(name) {
+                return Err(ServiceError::Validation(format!(
+                    "the seed plan shards {name}, which it does not seed"
+                )));
+            }
+            counts.set(ProductId::parse(name)?, ShardCount::new(*count)?);
+        }
+        Ok(counts)
     }
 }
 
@@ -61,7 +97,8 @@ pub struct SeedSummary {
 }
 
 impl DynamoOrderStore {
-    /// Writes the seed plan with `BatchWriteItem`, a few batches at a time.
+    /// Writes the seed plan with `BatchWriteItem`, a few batches at a time. A sharded
+    /// product's units are all in its first shard: `app::stock::seed` spreads them.
     pub async fn seed(&self, plan: &SeedPlan) -> Result<SeedSummary, ServiceError> {
         let mut items: Vec<Item> = Vec::with_capacity(plan.users as usize + plan.products as usize);
         for number in 1..=plan.users {
@@ -76,17 +113,18 @@ impl DynamoOrderStore {
             };
             items.push(to_item(&record).map_err(|error| mapping_error("a user", error))?);
         }
-        let numbered = (1..=plan.products).map(|number| {
-            (
-                format!("product-{number}"),
-                seeded_price(number),
-                plan.stock,
-            )
-        });
+        let shard_counts = plan.shard_counts()?;
         let mut total_stock = 0_i64;
-        for (name, price, stock) in numbered.chain(plan.extra_products.iter().cloned()) {
+        for (name, price, stock) in plan.products() {
             let product_id = ProductId::parse(&name)?;
             total_stock += stock;
+            // A sharded product's units all start in its first shard, the others empty:
+            // spreading them is a decision, the application's (`app::stock::seed`).
+            let count = shard_counts.of(&product_id);
+            for shard in 1..count.get() {
+                let record = ShardRecord::new(&product_id, shard, 0);
+                items.push(to_item(&record).map_err(|error| mapping_error("a shard", error))?);
+            }
             let record = ProductRecord {
                 pk: product_pk(&product_id),
                 sk: PRODUCT_SK.to_owned(),
@@ -95,6 +133,8 @@ impl DynamoOrderStore {
                 price: Money::new(price)?,
                 stock,
                 initial_stock: Some(stock),
+                shard_count: count.is_sharded().then_some(count),
+                shard_span: None,
             };
             items.push(to_item(&record).map_err(|error| mapping_error("a product", error))?);
         }
@@ -123,7 +163,7 @@ impl DynamoOrderStore {
         }
         Ok(SeedSummary {
             users: plan.users,
-            products: plan.products + plan.extra_products.len() as u32,
+            products: plan.products().count() as u32,
             total_balance: plan.balance * i64::from(plan.users),
             total_stock,
         })
@@ -257,23 +297,12 @@ impl DynamoOrderStore {
         Ok(orders)
     }
 
-    /// The current stock of a product, if it exists.
+    /// The current stock of a product, if it exists: the sum over its shards.
     pub async fn product_stock(&self, product_id: &ProductId) -> Result<Option<i64>, ServiceError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.table_name())
-            .set_key(Some(super::items::product_key(product_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| store_error("GetItem", error))?;
-        match output.item {
-            Some(item) if !item.is_empty() => from_item::<ProductRecord>(item)
-                .map(|product| Some(product.stock))
-                .map_err(|error| mapping_error("a product", error)),
-            _ => Ok(None),
-        }
+        Ok(self
+            .read_stock(product_id, ShardCount::ONE)
+            .await?
+            .map(|layout| layout.total()))
     }
 
     /// The current balance of a user, if it exists.

@@ -2,7 +2,10 @@
 //!
 //! - Conservation is the domain's one rule (`domain::Ledger`, which the in-memory store checks
 //!   too): for every product, initial stock = stock + the units its orders hold; for every
-//!   user, initial balance = balance + the money its orders hold; nothing negative.
+//!   user, initial balance = balance + the money its orders hold; nothing negative. A sharded
+//!   product's stock is the sum over its shards, so conservation holds across a reshard; a
+//!   shard outside its product's shards (units no sale can reach), a missing one, a negative
+//!   one, or a seal (sold out) on some shards only or over units is a violation.
 //! - Every order is also checked against itself with plain types and arithmetic of the audit's
 //!   own (strings and integers), not the domain's, so that a bug in the domain cannot hide
 //!   itself in the check: its lines sum to its total; its unit prices are its products' prices
@@ -19,9 +22,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::items::{entity_of, OrderRecord};
+use super::items::{entity_of, OrderRecord, SHARD_ENTITY};
 use super::DynamoOrderStore;
-use crate::domain::{Account, Ledger, Order, ProductId, UserId};
+use crate::domain::{Account, Ledger, Order, ProductId, UserId, MAX_SHARDS};
 use crate::error::ServiceError;
 
 /// What the audit found. `violations` is empty when money and stock are exactly conserved.
@@ -62,6 +65,28 @@ struct Product {
     price: i64,
     stock: i64,
     initial_stock: Option<i64>,
+    shard_count: Option<i64>,
+    shard_span: Option<i64>,
+    sealed: Option<i64>,
+}
+
+impl Product {
+    /// How many shards may hold its units: 0..span.
+    fn span(&self) -> i64 {
+        self.shard_span
+            .unwrap_or(0)
+            .max(self.shard_count.unwrap_or(1))
+    }
+}
+
+/// A shard of a product's stock beyond the product item.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shard {
+    product_id: String,
+    shard: i64,
+    stock: i64,
+    sealed: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +230,7 @@ impl DynamoOrderStore {
     pub async fn audit(&self) -> Result<AuditReport, ServiceError> {
         let mut users: HashMap<String, User> = HashMap::new();
         let mut products: HashMap<String, Product> = HashMap::new();
+        let mut shards: Vec<Shard> = Vec::new();
         let mut orders: Vec<(OrderItem, Order)> = Vec::new();
         let mut answered: Vec<(String, String)> = Vec::new();
         let mut violations = Vec::new();
@@ -218,6 +244,7 @@ impl DynamoOrderStore {
                     let product: Product = parse(item, "a product")?;
                     products.insert(product.product_id.clone(), product);
                 }
+                Some(SHARD_ENTITY) => shards.push(parse(item, "a stock shard")?),
                 Some("ORDER") => {
                     let plain: OrderItem = parse(item.clone(), "an order")?;
                     let record: OrderRecord = parse(item, "an order")?;
@@ -243,6 +270,70 @@ impl DynamoOrderStore {
                     }
                 }
                 other => violations.push(format!("an item of unknown entity {other:?}")),
+            }
+        }
+
+        // A product's stock is the sum over its shards; a shard its product does not count
+        // (beyond its span, or of no product) holds units no sale can reach.
+        let mut shard_stock: HashMap<&str, i64> = HashMap::new();
+        let mut present: HashSet<(&str, i64)> = HashSet::new();
+        // A seal on any shard says every shard of the span is sealed and empty.
+        let mut seals: HashMap<&str, Vec<Option<i64>>> = HashMap::new();
+        for shard in &shards {
+            let id = shard.product_id.as_str();
+            present.insert((id, shard.shard));
+            seals.entry(id).or_default().push(shard.sealed);
+            if shard.stock < 0 {
+                violations.push(format!(
+                    "product {id}: shard {} holds {} units",
+                    shard.shard, shard.stock
+                ));
+            }
+            match products.get(id) {
+                None => violations.push(format!(
+                    "product {id} does not exist but its shard {} holds {} units",
+                    shard.shard, shard.stock
+                )),
+                Some(product) if !(1..product.span()).contains(&shard.shard) => {
+                    violations.push(format!(
+                    "product {id}: shard {} is outside its {} shards and holds {} stranded units",
+                    shard.shard,
+                    product.span(),
+                    shard.stock
+                ))
+                }
+                Some(_) => *shard_stock.entry(id).or_default() += shard.stock,
+            }
+        }
+        for (id, product) in &products {
+            let count = product.shard_count.unwrap_or(1);
+            if !(1..=i64::from(MAX_SHARDS)).contains(&count)
+                || product.span() > i64::from(MAX_SHARDS)
+            {
+                violations.push(format!(
+                    "product {id} has shard count {count} and span {}",
+                    product.span()
+                ));
+            }
+            if let Some(missing) =
+                (1..count).find(|shard| !present.contains(&(id.as_str(), *shard)))
+            {
+                violations.push(format!("product {id}: its shard {missing} is missing"));
+            }
+            let mut sealed = seals.get(id.as_str()).cloned().unwrap_or_default();
+            sealed.push(product.sealed);
+            if sealed.iter().any(Option::is_some) {
+                let stock = product.stock + shard_stock.get(id.as_str()).copied().unwrap_or(0);
+                let whole = sealed.len() as i64 == product.span()
+                    && sealed.iter().all(|seal| *seal == Some(product.span()));
+                if !whole || stock != 0 {
+                    violations.push(format!(
+                        "product {id} is sealed as sold out, but {} of its {} shards carry the \
+                         seal and they hold {stock} units",
+                        sealed.iter().filter(|seal| seal.is_some()).count(),
+                        product.span()
+                    ));
+                }
             }
         }
 
@@ -294,14 +385,15 @@ impl DynamoOrderStore {
         for (product_id, product) in &products {
             let account = ProductId::parse(product_id).map(Account::Stock);
             let held = account.as_ref().map_or(0, |account| ledger.held(account));
-            report.total_stock += product.stock;
+            let stock = product.stock + shard_stock.get(product_id.as_str()).copied().unwrap_or(0);
+            report.total_stock += stock;
             report.total_reserved += held;
             match (product.initial_stock, &account) {
                 (None, _) => violations.push(format!(
                     "product {product_id} has no initialStock: its stock cannot be checked"
                 )),
                 (Some(initial), Ok(account)) => {
-                    violations.extend(ledger.violation(account, product.stock, initial));
+                    violations.extend(ledger.violation(account, stock, initial));
                 }
                 (Some(_), Err(error)) => {
                     violations.push(format!("product {product_id:?}: {error}"))

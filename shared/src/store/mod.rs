@@ -5,12 +5,15 @@
 //! reads, asks the domain, writes, and reads again when a write is rejected.
 //!
 //! The capabilities are small traits, matched by least-privilege IAM in `template.yaml`:
-//! `ReadCatalog` (what placing an order reads), `ReadOrders`, `WriteOrders` and `KeepAnswers`
-//! (the Idempotency-Key records). `PlaceOrders`, `ChangeOrders` and `ReadOrders` are what each
+//! `ReadCatalog` (what placing an order reads, stock shards included), `ReadOrders`,
+//! `WriteOrders` and `KeepAnswers` (the Idempotency-Key records); `ArrangeStock` (reshard,
+//! rebalance) is the operators'. `PlaceOrders`, `ChangeOrders` and `ReadOrders` are what each
 //! function needs.
 
 #[cfg(feature = "admin")]
 mod admin;
+#[cfg(feature = "admin")]
+mod arrange;
 #[cfg(feature = "admin")]
 mod audit;
 mod breaker;
@@ -23,6 +26,7 @@ mod items;
 mod reads;
 mod retry;
 pub mod schema;
+mod seal;
 mod writes;
 
 use std::collections::HashMap;
@@ -44,9 +48,11 @@ use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "admin")]
+use crate::domain::Rearrangement;
 use crate::domain::{
-    Claim, Fingerprint, Money, Order, OrderId, OrderState, Prior, ProductId, Refusal, Transition,
-    UserId,
+    Arrangement, Claim, Fingerprint, Money, Order, OrderId, OrderState, Prior, ProductId, Refusal,
+    ShardCount, ShardCounts, StockLayout, StockMove, Transition, UserId,
 };
 use crate::error::ServiceError;
 
@@ -94,19 +100,23 @@ impl OrderPage {
     }
 }
 
-/// What placing an order reads: whether the user exists and the products' prices (a product
-/// without a price does not exist).
+/// What placing an order reads: whether the user exists, the products' prices (a product
+/// without a price does not exist) and how many shards the sharded ones have.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Catalog {
     pub user_exists: bool,
     pub prices: HashMap<ProductId, Money>,
+    pub shard_counts: ShardCounts,
 }
 
-/// A new order to write, with the fingerprint of the request that made it and the claim its
-/// transaction answers.
+/// A new order to write, with the stock it takes from which shards (`takes`, as the domain
+/// decided), the shard counts it saw (kept on the order for its cancel), the fingerprint of the
+/// request that made it and the claim its transaction answers.
 #[derive(Debug, Clone, Copy)]
 pub struct NewOrderWrite<'a> {
     pub order: &'a Order,
+    pub takes: &'a [StockMove],
+    pub shard_counts: &'a ShardCounts,
     pub request: &'a Fingerprint,
     pub claim: Option<&'a Claim>,
 }
@@ -130,14 +140,53 @@ pub enum Rejection {
     /// The order is no longer at the revision the transition was decided from: as it stands
     /// now (`None`: it is gone).
     OrderMoved { current: Option<OrderState> },
-    /// A product's stock does not cover what was taken from it (or the product is gone).
-    StockShort { product_id: ProductId },
+    /// A shard of a product's stock does not cover what was taken from it: which shard, and
+    /// what the store saw of it when the condition failed (`None`: nothing came back, or the
+    /// shard is gone).
+    StockShort {
+        product_id: ProductId,
+        shard: u32,
+        seen: Option<SeenShard>,
+    },
     /// A product stock was to go back to no longer exists.
     ProductGone { product_id: ProductId },
+    /// A shard stock was to go back to no longer exists (a reshard removed it); the product's
+    /// first shard still does.
+    ShardGone { product_id: ProductId, shard: u32 },
+    /// A shard stock was to go back to is sealed (the product sold out): the seal, on shards
+    /// 0..span, comes off first.
+    StockSealed { product_id: ProductId, span: u32 },
+    /// A product's shards are no longer as a rearrangement read them (a sale took more than a
+    /// shard was to keep, a reshard ran, a shard appeared or went).
+    StockMoved { product_id: ProductId },
     /// The balance move failed: the user's balance as read now (`None`: the user is gone).
     Balance { balance: Option<i64> },
     /// The key's claim is no longer this request's (its lease lapsed, another took it).
     ClaimLost,
+}
+
+/// A shard as a failed condition returned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenShard {
+    pub stock: i64,
+    /// Shard 0 only (the product item): how many shards sales choose from, and how many may
+    /// hold units. One and one: the item holds the product's whole stock.
+    pub arrangement: Option<Arrangement>,
+    /// Whether the shard carried the seal: every shard of the product was empty when it was
+    /// sealed, and nothing gives a sealed shard units.
+    pub sealed: bool,
+}
+
+impl SeenShard {
+    /// Whether this shard's failed take is the product's own shortfall, exactly: it held the
+    /// product's whole stock (an ordinary product's one item), or it was sealed (the product
+    /// is sold out).
+    pub fn proves_shortfall(&self) -> bool {
+        self.sealed
+            || self
+                .arrangement
+                .is_some_and(|arrangement| arrangement.span == 1)
+    }
 }
 
 /// Why a write did not happen.
@@ -186,6 +235,36 @@ pub trait ReadCatalog: Send + Sync {
         user_id: &UserId,
         products: &[ProductId],
     ) -> impl Future<Output = Result<Catalog, ServiceError>> + Send;
+
+    /// A product's stock shard by shard, each shard read strongly consistently but not all at
+    /// one instant (`None`: the product is gone). `hint` is how many shards the caller expects;
+    /// the product item's own count decides.
+    fn read_stock(
+        &self,
+        product_id: &ProductId,
+        hint: ShardCount,
+    ) -> impl Future<Output = Result<Option<StockLayout>, ServiceError>> + Send;
+
+    /// A product's stock as it stood at one instant (a transactional read of every shard), for
+    /// the one answer a non-snapshot read cannot give: that the shards together hold too
+    /// little. Costs twice a plain read and meets concurrent writes as conflicts.
+    fn read_stock_at_once(
+        &self,
+        product_id: &ProductId,
+        hint: ShardCount,
+    ) -> impl Future<Output = Result<Option<StockLayout>, ServiceError>> + Send;
+}
+
+/// Laying a product's stock out again over its shards (reshard, rebalance): operator work,
+/// never on the request path.
+#[cfg(feature = "admin")]
+pub trait ArrangeStock: ReadCatalog {
+    /// Writes one decided step in one transaction, conditioned on the product item's
+    /// arrangement and on every shard change's own condition (`StockMoved` when any fails).
+    fn write_rearrangement(
+        &self,
+        step: &Rearrangement,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
 }
 
 pub trait ReadOrders: Send + Sync {
@@ -220,6 +299,23 @@ pub trait WriteOrders: Send + Sync {
         &self,
         write: TransitionWrite<'_>,
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Seals a sold-out product's shards (`StockLayout::should_seal`): every shard marked in
+    /// one transaction, on condition that each is still empty and unsealed and the product
+    /// item's arrangement is the layout's. Whether it was sealed now (false: a shard moved, or
+    /// another request sealed it first; nothing was written).
+    fn seal_stock(
+        &self,
+        layout: &StockLayout,
+    ) -> impl Future<Output = Result<bool, ServiceError>> + Send;
+
+    /// Takes the seal off shards 0..span of a product (each must still carry it): before units
+    /// go back to a sealed shard. False when another request took it off first.
+    fn unseal_stock(
+        &self,
+        product_id: &ProductId,
+        span: u32,
+    ) -> impl Future<Output = Result<bool, ServiceError>> + Send;
 }
 
 /// What create-order needs.

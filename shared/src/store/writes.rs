@@ -13,22 +13,28 @@ use aws_sdk_dynamodb::types::{
 
 use super::errors::{is_throttling_code, mapping_error, store_error, RETRY_AFTER};
 use super::items::{
-    number_value, order_key, product_key, string_value, to_item, user_key, Item, OrderRecord,
+    from_item, number_value, order_key, shard_key, string_value, to_item, user_key, Item,
+    OrderRecord, ShardStock, SEALED,
 };
 use super::reads::build_error;
 use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
-use super::{DynamoOrderStore, NewOrderWrite, Rejection, TransitionWrite, WriteError, WriteOrders};
-use crate::domain::{Answer, BalanceMove, Claim, Order, ProductId, Timestamp, UserId};
+use super::{
+    DynamoOrderStore, NewOrderWrite, Rejection, SeenShard, TransitionWrite, WriteError, WriteOrders,
+};
+use crate::domain::{
+    Answer, Arrangement, BalanceMove, Claim, Order, ProductId, ShardCount, StockLayout, Timestamp,
+    UserId,
+};
 use crate::error::ServiceError;
 
 /// Why a transaction did not commit.
-enum Cancelled {
+pub(super) enum Cancelled {
     /// At least one condition was false; the reasons are in transaction item order.
     Conditions(Vec<CancellationReason>),
     Store(ServiceError),
 }
 
-fn condition_failed(reason: &CancellationReason) -> bool {
+pub(super) fn condition_failed(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
@@ -45,7 +51,10 @@ enum Move {
 #[derive(Debug, PartialEq, Eq)]
 enum Part {
     Order,
-    Stock(ProductId),
+    /// A shard of a product's stock that units are taken from.
+    Stock(ProductId, u32),
+    /// A shard of a product's stock that units go back to.
+    Restock(ProductId, u32),
     Balance,
     Answer,
 }
@@ -84,7 +93,7 @@ impl DynamoOrderStore {
     /// progress) as the same transaction and answers success without applying it again. The
     /// SDK reuses the token across its own retries; this loop's retries are new SDK calls, so
     /// the token is set here.
-    async fn transact(
+    pub(super) async fn transact(
         &self,
         operation: &'static str,
         items: Vec<TransactWriteItem>,
@@ -177,34 +186,50 @@ impl DynamoOrderStore {
         counter: &str,
         movement: Move,
         amount: i64,
-    ) -> Result<TransactWriteItem, ServiceError> {
+    ) -> Result<Update, ServiceError> {
         let (expression, condition) = match movement {
             Move::Take => ("SET #counter = #counter - :amount", "#counter >= :amount"),
             Move::Give => ("SET #counter = #counter + :amount", "attribute_exists(pk)"),
         };
-        Ok(TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(self.table_name())
-                    .set_key(Some(key))
-                    .update_expression(expression)
-                    .condition_expression(condition)
-                    .expression_attribute_names("#counter", counter)
-                    .expression_attribute_values(":amount", number_value(amount))
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build())
+        Update::builder()
+            .table_name(self.table_name())
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":amount", number_value(amount))
+            .build()
+            .map_err(build_error)
     }
 
-    /// Units of a product taken from (reserved) or given back to its stock.
+    /// Units of one shard of a product taken from (reserved) or given back to its stock.
     fn stock_update(
         &self,
         product_id: &ProductId,
+        shard: u32,
         units: u32,
         movement: Move,
     ) -> Result<TransactWriteItem, ServiceError> {
-        self.counter_update(product_key(product_id), "stock", movement, i64::from(units))
+        let mut update = self.counter_update(
+            shard_key(product_id, shard),
+            "stock",
+            movement,
+            i64::from(units),
+        )?;
+        // A failed take returns the shard as it was, so the rejection says what it saw; units
+        // go back only to an unsealed shard (a sealed one proves the product sold out), and a
+        // refused give-back returns the shard too, to say whether it was sealed or gone.
+        update.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        if matches!(movement, Move::Give) {
+            update.condition_expression =
+                Some("attribute_exists(pk) AND attribute_not_exists(#sealed)".to_owned());
+            update
+                .expression_attribute_names
+                .get_or_insert_with(Default::default)
+                .insert("#sealed".to_owned(), SEALED.to_owned());
+        }
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The claim's answer, in the transaction of the change it answers.
@@ -290,12 +315,44 @@ impl DynamoOrderStore {
     }
 }
 
+/// What a failed take's `ALL_OLD` returned of its shard: its stock and, for the product item,
+/// its arrangement. `None` when nothing came back (the shard is gone, or the store in use does
+/// not return items with cancellation reasons).
+fn seen_shard(returned: Option<&Item>, shard: u32) -> Option<SeenShard> {
+    let item = returned.filter(|item| !item.is_empty())?;
+    let seen: ShardStock = from_item(item.clone()).ok()?;
+    let arrangement = (shard == 0).then(|| {
+        let count = seen.shard_count.unwrap_or(ShardCount::ONE);
+        Arrangement {
+            count,
+            span: seen.shard_span.unwrap_or(0).max(count.get()),
+        }
+    });
+    Some(SeenShard {
+        stock: seen.stock,
+        arrangement,
+        sealed: seen.sealed.is_some(),
+    })
+}
+
 impl WriteOrders for DynamoOrderStore {
+    async fn seal_stock(&self, layout: &StockLayout) -> Result<bool, ServiceError> {
+        self.guarded(self.seal_shards(layout)).await
+    }
+
+    async fn unseal_stock(&self, product_id: &ProductId, span: u32) -> Result<bool, ServiceError> {
+        self.guarded(self.unseal_shards(product_id, span)).await
+    }
+
     async fn write_new_order(&self, write: NewOrderWrite<'_>) -> Result<(), WriteError> {
         let order = write.order;
         let result = self
             .guarded(async {
-                let record = OrderRecord::new(order.clone(), write.request.clone());
+                let record = OrderRecord::new(
+                    order.clone(),
+                    write.request.clone(),
+                    write.shard_counts.clone(),
+                );
                 let item = to_item(&record).map_err(|error| mapping_error("an order", error))?;
                 let mut transaction = Transaction::default();
                 transaction.push(
@@ -314,10 +371,15 @@ impl WriteOrders for DynamoOrderStore {
                         )
                         .build(),
                 );
-                for line in &order.items {
+                for take in write.takes {
                     transaction.push(
-                        Part::Stock(line.product_id.clone()),
-                        self.stock_update(&line.product_id, line.quantity.get(), Move::Take)?,
+                        Part::Stock(take.product_id.clone(), take.shard),
+                        self.stock_update(
+                            &take.product_id,
+                            take.shard,
+                            take.quantity.get(),
+                            Move::Take,
+                        )?,
                     );
                 }
                 let answer = self.answer_item(&order.user_id, write.claim, || {
@@ -350,9 +412,13 @@ impl WriteOrders for DynamoOrderStore {
                                     existing: existing.into_state(),
                                 }
                             }
-                            Some((Part::Stock(product_id), _)) => Rejection::StockShort {
-                                product_id: product_id.clone(),
-                            },
+                            Some((Part::Stock(product_id, shard), reason)) => {
+                                Rejection::StockShort {
+                                    product_id: product_id.clone(),
+                                    shard: *shard,
+                                    seen: seen_shard(reason.item(), *shard),
+                                }
+                            }
                             Some((Part::Answer, _)) => Rejection::ClaimLost,
                             _ => {
                                 return Err(ServiceError::internal(
@@ -384,8 +450,13 @@ impl WriteOrders for DynamoOrderStore {
                 );
                 for units in &transition.restock {
                     transaction.push(
-                        Part::Stock(units.product_id.clone()),
-                        self.stock_update(&units.product_id, units.quantity.get(), Move::Give)?,
+                        Part::Restock(units.product_id.clone(), units.shard),
+                        self.stock_update(
+                            &units.product_id,
+                            units.shard,
+                            units.quantity.get(),
+                            Move::Give,
+                        )?,
                     );
                 }
                 let balance = match transition.balance {
@@ -396,12 +467,14 @@ impl WriteOrders for DynamoOrderStore {
                 if let Some((movement, amount)) = balance {
                     transaction.push(
                         Part::Balance,
-                        self.counter_update(
-                            user_key(&order.user_id),
-                            "balance",
-                            movement,
-                            amount.won(),
-                        )?,
+                        TransactWriteItem::builder()
+                            .update(self.counter_update(
+                                user_key(&order.user_id),
+                                "balance",
+                                movement,
+                                amount.won(),
+                            )?)
+                            .build(),
                     );
                 }
                 let answer = self.answer_item(&order.user_id, write.claim, || {
@@ -426,9 +499,19 @@ impl WriteOrders for DynamoOrderStore {
                                     .await?
                                     .map(OrderRecord::into_state),
                             },
-                            Some((Part::Stock(product_id), _)) => Rejection::ProductGone {
-                                product_id: product_id.clone(),
-                            },
+                            Some((Part::Restock(product_id, shard), reason)) => {
+                                let product_id = product_id.clone();
+                                let sealed = reason
+                                    .item()
+                                    .filter(|item| !item.is_empty())
+                                    .and_then(|item| from_item::<ShardStock>(item.clone()).ok())
+                                    .and_then(|seen| seen.sealed);
+                                match (sealed, *shard) {
+                                    (Some(span), _) => Rejection::StockSealed { product_id, span },
+                                    (None, 0) => Rejection::ProductGone { product_id },
+                                    (None, shard) => Rejection::ShardGone { product_id, shard },
+                                }
+                            }
                             // A debit fails on a short balance or a missing user, a refund only
                             // on a missing user. What a failed condition returns differs
                             // between DynamoDB and the emulators, so the user is read.
@@ -436,7 +519,7 @@ impl WriteOrders for DynamoOrderStore {
                                 balance: self.read_balance(&order.user_id).await?,
                             },
                             Some((Part::Answer, _)) => Rejection::ClaimLost,
-                            None => {
+                            Some((Part::Stock(..), _)) | None => {
                                 return Err(ServiceError::internal(
                                     "a change was cancelled without a failed condition",
                                 ))

@@ -15,6 +15,7 @@ pub(crate) fn small_plan() -> SeedPlan {
         products: 2,
         stock: 10,
         extra_products: vec![],
+        sharded: vec![],
     }
 }
 

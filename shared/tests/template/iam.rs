@@ -16,7 +16,8 @@ type Grant = (String, BTreeSet<&'static str>);
 /// * create-order: BatchGetItem of the user and the products in one request (so one statement
 ///   must allow both patterns: IAM judges a batch's keys together), the transaction's Put
 ///   (order) and Update (stock; the key's answer), GetItem and PutItem/UpdateItem of the key's
-///   record, GetItem of an existing order after a failed condition;
+///   record, GetItem of an existing order after a failed condition, and TransactGetItems of a
+///   sharded product's shards (authorized per item, as GetItem);
 /// * pay-order: the order, the balance and the key's record, all in the user's partition: never
 ///   a product;
 /// * cancel-order and refund-order: as pay-order, plus UpdateItem of the stock they give back;
@@ -37,6 +38,7 @@ fn expected_grants(function: &str) -> BTreeSet<Grant> {
             .into_iter()
             .chain([
                 ("dynamodb:BatchGetItem", on(&[USER, PRODUCT])),
+                ("dynamodb:GetItem", on(&[PRODUCT])),
                 ("dynamodb:UpdateItem", on(&[PRODUCT])),
             ])
             .collect(),
@@ -218,6 +220,7 @@ fn store_code_calls_the_operations_the_policies_assume() {
         ".get_item()",
         ".query()",
         ".transact_write_items()",
+        ".transact_get_items()",
         ".put(",
         ".update(",
     ] {

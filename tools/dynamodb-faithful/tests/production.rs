@@ -485,6 +485,36 @@ async fn consumed_capacity_is_counted_and_reported_only_when_asked() {
         summary.partitions[&format!("{}/big", table.table)].write_units,
         6.0
     );
+    // An item the table's local index holds (it has the index's sort key) is written to the
+    // index too: a put of it and two updates in one transaction cost 6 units for the table
+    // (which DynamoDB Local reports as 4) and 2 for the index.
+    let mut indexed = key("indexed");
+    indexed.insert(
+        "listSk".to_owned(),
+        AttributeValue::S("2026-12-07".to_owned()),
+    );
+    let mut items = increments(&table.table, &["e", "f"]);
+    items.push(
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&table.table)
+                    .set_item(Some(indexed))
+                    .build()
+                    .unwrap(),
+            )
+            .build(),
+    );
+    proxy.reset_stats();
+    sdk.transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy.summary().operation("TransactWriteItems").write_units,
+        6.0 + 2.0
+    );
 }
 
 /// Runs `clients` concurrent clients, each sending `each` one-item transactions on the item
