@@ -44,7 +44,8 @@ FN_CREATE="$(_stack_resource CreateOrderFunction)"
 FN_PAY="$(_stack_resource PayOrderFunction)"
 FN_CANCEL="$(_stack_resource CancelOrderFunction)"
 FN_GET="$(_stack_resource GetOrderFunction)"
-FUNCTIONS=("$FN_CREATE" "$FN_PAY" "$FN_CANCEL" "$FN_GET")
+FN_REFUND="$(_stack_resource RefundOrderFunction)"
+FUNCTIONS=("$FN_CREATE" "$FN_PAY" "$FN_CANCEL" "$FN_GET" "$FN_REFUND")
 TABLE="$(_stack_output TableName)"
 API_ID="$(_stack_output ApiId)"
 STAGE="$(_stack_output ApiStage)"          # the API Gateway stage (template.yaml: v1); the Lambda alias is always `live`
@@ -75,7 +76,7 @@ unset _access_log_arn
 # shellcheck disable=SC2034
 EMF_DIMS=("Name=Stack,Value=$STACK")
 CD_APP="$(_stack_resources_of_type AWS::CodeDeploy::Application)"
-export FN_CREATE FN_PAY FN_CANCEL FN_GET TABLE API_ID STAGE API_URL TOPIC_ARN API_TYPE API_NAME API_5XX API_4XX ACCESS_LOG_GROUP CD_APP
+export FN_CREATE FN_PAY FN_CANCEL FN_GET FN_REFUND TABLE API_ID STAGE API_URL TOPIC_ARN API_TYPE API_NAME API_5XX API_4XX ACCESS_LOG_GROUP CD_APP
 
 # Log group of each function (the template may set LoggingConfig.LogGroup; default is /aws/lambda/<name>).
 LOG_GROUPS=()
