@@ -62,8 +62,11 @@ mod price {
     pub(super) const READ_UNIT: f64 = 0.125 / 1e6;
     pub(super) const LOG_GB: f64 = 0.50;
     pub(super) const TRACE: f64 = 5.00 / 1e6;
-    /// A stage with no traffic: alarms, dashboard (README "Capacity and cost").
-    pub(super) const IDLE_STAGE_MONTH: f64 = 6.60;
+    pub(super) const ALARM_METRIC_MONTH: f64 = 0.10;
+    pub(super) const DASHBOARD_MONTH: f64 = 3.00;
+    /// A stage with no traffic: its alarms' metrics and its dashboard (README "Capacity and
+    /// cost"; a test counts them in template.yaml).
+    pub(super) const IDLE_STAGE_MONTH: f64 = 41.0 * ALARM_METRIC_MONTH + DASHBOARD_MONTH;
 }
 
 /// The functions' memory (template.yaml, `MemorySize`).
@@ -532,6 +535,38 @@ pub fn run(args: &Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CloudWatch bills an alarm per metric it watches (each metric of a metric-math alarm).
+    #[test]
+    fn the_idle_stage_prices_every_alarm_metric_and_dashboard_of_the_template() {
+        let text = std::fs::read_to_string(crate::paths::root().join("template.yaml")).unwrap();
+        let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let resources = template["Resources"].as_mapping().unwrap();
+        let of_type = |kind: &'static str| {
+            resources
+                .values()
+                .filter(move |resource| resource["Type"].as_str() == Some(kind))
+        };
+        let metrics: usize = of_type("AWS::CloudWatch::Alarm")
+            .map(|alarm| {
+                alarm["Properties"]["Metrics"].as_sequence().map_or(1, |metrics| {
+                    metrics
+                        .iter()
+                        .filter(|metric| metric.get("MetricStat").is_some())
+                        .count()
+                })
+            })
+            .sum();
+        let dashboards = of_type("AWS::CloudWatch::Dashboard").count();
+        let idle = metrics as f64 * price::ALARM_METRIC_MONTH
+            + dashboards as f64 * price::DASHBOARD_MONTH;
+        assert!(
+            (idle - price::IDLE_STAGE_MONTH).abs() < 1e-9,
+            "template.yaml: {metrics} alarm metrics and {dashboards} dashboard(s) cost ${idle:.2} a \
+             month idle; IDLE_STAGE_MONTH says ${:.2}",
+            price::IDLE_STAGE_MONTH
+        );
+    }
 
     fn args(peak: f64) -> Args {
         Args {
