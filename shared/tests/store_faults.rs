@@ -78,8 +78,10 @@ async fn throttled_transactions_are_a_503_that_leaves_the_breaker_closed() {
         matches!(created, Err(ServiceError::Throttled { .. })),
         "{created:?}"
     );
+    // AND it gave up after two sends, not the ten a conflict gets: resending into a partition
+    // past its throughput spends more of it and holds the function's concurrency meanwhile
     let seen = faithful.requests("TransactWriteItems");
-    assert_eq!(seen, 10);
+    assert_eq!(seen, 2);
     // AND the breaker did not count it: a throttled item is a busy store, not an unreachable
     // one, so the next request still reaches the store
     let next = faithful.store.create_order(&user, &one_unit(), None).await;
@@ -87,6 +89,6 @@ async fn throttled_transactions_are_a_503_that_leaves_the_breaker_closed() {
         matches!(next, Err(ServiceError::Throttled { .. })),
         "{next:?}"
     );
-    assert_eq!(faithful.requests("TransactWriteItems"), seen + 10);
+    assert_eq!(faithful.requests("TransactWriteItems"), seen + 2);
     assert!(faithful.table.store.all_orders().await.unwrap().is_empty());
 }

@@ -29,6 +29,12 @@ pub fn store_retries_so_far() -> u32 {
 /// conflict or throttling. The bound is what rules out livelock; the jitter spreads contenders.
 pub(crate) const MAX_WRITE_ATTEMPTS: u32 = 10;
 
+/// How many sends of one logical write may be cancelled for throttling before the request
+/// gives up with 503 `STORE_THROTTLED` and `Retry-After`. Resending into a partition that is
+/// past its throughput only spends more of it and holds the function (and its concurrency)
+/// meanwhile: a flash sale's hot item then starves every other product the function serves.
+pub(crate) const MAX_THROTTLED_SENDS: u32 = 2;
+
 /// Sleeps before retry number `attempt` (1-based) with "full jitter" exponential backoff.
 pub(crate) async fn back_off(attempt: u32) {
     let _ = STORE_RETRIES.try_with(|count| count.set(count.get() + 1));

@@ -17,7 +17,7 @@ use super::items::{
     OrderRecord, ShardStock, SEALED,
 };
 use super::reads::build_error;
-use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
+use super::retry::{back_off, MAX_THROTTLED_SENDS, MAX_WRITE_ATTEMPTS};
 use super::{
     DynamoOrderStore, NewOrderWrite, Rejection, SeenShard, TransitionWrite, WriteError, WriteOrders,
 };
@@ -101,6 +101,11 @@ impl DynamoOrderStore {
         let token = ulid::Ulid::new().to_string();
         let mut attempt = 1;
         let mut throttled = false;
+        // Sends cancelled for throttling: a conflict clears in milliseconds, as soon as the
+        // other transaction ends, but a partition past its throughput stays so for the rest of
+        // its second, and every resend spends more of it. So throttling gets a smaller budget,
+        // and the client, told to retry after `Retry-After`, waits instead of the function.
+        let mut throttled_sends = 0;
         // Whether DynamoDB said an earlier send of this very transaction was still running:
         // then it may commit after the last resend, and giving up must not claim that
         // nothing was applied.
@@ -123,9 +128,13 @@ impl DynamoOrderStore {
                     if reasons.iter().any(condition_failed) {
                         return Err(Cancelled::Conditions(reasons.to_vec()));
                     }
-                    throttled |= reasons
+                    if reasons
                         .iter()
-                        .any(|reason| is_throttling_code(reason.code()));
+                        .any(|reason| is_throttling_code(reason.code()))
+                    {
+                        throttled = true;
+                        throttled_sends += 1;
+                    }
                     reasons.iter().all(|reason| {
                         matches!(
                             reason.code(),
@@ -142,7 +151,7 @@ impl DynamoOrderStore {
             if !retryable {
                 return Err(Cancelled::Store(store_error(operation, error)));
             }
-            if attempt >= MAX_WRITE_ATTEMPTS {
+            if attempt >= MAX_WRITE_ATTEMPTS || throttled_sends >= MAX_THROTTLED_SENDS {
                 tracing::warn!(
                     operation,
                     attempt,
