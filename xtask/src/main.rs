@@ -4,8 +4,8 @@
 //! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 use ops_lab::{
-    bench, capacity, ci, data, drill, emulator, histories, incidents, install, invoke, loadtest,
-    monitor, stack, stock, template,
+    bench, capacity, ci, data, drill, emulator, flash_sale, histories, incidents, install, invoke,
+    loadtest, monitor, stack, stock, template,
 };
 
 use anyhow::Result;
@@ -43,6 +43,10 @@ enum Command {
     /// Shards, units and monthly cost for a traffic shape (`--measure`: measure the units per
     /// operation again through dynamodb-faithful).
     Capacity(capacity::Args),
+    /// One SKU sold past one stock item's write limit, sharded and not side by side, through
+    /// dynamodb-faithful's scale model of production; optionally resharded and with a store
+    /// outage during the sale. Prints the Per-SKU line and writes a report.
+    FlashSale(flash_sale::Args),
     /// Print a development token for a user (for curl and k6).
     Token {
         /// The user the token is for, e.g. user-7.
@@ -85,6 +89,7 @@ fn main() -> Result<()> {
         Command::Token { user } => data::token_command(&user),
         Command::Stock(args) => stock::run(&args),
         Command::Capacity(args) => capacity::run(&args),
+        Command::FlashSale(args) => flash_sale::run(&args),
         Command::Loadtest(args) => loadtest::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Invoke(args) => invoke::run(&args),

@@ -2,18 +2,15 @@
 //! calls through the lab's client, and k6 runs in the background.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 
 use crate::http::Reach;
-use crate::process::{self, Signal};
-use crate::{paths, stack};
+use crate::process;
+use crate::stack;
 
 // ------------------------------------------------------------------------------------------
 // Ctrl-C
@@ -172,134 +169,7 @@ pub(super) fn http(
 // k6
 // ------------------------------------------------------------------------------------------
 
-/// A k6 scenario running in the background, its stdout (ledger lines, summary) in a file.
-#[derive(Debug)]
-pub(super) struct K6Run {
-    pub name: String,
-    child: Child,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
-    pub report_dir: PathBuf,
-    pub exit_code: Option<i32>,
-    pub started_ms: i64,
-    pub stopped_ms: Option<i64>,
-}
-
-impl K6Run {
-    /// Starts `k6 run` on `script` (relative to the workspace root) with `env`.
-    pub(super) fn spawn(
-        name: &str,
-        script: &str,
-        env: &[(String, String)],
-        report_dir: &Path,
-    ) -> Result<Self> {
-        std::fs::create_dir_all(report_dir)?;
-        let stdout = report_dir.join("k6-stdout.txt");
-        let stderr = report_dir.join("k6-stderr.txt");
-        let mut command = Command::new(crate::install::k6());
-        command
-            .args([
-                "run",
-                "-q",
-                "--no-usage-report",
-                "--log-output=stdout",
-                "--log-format=raw",
-            ])
-            .arg(script)
-            .current_dir(paths::root())
-            .env("K6_NO_USAGE_REPORT", "true")
-            .env("REPORT_DIR", report_dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout)?)
-            .stderr(std::fs::File::create(&stderr)?)
-            // Its own process group: a Ctrl-C on the drill must not kill k6 before the drill
-            // has restored the fault; the drill stops it.
-            .process_group(0);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command
-            .spawn()
-            .context("cannot start k6 (run `cargo xtask install`)")?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            stdout,
-            stderr,
-            report_dir: report_dir.to_owned(),
-            exit_code: None,
-            started_ms: crate::monitor::now_ms(),
-            stopped_ms: None,
-        })
-    }
-
-    pub(super) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(super) fn running(&mut self) -> bool {
-        match self.child.try_wait() {
-            Ok(Some(status)) => {
-                self.exit_code = status.code();
-                if self.stopped_ms.is_none() {
-                    self.stopped_ms = Some(crate::monitor::now_ms());
-                }
-                false
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        }
-    }
-
-    /// Waits for k6 to end by itself, up to `timeout`.
-    pub(super) fn wait(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.running() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        !self.running()
-    }
-
-    /// Stops k6 like Ctrl-C does (it still writes its summary), then hard after `timeout`.
-    pub(super) fn stop(&mut self, timeout: Duration) {
-        if !self.running() {
-            return;
-        }
-        self.stopped_ms = Some(crate::monitor::now_ms());
-        process::signal(self.pid(), Signal::SIGINT);
-        if !self.wait(timeout) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    pub(super) fn summary(&self) -> Option<Value> {
-        let text = std::fs::read_to_string(self.report_dir.join("summary.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    /// The `LEDGER {json}` lines printed so far.
-    pub(super) fn ledger(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.stdout)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| line.strip_prefix("LEDGER "))
-            .filter_map(|json| serde_json::from_str(json).ok())
-            .collect()
-    }
-}
-
-impl Drop for K6Run {
-    fn drop(&mut self) {
-        if self.running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+pub(crate) use crate::k6::K6Run;
 
 /// `summary.metrics[metric].values[field]`.
 pub(super) fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
