@@ -103,6 +103,10 @@ pub(crate) struct Options {
     /// hot-partition: buyers per second on the hot product (each retries 3 times).
     #[arg(long, default_value_t = 40.0)]
     pub hot_rate: f64,
+    /// hot-partition: the shards the hot product is resharded to once the throttle alarm
+    /// fires (the mitigation; 1: no reshard, the burst runs its course).
+    #[arg(long, default_value_t = 8)]
+    pub hot_shards: u32,
     /// How long to wait for recovery (clean window and alarms OK) after the fault is removed.
     #[arg(long, default_value_t = 120)]
     pub recovery_timeout_seconds: u64,

@@ -6,13 +6,17 @@
 //! `dynamodb-throttles` and `dynamodb-transaction-conflicts` alarms fire, buyers get 201 or a
 //! 503 `STORE_THROTTLED` with Retry-After (never a 500), the throttling of one product opens no
 //! circuit breaker (no `STORE_UNAVAILABLE` for anyone), and no unit is sold twice. Mitigation as
-//! runbooks/dynamodb-throttles.md's A: the hot product's demand is capped (the sale stops),
-//! and the alarms resolve.
+//! runbooks/dynamodb-throttles.md's A: once the throttle alarm fires, the hot product is
+//! resharded live (`--hot-shards`, through the same store the functions use, while the burst
+//! goes on), its partitions then serve the burst, and the alarms resolve with buyers still
+//! arriving. With `--hot-shards 1` the burst runs its course instead (A's fallback, a capped
+//! demand).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use order_service::domain::Order;
+use order_service::app::stock;
+use order_service::domain::{Order, ProductId, ShardCount};
 use serde_json::Value;
 
 use crate::faithful::Faithful;
@@ -29,10 +33,51 @@ pub(super) struct HotPartition {
     /// dynamodb-faithful's counts over the drill (reset when the burst starts).
     store: Option<dynamodb_faithful::Summary>,
     stock_before: Option<i64>,
+    /// The hot product's shard count after the reshard, read back.
+    shards_after: Option<u32>,
 }
 
 fn faithful_of(drill: &Drill) -> Result<Faithful> {
     Faithful::of(&drill.state).context("hot-partition needs the stack's dynamodb-faithful")
+}
+
+impl HotPartition {
+    /// Mitigation A: `cargo xtask stock reshard` of the hot product while the burst goes on,
+    /// through dynamodb-faithful (the reshard's own transactions meet the burst's).
+    fn reshard(&mut self, drill: &mut Drill, faithful: &Faithful) -> Result<()> {
+        let shards = drill.options.hot_shards;
+        let count =
+            ShardCount::new(shards).map_err(|error| anyhow::anyhow!("--hot-shards: {error}"))?;
+        let product = ProductId::parse(HOT_PRODUCT).map_err(|error| anyhow::anyhow!("{error}"))?;
+        drill.note(format!(
+            "dynamodb-throttles fired: resharding {HOT_PRODUCT} to {shards} shards \
+             (`cargo xtask stock reshard --product {HOT_PRODUCT} --shards {shards}`)"
+        ));
+        let table = drill.state.table.clone();
+        let done = crate::data::runtime()?.block_on(async {
+            let store = crate::data::store_for(faithful.endpoint(), &table).await;
+            let done =
+                stock::rearrange(&store, &product, Some(count), Duration::from_secs(2)).await?;
+            let after = stock::show(&store, &product).await?;
+            Ok::<_, order_service::ServiceError>((done, after))
+        });
+        match done {
+            Ok((done, after)) => {
+                self.shards_after = Some(after.count.get());
+                drill.mitigate(format!(
+                    "{HOT_PRODUCT} resharded live to {shards} shards (runbooks/dynamodb-throttles.md, \
+                     mitigation A; {} steps, {} decided again after a sale moved the stock), the \
+                     burst still arriving",
+                    done.steps, done.retries
+                ));
+            }
+            Err(error) => drill.note(format!(
+                "the reshard failed: {}; the burst runs its course",
+                order_service::error::ErrorChain(&error)
+            )),
+        }
+        Ok(())
+    }
 }
 
 impl Scenario for HotPartition {
@@ -80,7 +125,15 @@ impl Scenario for HotPartition {
         let started = now_ms();
         let deadline = started + (drill.options.fault_seconds as i64 + 60) * 1_000;
         let mut next_progress = started + 5_000;
+        let mut resharded = false;
         while drill.flash.as_mut().is_some_and(K6Run::running) {
+            let throttling = drill
+                .observer()?
+                .with(|observed| observed.alert_of("dynamodb-throttles", started).is_some());
+            if throttling && !resharded && drill.options.hot_shards > 1 {
+                resharded = true;
+                self.reshard(drill, &faithful)?;
+            }
             let now = now_ms();
             let latest = drill
                 .observer()?
@@ -101,14 +154,19 @@ impl Scenario for HotPartition {
             support::check_interrupt()?;
             std::thread::sleep(Duration::from_millis(250));
         }
-        drill.mitigate(format!(
-            "the hot product's demand capped (runbooks/dynamodb-throttles.md, mitigation A): the \
-             burst on {HOT_PRODUCT} stopped"
-        ));
+        if !resharded {
+            drill.mitigate(format!(
+                "the hot product's demand capped (runbooks/dynamodb-throttles.md, mitigation A's \
+                 fallback): the burst on {HOT_PRODUCT} stopped"
+            ));
+        }
         Ok(())
     }
 
     fn after_recovery(&mut self, drill: &mut Drill) -> Result<()> {
+        if let Some(shards) = self.shards_after {
+            drill.note(format!("{HOT_PRODUCT} ends with {shards} shards"));
+        }
         self.store = Some(faithful_of(drill)?.summary()?);
         Ok(())
     }
@@ -185,11 +243,27 @@ impl Scenario for HotPartition {
         if let Some(store) = &self.store {
             let total = store.total();
             let partition = format!("{}/PRODUCT#{HOT_PRODUCT}", drill.state.table);
+            // Its item, and after the reshard its shards' items (`PRODUCT#<id>#<n>`).
             let hot = store
                 .partitions
-                .get(&partition)
-                .cloned()
-                .unwrap_or_default();
+                .iter()
+                .filter(|(name, _)| {
+                    name.strip_prefix(partition.as_str()).is_some_and(|rest| {
+                        rest.is_empty()
+                            || rest
+                                .strip_prefix('#')
+                                .is_some_and(|n| n.parse::<u32>().is_ok())
+                    })
+                })
+                .fold(
+                    dynamodb_faithful::PartitionStats::default(),
+                    |mut sum, (_, stats)| {
+                        sum.throttled += stats.throttled;
+                        sum.conflicts += stats.conflicts;
+                        sum.write_units += stats.write_units;
+                        sum
+                    },
+                );
             drill.check(
                 "the throttling is the hot product's partition",
                 total.throttled > 0 && hot.throttled * 2 > total.throttled,
@@ -230,10 +304,18 @@ impl Scenario for HotPartition {
                  {HOT_PRODUCT}; the stack's dynamodb-faithful at --partition-wcu {}.",
                 drill.options.hot_rate, drill.options.hot_wcu
             ),
-            resolution: "The burst stopped (runbooks/dynamodb-throttles.md, mitigation A: cap the \
-                 hot product's demand); the alarms resolved without a restart. The lasting fix \
-                 is sharded stock (`cargo xtask stock reshard`)."
-                .to_owned(),
+            resolution: match self.shards_after {
+                Some(shards) => format!(
+                    "{HOT_PRODUCT} resharded live to {shards} shards while buyers kept arriving \
+                     (runbooks/dynamodb-throttles.md, mitigation A): each shard is its own \
+                     partition, so the product's write ceiling rose {shards}-fold; the alarms \
+                     resolved without a restart and without stopping the sale."
+                ),
+                None => "The burst stopped (runbooks/dynamodb-throttles.md, mitigation A's \
+                     fallback: cap the hot product's demand); the alarms resolved without a restart. The \
+                     lasting fix is sharded stock (`cargo xtask stock reshard`)."
+                    .to_owned(),
+            },
         }
     }
 }
