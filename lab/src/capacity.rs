@@ -549,17 +549,19 @@ mod tests {
         };
         let metrics: usize = of_type("AWS::CloudWatch::Alarm")
             .map(|alarm| {
-                alarm["Properties"]["Metrics"].as_sequence().map_or(1, |metrics| {
-                    metrics
-                        .iter()
-                        .filter(|metric| metric.get("MetricStat").is_some())
-                        .count()
-                })
+                alarm["Properties"]["Metrics"]
+                    .as_sequence()
+                    .map_or(1, |metrics| {
+                        metrics
+                            .iter()
+                            .filter(|metric| metric.get("MetricStat").is_some())
+                            .count()
+                    })
             })
             .sum();
         let dashboards = of_type("AWS::CloudWatch::Dashboard").count();
-        let idle = metrics as f64 * price::ALARM_METRIC_MONTH
-            + dashboards as f64 * price::DASHBOARD_MONTH;
+        let idle =
+            metrics as f64 * price::ALARM_METRIC_MONTH + dashboards as f64 * price::DASHBOARD_MONTH;
         assert!(
             (idle - price::IDLE_STAGE_MONTH).abs() < 1e-9,
             "template.yaml: {metrics} alarm metrics and {dashboards} dashboard(s) cost ${idle:.2} a \
