@@ -199,7 +199,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Handle> {
             let Ok((stream, _)) = accepted else {
                 continue;
             };
-            let refused = locked(&accepting.faults).outage == Some(Outage::Refuse);
+            // In an outage a connection is closed at once, unless it is to the control API:
+            // an outage set over HTTP must be liftable over HTTP.
+            let refused = locked(&accepting.faults).outage == Some(Outage::Refuse)
+                && !is_control_connection(&stream).await;
             accepting.stats.connection(refused);
             if refused {
                 drop(stream);
@@ -220,6 +223,31 @@ pub async fn start(settings: Settings) -> anyhow::Result<Handle> {
         }
     });
     Ok(Handle { shared, address })
+}
+
+/// Whether a new connection's first request is to `/_faithful/...`: its request line, peeked
+/// without consuming it (a client sends it at once; 100 ms is ample on loopback).
+async fn is_control_connection(stream: &tokio::net::TcpStream) -> bool {
+    const PREFIX: &[u8] = b" /_faithful/";
+    let mut head = [0u8; 24];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut head)).await;
+        let Ok(Ok(read)) = peeked else {
+            return false;
+        };
+        if head[..read]
+            .windows(PREFIX.len())
+            .any(|window| window == PREFIX)
+        {
+            return true;
+        }
+        // The method (at most 7 bytes) and the prefix fit in what was read: not control.
+        if read >= head.len() || read == 0 {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 /// Why a request gets no answer: hyper closes the connection, as an unreachable store's would

@@ -640,4 +640,31 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
     let summary = proxy.summary();
     assert!(summary.refused_connections >= 1);
     assert_eq!(summary.total().forwarded, forwarded);
+    // AND its control API still answers, so the outage can be lifted over HTTP (as the lab
+    // does from another process), after which the store serves again.
+    let lifted = raw_http(
+        &proxy.endpoint(),
+        "PUT /_faithful/faults HTTP/1.1\r\nHost: faithful\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .await;
+    assert!(lifted.starts_with("HTTP/1.1 200"), "{lifted:?}");
+    assert!(sdk
+        .put_item()
+        .table_name(&table.table)
+        .set_item(Some(key("o")))
+        .send()
+        .await
+        .is_ok());
+}
+
+/// Sends `request` as is over a new connection to `endpoint` and reads the whole answer.
+async fn raw_http(endpoint: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).into_owned()
 }
