@@ -118,8 +118,9 @@ const scenario = AT_ONCE
       rate: Math.max(1, Math.round(RATE * 60)),
       timeUnit: '1m',
       duration: DURATION,
-      // A buyer waits up to RETRIES Retry-Afters: enough VUs for ~4 s of arrivals.
-      preAllocatedVUs: Math.min(config.maxVus || 400, Math.max(10, Math.ceil(RATE))),
+      // A buyer waits up to RETRIES Retry-Afters: VUs for ~4 s of arrivals, allocated up
+      // front (k6 starting VUs mid-run drops arrivals meanwhile).
+      preAllocatedVUs: Math.min(config.maxVus || 400, Math.max(10, Math.ceil(RATE * 4))),
       maxVUs: config.maxVus || Math.min(400, Math.max(20, Math.ceil(RATE * 4))),
       gracefulStop: '20s',
     };

@@ -37,17 +37,18 @@ pub struct Args {
     /// Write units per second one partition serves (dynamodb-faithful's `--partition-wcu`):
     /// production's 1,000 scaled down so that one item's limit (half of it, in transactional
     /// writes per second) is met at a rate this machine sends without saturating.
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 8.0)]
     pub partition_wcu: f64,
-    /// Stock shards of `product-flash-sharded`.
-    #[arg(long, default_value_t = 16)]
+    /// Stock shards of `product-flash-sharded`: the buyers' rate over what one shard takes
+    /// at 80 % of its partition, with room for the throttled buyers' retries.
+    #[arg(long, default_value_t = 32)]
     pub shards: u32,
     /// Units of each of the two products.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_200)]
     pub stock: i64,
     /// Buyers per second for each product (each buyer retries a throttled or refused answer
     /// up to 3 times with its Idempotency-Key).
-    #[arg(long, default_value_t = 80.0)]
+    #[arg(long, default_value_t = 40.0)]
     pub rate: f64,
     /// How long buyers arrive.
     #[arg(long, default_value_t = 40)]
@@ -192,7 +193,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         });
         let note = match done {
             Ok(done) => format!(
-                "reshard done ({} steps, {} decided again)",
+                "reshard done ({} steps, {} sent again)",
                 done.steps, done.retries
             ),
             Err(error) => format!(

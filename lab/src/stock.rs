@@ -124,7 +124,7 @@ fn report(done: &stock::Rearranged) {
     println!("before:\n{}", render(&done.before));
     println!("after:\n{}", render(&done.after));
     println!(
-        "{} step(s) written, {} decided again after a sale moved the stock",
+        "{} step(s) written, {} sent again (a sale moved the stock, or its partitions throttled)",
         done.steps, done.retries
     );
 }

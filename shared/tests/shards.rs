@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamodb_faithful::Limits;
+use dynamodb_faithful::{Faults, Injected, Limits};
 use order_service::app::stock;
 use order_service::domain::{Change, OrderStatus, ProductId, Refusal, ShardCount, UserId};
 use order_service::store::{DynamoOrderStore, SeedPlan};
@@ -264,6 +264,31 @@ async fn reshards_and_rebalances_during_a_sale_lose_and_invent_nothing() {
         sale.retried,
         rearranged.len()
     );
+}
+
+#[tokio::test]
+async fn a_reshard_waits_out_throttling_instead_of_failing() {
+    // GIVEN 40 units over 4 shards, and the next 6 transactions throttled, as a sale's busy
+    // partitions throttle an operator's reshard
+    let faithful = faithful_table(&plan(2, 40, 4), test_settings()).await;
+    faithful
+        .proxy
+        .update_faults(|faults| *faults = Faults::injecting(Injected::Throttling, 6));
+    // WHEN the operator reshards to 8
+    let eight = ShardCount::new(8).unwrap();
+    let done = stock::rearrange(
+        &faithful.store,
+        &product(SHARDED),
+        Some(eight),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    // THEN it finished, every unit kept, after waiting the throttles out
+    assert_eq!(done.after.count, eight);
+    assert_eq!(done.after.total(), 40);
+    assert!(done.retries >= 3, "{} retries", done.retries);
+    assert_audit_clean(&faithful).await;
 }
 
 #[tokio::test]

@@ -66,7 +66,7 @@ impl HotPartition {
                 self.shards_after = Some(after.count.get());
                 drill.mitigate(format!(
                     "{HOT_PRODUCT} resharded live to {shards} shards (runbooks/dynamodb-throttles.md, \
-                     mitigation A; {} steps, {} decided again after a sale moved the stock), the \
+                     mitigation A; {} steps, {} sent again after a sale moved the stock or throttled), the \
                      burst still arriving",
                     done.steps, done.retries
                 ));

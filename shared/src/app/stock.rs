@@ -32,7 +32,8 @@ pub struct Rearranged {
     /// Steps written (a reshard to fewer shards takes two: stop selling from the shards it
     /// removes, then remove them).
     pub steps: u32,
-    /// Steps that lost a race with a concurrent sale or give-back and were decided again.
+    /// Steps that lost a race with a concurrent sale or give-back and were decided again, or
+    /// that a busy partition throttled and were sent again.
     pub retries: u32,
 }
 
@@ -104,6 +105,15 @@ pub async fn rearrange<S: ArrangeStock>(
                 return Err(ServiceError::internal(format!(
                     "a rearrangement of {product_id} was rejected by {other:?}"
                 )))
+            }
+            // A sale's busy partitions throttle the step, or its shards are held by a sale's
+            // transactions: nothing was written, and an operator's command can wait, so wait
+            // for the partitions' next second rather than fail half-way.
+            Err(WriteError::Failed(
+                ServiceError::Throttled { .. } | ServiceError::Contention { .. },
+            )) => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(200..=1_000))).await;
             }
             Err(WriteError::Failed(error)) => return Err(error),
         }
