@@ -98,11 +98,14 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     let total = proxy.total();
     println!(
-        "{} operations on {} orders, {} keys; {} unknown outcomes, {} answered 'nothing done'\n\
+        "{} operations on {} orders ({} not checked for linearizability: more than {} unknown \
+         outcomes), {} keys; {} unknown outcomes, {} answered 'nothing done'\n\
          store: {} conflicts, {} throttled, {} injected faults\n\
          linearizability and exactly-once: {} violations; conservation: {} violations",
         verdict.operations,
         verdict.orders,
+        verdict.unchecked,
+        testkit::history::MAX_UNKNOWN_PER_ORDER,
         verdict.keys,
         verdict.unknown,
         verdict.nothing_done,

@@ -70,10 +70,12 @@ async fn concurrent_histories_are_linearizable_exactly_once_and_conserve_money_a
     let verdict = history::check(&recorded);
     let summary = faithful.proxy.summary().total();
     eprintln!(
-        "{} operations on {} orders, {} keys: {} unknown outcomes, {} nothing done; {} \
-         rearrangements of sharded stock; proxy: {} conflicts, {} throttled, {} injected",
+        "{} operations on {} orders ({} unchecked: too many unknown outcomes), {} keys: {} \
+         unknown outcomes, {} nothing done; {} rearrangements of sharded stock; proxy: {} \
+         conflicts, {} throttled, {} injected",
         verdict.operations,
         verdict.orders,
+        verdict.unchecked,
         verdict.keys,
         verdict.unknown,
         verdict.nothing_done,
@@ -83,6 +85,10 @@ async fn concurrent_histories_are_linearizable_exactly_once_and_conserve_money_a
         summary.injected
     );
     assert!(verdict.is_clean(), "{:#?}", verdict.violations);
+    assert!(
+        verdict.unchecked < verdict.orders,
+        "no order's history could be checked"
+    );
     let audit = faithful.table.store.audit().await.unwrap();
     assert!(audit.is_clean(), "{:#?}", audit.violations);
     assert!(
