@@ -74,6 +74,7 @@ FUNCTIONS = {
     "CreateOrderFunction": "create-order",
     "PayOrderFunction": "pay-order",
     "CancelOrderFunction": "cancel-order",
+    "RefundOrderFunction": "refund-order",
     "GetOrderFunction": "get-order",
 }
 

@@ -9,8 +9,8 @@
 //! * `cargo xtask invoke --all` replays every event of `events/expected.json` in order and
 //!   checks each status, problem `code` and `idempotent-replayed` header, then does the same
 //!   with the payload 1.0 copies in `events/v1/` (their Idempotency-Keys are their own, so
-//!   they create, pay and cancel orders of their own); any mismatch ends in a non-zero exit
-//!   after the tables of results.
+//!   they create, pay, refund and cancel orders of their own); any mismatch ends in a
+//!   non-zero exit after the tables of results.
 //! * `--via-http <base-url>` turns each event (either payload) into the real HTTP request it
 //!   describes (method, path and query, headers, body) and sends it to `<base-url>` (http or
 //!   https), e.g. the emulator's API Gateway stage URL `.../_aws/execute-api/<apiId>/v1`.
@@ -37,7 +37,8 @@ use crate::{data, paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The function to invoke: create-order, pay-order, cancel-order or get-order.
+    /// The function to invoke: create-order, pay-order, cancel-order, refund-order or
+    /// get-order.
     #[arg(required_unless_present_any = ["all", "render_sam_local"])]
     pub function: Option<String>,
     /// The event: a path, or a file name under events/ (e.g. create-order.json, or
@@ -57,7 +58,7 @@ pub struct Args {
     #[arg(long, value_name = "BASE_URL")]
     pub via_http: Option<String>,
     /// Let --via-http reach another host, e.g. a deployed stage's ApiUrl. The events create,
-    /// pay and cancel orders of user-1 there, with tokens signed by the development key
+    /// pay, refund and cancel orders of user-1 there, with tokens signed by the development key
     /// (.local/dev-jwt-secret): only a stage deployed with AuthMode=jwt and that key accepts
     /// them.
     #[arg(long, requires = "via_http")]

@@ -393,13 +393,34 @@ mod tests {
             CAPACITY_PROVIDER.to_owned(),
             serde_json::json!({ "Type": "AWS::Lambda::CapacityProvider" }),
         );
-        for id in ["A", "B", "C", "D"] {
-            resources.insert(id.to_owned(), function(on_provider.clone()));
+        // One Lambda function per function of the service, named as template.yaml names them,
+        // so the fixture follows the function list instead of a count written here.
+        let ids: Vec<String> = FUNCTIONS
+            .iter()
+            .map(|function| crate::invoke::logical_id(function))
+            .collect();
+        for id in &ids {
+            resources.insert(id.clone(), function(on_provider.clone()));
         }
         let mut translated = serde_json::json!({ "Resources": resources });
-        check_translated(&translated, 16).expect("all four on the provider");
+        check_translated(&translated, 16).expect("every function on the provider");
         assert!(check_translated(&translated, 32).is_err());
-        translated["Resources"]["D"] = function(Value::Null);
-        assert!(check_translated(&translated, 16).is_err());
+
+        // A function the translation lost is caught by the count.
+        let mut one_short = translated.clone();
+        one_short["Resources"]
+            .as_object_mut()
+            .expect("resources")
+            .remove(&ids[0]);
+        let error = check_translated(&one_short, 16).expect_err("a function missing");
+        assert!(
+            format!("{error:#}").contains(&format!("expected {}", FUNCTIONS.len())),
+            "{error:#}"
+        );
+
+        let last = ids.last().expect("at least one function");
+        translated["Resources"][last] = function(Value::Null);
+        let error = check_translated(&translated, 16).expect_err("a function off the provider");
+        assert!(format!("{error:#}").contains(last.as_str()), "{error:#}");
     }
 }
