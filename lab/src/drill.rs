@@ -103,6 +103,12 @@ pub(crate) struct Options {
     /// hot-partition: buyers per second on the hot product (each retries 3 times).
     #[arg(long, default_value_t = 40.0)]
     pub hot_rate: f64,
+    /// hot-partition: the background load in requests per second, instead of `--rate`. The
+    /// burst's buyers and their retries come on top, and on a 2-core machine load and burst
+    /// together at 200 req/s pass DynamoDB Local's own limit: the drill would then measure the
+    /// machine's store timing out, not one partition throttling.
+    #[arg(long, default_value_t = 100)]
+    pub hot_load_rate: u32,
     /// hot-partition: the shards the hot product is resharded to once the throttle alarm
     /// fires (the mitigation; 1: no reshard, the burst runs its course).
     #[arg(long, default_value_t = 8)]

@@ -58,6 +58,11 @@ fn relative(path: &std::path::Path) -> String {
 }
 
 pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
+    let mut scenario = kind.scenario();
+    let options = &Options {
+        rate: scenario.load_rate(options),
+        ..options.clone()
+    };
     let started = now_ms();
     let alarms = monitor::load_alarms(&monitor::alarms_path())?;
     let p95_limit_ms = alarms
@@ -75,7 +80,6 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         relative(&dir)
     );
     println!("   detector: {}", monitor::scale_note());
-    let mut scenario = kind.scenario();
     let state = stack::start(&UpArgs {
         port: options.port,
         dynamodb_port: options.dynamodb_port,

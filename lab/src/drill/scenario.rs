@@ -27,6 +27,12 @@ pub(super) trait Scenario {
         StoreArgs::default()
     }
 
+    /// The background load's rate, requests per second (`--rate` unless the drill needs
+    /// another).
+    fn load_rate(&self, options: &Options) -> u32 {
+        options.rate
+    }
+
     /// Drill-specific setup before the load.
     fn prepare(&mut self, _drill: &mut Drill) -> Result<()> {
         Ok(())
