@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::install::{self, run};
 use crate::loadtest::{self, Scenario};
+use crate::state;
 use crate::{paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -145,7 +146,7 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
 /// Every saved event against the running local stack, on a freshly seeded table, each
 /// checked against its expected status and code.
 fn replay_events() -> Result<()> {
-    let state = stack::require_state()?;
+    let state = state::require_state()?;
     crate::data::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,
@@ -163,7 +164,7 @@ pub struct FuzzArgs {
     #[arg(long, default_value_t = 30)]
     pub max_examples: u32,
     /// The port of the local stack to fuzz.
-    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    #[arg(long, default_value_t = state::DEFAULT_PORT)]
     pub port: u16,
 }
 
@@ -171,13 +172,13 @@ pub struct FuzzArgs {
 /// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
 /// conformance of status, content type, headers and bodies), deterministic generation.
 pub fn fuzz(args: &FuzzArgs) -> Result<()> {
-    let state = stack::read_state_at(args.port).ok_or_else(|| {
+    let state = state::read_state_at(args.port).ok_or_else(|| {
         anyhow::anyhow!(
             "no local stack on port {}: start it with `cargo xtask up`",
             args.port
         )
     })?;
-    let token = crate::data::sign(&state.jwt_secret, "user-1")?;
+    let token = crate::token::sign(&state.jwt_secret, "user-1")?;
     run(Command::new(paths::venv_bin("st"))
         .args([
             "run",
@@ -294,7 +295,7 @@ fn cfn_lint() -> Result<()> {
 fn managed_instances_variant() -> Result<()> {
     let venv = emulator_venv()?;
     let variant = crate::template::default_out("managed-instances");
-    let max_concurrency = stack::DEFAULT_MAX_CONCURRENCY;
+    let max_concurrency = state::DEFAULT_MAX_CONCURRENCY;
     crate::template::write_managed_instances(max_concurrency, &variant)?;
     let translated = variant.with_extension("json");
     run(Command::new(venv.join("bin/python"))
@@ -390,7 +391,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
         ));
         steps.push((
             "gateway overload: a burst beyond capacity is refused with 429, then served",
-            Box::new(|| crate::overload::burst_check(&stack::require_state()?, 400)),
+            Box::new(|| crate::overload::burst_check(&state::require_state()?, 400)),
         ));
         steps.push((
             "events/ replayed against the local stack",
@@ -401,7 +402,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(|| {
                 fuzz(&FuzzArgs {
                     max_examples: 30,
-                    port: stack::DEFAULT_PORT,
+                    port: state::DEFAULT_PORT,
                 })
             }),
         ));

@@ -1,16 +1,11 @@
-//! Data commands: seed a table, audit it, and sign development tokens. Each works on the
-//! running local stack, a table behind an endpoint, or a deployed stack (`target`).
+//! Data commands: seed a table and audit it. Each works on the running local stack, a table
+//! behind an endpoint, or a deployed stack (`target`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use anyhow::{bail, Result};
 
-use anyhow::{bail, Context, Result};
+use order_service::store::{AuditReport, SeedPlan, SeedSummary, TableContents};
 
-use order_service::store::{
-    build_local_client, AuditReport, DynamoOrderStore, SeedPlan, SeedSummary, StoreSettings,
-    TableContents,
-};
-
-use crate::paths;
+use crate::client::{runtime, store_failure, store_for};
 use crate::target::{Access, Target, TargetArgs};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -105,24 +100,6 @@ impl ShardArgs {
         plan.sharded.extend(self.shards.iter().cloned());
         plan
     }
-}
-
-/// A store error with its causes (the SDK's reason), for an operator's message.
-pub(crate) fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
-    anyhow::anyhow!("{}", order_service::error::ErrorChain(&error))
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-pub(crate) async fn store_for(endpoint: &str, table: &str) -> DynamoOrderStore {
-    let settings = testkit::test_settings();
-    let client = build_local_client(&settings, endpoint).await;
-    DynamoOrderStore::new(client, table.to_owned(), StoreSettings { ..settings })
 }
 
 /// Drops and recreates the table, then seeds it: every run starts from known initial values.
@@ -271,30 +248,4 @@ pub fn audit_command(args: &AuditArgs) -> i32 {
             }
         }
     }
-}
-
-pub(crate) fn jwt_secret() -> Result<String> {
-    let text = std::fs::read_to_string(paths::local().join("dev-jwt-secret"))
-        .context("no development key yet: run `cargo xtask install` or `cargo xtask up`")?;
-    Ok(text.trim().to_owned())
-}
-
-/// A development token for `user`, valid for 12 hours.
-pub(crate) fn sign(secret: &str, user: &str) -> Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    testkit::sign_token(
-        secret.as_bytes(),
-        order_service::auth::LOCAL_ISSUER,
-        order_service::auth::LOCAL_AUDIENCE,
-        user,
-        now,
-        12 * 3_600,
-    )
-    .context("cannot sign a development token")
-}
-
-pub fn token_command(user: &str) -> Result<()> {
-    order_service::domain::UserId::parse(user).map_err(|error| anyhow::anyhow!("{error}"))?;
-    println!("{}", sign(&jwt_secret()?, user)?);
-    Ok(())
 }

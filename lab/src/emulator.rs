@@ -294,8 +294,8 @@ fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
 fn seed_if_empty(seed: &SeedArgs) -> Result<Option<f64>> {
     let endpoint = endpoint();
     let table = table_name();
-    data::runtime()?.block_on(async {
-        let store = data::store_for(&endpoint, &table).await;
+    crate::client::runtime()?.block_on(async {
+        let store = crate::client::store_for(&endpoint, &table).await;
         // No DescribeTable: MiniStack 1.5.33 returns the table's DeletionProtectionEnabled as
         // the string CloudFormation passed ("false"), which the Rust SDK refuses to parse. A
         // missing table shows up as the GetItem's ResourceNotFoundException instead.
@@ -337,7 +337,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<EmulatorState> {
         endpoint: endpoint(),
         stack: STACK_NAME.to_owned(),
         table: table_name(),
-        deployed_at: crate::loadtest::utc_stamp(),
+        deployed_at: crate::clock::utc_stamp(),
         bootstraps,
         timings: Timings {
             install_seconds,
@@ -353,7 +353,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<EmulatorState> {
 }
 
 fn print_state(state: &EmulatorState) -> Result<()> {
-    let token = data::sign(&data::jwt_secret()?, "user-1")?;
+    let token = crate::token::sign(&crate::token::jwt_secret()?, "user-1")?;
     println!("The order service runs on MiniStack at {}", state.base_url);
     for (function, bytes) in &state.bootstraps {
         println!(
@@ -407,8 +407,7 @@ struct Smoke {
 }
 
 fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
-    let report_dir =
-        paths::reports().join(format!("{}-emulator-smoke", crate::loadtest::utc_stamp()));
+    let report_dir = paths::reports().join(format!("{}-emulator-smoke", crate::clock::utc_stamp()));
     std::fs::create_dir_all(&report_dir)?;
     let log_path = report_dir.join("k6.log");
     let log = std::fs::File::create(&log_path)?;
@@ -517,7 +516,7 @@ pub(crate) fn test(args: &TestArgs) -> Result<()> {
 
 /// The checks of `test` against a deployed stack: events, k6 smoke, audit.
 fn exercise(args: &TestArgs, state: &EmulatorState, timings: &mut Vec<(&str, f64)>) -> Result<()> {
-    let secret = data::jwt_secret()?;
+    let secret = crate::token::jwt_secret()?;
     let step = Instant::now();
     let report = invoke::replay_all(
         &Target::Http(state.base_url.clone()),

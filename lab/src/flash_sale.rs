@@ -30,7 +30,8 @@ use crate::faithful::Faithful;
 use crate::k6::K6Run;
 use crate::monitor::{self, LogEvent, StoreRefusal};
 use crate::paths;
-use crate::stack::{self, StackState, StoreArgs, UpArgs};
+use crate::stack::{self, StoreArgs, UpArgs};
+use crate::state::StackState;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -105,10 +106,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
     );
     data::reset_and_seed_plan(&state.dynamodb_endpoint, &state.table, &shards.apply(seed))?;
     let faithful = Faithful::of(state).context("flash-sale needs the stack's dynamodb-faithful")?;
-    let dir = paths::reports().join(format!(
-        "{}-flash-sale-at-scale",
-        crate::loadtest::utc_stamp()
-    ));
+    let dir = paths::reports().join(format!("{}-flash-sale-at-scale", crate::clock::utc_stamp()));
     let base_env = |rate: f64, seconds: u64, products: &str, stock: i64| -> Vec<(String, String)> {
         [
             ("BASE_URL", state.base_url.clone()),
@@ -186,8 +184,8 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
             what: format!("reshard to {to} starts"),
         });
         // Through faithful, as the functions write: the reshard meets the sale's conflicts.
-        let done = data::runtime()?.block_on(async {
-            let store = data::store_for(faithful.endpoint(), &state.table).await;
+        let done = crate::client::runtime()?.block_on(async {
+            let store = crate::client::store_for(faithful.endpoint(), &state.table).await;
             stock::rearrange(&store, &sharded, Some(count), Duration::from_secs(2)).await
         });
         let note = match done {
@@ -235,14 +233,17 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         serde_json::to_string_pretty(&store_stats)?,
     )?;
 
-    let (orders, layouts) = data::runtime()?.block_on(async {
-        let store = data::store_for(&state.dynamodb_endpoint, &state.table).await;
-        let orders = store.all_orders().await.map_err(data::store_failure)?;
+    let (orders, layouts) = crate::client::runtime()?.block_on(async {
+        let store = crate::client::store_for(&state.dynamodb_endpoint, &state.table).await;
+        let orders = store
+            .all_orders()
+            .await
+            .map_err(crate::client::store_failure)?;
         let mut layouts = Vec::new();
         for name in [FLASH_PRODUCT, SHARDED_FLASH_PRODUCT] {
             let layout = stock::show(&store, &product(name)?)
                 .await
-                .map_err(data::store_failure)?;
+                .map_err(crate::client::store_failure)?;
             layouts.push(layout);
         }
         Ok::<_, anyhow::Error>((orders, layouts))

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use crate::data::{self, SeedArgs};
 use crate::resources::{ResourceSampler, ResourceSummary};
-use crate::stack::{self, StackState, UpArgs};
+use crate::stack::{self, UpArgs};
+use crate::state::{self, StackState};
 use crate::target::{is_loopback_url, users_with_tokens, RemoteArgs};
-use crate::{paths, report};
+use crate::{clock, paths, report};
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scenario {
@@ -269,7 +270,7 @@ fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
         // Keyed, as k6's journeys are, so the claim and answer writes are compiled too.
         let mut windows: Vec<f64> = Vec::new();
         loop {
-            let (ops, _) = crate::bench::raw_level(
+            let (ops, _) = crate::journeys::raw_level(
                 state,
                 &state.dynamodb_endpoint,
                 WARM_UP_CONCURRENCY,
@@ -299,7 +300,7 @@ fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
         let mut best: f64 = 0.0;
         for concurrency in STORE_LIMIT_LEVELS {
             // Keyed, as the k6 journeys are: the limit counts the same DynamoDB work.
-            let (ops, _) = crate::bench::raw_level(
+            let (ops, _) = crate::journeys::raw_level(
                 state,
                 &state.dynamodb_endpoint,
                 concurrency,
@@ -476,19 +477,6 @@ pub(crate) fn seed_for(requests: f64) -> SeedArgs {
     }
 }
 
-pub(crate) fn utc_stamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
-}
-
 /// The outcome of one scenario run.
 pub(crate) struct RunOutcome {
     pub report_dir: PathBuf,
@@ -548,7 +536,7 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
 
 /// Starts the default stack if it is not running; returns it and whether we started it.
 pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
-    if let Some(state) = stack::read_state() {
+    if let Some(state) = state::read_state() {
         return Ok((state, false));
     }
     let state = stack::start(&UpArgs::local_default(seed.clone()))?;
@@ -556,7 +544,8 @@ pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 }
 
 pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
-    let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
+    let report_dir =
+        paths::reports().join(format!("{}-{}", clock::utc_stamp(), args.scenario.name()));
     std::fs::create_dir_all(&report_dir)?;
     let seed = args
         .seed
@@ -621,7 +610,7 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
                 .trim()
                 .to_owned(),
         ),
-        (None, _) => Tokens::Secret(data::jwt_secret()?),
+        (None, _) => Tokens::Secret(crate::token::jwt_secret()?),
     };
     if let Some(target) = &deployed {
         eprintln!("Seeding {} ...", target.describe());
@@ -767,15 +756,15 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
 fn flash_sale_check(target: &crate::target::Target, seed: &SeedArgs) -> Result<String> {
     let product = order_service::domain::ProductId::parse("product-flash")
         .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let (stock, sold) = data::runtime()?.block_on(async {
+    let (stock, sold) = crate::client::runtime()?.block_on(async {
         let store = target.store().await?;
         let stock = store.product_stock(&product).await;
         let orders = store.all_orders().await;
         Ok::<_, anyhow::Error>((stock, orders))
     })?;
-    let stock = stock.map_err(data::store_failure)?.unwrap_or(-1);
+    let stock = stock.map_err(crate::client::store_failure)?.unwrap_or(-1);
     let sold: u64 = sold
-        .map_err(data::store_failure)?
+        .map_err(crate::client::store_failure)?
         .iter()
         .filter(|order| order.status.holds_stock())
         .flat_map(|order| order.items.iter())

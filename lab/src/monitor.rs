@@ -25,7 +25,7 @@ use ratatui::DefaultTerminal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{paths, stack};
+use crate::{paths, state};
 
 /// Local alarm period = template period / `TIME_SCALE` (60 s -> 10 s, 300 s -> 50 s).
 pub(crate) const TIME_SCALE: u64 = 6;
@@ -66,7 +66,7 @@ pub(crate) use tail::*;
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// The stack whose log to follow (its functions' port).
-    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    #[arg(long, default_value_t = state::DEFAULT_PORT)]
     pub port: u16,
     /// Follow this log file instead of the stack's.
     #[arg(long)]
@@ -85,7 +85,7 @@ pub struct Args {
 }
 
 pub(crate) fn log_path_for(port: u16) -> PathBuf {
-    stack::log_dir_for(port).join("functions.log")
+    state::log_dir_for(port).join("functions.log")
 }
 
 pub fn run(args: &Args) -> Result<()> {

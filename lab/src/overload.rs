@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::http::{self, HttpResponse, Reach};
-use crate::stack::StackState;
+use crate::state::StackState;
 
 /// Long enough for any admitted request on a slow machine; a hang fails the check.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +35,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
                 let url = url.clone();
                 scope.spawn(move || -> Result<HttpResponse> {
                     let user = format!("user-{}", index % 1_000 + 1);
-                    let token = crate::data::sign(&state.jwt_secret, &user)?;
+                    let token = crate::token::sign(&state.jwt_secret, &user)?;
                     let body = format!(
                         r#"{{"items":[{{"productId":"product-{}","quantity":1}}]}}"#,
                         index % 100 + 1
@@ -86,7 +86,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
         bail!("nothing was served during the burst");
     }
     // Right after the burst the stack serves as before.
-    let token = crate::data::sign(&state.jwt_secret, "user-1")?;
+    let token = crate::token::sign(&state.jwt_secret, "user-1")?;
     let after = http::request(
         Reach::Loopback,
         "GET",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::process;
-use crate::stack::StackState;
+use crate::state::StackState;
 
 #[derive(Debug, Clone)]
 struct ProcessSample {

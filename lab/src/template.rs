@@ -38,7 +38,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 use crate::paths;
-use crate::stack::{DEFAULT_MAX_CONCURRENCY, FUNCTIONS};
+use crate::stack::FUNCTIONS;
+use crate::state::DEFAULT_MAX_CONCURRENCY;
 
 /// The marker comment in `Globals.Function` that the Managed Instances variant replaces (with
 /// the comment lines right above it) by `CapacityProviderConfig`.

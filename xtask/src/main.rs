@@ -5,7 +5,7 @@
 
 use ops_lab::{
     bench, capacity, ci, data, drill, emulator, flash_sale, histories, incidents, install, invoke,
-    loadtest, monitor, stack, stock, template,
+    loadtest, monitor, stack, stock, template, token,
 };
 
 use anyhow::Result;
@@ -86,7 +86,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => loadtest::demo(&args),
         Command::Seed(args) => data::seed_command(&args),
         Command::Audit(args) => std::process::exit(data::audit_command(&args)),
-        Command::Token { user } => data::token_command(&user),
+        Command::Token { user } => token::token_command(&user),
         Command::Stock(args) => stock::run(&args),
         Command::Capacity(args) => capacity::run(&args),
         Command::FlashSale(args) => flash_sale::run(&args),

@@ -396,3 +396,264 @@ fn code_of_blanks_comments_and_literals_only() {
     .collect();
     assert_eq!(roots, ["serde", "de", "tokio", "std"]);
 }
+
+/// A file's module in its crate, from its path under `src`: `drill/runner.rs` is
+/// `["drill", "runner"]`, `drill.rs` (or `drill/mod.rs`) is `["drill"]`, `lib.rs` is `[]`.
+fn module_of(src: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).unwrap().with_extension("");
+    let mut module: Vec<String> = relative
+        .iter()
+        .map(|part| part.to_string_lossy().into_owned())
+        .collect();
+    if module
+        .last()
+        .is_some_and(|last| last == "mod" || last == "lib")
+    {
+        module.pop();
+    }
+    module
+}
+
+fn skip_space(code: &[char], at: &mut usize) {
+    while *at < code.len() && code[*at].is_whitespace() {
+        *at += 1;
+    }
+}
+
+/// The paths of the use tree (or plain path) that starts at `at`, e.g. `a::{b, c::d}` is
+/// `a::b` and `a::c::d`; `at` ends after it.
+fn tree_paths(code: &[char], at: &mut usize) -> Vec<Vec<String>> {
+    let mut prefix = Vec::new();
+    loop {
+        skip_space(code, at);
+        if code.get(*at) == Some(&'{') {
+            *at += 1;
+            let mut paths = Vec::new();
+            loop {
+                skip_space(code, at);
+                match code.get(*at) {
+                    None => return paths,
+                    Some('}') => {
+                        *at += 1;
+                        return paths;
+                    }
+                    Some(',') => *at += 1,
+                    Some(_) => {
+                        let before = *at;
+                        for path in tree_paths(code, at) {
+                            paths.push([prefix.clone(), path].concat());
+                        }
+                        // Past what a tree does not take (`as name`, `*`) up to `,` or `}`.
+                        while *at < code.len() && !matches!(code[*at], ',' | '}') {
+                            *at += 1;
+                        }
+                        if *at == before {
+                            *at += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let start = *at;
+        while *at < code.len() && is_ident(code[*at]) {
+            *at += 1;
+        }
+        if *at == start {
+            return vec![prefix];
+        }
+        prefix.push(code[start..*at].iter().collect());
+        skip_space(code, at);
+        if code.get(*at) == Some(&':') && code.get(*at + 1) == Some(&':') {
+            *at += 2;
+        } else {
+            return vec![prefix];
+        }
+    }
+}
+
+/// What the code of the file of `module` names in its own crate: every `crate::` path (use
+/// trees too) and, in its own code (`own_code`: without its unit tests, where `super` would be
+/// the file's module itself), every `super::` path, resolved from the crate root, with the line.
+fn crate_references(module: &[String], code: &str, own_code: &str) -> Vec<(usize, Vec<String>)> {
+    let mut references = Vec::new();
+    for (text, anchors) in [(code, &["crate"][..]), (own_code, &["super"][..])] {
+        let chars: Vec<char> = text.chars().collect();
+        let mut at = 0;
+        while at < chars.len() {
+            let starts = at == 0 || !(is_ident(chars[at - 1]) || chars[at - 1] == ':');
+            let anchor = anchors.iter().find(|anchor| {
+                starts && chars[at..].starts_with(&anchor.chars().collect::<Vec<_>>())
+            });
+            let Some(anchor) = anchor else {
+                at += 1;
+                continue;
+            };
+            let line = chars[..at].iter().filter(|&&c| c == '\n').count() + 1;
+            let mut cursor = at;
+            for path in tree_paths(&chars, &mut cursor) {
+                let mut resolved: Vec<String> = if *anchor == "crate" {
+                    Vec::new()
+                } else {
+                    module.to_vec()
+                };
+                let mut segments = path.into_iter().peekable();
+                while segments.peek().is_some_and(|segment| segment == anchor) {
+                    segments.next();
+                    if *anchor == "super" {
+                        resolved.pop();
+                    }
+                }
+                resolved.extend(segments);
+                references.push((line, resolved));
+            }
+            at = cursor.max(at + 1);
+        }
+    }
+    references
+}
+
+/// The dependencies between sibling modules of the crate whose source is `src`: an edge
+/// `a -> b` (both children of one parent module, or both top-level) when code in `a` (or a
+/// module inside it) names something in `b`. A module naming its parent's items or its own
+/// children's is no edge. Each edge keeps where it is made (file:line).
+fn sibling_dependencies(
+    src: &Path,
+) -> std::collections::BTreeMap<(Vec<String>, Vec<String>), String> {
+    let files = rust_files(src);
+    let modules: BTreeSet<Vec<String>> = files
+        .iter()
+        .map(|file| module_of(src, file))
+        .flat_map(|module| (1..=module.len()).map(move |end| module[..end].to_vec()))
+        .collect();
+    let mut edges = std::collections::BTreeMap::new();
+    for file in &files {
+        let module = module_of(src, file);
+        let code = code_of_file(file, false);
+        let own_code = code_of_file(file, true);
+        for (line, target) in crate_references(&module, &code, &own_code) {
+            let common = module
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common >= module.len() || common >= target.len() {
+                continue;
+            }
+            let (from, to) = (module[..=common].to_vec(), target[..=common].to_vec());
+            if modules.contains(&to) {
+                edges
+                    .entry((from, to))
+                    .or_insert_with(|| format!("{}:{line}", shown(file)));
+            }
+        }
+    }
+    edges
+}
+
+/// The cycles of a directed graph, each once, as the list of its nodes in order.
+fn cycles<N: Ord + Clone>(edges: &[(N, N)]) -> Vec<Vec<N>> {
+    let nodes: BTreeSet<N> = edges
+        .iter()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let mut found: Vec<Vec<N>> = Vec::new();
+    let mut seen: BTreeSet<Vec<N>> = BTreeSet::new();
+    // Depth-first from every node; a path that comes back to where it started is a cycle. The
+    // graphs here have a few dozen nodes, so the plain search is fast enough.
+    fn walk<N: Ord + Clone>(
+        path: &mut Vec<N>,
+        edges: &[(N, N)],
+        found: &mut Vec<Vec<N>>,
+        seen: &mut BTreeSet<Vec<N>>,
+        visited: &mut BTreeSet<N>,
+    ) {
+        let last = path.last().unwrap().clone();
+        for (_, next) in edges.iter().filter(|(from, _)| *from == last) {
+            if *next == path[0] {
+                let mut key = path.clone();
+                key.sort();
+                if seen.insert(key) {
+                    found.push(path.clone());
+                }
+            } else if !path.contains(next) && !visited.contains(next) && *next > path[0] {
+                path.push(next.clone());
+                walk(path, edges, found, seen, visited);
+                path.pop();
+            }
+        }
+        visited.insert(last);
+    }
+    for node in nodes {
+        walk(
+            &mut vec![node],
+            edges,
+            &mut found,
+            &mut seen,
+            &mut BTreeSet::new(),
+        );
+    }
+    found
+}
+
+#[test]
+fn no_module_of_the_lab_depends_on_itself_through_others() {
+    // A cycle hides which module is the lower layer: what `stack` needs from `data` and `data`
+    // from `stack` can only be read together. Every module's siblings (the top-level modules
+    // of lab/src, the modules inside drill/ ...) form a graph without cycles.
+    let src = root().join("lab/src");
+    let edges = sibling_dependencies(&src);
+    let pairs: Vec<(Vec<String>, Vec<String>)> = edges.keys().cloned().collect();
+    let found: Vec<String> = cycles(&pairs)
+        .into_iter()
+        .map(|cycle| {
+            let steps: Vec<String> = cycle
+                .iter()
+                .zip(cycle.iter().cycle().skip(1))
+                .map(|(from, to)| {
+                    format!(
+                        "  {} -> {} ({})",
+                        from.join("::"),
+                        to.join("::"),
+                        edges[&(from.clone(), to.clone())]
+                    )
+                })
+                .collect();
+            steps.join("\n")
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "modules of lab/src depend on each other in a cycle; move what both need to the module \
+         it belongs to (or a new one below both):\n{}",
+        found.join("\n\n")
+    );
+    // The check sees real dependencies (so that an empty result means something).
+    let top = |name: &str| vec![name.to_owned()];
+    assert!(edges.contains_key(&(top("stack"), top("state"))));
+    assert!(edges.contains_key(&(
+        vec!["drill".to_owned(), "bad_deploy".to_owned()],
+        vec!["drill".to_owned(), "runner".to_owned()]
+    )));
+}
+
+#[test]
+fn use_trees_resolve_to_the_modules_they_name() {
+    let module = vec!["drill".to_owned(), "runner".to_owned()];
+    let code = "use crate::{data::{self, SeedArgs}, paths};\nuse super::{observe::Canary, Options};\nfn f() { crate::stack::start(); }\n";
+    let references = crate_references(&module, code, code);
+    let paths: Vec<String> = references.iter().map(|(_, path)| path.join("::")).collect();
+    assert_eq!(
+        paths,
+        [
+            "data::self",
+            "data::SeedArgs",
+            "paths",
+            "stack::start",
+            "drill::observe::Canary",
+            "drill::Options"
+        ]
+    );
+    assert_eq!(references[3].0, 3);
+    let edges = [(1, 2), (2, 3), (3, 1), (3, 4), (4, 3), (5, 1)];
+    assert_eq!(cycles(&edges), vec![vec![1, 2, 3], vec![3, 4]]);
+}

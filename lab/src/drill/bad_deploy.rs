@@ -11,8 +11,7 @@ use order_service::domain::Order;
 
 use crate::monitor::{format_ms, now_ms};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support;
 
 pub(super) struct BadDeploy;

@@ -9,8 +9,7 @@ use tokio::runtime::Runtime;
 use crate::data;
 use crate::monitor::{format_ms, AlarmEvent, Bucket, EventKind};
 
-use super::runner::Drill;
-use super::scenario::Scenario;
+use super::runner::{Drill, Scenario};
 use super::support;
 use super::verify::{check_ledger, LedgerEntry};
 use super::{FUNCTION_TIMEOUT_MS, K6_HTTP_TIMEOUT};
@@ -161,7 +160,7 @@ impl Drill {
 
     /// The drill's table, read directly (never through the drill's proxy).
     pub(super) fn table(&self) -> Table<'_> {
-        let store = data::store_for(&self.state.dynamodb_endpoint, &self.state.table);
+        let store = crate::client::store_for(&self.state.dynamodb_endpoint, &self.state.table);
         Table {
             runtime: &self.runtime,
             store: self.runtime.block_on(store),
@@ -321,7 +320,7 @@ mod tests {
     #[test]
     fn the_table_reads_orders_and_stock() -> Result<()> {
         // GIVEN a seeded table on DynamoDB Local (stock 1 000 each) and an order of 2 x product-1
-        let runtime = data::runtime()?;
+        let runtime = crate::client::runtime()?;
         let plan = SeedPlan {
             users: 1,
             ..SeedPlan::default()

@@ -16,8 +16,7 @@ use crate::monitor::{self, format_ms, now_ms};
 use crate::paths;
 use crate::process::{self, Signal};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support::{self, instances_of};
 use super::K6_HTTP_TIMEOUT;
 

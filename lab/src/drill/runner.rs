@@ -1,22 +1,27 @@
 //! The runner every drill shares: it starts the stack, the detector, the canary and the load,
-//! calls the drill's steps (`Scenario`) in order, waits for recovery, collects the numbers, runs
-//! the checks and writes the report; and whatever happens, cleans up what it started.
+//! calls the drill's steps in order, waits for recovery, collects the numbers, runs the checks
+//! and writes the report; and whatever happens, cleans up what it started.
+//!
+//! A drill is one type implementing [`Scenario`]: its own preparation, the fault it injects,
+//! what it runs after recovery, the alarms and checks it expects, and how the report describes
+//! it. The trait lives here, beside the [`Drill`] its steps act on.
 
 use std::net::TcpStream;
 use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use order_service::domain::Order;
 
-use crate::data::{self, SeedArgs};
+use crate::data::SeedArgs;
 use crate::faithful::Faithful;
 use crate::monitor::{self, format_ms, now_ms, percentile, AlarmDef, EventKind};
 use crate::paths;
 use crate::process::{self, Signal};
-use crate::stack::{self, StackState, UpArgs};
+use crate::stack::{self, StoreArgs, UpArgs};
+use crate::state::{self, StackState};
 
 use super::observe::{Canary, Observer, Probe};
-use super::scenario::{Description, Scenario};
 use super::support::{self, http, K6Run};
 use super::{
     report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
@@ -40,6 +45,53 @@ pub(super) struct Drill {
     pub(super) runtime: tokio::runtime::Runtime,
     pub(super) probes: Vec<Probe>,
     p95_limit_ms: f64,
+}
+
+/// The texts of the incident report that depend on the drill, with the measured numbers.
+pub(super) struct Description {
+    pub injects: String,
+    pub root_cause: String,
+    pub trigger: String,
+    pub resolution: String,
+}
+
+/// One drill's steps. The runner calls `prepare` before the detector, the canary and the load
+/// start; `inject` after the baseline; `after_recovery` once the service has recovered, before
+/// the load stops; and, after the common checks, `verify` and `describe`.
+pub(super) trait Scenario {
+    /// How the stack's store behaves for the whole drill (production's limits by default).
+    fn store(&self, _options: &Options) -> StoreArgs {
+        StoreArgs::default()
+    }
+
+    /// Drill-specific setup before the load.
+    fn prepare(&mut self, _drill: &mut Drill) -> Result<()> {
+        Ok(())
+    }
+
+    /// The fault window: injects the fault (`Drill::inject`, T0), observes it, and removes it
+    /// (`Drill::mitigate`).
+    fn inject(&mut self, drill: &mut Drill) -> Result<()>;
+
+    /// Runs after recovery, with the load still running.
+    fn after_recovery(&mut self, _drill: &mut Drill) -> Result<()> {
+        Ok(())
+    }
+
+    /// The load's VU cap.
+    fn load_max_vus(&self, options: &Options) -> u32 {
+        options.max_vus
+    }
+
+    /// The alarms of which at least one must fire (empty: none of the error alarms may fire).
+    fn expected_alarms(&self) -> &'static [&'static str];
+
+    /// The drill's own checks, after the common ones; `orders` are the table's orders after
+    /// the load.
+    fn verify(&self, drill: &mut Drill, orders: &[Order]);
+
+    /// Root cause, trigger and resolution texts, with the measured numbers.
+    fn describe(&self, drill: &Drill) -> Description;
 }
 
 fn stamp(ms: i64) -> String {
@@ -80,8 +132,8 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         port: options.port,
         dynamodb_port: options.dynamodb_port,
         concurrency: 4,
-        max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
-        queue_depth: stack::DEFAULT_QUEUE_DEPTH,
+        max_concurrency: state::DEFAULT_MAX_CONCURRENCY,
+        queue_depth: state::DEFAULT_QUEUE_DEPTH,
         detach: true,
         fault_injection_rate: 0.0,
         store: scenario.store(options),
@@ -116,7 +168,7 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         flash: None,
         replacements: Vec::new(),
         java_stopped: false,
-        runtime: data::runtime()?,
+        runtime: crate::client::runtime()?,
         probes: Vec::new(),
         p95_limit_ms,
         state,
@@ -202,7 +254,7 @@ impl Drill {
     }
 
     pub(super) fn token(&self, user: &str) -> Result<String> {
-        data::sign(&self.state.jwt_secret, user)
+        crate::token::sign(&self.state.jwt_secret, user)
     }
 
     // --------------------------------------------------------------------------------------
@@ -464,7 +516,7 @@ impl Drill {
             &self.state.function_log,
         )?;
         self.state.watch_pgid = pgid;
-        stack::save_state(&self.state)?;
+        state::save_state(&self.state)?;
         self.env = env;
         self.wait_ready(Duration::from_secs(120))
             .with_context(|| format!("the functions did not come back {why}"))?;

@@ -15,8 +15,7 @@ use serde_json::{json, Value};
 use crate::faithful::Faithful;
 use crate::monitor::{self, now_ms, percentile};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support::{self, http};
 use super::{FUNCTION_TIMEOUT_MS, PROBE_PRODUCT, PROBE_USER};
 
