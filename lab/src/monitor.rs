@@ -50,12 +50,14 @@ pub(crate) fn scale_note() -> String {
 mod alarms;
 mod bucket;
 mod dashboard;
+mod detector;
 mod parse;
 mod tail;
 
 pub(crate) use alarms::*;
 pub(crate) use bucket::*;
 pub(crate) use dashboard::*;
+pub(crate) use detector::*;
 pub(crate) use parse::*;
 pub(crate) use tail::*;
 

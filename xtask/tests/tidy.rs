@@ -657,3 +657,26 @@ fn use_trees_resolve_to_the_modules_they_name() {
     let edges = [(1, 2), (2, 3), (3, 1), (3, 4), (4, 3), (5, 1)];
     assert_eq!(cycles(&edges), vec![vec![1, 2, 3], vec![3, 4]]);
 }
+
+/// The most lines a source file may have: a longer one holds more than a reader takes in at
+/// once, and splitting it along its seams (the parts that use each other least) names them.
+const MAX_LINES: usize = 800;
+
+#[test]
+fn no_source_file_is_longer_than_800_lines() {
+    let files = rust_files(&root());
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| format!("{}: {lines} lines", shown(file)))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these along their seams (at most {MAX_LINES} lines each):\n{}",
+        long.join("\n")
+    );
+    // The walk sees the whole workspace, the largest files included.
+    assert!(files.len() > 100, "only {} .rs files found", files.len());
+}
