@@ -1,7 +1,8 @@
 //! The in-process detector of a drill: a thread follows the function log, feeds the monitor's
 //! detector and evaluates the alarms every 250 ms, printing ALERT / RESOLVED as they happen.
-//! A second thread is a canary: one request a second through the gateway with curl, which sees
-//! what the function log cannot (hangs, timeouts, missing `Retry-After`).
+//! A second thread is a canary: one request a second through the gateway with the drill's own
+//! HTTP client (`support::http`), which sees what the function log cannot (hangs, timeouts,
+//! missing `Retry-After`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

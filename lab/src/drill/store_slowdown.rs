@@ -294,7 +294,7 @@ impl StoreSlowdown {
                 drill.timeline(
                     now_ms(),
                     format!("the abandoned create's order {order_id} is in the table"),
-                    "drill (curl)",
+                    "drill (HTTP probe)",
                 );
                 std::thread::sleep(Duration::from_millis(3_500));
                 break;
@@ -345,7 +345,7 @@ impl StoreSlowdown {
                 "exactly-once probe: POST {PROBE_USER} 1 x {PROBE_PRODUCT}, Idempotency-Key {key}, 0.8 s client timeout -> {}",
                 if first.timed_out { "client timeout".to_owned() } else { format!("HTTP {}", first.status) }
             ),
-            "drill (curl)",
+            "drill (HTTP probe)",
         );
         if let Some(probe) = self.probes.get_mut(index) {
             probe.first = Some(first);
@@ -396,7 +396,7 @@ impl StoreSlowdown {
                     if retry.header("idempotent-replayed").is_some() { " (Idempotent-Replayed)" } else { "" },
                     if applied { "" } else { "not " }
                 ),
-                "drill (curl)",
+                "drill (HTTP probe)",
             );
             let probe = &mut self.probes[index];
             probe.applied_before_retry = Some(applied);
