@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use order_service::app::FUNCTIONS;
 
 use crate::data::{self, SeedArgs};
 use crate::loadtest::{self, Scenario};
@@ -102,7 +103,7 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
         requests / run,
         value("http_req_duration", "p(95)"),
         value("http_req_failed", "passes"),
-        cpu_ms_per_request(&stack::FUNCTIONS),
+        cpu_ms_per_request(&FUNCTIONS),
         cpu_ms_per_request(&[crate::gateway::BINARY]),
     ))
 }
@@ -168,7 +169,7 @@ fn elf_architecture(path: &std::path::Path) -> Option<&'static str> {
 type BinarySizes = Vec<(String, u64, Option<(u64, &'static str)>)>;
 
 fn binary_sizes() -> BinarySizes {
-    stack::FUNCTIONS
+    FUNCTIONS
         .iter()
         .map(|function| {
             let host =
@@ -304,7 +305,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         &latest.jwt_secret,
         0.0,
     );
-    let colds: Vec<(String, f64)> = stack::FUNCTIONS
+    let colds: Vec<(String, f64)> = FUNCTIONS
         .iter()
         .map(|function| {
             let binary = paths::function_binary(function);
@@ -444,7 +445,7 @@ fn bootstraps_section() -> Result<String> {
             "cargo lambda build --release {flag}: {:.0} s",
             started.elapsed().as_secs_f64()
         );
-        for function in stack::FUNCTIONS {
+        for function in FUNCTIONS {
             let path = bootstrap(function);
             let init = if architecture == "x86_64" {
                 Some(init_duration(&path, &env, function, 5)?)

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use order_service::app::FUNCTIONS;
 
 use crate::install::{self, run};
 use crate::loadtest::{self, Scenario};
@@ -320,7 +321,7 @@ fn managed_instances_variant() -> Result<()> {
 /// xtask bench --bootstraps` measures the deployed ones).
 fn arm64_bootstraps() -> Result<()> {
     crate::emulator::cargo_lambda_build("--arm64", crate::paths::FUNCTION_PROFILE)?;
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let bootstrap = paths::root()
             .join("target/lambda")
             .join(function)

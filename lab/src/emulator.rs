@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use order_service::app::FUNCTIONS;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -205,7 +206,7 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
         .args(["lambda", "build", "--profile", profile, architecture])
         .env("PATH", std::env::join_paths(search)?)
         .current_dir(paths::root());
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         command.args(["--bin", function]);
     }
     install::run(&mut command)
@@ -216,7 +217,7 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
 fn copy_release_binaries() -> Result<f64> {
     let started = Instant::now();
     stack::build_functions()?;
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let target = bootstrap_dir().join(function);
         std::fs::create_dir_all(&target)?;
         std::fs::copy(paths::function_binary(function), target.join("bootstrap"))?;
@@ -226,7 +227,7 @@ fn copy_release_binaries() -> Result<f64> {
 
 fn bootstrap_sizes() -> Result<BTreeMap<String, u64>> {
     let mut sizes = BTreeMap::new();
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let path = bootstrap_dir().join(function).join("bootstrap");
         let metadata = std::fs::metadata(&path).with_context(|| {
             format!(

@@ -33,7 +33,6 @@ pub(crate) use functions::{
     build_functions, function_env, probe_routes, start_functions, stop_functions,
 };
 use functions::{start_faithful, warm_up};
-pub(crate) use order_service::app::FUNCTIONS;
 use ports::{ports_needed, refuse_taken_ports, wait_for_listener};
 
 #[derive(clap::Args, Debug, Clone)]

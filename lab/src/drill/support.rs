@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use order_service::app::FUNCTIONS;
 use serde_json::Value;
 
 use crate::http::Reach;
 use crate::process;
-use crate::stack;
 
 // ------------------------------------------------------------------------------------------
 // Ctrl-C
@@ -70,7 +70,7 @@ pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
         .filter_map(|process| {
             // The kernel's name of the process is the binary's: the function's, whatever
             // profile built it (target/local/<function> for the stack).
-            let function = stack::FUNCTIONS
+            let function = FUNCTIONS
                 .iter()
                 .find(|function| process.name == **function)?;
             Some(Instance {
@@ -82,7 +82,7 @@ pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
 }
 
 pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
-    let mut counts: BTreeMap<String, usize> = stack::FUNCTIONS
+    let mut counts: BTreeMap<String, usize> = FUNCTIONS
         .iter()
         .map(|function| ((*function).to_owned(), 0))
         .collect();
