@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::incidents::IncidentRecord;
+use crate::incidents::{IncidentKind, IncidentRecord};
 use crate::monitor::{format_clock, format_ms, percentile, Bucket};
 
 use super::support::{metric, unexpected_by_code};
@@ -321,7 +321,7 @@ pub(super) fn fill(template: &str, fields: &[(&str, String)]) -> String {
 pub(super) fn incident_record(findings: &Findings, report: &str) -> IncidentRecord {
     let at = |value: Option<i64>| value.map(format_ms);
     IncidentRecord {
-        kind: "drill".to_owned(),
+        kind: IncidentKind::Drill,
         drill: Some(findings.drill.clone()),
         started: format_ms(findings.started),
         injected: format_ms(findings.injected.unwrap_or(findings.started)),
