@@ -168,7 +168,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         what: "sale starts".to_owned(),
     }];
     let sleep_until = |offset_ms: i64| {
-        let wait = started_ms + offset_ms - monitor::now_ms();
+        let wait = started_ms + offset_ms - crate::clock::now_ms();
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
@@ -180,7 +180,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         let count =
             ShardCount::new(to).map_err(|error| anyhow::anyhow!("--reshard-to: {error}"))?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: format!("reshard to {to} starts"),
         });
         // Through faithful, as the functions write: the reshard meets the sale's conflicts.
@@ -200,7 +200,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         };
         eprintln!("  {note}");
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: note,
         });
     }
@@ -211,21 +211,21 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
             ..Faults::default()
         })?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: "store outage starts".to_owned(),
         });
         eprintln!("  store outage for {outage} s");
         std::thread::sleep(Duration::from_secs(outage));
         faithful.set_faults(&Faults::default())?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: "store back".to_owned(),
         });
     }
     if !sale.wait(Duration::from_secs(args.seconds + 120)) {
         sale.stop(Duration::from_secs(20));
     }
-    let ended_ms = sale.stopped_ms.unwrap_or_else(monitor::now_ms);
+    let ended_ms = sale.stopped_ms.unwrap_or_else(crate::clock::now_ms);
     let summary = sale.summary().context("the sale's k6 wrote no summary")?;
     let store_stats = faithful.summary()?;
     std::fs::write(

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::{format_ms, parse_rfc3339_ms};
+use crate::clock::{format_ms, parse_rfc3339_ms};
 use crate::paths;
 
 /// Whether a record is of a drill or of a real incident (`"kind": "drill"` / `"real"`).

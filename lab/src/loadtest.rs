@@ -287,10 +287,8 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     };
     // The measured window starts after the warm-up: the functions' log is read from here on,
     // and dynamodb-faithful counts from here.
-    let run_started =
-        order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
-            .to_string();
-    let run_started_ms = crate::monitor::now_ms();
+    let run_started_ms = clock::now_ms();
+    let run_started = clock::format_ms(run_started_ms);
     let faithful = state.as_ref().and_then(crate::faithful::Faithful::of);
     if let Some(faithful) = &faithful {
         faithful.reset()?;

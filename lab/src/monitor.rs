@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -25,6 +25,7 @@ use ratatui::DefaultTerminal;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::clock::{format_ms, now_ms, parse_rfc3339_ms};
 use crate::{paths, state};
 
 /// Local alarm period = template period / `TIME_SCALE` (60 s -> 10 s, 300 s -> 50 s).

@@ -1,11 +1,9 @@
 //! Development tokens: the local stack's HS256 key (`.local/dev-jwt-secret`, which `install`
 //! writes) and the tokens signed with it, as the functions in `AUTH_MODE=jwt` accept them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, Result};
 
-use crate::paths;
+use crate::{clock, paths};
 
 pub(crate) fn jwt_secret() -> Result<String> {
     let text = std::fs::read_to_string(paths::local().join("dev-jwt-secret"))
@@ -15,7 +13,7 @@ pub(crate) fn jwt_secret() -> Result<String> {
 
 /// A development token for `user`, valid for 12 hours.
 pub(crate) fn sign(secret: &str, user: &str) -> Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let now = clock::now_seconds();
     testkit::sign_token(
         secret.as_bytes(),
         order_service::auth::LOCAL_ISSUER,

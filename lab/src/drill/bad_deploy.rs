@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use order_service::domain::Order;
 
-use crate::monitor::{format_ms, now_ms};
+use crate::clock::{format_ms, now_ms};
 
 use super::runner::{Description, Drill, Scenario};
 use super::support;

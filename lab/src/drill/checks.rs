@@ -6,8 +6,9 @@ use order_service::domain::{Order, ProductId};
 use order_service::store::DynamoOrderStore;
 use tokio::runtime::Runtime;
 
+use crate::clock::format_ms;
 use crate::data;
-use crate::monitor::{format_ms, AlarmEvent, Bucket, EventKind};
+use crate::monitor::{AlarmEvent, Bucket, EventKind};
 
 use super::runner::{Drill, Scenario};
 use super::support;

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
-use crate::monitor::{self, format_ms, now_ms};
+use crate::clock::{format_ms, now_ms};
+use crate::monitor;
 use crate::paths;
 use crate::process::{self, Signal};
 

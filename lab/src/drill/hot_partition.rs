@@ -19,8 +19,8 @@ use order_service::app::stock;
 use order_service::domain::{Order, ProductId, ShardCount};
 use serde_json::Value;
 
+use crate::clock::now_ms;
 use crate::faithful::Faithful;
-use crate::monitor::now_ms;
 use crate::stack::StoreArgs;
 
 use super::runner::{Description, Drill, Scenario};

@@ -8,7 +8,8 @@ use anyhow::Result;
 use order_service::domain::Order;
 use serde_json::Value;
 
-use crate::monitor::{now_ms, percentile};
+use crate::clock::now_ms;
+use crate::monitor::percentile;
 
 use super::runner::{Description, Drill, Scenario};
 use super::support::{self, K6Run};

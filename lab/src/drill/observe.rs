@@ -65,7 +65,7 @@ impl Observer {
             let stop = stop.clone();
             std::thread::spawn(move || loop {
                 let finishing = stop.load(Ordering::SeqCst);
-                let now = monitor::now_ms();
+                let now = crate::clock::now_ms();
                 let lines = tail.poll();
                 {
                     let mut observed = lock(&shared);
@@ -141,7 +141,7 @@ impl Canary {
                 while !stop.load(Ordering::SeqCst) {
                     let (url, token, probes) = (url.clone(), token.clone(), probes.clone());
                     calls.push(std::thread::spawn(move || {
-                        let at_ms = monitor::now_ms();
+                        let at_ms = crate::clock::now_ms();
                         let result = http("GET", &url, Some(&token), None, None, timeout);
                         probes
                             .lock()

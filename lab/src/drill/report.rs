@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::clock::{format_clock, format_ms};
 use crate::incidents::{IncidentKind, IncidentRecord};
-use crate::monitor::{format_clock, format_ms, percentile, Bucket};
+use crate::monitor::{percentile, Bucket};
 
 use super::support::{metric, unexpected_by_code};
 use super::Findings;

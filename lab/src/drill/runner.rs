@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use order_service::domain::Order;
 
+use crate::clock::{format_ms, now_ms};
 use crate::data::SeedArgs;
 use crate::faithful::Faithful;
-use crate::monitor::{self, format_ms, now_ms, percentile, AlarmDef, EventKind};
+use crate::monitor::{self, percentile, AlarmDef, EventKind};
 use crate::paths;
 use crate::process::{self, Signal};
 use crate::stack::{self, StoreArgs, UpArgs};
@@ -94,15 +95,6 @@ pub(super) trait Scenario {
     fn describe(&self, drill: &Drill) -> Description;
 }
 
-fn stamp(ms: i64) -> String {
-    format_ms(ms)
-        .replace(['-', ':'], "")
-        .chars()
-        .take(15)
-        .collect::<String>()
-        + "Z"
-}
-
 fn relative(path: &std::path::Path) -> String {
     path.strip_prefix(paths::root())
         .map(|relative| relative.display().to_string())
@@ -116,7 +108,11 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         .iter()
         .find(|alarm| alarm.name == "api-latency-p95")
         .map_or(300.0, |alarm| alarm.threshold);
-    let dir = paths::reports().join(format!("{}-drill-{}", stamp(started), kind.name()));
+    let dir = paths::reports().join(format!(
+        "{}-drill-{}",
+        crate::clock::compact_stamp(started),
+        kind.name()
+    ));
     std::fs::create_dir_all(&dir)?;
     println!(
         "== drill {} at {}: stack on 127.0.0.1:{}, load {} req/s, report {}",
@@ -215,7 +211,7 @@ impl Drill {
 
     pub(super) fn timeline(&mut self, at_ms: i64, event: impl Into<String>, source: &str) {
         let event = event.into();
-        println!("  {}  {event}", monitor::format_clock(at_ms));
+        println!("  {}  {event}", crate::clock::format_clock(at_ms));
         self.findings.timeline.push(TimelineEntry {
             at_ms,
             event,

@@ -12,8 +12,9 @@ use dynamodb_faithful::Faults;
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
+use crate::clock::now_ms;
 use crate::faithful::Faithful;
-use crate::monitor::{self, now_ms, percentile};
+use crate::monitor::{self, percentile};
 
 use super::runner::{Description, Drill, Scenario};
 use super::support::{self, http};
