@@ -108,13 +108,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
 /// A throttle is the gateway's problem: `Retry-After`, problem+json, and the code a client
 /// tells it by.
 fn check_throttle(answer: &HttpResponse) -> Result<()> {
-    let header = |wanted: &str| {
-        answer
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
-            .map(|(_, value)| value.as_str())
-    };
+    let header = |wanted: &str| answer.header(wanted);
     if header("retry-after").is_none_or(str::is_empty) {
         bail!("a 429 without Retry-After");
     }
@@ -144,6 +138,7 @@ mod tests {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            ..HttpResponse::default()
         }
     }
 

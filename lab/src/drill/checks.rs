@@ -205,7 +205,7 @@ impl Drill {
         let slowest_probe = self
             .probes
             .iter()
-            .map(|probe| probe.result.seconds)
+            .map(|probe| probe.result.seconds())
             .fold(0.0, f64::max);
         let hung_probes = self
             .probes
@@ -215,7 +215,7 @@ impl Drill {
         let slow_probes = self
             .probes
             .iter()
-            .filter(|probe| probe.result.seconds >= 10.0)
+            .filter(|probe| probe.result.seconds() >= 10.0)
             .count();
         let passed = transport == 0
             && hung_probes == 0

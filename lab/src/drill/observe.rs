@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::monitor::{self, AlarmDef, AlarmEvent, AlarmStatus, Detector, EventKind, LogTail};
 
-use super::support::{http, HttpResult};
+use super::support::http;
+use crate::http::HttpResponse;
 
 #[derive(Debug)]
 pub(super) struct Observed {
@@ -117,7 +118,7 @@ impl Drop for Observer {
 #[derive(Debug, Clone)]
 pub(super) struct Probe {
     pub at_ms: i64,
-    pub result: HttpResult,
+    pub result: HttpResponse,
 }
 
 /// Sends `GET url` once a second (each in its own thread, so a hanging call does not delay
