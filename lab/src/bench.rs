@@ -408,7 +408,7 @@ fn print_table(table: &str) -> Result<()> {
 fn zipped_size(path: &std::path::Path) -> Result<u64> {
     let archive = std::env::temp_dir().join(format!("bootstrap-{}.zip", std::process::id()));
     let _ = std::fs::remove_file(&archive);
-    crate::install::run(
+    crate::process::run(
         Command::new("zip")
             .args(["-q", "-9", "-j"])
             .arg(&archive)

@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use order_service::app::FUNCTIONS;
 
-use crate::install::{self, run};
+use crate::install;
 use crate::loadtest::{self, Scenario};
+use crate::process::run;
 use crate::state;
 use crate::{paths, stack};
 
@@ -104,17 +105,13 @@ pub(crate) fn cargo_deny() -> Result<()> {
 
 fn k6_inspect_all() -> Result<()> {
     for scenario in ["smoke", "load", "soak", "stress", "spike", "flash-sale"] {
-        let output = Command::new(crate::install::k6())
-            .args(["inspect", &format!("k6/{scenario}.js")])
-            .current_dir(paths::root())
-            .env("K6_NO_USAGE_REPORT", "true")
-            .output()?;
-        if !output.status.success() {
-            bail!(
-                "k6 inspect k6/{scenario}.js failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        crate::process::output(
+            Command::new(crate::install::k6())
+                .args(["inspect", &format!("k6/{scenario}.js")])
+                .current_dir(paths::root())
+                .env("K6_NO_USAGE_REPORT", "true"),
+        )
+        .with_context(|| format!("k6 inspect k6/{scenario}.js failed"))?;
     }
     Ok(())
 }

@@ -209,7 +209,7 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
     for function in FUNCTIONS {
         command.args(["--bin", function]);
     }
-    install::run(&mut command)
+    crate::process::run(&mut command)
 }
 
 /// Builds the functions for the host (as the local stack does) and copies each binary to
@@ -255,25 +255,21 @@ fn deploy(secret: &str) -> Result<String> {
         variant.display(),
         endpoint()
     );
-    let output = Command::new("bash")
-        .arg(deploy_script())
-        .arg("up")
-        .env("TEMPLATE", &variant)
-        .env("BOOTSTRAP_DIR", bootstrap_dir())
-        .env("AUTH_JWT_SECRET", secret)
-        .env("EMULATOR_PORT", EMULATOR_PORT.to_string())
-        .env("STACK_NAME", STACK_NAME)
-        .current_dir(paths::root())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run localstack/ministack-deploy.sh")?;
-    if !output.status.success() {
-        bail!(
-            "localstack/ministack-deploy.sh up failed with {}",
-            output.status
-        );
-    }
+    // Its progress goes to the terminal; its last line of stdout is the base URL.
+    let output = crate::process::output(
+        Command::new("bash")
+            .arg(deploy_script())
+            .arg("up")
+            .env("TEMPLATE", &variant)
+            .env("BOOTSTRAP_DIR", bootstrap_dir())
+            .env("AUTH_JWT_SECRET", secret)
+            .env("EMULATOR_PORT", EMULATOR_PORT.to_string())
+            .env("STACK_NAME", STACK_NAME)
+            .current_dir(paths::root())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
+    .context("localstack/ministack-deploy.sh up failed")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let base_url = stdout
         .lines()
@@ -383,7 +379,7 @@ fn print_state(state: &EmulatorState) -> Result<()> {
 }
 
 pub(crate) fn down() -> Result<()> {
-    install::run(
+    crate::process::run(
         Command::new("bash")
             .arg(deploy_script())
             .arg("stop")

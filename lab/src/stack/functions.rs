@@ -12,9 +12,9 @@ use order_service::app::FUNCTIONS;
 
 use super::StoreArgs;
 use crate::http::{self, Reach};
-use crate::install::run;
 use crate::paths;
 use crate::process;
+use crate::process::run;
 use crate::state::Serving;
 
 /// Sends one unauthenticated request to every route, so every function is built and started
