@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use order_service::app::FUNCTIONS;
 
-use crate::data::{self, SeedArgs};
 use crate::loadtest::{self, Scenario};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
 use crate::stack;
 use crate::state::{self, StackState};
 use crate::{journeys, paths, resources};
@@ -205,7 +206,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut levels: Vec<Level> = Vec::new();
     // DynamoDB Local is a JVM: the first seconds of load run interpreted code. Warm it up
     // (and the functions' connections) before anything is recorded.
-    data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+    seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
     journeys::raw_level(state, &state.dynamodb_endpoint, 4, 5, false)?;
     service_level(4, 5, false)?;
     eprintln!(
@@ -215,7 +216,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut best_raw = 0.0_f64;
     let mut flat_levels = 0;
     for &concurrency in &args.concurrency {
-        data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+        seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
         let (raw, raw_p95) = journeys::raw_level(
             state,
             &state.dynamodb_endpoint,
@@ -259,7 +260,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         .max_by(|a, b| a.raw_ops_per_second.total_cmp(&b.raw_ops_per_second))
         .copied()
         .unwrap_or_default();
-    data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+    seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
     let (keyed_raw, keyed_raw_p95) = journeys::raw_level(
         state,
         &state.dynamodb_endpoint,
@@ -277,7 +278,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     // through the proxy the functions reach, back to back at the raw peak (on a fresh seed).
     let faithful_cost = match state.faithful_endpoint() {
         Some(faithful) => {
-            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+            seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
             let (direct, direct_p95) = journeys::raw_level(
                 state,
                 &state.dynamodb_endpoint,

@@ -145,7 +145,7 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
 /// checked against its expected status and code.
 fn replay_events() -> Result<()> {
     let state = state::require_state()?;
-    crate::data::reset_and_seed(
+    crate::seed::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,
         &crate::loadtest::seed_for(0.0),

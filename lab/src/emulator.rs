@@ -25,10 +25,11 @@ use order_service::app::FUNCTIONS;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs};
+use crate::audit;
 use crate::http::{self, Reach};
 use crate::install;
 use crate::invoke::{self, Target};
+use crate::seed_plan::SeedArgs;
 use crate::{paths, stack, template};
 
 /// The stack name emulator.py deploys (its STACK_NAME default).
@@ -282,10 +283,6 @@ fn deploy(secret: &str) -> Result<String> {
     Ok(base_url.to_owned())
 }
 
-fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
-    anyhow::anyhow!("{}", order_service::error::ErrorChain(&error))
-}
-
 /// Seeds the table unless it already holds the seed (user-1 exists). Returns the seconds
 /// spent seeding, or `None` when nothing was written.
 fn seed_if_empty(seed: &SeedArgs) -> Result<Option<f64>> {
@@ -298,13 +295,19 @@ fn seed_if_empty(seed: &SeedArgs) -> Result<Option<f64>> {
         // missing table shows up as the GetItem's ResourceNotFoundException instead.
         let user = order_service::domain::UserId::parse("user-1")
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let existing = store.user_balance(&user).await.map_err(store_failure)?;
+        let existing = store
+            .user_balance(&user)
+            .await
+            .map_err(crate::client::store_failure)?;
         if existing.is_some() {
             eprintln!("The table {table} is already seeded.");
             return Ok(None);
         }
         let started = Instant::now();
-        let summary = store.seed(&seed.plan()).await.map_err(store_failure)?;
+        let summary = store
+            .seed(&seed.plan())
+            .await
+            .map_err(crate::client::store_failure)?;
         eprintln!(
             "Seeded {} users ({} KRW each) and {} products into {table}.",
             summary.users, seed.balance, summary.products
@@ -574,8 +577,8 @@ fn exercise(args: &TestArgs, state: &EmulatorState, timings: &mut Vec<(&str, f64
         .status()?;
     timings.push(("audit --stack", seconds(step)));
     match audit.code() {
-        Some(data::exit::CLEAN) => {}
-        Some(data::exit::VIOLATION) => failures.push("the audit found violations".to_owned()),
+        Some(audit::exit::CLEAN) => {}
+        Some(audit::exit::VIOLATION) => failures.push("the audit found violations".to_owned()),
         _ => failures.push(format!("the audit could not run ({audit})")),
     }
     if failures.is_empty() {

@@ -25,11 +25,13 @@ use order_service::app::stock;
 use order_service::domain::{Order, ProductId, ShardCount};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs, ShardArgs, FLASH_PRODUCT, SHARDED_FLASH_PRODUCT};
+use crate::audit;
 use crate::faithful::Faithful;
 use crate::k6::K6Run;
 use crate::monitor::{self, LogEvent, StoreRefusal};
 use crate::paths;
+use crate::seed;
+use crate::seed_plan::{SeedArgs, ShardArgs, FLASH_PRODUCT, SHARDED_FLASH_PRODUCT};
 use crate::stack::{self, StoreArgs, UpArgs};
 use crate::state::StackState;
 
@@ -104,7 +106,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         "Seeding {FLASH_PRODUCT} (1 stock item) and {SHARDED_FLASH_PRODUCT} ({} shards), {} units each ...",
         args.shards, args.stock
     );
-    data::reset_and_seed_plan(&state.dynamodb_endpoint, &state.table, &shards.apply(seed))?;
+    seed::reset_and_seed_plan(&state.dynamodb_endpoint, &state.table, &shards.apply(seed))?;
     let faithful = Faithful::of(state).context("flash-sale needs the stack's dynamodb-faithful")?;
     let dir = paths::reports().join(format!("{}-flash-sale-at-scale", crate::clock::utc_stamp()));
     let base_env = |rate: f64, seconds: u64, products: &str, stock: i64| -> Vec<(String, String)> {
@@ -248,7 +250,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         }
         Ok::<_, anyhow::Error>((orders, layouts))
     })?;
-    let audit = data::audit(&state.dynamodb_endpoint, &state.table)?;
+    let audit = audit::audit(&state.dynamodb_endpoint, &state.table)?;
     let window = (
         started_ms,
         started_ms + seconds_ms.min(ended_ms - started_ms),

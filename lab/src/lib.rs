@@ -5,9 +5,9 @@
 //!   (cargo-lambda's patched `watch` server); `stack` runs DynamoDB Local and the five
 //!   functions behind it; [`emulator`]
 //!   deploys template.yaml to MiniStack; [`template`] writes the template's variants.
-//! - **Data**: [`data`] seeds, wipes and audits a table (local, emulated or a deployed stack
-//!   found through `target`); [`stock`] shows, reshards and rebalances a product's stock
-//!   shards.
+//! - **Data**: [`seed`] seeds (and wipes) a table with a `seed_plan`, [`audit`] audits one
+//!   (local, emulated or a deployed stack found through `target`); [`stock`] shows, reshards
+//!   and rebalances a product's stock shards.
 //! - **Load and measurement**: [`loadtest`] runs the k6 scenarios and writes `report`s with
 //!   `resources` (CPU/RSS per process); [`bench`] measures the store's limit beside the
 //!   service's in one run; `overload` checks shedding; [`capacity`] measures the units each
@@ -22,12 +22,12 @@
 //!
 //! xtask is the thin `clap` front over these entry points.
 
+pub mod audit;
 pub mod bench;
 pub mod capacity;
 pub mod ci;
 mod client;
 mod clock;
-pub mod data;
 pub mod drill;
 pub mod emulator;
 mod faithful;
@@ -47,6 +47,8 @@ mod paths;
 mod process;
 mod report;
 mod resources;
+pub mod seed;
+mod seed_plan;
 pub mod stack;
 mod state;
 pub mod stock;

@@ -15,8 +15,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs};
+use crate::audit;
 use crate::resources::{ResourceSampler, ResourceSummary};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
 use crate::stack::{self, UpArgs};
 use crate::state::{self, StackState};
 use crate::target::{is_loopback_url, RemoteArgs};
@@ -204,7 +206,7 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
         let (state, started) = ensure_stack(&seed)?;
         if !started {
             eprintln!("Re-seeding the running stack for this run ...");
-            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &seed)?;
+            seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &seed)?;
         }
         (Some(state), started)
     } else {
@@ -250,7 +252,7 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     };
     if let Some(target) = &deployed {
         eprintln!("Seeding {} ...", target.describe());
-        data::seed_target(target, &seed, args.remote.wipe)?;
+        seed::seed_target(target, &seed, args.remote.wipe)?;
     }
 
     let profile = Profile::for_run(args, &base_url);
@@ -301,8 +303,8 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let k6_passed = result?;
 
     let audit = match (&state, &deployed) {
-        (Some(state), _) => Some(data::audit(&state.dynamodb_endpoint, &state.table)?),
-        (None, Some(target)) => Some(data::audit_target(target)?),
+        (Some(state), _) => Some(audit::audit(&state.dynamodb_endpoint, &state.table)?),
+        (None, Some(target)) => Some(audit::audit_target(target)?),
         (None, None) => None,
     };
     let flash_check = match (&state, args.scenario) {

@@ -18,7 +18,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends `requests` creates at once (one thread and connection each, every buyer a different
 /// user and a 1-unit line) and checks the answers.
 pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
-    crate::data::reset_and_seed(
+    crate::seed::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,
         &crate::loadtest::seed_for(0.0),
@@ -98,7 +98,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     if after.status != 200 {
         bail!("after the burst a list answered {}", after.status);
     }
-    let audit = crate::data::audit(&state.dynamodb_endpoint, &state.table)?;
+    let audit = crate::audit::audit(&state.dynamodb_endpoint, &state.table)?;
     if !audit.is_clean() {
         bail!("the audit after the burst: {:?}", audit.violations);
     }

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::data::SeedArgs;
 use crate::resources::ResourceSummary;
+use crate::seed_plan::SeedArgs;
 use order_service::store::AuditReport;
 
 pub(crate) const ENDPOINTS: [&str; 5] = ["create", "pay", "get", "list", "cancel"];

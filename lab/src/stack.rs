@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::data::{self, SeedArgs};
 use crate::install;
 use crate::process::{self, Signal};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
 use crate::state::{
     log_dir_for, read_state, read_state_at, state_path_for, Serving, StackState,
     DEFAULT_MAX_CONCURRENCY, DEFAULT_PORT, DEFAULT_QUEUE_DEPTH, TABLE_NAME,
@@ -244,7 +245,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         Duration::from_secs(10),
     )?;
 
-    let summary = data::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
+    let summary = seed::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
     eprintln!(
         "Seeded {} users ({} KRW each) and {} products.",
         summary.users, args.seed.balance, summary.products

@@ -680,3 +680,85 @@ fn no_source_file_is_longer_than_800_lines() {
     // The walk sees the whole workspace, the largest files included.
     assert!(files.len() > 100, "only {} .rs files found", files.len());
 }
+
+/// The most other top-level modules of the lab that one may be used by: past it, a module is
+/// a hub that most of the lab changes with, and usually holds several things to split apart.
+const MAX_USERS: usize = 8;
+
+/// The lab's modules that may be used by more, each with the reason. Each is a leaf: it uses
+/// no module of the lab but these, so that what many depend on depends on little.
+const LAB_HUBS: &[(&str, &str)] = &[
+    (
+        "paths",
+        "constants of where things are (the workspace root, .local/, reports/, binaries)",
+    ),
+    (
+        "state",
+        "the running local stack's state file: what every command that reaches the stack reads",
+    ),
+    (
+        "process",
+        "the lab's one way to run commands, signal processes and read the process table",
+    ),
+    (
+        "clock",
+        "now, and every text form of an instant, on the time crate",
+    ),
+    (
+        "client",
+        "the tokio runtime a command blocks on and the store client for an endpoint",
+    ),
+];
+
+#[test]
+fn no_module_of_the_lab_is_used_by_more_than_8_others() {
+    let edges = sibling_dependencies(&root().join("lab/src"));
+    let mut users: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for (from, to) in edges.keys().filter(|(from, _)| from.len() == 1) {
+        users
+            .entry(to[0].clone())
+            .or_default()
+            .insert(from[0].clone());
+    }
+    let mut table: Vec<(&String, &BTreeSet<String>)> = users.iter().collect();
+    table.sort_by_key(|(name, users)| (std::cmp::Reverse(users.len()), (*name).clone()));
+    let shown_table: Vec<String> = table
+        .iter()
+        .map(|(name, users)| {
+            let names: Vec<&str> = users.iter().map(String::as_str).collect();
+            format!("{name:>10} {:>2}  {}", users.len(), names.join(" "))
+        })
+        .collect();
+    // The table is the measurement a change of the lab's layout is judged by.
+    eprintln!("users of each lab module:\n{}", shown_table.join("\n"));
+    let allowed: BTreeSet<&str> = LAB_HUBS.iter().map(|(name, _)| *name).collect();
+    let hubs: Vec<String> = table
+        .iter()
+        .filter(|(name, users)| users.len() > MAX_USERS && !allowed.contains(name.as_str()))
+        .map(|(name, users)| format!("{name} ({} users)", users.len()))
+        .collect();
+    assert!(
+        hubs.is_empty(),
+        "these lab modules are used by more than {MAX_USERS} others; split each where its users \
+         need different parts (or, for a leaf that many need, add it to LAB_HUBS with the \
+         reason): {}\n{}",
+        hubs.join(", "),
+        shown_table.join("\n")
+    );
+    for name in &allowed {
+        assert!(
+            users.contains_key(*name),
+            "LAB_HUBS names {name}, which no module uses"
+        );
+        let uses: Vec<&str> = edges
+            .keys()
+            .filter(|(from, _)| from.len() == 1 && from[0] == *name)
+            .map(|(_, to)| to[0].as_str())
+            .filter(|to| !allowed.contains(to))
+            .collect();
+        assert!(
+            uses.is_empty(),
+            "{name} is in LAB_HUBS but is no leaf: it uses {uses:?}"
+        );
+    }
+}

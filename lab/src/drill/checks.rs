@@ -6,8 +6,8 @@ use order_service::domain::{Order, ProductId};
 use order_service::store::DynamoOrderStore;
 use tokio::runtime::Runtime;
 
+use crate::audit;
 use crate::clock::format_ms;
-use crate::data;
 use crate::monitor::{AlarmEvent, Bucket, EventKind};
 
 use super::runner::{Drill, Scenario};
@@ -40,7 +40,7 @@ impl Drill {
             ),
         );
         self.findings.ledger = check;
-        match data::audit(&self.state.dynamodb_endpoint, &self.state.table) {
+        match audit::audit(&self.state.dynamodb_endpoint, &self.state.table) {
             Ok(audit) => {
                 let clean = audit.is_clean();
                 self.check(

@@ -14,11 +14,11 @@ use anyhow::{bail, Context, Result};
 use order_service::domain::Order;
 
 use crate::clock::{format_ms, now_ms};
-use crate::data::SeedArgs;
 use crate::faithful::Faithful;
 use crate::monitor::{self, percentile, AlarmDef, EventKind};
 use crate::paths;
 use crate::process::{self, Signal};
+use crate::seed_plan::SeedArgs;
 use crate::stack::{self, StoreArgs, UpArgs};
 use crate::state::{self, StackState};
 

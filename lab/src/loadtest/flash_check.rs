@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::data::SeedArgs;
+use crate::seed_plan::SeedArgs;
 
 /// After a flash sale: exactly the seeded stock was sold (no oversell, no undersell).
 pub(super) fn flash_sale_check(target: &crate::target::Target, seed: &SeedArgs) -> Result<String> {

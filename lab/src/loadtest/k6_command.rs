@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::{parse_duration, Args, Scenario};
-use crate::data::SeedArgs;
 use crate::paths;
+use crate::seed_plan::SeedArgs;
 use crate::target::users_with_tokens;
 
 /// How k6 authenticates: HS256 tokens it mints with a secret, or tokens issued elsewhere.

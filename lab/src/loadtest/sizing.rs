@@ -7,7 +7,7 @@ use super::warm_up::{
     PATH_WARM_UP_WINDOW_SECONDS, STORE_LIMIT_LEVELS, STORE_LIMIT_SECONDS, WARM_UP_SECONDS,
 };
 use super::{parse_duration, Args, Scenario};
-use crate::data::SeedArgs;
+use crate::seed_plan::SeedArgs;
 
 /// An upper bound on the store operations per second of the raw journeys, for sizing the seed.
 const RAW_OPS_PER_SECOND_BOUND: f64 = 1_500.0;
