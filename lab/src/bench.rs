@@ -110,7 +110,7 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
 }
 
 fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
-    crate::report::run_seconds(summary)
+    loadtest::report::run_seconds(summary)
 }
 
 /// Lambda's "Init Duration" for one function: the time from starting its binary until it

@@ -6,6 +6,7 @@
 mod flash_check;
 mod k6_command;
 mod profile;
+pub(crate) mod report;
 mod sizing;
 mod warm_up;
 
@@ -22,7 +23,7 @@ use crate::seed_plan::SeedArgs;
 use crate::stack::{self, UpArgs};
 use crate::state::{self, StackState};
 use crate::target::{is_loopback_url, RemoteArgs};
-use crate::{clock, paths, report};
+use crate::{clock, paths};
 
 use flash_check::flash_sale_check;
 use k6_command::{run_k6, K6Run, Tokens};

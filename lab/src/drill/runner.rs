@@ -25,7 +25,7 @@ use crate::state::{self, StackState};
 use super::observe::{Canary, Observer, Probe};
 use super::support::{self, http, K6Run};
 use super::{
-    report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
+    incident_report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
     GATEWAY_SILENCE_MS, K6_HTTP_TIMEOUT, LOAD_PRODUCTS, LOAD_USERS, RECOVERY_WINDOW_MS,
     SEED_BALANCE, SEED_STOCK,
 };
@@ -189,9 +189,15 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
             std::fs::read_to_string(paths::root().join("runbooks/postmortem-template.md"))
                 .context("cannot read runbooks/postmortem-template.md")?;
         let incident = dir.join("incident.md");
-        std::fs::write(&incident, report::render_incident(findings, &template))?;
-        crate::incidents::append(&report::incident_record(findings, &relative(&incident)))?;
-        report::print_summary(findings, &relative(&incident));
+        std::fs::write(
+            &incident,
+            incident_report::render_incident(findings, &template),
+        )?;
+        crate::incidents::append(&incident_report::incident_record(
+            findings,
+            &relative(&incident),
+        ))?;
+        incident_report::print_summary(findings, &relative(&incident));
     } else {
         executed?;
     }

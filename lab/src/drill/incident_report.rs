@@ -1,4 +1,4 @@
-//! The drill's outputs: `incident.md` from runbooks/postmortem-template.md (its `{{fields}}`
+//! A drill's incident report and outputs: `incident.md` from runbooks/postmortem-template.md (its `{{fields}}`
 //! filled, the ✍ sections left to people), the line for `reports/incidents.jsonl`, and the
 //! summary printed at the end.
 
