@@ -6,21 +6,17 @@
 //! RSS per function, and writes the table to `reports/<time>-bench/bench.md`.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use order_service::app::{change_once, create_once};
-use order_service::domain::{
-    Change, CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, UserId,
-};
-use order_service::http::Reply;
+use order_service::app::FUNCTIONS;
 
-use crate::data::{self, SeedArgs};
 use crate::loadtest::{self, Scenario};
-use crate::stack::{self, StackState};
-use crate::{paths, resources};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
+use crate::stack;
+use crate::state::{self, StackState};
+use crate::{journeys, paths, resources};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -60,103 +56,6 @@ fn bench_seed() -> SeedArgs {
         stock: 1_000_000,
         flash_stock: 50,
     }
-}
-
-/// Journeys through the store crate against `endpoint` (DynamoDB Local itself for the store's
-/// own limit; the stack's dynamodb-faithful for what it costs): `concurrency` workers, each
-/// create -> pay -> get in a loop for `seconds`; returns journey steps per second (3 per journey, the API requests the
-/// journey stands for) and p95 of a journey. `keyed` sends the create and the payment under
-/// Idempotency-Keys, as the functions run them (claim, then the answer in the transaction).
-pub(crate) fn raw_level(
-    state: &StackState,
-    endpoint: &str,
-    concurrency: u32,
-    seconds: u64,
-    keyed: bool,
-) -> Result<(f64, f64)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = Arc::new(data::store_for(endpoint, &state.table).await);
-        let journeys = Arc::new(AtomicU64::new(0));
-        let stamp = OrderId::random();
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        let mut workers = tokio::task::JoinSet::new();
-        for worker in 0..concurrency {
-            let store = store.clone();
-            let journeys = journeys.clone();
-            workers.spawn(async move {
-                let mut durations = Vec::new();
-                let mut iteration: u32 = 0;
-                while Instant::now() < deadline {
-                    let user = UserId::parse(&format!(
-                        "user-{}",
-                        (worker * 7_919 + iteration) % 1_000 + 1
-                    ))
-                    .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    let product = format!("product-{}", (worker * 31 + iteration) % 100 + 1);
-                    let request: CreateOrderRequest = serde_json::from_str(&format!(
-                        r#"{{"items":[{{"productId":"{product}","quantity":1}}]}}"#
-                    ))?;
-                    let order =
-                        NewOrder::try_from(request).map_err(|error| anyhow::anyhow!("{error}"))?;
-                    let started = Instant::now();
-                    let (store, user, order) = (&*store, &user, &order);
-                    let key = |step: &str| {
-                        keyed.then(|| {
-                            IdempotencyKey::parse(&format!(
-                                "bench-{step}-{stamp}-{worker}-{iteration}"
-                            ))
-                        })
-                    };
-                    let create_key = key("create")
-                        .transpose()
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    let created = create_once(store, user, create_key, order)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("create: {error}"))?;
-                    let order_id = created_order_id(created)?;
-                    let pay_key = key("pay")
-                        .transpose()
-                        .map_err(|error| anyhow::anyhow!("{error}"))?;
-                    change_once(store, user, pay_key, order_id, &Change::Pay)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("pay: {error}"))?;
-                    order_service::app::read::get_order(store, user, order_id)
-                        .await
-                        .map_err(|error| anyhow::anyhow!("get: {error}"))?;
-                    durations.push(started.elapsed().as_secs_f64() * 1_000.0);
-                    journeys.fetch_add(1, Ordering::Relaxed);
-                    iteration += 1;
-                }
-                Ok::<_, anyhow::Error>(durations)
-            });
-        }
-        let started = Instant::now();
-        let mut durations = Vec::new();
-        while let Some(done) = workers.join_next().await {
-            durations.extend(done??);
-        }
-        let elapsed = started.elapsed().as_secs_f64().max(seconds as f64);
-        durations.sort_by(f64::total_cmp);
-        let p95 = durations
-            .get((durations.len() as f64 * 0.95) as usize)
-            .copied()
-            .unwrap_or(0.0);
-        Ok((journeys.load(Ordering::Relaxed) as f64 * 3.0 / elapsed, p95))
-    })
-}
-
-/// The order id of a create's rendered answer.
-fn created_order_id(reply: Reply) -> Result<OrderId> {
-    let response = reply.into_response();
-    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref())?;
-    let text = body["orderId"]
-        .as_str()
-        .context("the create answer has no orderId")?;
-    OrderId::parse(text).map_err(|error| anyhow::anyhow!("{error}"))
 }
 
 /// One closed-loop level through the whole service: (requests/s, p95 ms, failed requests,
@@ -205,13 +104,13 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
         requests / run,
         value("http_req_duration", "p(95)"),
         value("http_req_failed", "passes"),
-        cpu_ms_per_request(&stack::FUNCTIONS),
+        cpu_ms_per_request(&FUNCTIONS),
         cpu_ms_per_request(&[crate::gateway::BINARY]),
     ))
 }
 
 fn loadtest_run_seconds(summary: &serde_json::Value) -> f64 {
-    crate::report::run_seconds(summary)
+    loadtest::report::run_seconds(summary)
 }
 
 /// Lambda's "Init Duration" for one function: the time from starting its binary until it
@@ -271,7 +170,7 @@ fn elf_architecture(path: &std::path::Path) -> Option<&'static str> {
 type BinarySizes = Vec<(String, u64, Option<(u64, &'static str)>)>;
 
 fn binary_sizes() -> BinarySizes {
-    stack::FUNCTIONS
+    FUNCTIONS
         .iter()
         .map(|function| {
             let host =
@@ -297,7 +196,7 @@ pub fn run(args: &Args) -> Result<()> {
     let (state, started) = loadtest::ensure_stack(&bench_seed())?;
     let result = measure(args, &state);
     if started {
-        let latest = stack::read_state().unwrap_or(state);
+        let latest = state::read_state().unwrap_or(state);
         stack::stop(&latest);
     }
     result
@@ -307,8 +206,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut levels: Vec<Level> = Vec::new();
     // DynamoDB Local is a JVM: the first seconds of load run interpreted code. Warm it up
     // (and the functions' connections) before anything is recorded.
-    data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-    raw_level(state, &state.dynamodb_endpoint, 4, 5, false)?;
+    seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+    journeys::raw_level(state, &state.dynamodb_endpoint, 4, 5, false)?;
     service_level(4, 5, false)?;
     eprintln!(
         "serving: {} instance(s) x {} concurrent invocations per function, queue {}",
@@ -317,8 +216,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     let mut best_raw = 0.0_f64;
     let mut flat_levels = 0;
     for &concurrency in &args.concurrency {
-        data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-        let (raw, raw_p95) = raw_level(
+        seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+        let (raw, raw_p95) = journeys::raw_level(
             state,
             &state.dynamodb_endpoint,
             concurrency,
@@ -361,8 +260,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         .max_by(|a, b| a.raw_ops_per_second.total_cmp(&b.raw_ops_per_second))
         .copied()
         .unwrap_or_default();
-    data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-    let (keyed_raw, keyed_raw_p95) = raw_level(
+    seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+    let (keyed_raw, keyed_raw_p95) = journeys::raw_level(
         state,
         &state.dynamodb_endpoint,
         peak.concurrency,
@@ -379,8 +278,8 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
     // through the proxy the functions reach, back to back at the raw peak (on a fresh seed).
     let faithful_cost = match state.faithful_endpoint() {
         Some(faithful) => {
-            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
-            let (direct, direct_p95) = raw_level(
+            seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &bench_seed())?;
+            let (direct, direct_p95) = journeys::raw_level(
                 state,
                 &state.dynamodb_endpoint,
                 peak.concurrency,
@@ -388,7 +287,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
                 false,
             )?;
             let (through, through_p95) =
-                raw_level(state, faithful, peak.concurrency, args.seconds, false)?;
+                journeys::raw_level(state, faithful, peak.concurrency, args.seconds, false)?;
             eprintln!(
                 "faithful c={}: direct {direct:.1} ops/s, through dynamodb-faithful {through:.1} ops/s",
                 peak.concurrency
@@ -397,7 +296,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         }
         None => None,
     };
-    let latest = stack::read_state().unwrap_or_else(|| state.clone());
+    let latest = state::read_state().unwrap_or_else(|| state.clone());
     let sampler = resources::ResourceSampler::start(&latest, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(2));
     let usage = sampler.finish();
@@ -407,7 +306,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
         &latest.jwt_secret,
         0.0,
     );
-    let colds: Vec<(String, f64)> = stack::FUNCTIONS
+    let colds: Vec<(String, f64)> = FUNCTIONS
         .iter()
         .map(|function| {
             let binary = paths::function_binary(function);
@@ -498,7 +397,7 @@ fn measure(args: &Args, state: &StackState) -> Result<()> {
 }
 
 fn print_table(table: &str) -> Result<()> {
-    let dir = paths::reports().join(format!("{}-bench", loadtest::utc_stamp()));
+    let dir = paths::reports().join(format!("{}-bench", crate::clock::utc_stamp()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("bench.md"), table)?;
     println!("{table}");
@@ -510,7 +409,7 @@ fn print_table(table: &str) -> Result<()> {
 fn zipped_size(path: &std::path::Path) -> Result<u64> {
     let archive = std::env::temp_dir().join(format!("bootstrap-{}.zip", std::process::id()));
     let _ = std::fs::remove_file(&archive);
-    crate::install::run(
+    crate::process::run(
         Command::new("zip")
             .args(["-q", "-9", "-j"])
             .arg(&archive)
@@ -547,7 +446,7 @@ fn bootstraps_section() -> Result<String> {
             "cargo lambda build --release {flag}: {:.0} s",
             started.elapsed().as_secs_f64()
         );
-        for function in stack::FUNCTIONS {
+        for function in FUNCTIONS {
             let path = bootstrap(function);
             let init = if architecture == "x86_64" {
                 Some(init_duration(&path, &env, function, 5)?)

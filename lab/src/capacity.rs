@@ -500,7 +500,7 @@ pub(crate) fn plan(args: &Args, table: &[Units]) -> Result<String> {
 
 pub fn run(args: &Args) -> Result<()> {
     let table = if args.measure {
-        let runtime = crate::data::runtime()?;
+        let runtime = crate::client::runtime()?;
         let table = runtime.block_on(measure::units(args.samples.max(1)))?;
         println!(
             "Units per operation, measured now ({} runs each):\n",

@@ -6,9 +6,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use order_service::app::FUNCTIONS;
 
-use crate::install::{self, run};
+use crate::install;
 use crate::loadtest::{self, Scenario};
+use crate::process::run;
+use crate::state;
 use crate::{paths, stack};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -102,17 +105,13 @@ pub(crate) fn cargo_deny() -> Result<()> {
 
 fn k6_inspect_all() -> Result<()> {
     for scenario in ["smoke", "load", "soak", "stress", "spike", "flash-sale"] {
-        let output = Command::new(crate::install::k6())
-            .args(["inspect", &format!("k6/{scenario}.js")])
-            .current_dir(paths::root())
-            .env("K6_NO_USAGE_REPORT", "true")
-            .output()?;
-        if !output.status.success() {
-            bail!(
-                "k6 inspect k6/{scenario}.js failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        crate::process::output(
+            Command::new(crate::install::k6())
+                .args(["inspect", &format!("k6/{scenario}.js")])
+                .current_dir(paths::root())
+                .env("K6_NO_USAGE_REPORT", "true"),
+        )
+        .with_context(|| format!("k6 inspect k6/{scenario}.js failed"))?;
     }
     Ok(())
 }
@@ -145,8 +144,8 @@ fn smoke(scenario: Scenario, keep_stack: bool) -> Result<()> {
 /// Every saved event against the running local stack, on a freshly seeded table, each
 /// checked against its expected status and code.
 fn replay_events() -> Result<()> {
-    let state = stack::require_state()?;
-    crate::data::reset_and_seed(
+    let state = state::require_state()?;
+    crate::seed::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,
         &crate::loadtest::seed_for(0.0),
@@ -163,7 +162,7 @@ pub struct FuzzArgs {
     #[arg(long, default_value_t = 30)]
     pub max_examples: u32,
     /// The port of the local stack to fuzz.
-    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    #[arg(long, default_value_t = state::DEFAULT_PORT)]
     pub port: u16,
 }
 
@@ -171,13 +170,13 @@ pub struct FuzzArgs {
 /// fuzzing and stateful (create -> pay/get/cancel links) phases, every check (no 5xx,
 /// conformance of status, content type, headers and bodies), deterministic generation.
 pub fn fuzz(args: &FuzzArgs) -> Result<()> {
-    let state = stack::read_state_at(args.port).ok_or_else(|| {
+    let state = state::read_state_at(args.port).ok_or_else(|| {
         anyhow::anyhow!(
             "no local stack on port {}: start it with `cargo xtask up`",
             args.port
         )
     })?;
-    let token = crate::data::sign(&state.jwt_secret, "user-1")?;
+    let token = crate::token::sign(&state.jwt_secret, "user-1")?;
     run(Command::new(paths::venv_bin("st"))
         .args([
             "run",
@@ -294,7 +293,7 @@ fn cfn_lint() -> Result<()> {
 fn managed_instances_variant() -> Result<()> {
     let venv = emulator_venv()?;
     let variant = crate::template::default_out("managed-instances");
-    let max_concurrency = stack::DEFAULT_MAX_CONCURRENCY;
+    let max_concurrency = state::DEFAULT_MAX_CONCURRENCY;
     crate::template::write_managed_instances(max_concurrency, &variant)?;
     let translated = variant.with_extension("json");
     run(Command::new(venv.join("bin/python"))
@@ -319,7 +318,7 @@ fn managed_instances_variant() -> Result<()> {
 /// xtask bench --bootstraps` measures the deployed ones).
 fn arm64_bootstraps() -> Result<()> {
     crate::emulator::cargo_lambda_build("--arm64", crate::paths::FUNCTION_PROFILE)?;
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let bootstrap = paths::root()
             .join("target/lambda")
             .join(function)
@@ -390,7 +389,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
         ));
         steps.push((
             "gateway overload: a burst beyond capacity is refused with 429, then served",
-            Box::new(|| crate::overload::burst_check(&stack::require_state()?, 400)),
+            Box::new(|| crate::overload::burst_check(&state::require_state()?, 400)),
         ));
         steps.push((
             "events/ replayed against the local stack",
@@ -401,7 +400,7 @@ pub fn run_suite(args: &Args) -> Result<()> {
             Box::new(|| {
                 fuzz(&FuzzArgs {
                     max_examples: 30,
-                    port: stack::DEFAULT_PORT,
+                    port: state::DEFAULT_PORT,
                 })
             }),
         ));

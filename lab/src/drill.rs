@@ -9,20 +9,19 @@
 //! template, appends a line to `reports/incidents.jsonl`, stops the stack, and exits non-zero
 //! when an expectation broke. What each drill expects is in runbooks/drills.md.
 //!
-//! Each drill is one module behind the `Scenario` trait (`scenario.rs`): `store_outage`,
-//! `store_slowdown`, `function_crash`, `bad_deploy`, `hot_product`. What they share is the
-//! runner (`runner.rs`: the stack, the load, the detector, recovery, the numbers, cleanup) and
-//! the checks every drill makes after the load (`checks.rs`).
+//! Each drill is one module behind the `Scenario` trait: `store_outage`, `store_slowdown`,
+//! `function_crash`, `bad_deploy`, `hot_product`, `hot_partition`. What they share is the runner
+//! (`runner.rs`: the trait, the stack, the load, the detector, recovery, the numbers, cleanup)
+//! and the checks every drill makes after the load (`checks.rs`).
 
 mod bad_deploy;
 mod checks;
 mod function_crash;
 mod hot_partition;
 mod hot_product;
+mod incident_report;
 mod observe;
-mod report;
 mod runner;
-mod scenario;
 mod store_outage;
 mod store_slowdown;
 mod support;
@@ -36,7 +35,7 @@ use serde_json::Value;
 
 use crate::monitor::{AlarmEvent, Bucket};
 
-use scenario::Scenario;
+use runner::Scenario;
 use verify::LedgerCheck;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use order_service::app::FUNCTIONS;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs};
+use crate::audit;
 use crate::http::{self, Reach};
 use crate::install;
 use crate::invoke::{self, Target};
+use crate::seed_plan::SeedArgs;
 use crate::{paths, stack, template};
 
 /// The stack name emulator.py deploys (its STACK_NAME default).
@@ -205,10 +207,10 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
         .args(["lambda", "build", "--profile", profile, architecture])
         .env("PATH", std::env::join_paths(search)?)
         .current_dir(paths::root());
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         command.args(["--bin", function]);
     }
-    install::run(&mut command)
+    crate::process::run(&mut command)
 }
 
 /// Builds the functions for the host (as the local stack does) and copies each binary to
@@ -216,7 +218,7 @@ pub(crate) fn cargo_lambda_build(architecture: &str, profile: &str) -> Result<()
 fn copy_release_binaries() -> Result<f64> {
     let started = Instant::now();
     stack::build_functions()?;
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let target = bootstrap_dir().join(function);
         std::fs::create_dir_all(&target)?;
         std::fs::copy(paths::function_binary(function), target.join("bootstrap"))?;
@@ -226,7 +228,7 @@ fn copy_release_binaries() -> Result<f64> {
 
 fn bootstrap_sizes() -> Result<BTreeMap<String, u64>> {
     let mut sizes = BTreeMap::new();
-    for function in stack::FUNCTIONS {
+    for function in FUNCTIONS {
         let path = bootstrap_dir().join(function).join("bootstrap");
         let metadata = std::fs::metadata(&path).with_context(|| {
             format!(
@@ -254,25 +256,21 @@ fn deploy(secret: &str) -> Result<String> {
         variant.display(),
         endpoint()
     );
-    let output = Command::new("bash")
-        .arg(deploy_script())
-        .arg("up")
-        .env("TEMPLATE", &variant)
-        .env("BOOTSTRAP_DIR", bootstrap_dir())
-        .env("AUTH_JWT_SECRET", secret)
-        .env("EMULATOR_PORT", EMULATOR_PORT.to_string())
-        .env("STACK_NAME", STACK_NAME)
-        .current_dir(paths::root())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run localstack/ministack-deploy.sh")?;
-    if !output.status.success() {
-        bail!(
-            "localstack/ministack-deploy.sh up failed with {}",
-            output.status
-        );
-    }
+    // Its progress goes to the terminal; its last line of stdout is the base URL.
+    let output = crate::process::output(
+        Command::new("bash")
+            .arg(deploy_script())
+            .arg("up")
+            .env("TEMPLATE", &variant)
+            .env("BOOTSTRAP_DIR", bootstrap_dir())
+            .env("AUTH_JWT_SECRET", secret)
+            .env("EMULATOR_PORT", EMULATOR_PORT.to_string())
+            .env("STACK_NAME", STACK_NAME)
+            .current_dir(paths::root())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit()),
+    )
+    .context("localstack/ministack-deploy.sh up failed")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let base_url = stdout
         .lines()
@@ -285,29 +283,31 @@ fn deploy(secret: &str) -> Result<String> {
     Ok(base_url.to_owned())
 }
 
-fn store_failure(error: order_service::ServiceError) -> anyhow::Error {
-    anyhow::anyhow!("{}", order_service::error::ErrorChain(&error))
-}
-
 /// Seeds the table unless it already holds the seed (user-1 exists). Returns the seconds
 /// spent seeding, or `None` when nothing was written.
 fn seed_if_empty(seed: &SeedArgs) -> Result<Option<f64>> {
     let endpoint = endpoint();
     let table = table_name();
-    data::runtime()?.block_on(async {
-        let store = data::store_for(&endpoint, &table).await;
+    crate::client::runtime()?.block_on(async {
+        let store = crate::client::store_for(&endpoint, &table).await;
         // No DescribeTable: MiniStack 1.5.33 returns the table's DeletionProtectionEnabled as
         // the string CloudFormation passed ("false"), which the Rust SDK refuses to parse. A
         // missing table shows up as the GetItem's ResourceNotFoundException instead.
         let user = order_service::domain::UserId::parse("user-1")
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let existing = store.user_balance(&user).await.map_err(store_failure)?;
+        let existing = store
+            .user_balance(&user)
+            .await
+            .map_err(crate::client::store_failure)?;
         if existing.is_some() {
             eprintln!("The table {table} is already seeded.");
             return Ok(None);
         }
         let started = Instant::now();
-        let summary = store.seed(&seed.plan()).await.map_err(store_failure)?;
+        let summary = store
+            .seed(&seed.plan())
+            .await
+            .map_err(crate::client::store_failure)?;
         eprintln!(
             "Seeded {} users ({} KRW each) and {} products into {table}.",
             summary.users, seed.balance, summary.products
@@ -337,7 +337,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<EmulatorState> {
         endpoint: endpoint(),
         stack: STACK_NAME.to_owned(),
         table: table_name(),
-        deployed_at: crate::loadtest::utc_stamp(),
+        deployed_at: crate::clock::utc_stamp(),
         bootstraps,
         timings: Timings {
             install_seconds,
@@ -353,7 +353,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<EmulatorState> {
 }
 
 fn print_state(state: &EmulatorState) -> Result<()> {
-    let token = data::sign(&data::jwt_secret()?, "user-1")?;
+    let token = crate::token::sign(&crate::token::jwt_secret()?, "user-1")?;
     println!("The order service runs on MiniStack at {}", state.base_url);
     for (function, bytes) in &state.bootstraps {
         println!(
@@ -382,7 +382,7 @@ fn print_state(state: &EmulatorState) -> Result<()> {
 }
 
 pub(crate) fn down() -> Result<()> {
-    install::run(
+    crate::process::run(
         Command::new("bash")
             .arg(deploy_script())
             .arg("stop")
@@ -407,8 +407,7 @@ struct Smoke {
 }
 
 fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
-    let report_dir =
-        paths::reports().join(format!("{}-emulator-smoke", crate::loadtest::utc_stamp()));
+    let report_dir = paths::reports().join(format!("{}-emulator-smoke", crate::clock::utc_stamp()));
     std::fs::create_dir_all(&report_dir)?;
     let log_path = report_dir.join("k6.log");
     let log = std::fs::File::create(&log_path)?;
@@ -517,7 +516,7 @@ pub(crate) fn test(args: &TestArgs) -> Result<()> {
 
 /// The checks of `test` against a deployed stack: events, k6 smoke, audit.
 fn exercise(args: &TestArgs, state: &EmulatorState, timings: &mut Vec<(&str, f64)>) -> Result<()> {
-    let secret = data::jwt_secret()?;
+    let secret = crate::token::jwt_secret()?;
     let step = Instant::now();
     let report = invoke::replay_all(
         &Target::Http(state.base_url.clone()),
@@ -578,8 +577,8 @@ fn exercise(args: &TestArgs, state: &EmulatorState, timings: &mut Vec<(&str, f64
         .status()?;
     timings.push(("audit --stack", seconds(step)));
     match audit.code() {
-        Some(data::exit::CLEAN) => {}
-        Some(data::exit::VIOLATION) => failures.push("the audit found violations".to_owned()),
+        Some(audit::exit::CLEAN) => {}
+        Some(audit::exit::VIOLATION) => failures.push("the audit found violations".to_owned()),
         _ => failures.push(format!("the audit could not run ({audit})")),
     }
     if failures.is_empty() {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use dynamodb_faithful::{Faults, Summary};
 
 use crate::http::{self, Reach};
-use crate::stack::StackState;
+use crate::state::StackState;
 
 /// A running `dynamodb-faithful`.
 #[derive(Debug, Clone)]

@@ -25,12 +25,15 @@ use order_service::app::stock;
 use order_service::domain::{Order, ProductId, ShardCount};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs, ShardArgs, FLASH_PRODUCT, SHARDED_FLASH_PRODUCT};
+use crate::audit;
 use crate::faithful::Faithful;
 use crate::k6::K6Run;
 use crate::monitor::{self, LogEvent, StoreRefusal};
 use crate::paths;
-use crate::stack::{self, StackState, StoreArgs, UpArgs};
+use crate::seed;
+use crate::seed_plan::{SeedArgs, ShardArgs, FLASH_PRODUCT, SHARDED_FLASH_PRODUCT};
+use crate::stack::{self, StoreArgs, UpArgs};
+use crate::state::StackState;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -104,12 +107,9 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         "Seeding {FLASH_PRODUCT} (1 stock item) and {SHARDED_FLASH_PRODUCT} ({} shards), {} units each ...",
         args.shards, args.stock
     );
-    data::reset_and_seed_plan(&state.dynamodb_endpoint, &state.table, &shards.apply(seed))?;
+    seed::reset_and_seed_plan(&state.dynamodb_endpoint, &state.table, &shards.apply(seed))?;
     let faithful = Faithful::of(state).context("flash-sale needs the stack's dynamodb-faithful")?;
-    let dir = paths::reports().join(format!(
-        "{}-flash-sale-at-scale",
-        crate::loadtest::utc_stamp()
-    ));
+    let dir = paths::reports().join(format!("{}-flash-sale-at-scale", crate::clock::utc_stamp()));
     let base_env = |rate: f64, seconds: u64, products: &str, stock: i64| -> Vec<(String, String)> {
         [
             ("BASE_URL", state.base_url.clone()),
@@ -171,7 +171,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         what: "sale starts".to_owned(),
     }];
     let sleep_until = |offset_ms: i64| {
-        let wait = started_ms + offset_ms - monitor::now_ms();
+        let wait = started_ms + offset_ms - crate::clock::now_ms();
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
@@ -183,12 +183,12 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         let count =
             ShardCount::new(to).map_err(|error| anyhow::anyhow!("--reshard-to: {error}"))?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: format!("reshard to {to} starts"),
         });
         // Through faithful, as the functions write: the reshard meets the sale's conflicts.
-        let done = data::runtime()?.block_on(async {
-            let store = data::store_for(faithful.endpoint(), &state.table).await;
+        let done = crate::client::runtime()?.block_on(async {
+            let store = crate::client::store_for(faithful.endpoint(), &state.table).await;
             stock::rearrange(&store, &sharded, Some(count), Duration::from_secs(2)).await
         });
         let note = match done {
@@ -203,7 +203,7 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         };
         eprintln!("  {note}");
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: note,
         });
     }
@@ -214,21 +214,21 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
             ..Faults::default()
         })?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: "store outage starts".to_owned(),
         });
         eprintln!("  store outage for {outage} s");
         std::thread::sleep(Duration::from_secs(outage));
         faithful.set_faults(&Faults::default())?;
         marks.push(Mark {
-            at_ms: monitor::now_ms(),
+            at_ms: crate::clock::now_ms(),
             what: "store back".to_owned(),
         });
     }
     if !sale.wait(Duration::from_secs(args.seconds + 120)) {
         sale.stop(Duration::from_secs(20));
     }
-    let ended_ms = sale.stopped_ms.unwrap_or_else(monitor::now_ms);
+    let ended_ms = sale.stopped_ms.unwrap_or_else(crate::clock::now_ms);
     let summary = sale.summary().context("the sale's k6 wrote no summary")?;
     let store_stats = faithful.summary()?;
     std::fs::write(
@@ -236,19 +236,22 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         serde_json::to_string_pretty(&store_stats)?,
     )?;
 
-    let (orders, layouts) = data::runtime()?.block_on(async {
-        let store = data::store_for(&state.dynamodb_endpoint, &state.table).await;
-        let orders = store.all_orders().await.map_err(data::store_failure)?;
+    let (orders, layouts) = crate::client::runtime()?.block_on(async {
+        let store = crate::client::store_for(&state.dynamodb_endpoint, &state.table).await;
+        let orders = store
+            .all_orders()
+            .await
+            .map_err(crate::client::store_failure)?;
         let mut layouts = Vec::new();
         for name in [FLASH_PRODUCT, SHARDED_FLASH_PRODUCT] {
             let layout = stock::show(&store, &product(name)?)
                 .await
-                .map_err(data::store_failure)?;
+                .map_err(crate::client::store_failure)?;
             layouts.push(layout);
         }
         Ok::<_, anyhow::Error>((orders, layouts))
     })?;
-    let audit = data::audit(&state.dynamodb_endpoint, &state.table)?;
+    let audit = audit::audit(&state.dynamodb_endpoint, &state.table)?;
     let window = (
         started_ms,
         started_ms + seconds_ms.min(ended_ms - started_ms),
@@ -504,7 +507,9 @@ fn phases(log: &str, marks: &[Mark], end_ms: i64) -> Vec<Phase> {
             continue;
         };
         match event {
-            LogEvent::Request(record) if record.operation == "create-order" => {
+            LogEvent::Request(record)
+                if record.operation == order_service::app::Operation::CreateOrder.function() =>
+            {
                 phase.creates += 1;
                 latencies.push(record.latency_ms);
                 match record.status {

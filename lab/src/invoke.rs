@@ -32,8 +32,9 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{self, split_url, Reach};
-use crate::{data, paths, stack};
+use crate::http::{self, split_url, HttpResponse, Reach};
+use crate::paths;
+use crate::state;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -50,7 +51,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["function", "event"])]
     pub all: bool,
     /// The port of the local stack to send to (its state file has the URL and the key).
-    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    #[arg(long, default_value_t = state::DEFAULT_PORT)]
     pub port: u16,
     /// Send each event as a real HTTP request to this base URL instead of invoking the
     /// function, e.g. http://127.0.0.1:4566/_aws/execute-api/<apiId>/v1. Only this machine
@@ -116,13 +117,16 @@ pub fn run(args: &Args) -> Result<()> {
         return render_sam_local(&events_dir, &paths::local().join("sam-local"));
     }
     let (target, secret) = match &args.via_http {
-        Some(base) => (http_target(base, args.allow_remote)?, data::jwt_secret()?),
+        Some(base) => (
+            http_target(base, args.allow_remote)?,
+            crate::token::jwt_secret()?,
+        ),
         None => {
-            let state = stack::read_state_at(args.port).with_context(|| {
+            let state = state::read_state_at(args.port).with_context(|| {
                 format!(
                     "no local stack runs on port {}: start it with `cargo xtask up{}` or pass --via-http",
                     args.port,
-                    if args.port == stack::DEFAULT_PORT {
+                    if args.port == state::DEFAULT_PORT {
                         String::new()
                     } else {
                         format!(" --port {}", args.port)

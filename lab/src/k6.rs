@@ -69,7 +69,7 @@ impl K6Run {
             stderr,
             report_dir: report_dir.to_owned(),
             exit_code: None,
-            started_ms: crate::monitor::now_ms(),
+            started_ms: crate::clock::now_ms(),
             stopped_ms: None,
         })
     }
@@ -83,7 +83,7 @@ impl K6Run {
             Ok(Some(status)) => {
                 self.exit_code = status.code();
                 if self.stopped_ms.is_none() {
-                    self.stopped_ms = Some(crate::monitor::now_ms());
+                    self.stopped_ms = Some(crate::clock::now_ms());
                 }
                 false
             }
@@ -109,7 +109,7 @@ impl K6Run {
         if !self.running() {
             return;
         }
-        self.stopped_ms = Some(crate::monitor::now_ms());
+        self.stopped_ms = Some(crate::clock::now_ms());
         process::signal(self.pid(), Signal::SIGINT);
         if !self.wait(timeout) {
             let _ = self.child.kill();

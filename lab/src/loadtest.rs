@@ -3,18 +3,34 @@
 //! function processes, audits the table, and writes `reports/<time>-<scenario>/` with
 //! `summary.json`, `report.html` and `report.md`. `cargo xtask demo` is the main job.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod flash_check;
+mod k6_command;
+mod profile;
+pub(crate) mod report;
+mod sizing;
+mod warm_up;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::data::{self, SeedArgs};
+use crate::audit;
 use crate::resources::{ResourceSampler, ResourceSummary};
-use crate::stack::{self, StackState, UpArgs};
-use crate::target::{is_loopback_url, users_with_tokens, RemoteArgs};
-use crate::{paths, report};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
+use crate::stack::{self, UpArgs};
+use crate::state::{self, StackState};
+use crate::target::{is_loopback_url, RemoteArgs};
+use crate::{clock, paths};
+
+use flash_check::flash_sale_check;
+use k6_command::{run_k6, K6Run, Tokens};
+use profile::{profile_env, Profile};
+use sizing::planned_requests;
+pub(crate) use sizing::seed_for;
+use warm_up::preamble;
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scenario {
@@ -49,63 +65,6 @@ impl Scenario {
             _ => "",
         }
     }
-}
-
-/// Which defaults k6 runs with (k6/lib/config.js, `PROFILE`).
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Profile {
-    /// The local stack: 200 req/s, p95 < 25 ms, no retries.
-    Local,
-    /// A deployed stage: half its `ApiThrottleRate` (50 req/s when unknown), p95 < 500 ms, two
-    /// retries of a throttled or refused request.
-    Stage,
-}
-
-/// The share of a stage's throttle (`ApiThrottleRate`) that a run offers: API Gateway's token
-/// bucket refuses what arrives faster than the rate once the burst is spent, and k6's arrivals
-/// are not perfectly even, so a run at the full rate would be throttled by its own jitter.
-const STAGE_THROTTLE_SHARE: f64 = 0.5;
-/// The template's default `ApiThrottleRate`, for a stage whose parameters are not known.
-const DEFAULT_STAGE_THROTTLE: f64 = 100.0;
-
-impl Profile {
-    /// The stage profile for a run away from this machine's stack: a deployed stack, or any
-    /// URL that is not on this machine.
-    fn for_run(args: &Args, base_url: &str) -> Self {
-        match args.profile {
-            Some(profile) => profile,
-            None if args.remote.stack.is_some() || !is_loopback_url(base_url) => Profile::Stage,
-            None => Profile::Local,
-        }
-    }
-}
-
-/// The k6 variables of a profile. The stage profile sets `PROFILE=stage` (k6's stage defaults:
-/// p95 < 500 ms, two retries) and, unless `--rate` says otherwise, the rate of the scenarios
-/// that hold one: half the stage's throttle (smoke keeps its 20 req/s when that is lower).
-fn profile_env(
-    profile: Profile,
-    scenario: Scenario,
-    rate_given: bool,
-    throttle: Option<f64>,
-) -> Vec<(String, String)> {
-    if profile == Profile::Local {
-        return Vec::new();
-    }
-    let mut env = vec![("PROFILE".to_owned(), "stage".to_owned())];
-    let rate = (throttle.unwrap_or(DEFAULT_STAGE_THROTTLE) * STAGE_THROTTLE_SHARE)
-        .floor()
-        .max(1.0);
-    let rate_variable = match scenario {
-        Scenario::Load | Scenario::Soak => Some("RATE"),
-        Scenario::Smoke if rate < 20.0 => Some("RATE"),
-        Scenario::Spike => Some("BASE_RATE"),
-        _ => None,
-    };
-    if let (Some(variable), false) = (rate_variable, rate_given) {
-        env.push((variable.to_owned(), format!("{rate:.0}")));
-    }
-    env
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -155,338 +114,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         Err(_) => humantime::parse_duration(text).ok()?,
     };
     (!parsed.is_zero()).then_some(parsed)
-}
-
-/// The longest warm-up of DynamoDB Local's JVM before a measured window: its first seconds
-/// under load run interpreted code, slow enough to queue every request behind them (p95
-/// 0.8-1.5 s over the first 15-25 s of a cold run).
-const WARM_UP_SECONDS: u64 = 90;
-/// The shortest warm-up, and the window whose throughput tells when the JVM has settled.
-const WARM_UP_MIN_SECONDS: u64 = 30;
-const WARM_UP_WINDOW_SECONDS: u64 = 5;
-/// Concurrency of the warm-up journeys.
-const WARM_UP_CONCURRENCY: u32 = 8;
-/// The closed-loop concurrencies and seconds of the store-limit probe before a stress run.
-const STORE_LIMIT_LEVELS: [u32; 2] = [16, 32];
-const STORE_LIMIT_SECONDS: u64 = 15;
-/// An upper bound on the store operations per second of the raw journeys, for sizing the seed.
-const RAW_OPS_PER_SECOND_BOUND: f64 = 1_500.0;
-
-/// What ran before the measured window, for the report.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Preamble {
-    pub warm_up: Option<String>,
-    /// The store's own limit measured in this run: API requests/s (DynamoDB operations of the
-    /// same journeys issued straight through the store crate).
-    pub store_limit: Option<f64>,
-}
-
-/// Stress and spike warm DynamoDB Local with store journeys from this process (beside the
-/// store-limit probe, which needs the same optimised client).
-fn warms_up(scenario: Scenario) -> bool {
-    matches!(scenario, Scenario::Stress | Scenario::Spike)
-}
-
-/// Load and soak (and so the demo) warm the whole path they measure: the gateway, the
-/// functions and DynamoDB Local, with the run's own journeys at its own rate, until steady.
-fn warms_whole_path(scenario: Scenario) -> bool {
-    matches!(scenario, Scenario::Load | Scenario::Soak)
-}
-
-/// One window of the whole-path warm-up: long enough for a p95 of about 2,000 requests at
-/// 200 req/s, short enough to stop soon after the path has settled.
-const PATH_WARM_UP_WINDOW: &str = "10s";
-const PATH_WARM_UP_WINDOW_SECONDS: u64 = 10;
-/// The path is steady once this many windows in a row had no failures, a p95 under the run's
-/// gate, and p95s within `PATH_WARM_UP_SPREAD` of each other (the largest at most that much
-/// above the smallest): not one window that dipped, but a level held for 30 s. (At 1.25 a busy
-/// machine's windows of 9.4-13.7 ms, all far under the gate, kept a warm-up going for its
-/// full 3 minutes.) A level above
-/// the gate is not steady yet: a cold DynamoDB Local holds 55-80 ms for a minute before its
-/// compiled code takes over and p95 falls to 9-10 ms (measured, 2026-12-06).
-const PATH_WARM_UP_STEADY_WINDOWS: usize = 3;
-const PATH_WARM_UP_SPREAD: f64 = 1.5;
-/// The longest whole-path warm-up; a path that has not settled by then is measured anyway,
-/// and the report says so.
-const PATH_WARM_UP_MAX_WINDOWS: usize = 18;
-/// The k6 scenarios' p95 gate when `P95_MS` does not set another (k6/lib/config.js).
-const DEFAULT_P95_GATE_MS: f64 = 25.0;
-
-/// One warm-up window's figures.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct WarmUpWindow {
-    pub p95_ms: f64,
-    pub requests_per_second: f64,
-    pub failed: f64,
-}
-
-/// Whether the last windows show a path steady under `gate_ms` (see
-/// `PATH_WARM_UP_STEADY_WINDOWS`).
-pub(crate) fn steady(windows: &[WarmUpWindow], gate_ms: f64) -> bool {
-    if windows.len() < PATH_WARM_UP_STEADY_WINDOWS {
-        return false;
-    }
-    let last = &windows[windows.len() - PATH_WARM_UP_STEADY_WINDOWS..];
-    let lowest = last
-        .iter()
-        .map(|window| window.p95_ms)
-        .fold(f64::INFINITY, f64::min);
-    let highest = last.iter().map(|window| window.p95_ms).fold(0.0, f64::max);
-    last.iter().all(|window| window.failed == 0.0)
-        && highest < gate_ms
-        && highest <= PATH_WARM_UP_SPREAD * lowest
-}
-
-/// The run's p95 gate in ms: its `P95_MS` (`--env P95_MS=...`), else k6's default.
-fn p95_gate_ms(args: &Args) -> f64 {
-    args.extra_env
-        .iter()
-        .find(|(name, _)| name == "P95_MS")
-        .and_then(|(_, value)| value.parse::<f64>().ok())
-        .unwrap_or(DEFAULT_P95_GATE_MS)
-}
-
-fn measures_store_limit(scenario: Scenario) -> bool {
-    matches!(scenario, Scenario::Stress | Scenario::Spike)
-}
-
-/// Warms the path up (the whole of it through k6 before a load or soak run, DynamoDB Local
-/// with store journeys before a stress or spike run) and, before a stress or spike run,
-/// measures the store's own limit, so that the run's figures can be stated against it.
-fn preamble(run: &K6Run, state: &StackState) -> Result<Preamble> {
-    let scenario = run.args.scenario;
-    let mut preamble = Preamble::default();
-    if warms_whole_path(scenario) {
-        preamble.warm_up = Some(warm_up_whole_path(run)?);
-    }
-    if warms_up(scenario) {
-        eprintln!(
-            "Warming DynamoDB Local up (keyed store journeys in {WARM_UP_WINDOW_SECONDS} s windows until throughput stops climbing) ..."
-        );
-        // A cold JVM interprets, then compiles what runs often: throughput climbs for a while.
-        // Warm until a window is no more than 5 % faster than the one before (at least 30 s,
-        // at most 90 s): throughput has stopped climbing.
-        // Keyed, as k6's journeys are, so the claim and answer writes are compiled too.
-        let mut windows: Vec<f64> = Vec::new();
-        loop {
-            let (ops, _) = crate::bench::raw_level(
-                state,
-                &state.dynamodb_endpoint,
-                WARM_UP_CONCURRENCY,
-                WARM_UP_WINDOW_SECONDS,
-                true,
-            )?;
-            windows.push(ops);
-            let elapsed = windows.len() as u64 * WARM_UP_WINDOW_SECONDS;
-            let settled = windows.len() >= 2 && {
-                let (last, before) = (windows[windows.len() - 1], windows[windows.len() - 2]);
-                last <= 1.05 * before.max(1.0)
-            };
-            if (settled && elapsed >= WARM_UP_MIN_SECONDS) || elapsed >= WARM_UP_SECONDS {
-                break;
-            }
-        }
-        let rates: Vec<String> = windows.iter().map(|ops| format!("{ops:.0}")).collect();
-        preamble.warm_up = Some(format!(
-            "DynamoDB Local was warmed before the measured window: create -> pay -> get journeys with Idempotency-Keys \
-             straight through the store crate at concurrency {WARM_UP_CONCURRENCY}, in {WARM_UP_WINDOW_SECONDS} s windows until one was no more than 5 % faster than the one before \
-             ({} s; operations/s per window: {}); those orders are in the audit.",
-            windows.len() as u64 * WARM_UP_WINDOW_SECONDS,
-            rates.join(", ")
-        ));
-    }
-    if measures_store_limit(scenario) {
-        let mut best: f64 = 0.0;
-        for concurrency in STORE_LIMIT_LEVELS {
-            // Keyed, as the k6 journeys are: the limit counts the same DynamoDB work.
-            let (ops, _) = crate::bench::raw_level(
-                state,
-                &state.dynamodb_endpoint,
-                concurrency,
-                STORE_LIMIT_SECONDS,
-                true,
-            )?;
-            eprintln!("Store limit probe c={concurrency}: {ops:.0} operations/s");
-            best = best.max(ops);
-        }
-        preamble.store_limit = Some(best);
-    }
-    Ok(preamble)
-}
-
-/// Runs the scenario's own journeys at its own rate through the gateway in 10 s windows
-/// (separate k6 runs whose figures stay out of the measured run) until the path is steady.
-/// Returns the report's note on it.
-fn warm_up_whole_path(run: &K6Run) -> Result<String> {
-    let rate = run.args.rate.unwrap_or(200);
-    let gate_ms = p95_gate_ms(run.args);
-    eprintln!(
-        "Warming the whole path up (gateway, functions, DynamoDB Local) with the run's journeys at {rate} req/s, \
-         in {PATH_WARM_UP_WINDOW} windows until {PATH_WARM_UP_STEADY_WINDOWS} in a row agree under the p95 gate of {gate_ms} ms ..."
-    );
-    let mut windows: Vec<WarmUpWindow> = Vec::new();
-    while windows.len() < PATH_WARM_UP_MAX_WINDOWS && !steady(&windows, gate_ms) {
-        let dir = run
-            .report_dir
-            .join("warm-up")
-            .join(format!("window-{}", windows.len() + 1));
-        std::fs::create_dir_all(&dir)?;
-        let window_args = Args {
-            scenario: Scenario::Load,
-            rate: Some(rate),
-            duration: Some(PATH_WARM_UP_WINDOW.to_owned()),
-            ..run.args.clone()
-        };
-        // Its thresholds may fail (that is what a cold path does): only its figures count.
-        run_k6(&K6Run {
-            args: &window_args,
-            report_dir: &dir,
-            announce: false,
-            ..*run
-        })?;
-        let summary: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
-        let figure = |metric: &str, field: &str| {
-            summary
-                .pointer(&format!("/metrics/{metric}/values/{field}"))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-        };
-        let window = WarmUpWindow {
-            p95_ms: figure("http_req_duration", "p(95)"),
-            requests_per_second: figure("http_reqs", "rate"),
-            failed: figure("http_req_failed", "passes"),
-        };
-        eprintln!(
-            "  warm-up window {}: {:.0} req/s, p95 {:.1} ms, {} failed",
-            windows.len() + 1,
-            window.requests_per_second,
-            window.p95_ms,
-            window.failed
-        );
-        windows.push(window);
-    }
-    let settled = steady(&windows, gate_ms);
-    let p95s: Vec<String> = windows
-        .iter()
-        .map(|window| format!("{:.1}", window.p95_ms))
-        .collect();
-    Ok(format!(
-        "The whole path (gateway, functions, DynamoDB Local) was warmed before the measured window with this run's \
-         journeys at {rate} req/s, in {PATH_WARM_UP_WINDOW_SECONDS} s windows until {PATH_WARM_UP_STEADY_WINDOWS} in a row had no failures and p95s \
-         under the gate ({gate_ms} ms) within {:.0} % of each other: {} after {} s (p95 ms per window: {}); those requests \
-         are not in the figures below, their orders are in the audit.",
-        (PATH_WARM_UP_SPREAD - 1.0) * 100.0,
-        if settled { "steady" } else { "NOT steady (measured anyway)" },
-        windows.len() as u64 * PATH_WARM_UP_WINDOW_SECONDS,
-        p95s.join(", ")
-    ))
-}
-
-/// The store operations the preamble issues at most, for sizing the seed.
-fn preamble_requests(args: &Args) -> f64 {
-    let mut seconds = 0;
-    if warms_up(args.scenario) {
-        seconds += WARM_UP_SECONDS;
-    }
-    if measures_store_limit(args.scenario) {
-        seconds += STORE_LIMIT_SECONDS * STORE_LIMIT_LEVELS.len() as u64;
-    }
-    let path = if warms_whole_path(args.scenario) {
-        let longest = PATH_WARM_UP_MAX_WINDOWS as f64 * PATH_WARM_UP_WINDOW_SECONDS as f64;
-        longest * f64::from(args.rate.unwrap_or(200))
-    } else {
-        0.0
-    };
-    seconds as f64 * RAW_OPS_PER_SECOND_BOUND + path
-}
-
-/// How many requests a run may issue at most, for sizing the seed.
-fn planned_requests(args: &Args) -> f64 {
-    preamble_requests(args) + planned_k6_requests(args)
-}
-
-/// How many requests the k6 run may issue at most.
-fn planned_k6_requests(args: &Args) -> f64 {
-    let env = |key: &str, default: f64| {
-        args.extra_env
-            .iter()
-            .find(|(name, _)| name == key)
-            .and_then(|(_, value)| value.parse::<f64>().ok())
-            .unwrap_or(default)
-    };
-    let seconds = |text: &str| parse_duration(text).map_or(0.0, |duration| duration.as_secs_f64());
-    match args.scenario {
-        Scenario::Stress => {
-            let (start, step, max) = (
-                env("START_RATE", 100.0),
-                env("STEP", 100.0),
-                env("MAX_RATE", 1_500.0),
-            );
-            let step_seconds = args
-                .extra_env
-                .iter()
-                .find(|(name, _)| name == "STEP_DURATION")
-                .map_or(30.0, |(_, value)| seconds(value));
-            let mut rate = start;
-            let mut total = 0.0;
-            while rate <= max {
-                total += rate * step_seconds;
-                rate += step;
-            }
-            total
-        }
-        Scenario::Spike => {
-            // The baseline runs throughout (30 s + 40 s of surge + 60 s); the surge's closed-loop
-            // users can go no faster than the service, bounded here by the store's limit.
-            let base = f64::from(args.rate.unwrap_or(100));
-            base * 130.0 + RAW_OPS_PER_SECOND_BOUND * 40.0
-        }
-        Scenario::FlashSale | Scenario::Bench => 0.0,
-        _ => {
-            let rate = f64::from(args.rate.unwrap_or(200));
-            let duration = args
-                .duration
-                .clone()
-                .unwrap_or_else(|| args.scenario.default_duration().to_owned());
-            rate * seconds(&duration)
-        }
-    }
-}
-
-/// The seed a run needs: with 3.1 requests per journey, 1.5 order lines of one unit each,
-/// and prices up to 50,000 KRW, every user and product gets twice its expected share so that
-/// no run fails for lack of balance or stock.
-pub(crate) fn seed_for(requests: f64) -> SeedArgs {
-    let defaults = SeedArgs {
-        users: 1_000,
-        products: 100,
-        balance: 1_000_000,
-        stock: 1_000,
-        flash_stock: 50,
-    };
-    let journeys = requests / 3.1;
-    let units = journeys * 1.5;
-    let stock = (2.0 * units / f64::from(defaults.products)).ceil() as i64;
-    let balance = (2.0 * units * 50_000.0 / f64::from(defaults.users)).ceil() as i64;
-    SeedArgs {
-        stock: stock.max(defaults.stock),
-        balance: balance.max(defaults.balance),
-        ..defaults
-    }
-}
-
-pub(crate) fn utc_stamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }
 
 /// The outcome of one scenario run.
@@ -548,7 +175,7 @@ fn print_verdict(outcome: &RunOutcome, scenario: Scenario, passed_text: &str) ->
 
 /// Starts the default stack if it is not running; returns it and whether we started it.
 pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
-    if let Some(state) = stack::read_state() {
+    if let Some(state) = state::read_state() {
         return Ok((state, false));
     }
     let state = stack::start(&UpArgs::local_default(seed.clone()))?;
@@ -556,7 +183,8 @@ pub(crate) fn ensure_stack(seed: &SeedArgs) -> Result<(StackState, bool)> {
 }
 
 pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
-    let report_dir = paths::reports().join(format!("{}-{}", utc_stamp(), args.scenario.name()));
+    let report_dir =
+        paths::reports().join(format!("{}-{}", clock::utc_stamp(), args.scenario.name()));
     std::fs::create_dir_all(&report_dir)?;
     let seed = args
         .seed
@@ -579,7 +207,7 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
         let (state, started) = ensure_stack(&seed)?;
         if !started {
             eprintln!("Re-seeding the running stack for this run ...");
-            data::reset_and_seed(&state.dynamodb_endpoint, &state.table, &seed)?;
+            seed::reset_and_seed(&state.dynamodb_endpoint, &state.table, &seed)?;
         }
         (Some(state), started)
     } else {
@@ -621,11 +249,11 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
                 .trim()
                 .to_owned(),
         ),
-        (None, _) => Tokens::Secret(data::jwt_secret()?),
+        (None, _) => Tokens::Secret(crate::token::jwt_secret()?),
     };
     if let Some(target) = &deployed {
         eprintln!("Seeding {} ...", target.describe());
-        data::seed_target(target, &seed, args.remote.wipe)?;
+        seed::seed_target(target, &seed, args.remote.wipe)?;
     }
 
     let profile = Profile::for_run(args, &base_url);
@@ -662,10 +290,8 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     };
     // The measured window starts after the warm-up: the functions' log is read from here on,
     // and dynamodb-faithful counts from here.
-    let run_started =
-        order_service::domain::Timestamp::from_datetime(time::OffsetDateTime::now_utc())
-            .to_string();
-    let run_started_ms = crate::monitor::now_ms();
+    let run_started_ms = clock::now_ms();
+    let run_started = clock::format_ms(run_started_ms);
     let faithful = state.as_ref().and_then(crate::faithful::Faithful::of);
     if let Some(faithful) = &faithful {
         faithful.reset()?;
@@ -678,8 +304,8 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     let k6_passed = result?;
 
     let audit = match (&state, &deployed) {
-        (Some(state), _) => Some(data::audit(&state.dynamodb_endpoint, &state.table)?),
-        (None, Some(target)) => Some(data::audit_target(target)?),
+        (Some(state), _) => Some(audit::audit(&state.dynamodb_endpoint, &state.table)?),
+        (None, Some(target)) => Some(audit::audit_target(target)?),
         (None, None) => None,
     };
     let flash_check = match (&state, args.scenario) {
@@ -763,174 +389,6 @@ pub(crate) fn run_scenario(args: &Args) -> Result<RunOutcome> {
     })
 }
 
-/// After a flash sale: exactly the seeded stock was sold (no oversell, no undersell).
-fn flash_sale_check(target: &crate::target::Target, seed: &SeedArgs) -> Result<String> {
-    let product = order_service::domain::ProductId::parse("product-flash")
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
-    let (stock, sold) = data::runtime()?.block_on(async {
-        let store = target.store().await?;
-        let stock = store.product_stock(&product).await;
-        let orders = store.all_orders().await;
-        Ok::<_, anyhow::Error>((stock, orders))
-    })?;
-    let stock = stock.map_err(data::store_failure)?.unwrap_or(-1);
-    let sold: u64 = sold
-        .map_err(data::store_failure)?
-        .iter()
-        .filter(|order| order.status.holds_stock())
-        .flat_map(|order| order.items.iter())
-        .filter(|line| line.product_id == product)
-        .map(|line| u64::from(line.quantity.get()))
-        .sum();
-    let expected = seed.flash_stock as u64;
-    let verdict = if sold == expected && stock == 0 {
-        "exact"
-    } else {
-        "WRONG"
-    };
-    Ok(format!(
-        "{verdict}: {sold} units of product-flash held by orders, {stock} left, {expected} seeded"
-    ))
-}
-
-/// How k6 authenticates: HS256 tokens it mints with a secret, or tokens issued elsewhere.
-enum Tokens {
-    Secret(String),
-    File(PathBuf),
-}
-
-/// One k6 run: the scenario's arguments, where it goes, with which tokens and seed, and
-/// where its report goes.
-#[derive(Clone, Copy)]
-struct K6Run<'a> {
-    args: &'a Args,
-    base_url: &'a str,
-    tokens: &'a Tokens,
-    seed: &'a SeedArgs,
-    report_dir: &'a Path,
-    /// Whether to say that it runs and how far it is (the warm-up's windows report
-    /// themselves).
-    announce: bool,
-    /// The profile's k6 variables (a stage's rate and thresholds; none locally).
-    profile_env: &'a [(String, String)],
-}
-
-/// How often a long k6 run says how far it is.
-const K6_HEARTBEAT: Duration = Duration::from_secs(15);
-
-/// Runs k6; true when every threshold held (k6 exits 99 when one did not).
-fn run_k6(run: &K6Run) -> Result<bool> {
-    let K6Run {
-        args,
-        base_url,
-        tokens,
-        seed,
-        report_dir,
-        announce,
-        profile_env,
-    } = *run;
-    let script = paths::root()
-        .join("k6")
-        .join(format!("{}.js", args.scenario.name()));
-    let log = std::fs::File::create(report_dir.join("k6.log"))?;
-    let mut command = Command::new(crate::install::k6());
-    command
-        .arg("run")
-        .arg("--no-usage-report")
-        .arg(&script)
-        .current_dir(paths::root())
-        .env("K6_NO_USAGE_REPORT", "true")
-        .env("K6_WEB_DASHBOARD", "true")
-        .env("K6_WEB_DASHBOARD_PORT", "-1")
-        .env("K6_WEB_DASHBOARD_EXPORT", report_dir.join("report.html"))
-        .env("BASE_URL", base_url)
-        .env("REPORT_DIR", report_dir)
-        .envs(seed.k6_env())
-        .envs(profile_env.iter().cloned())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    match tokens {
-        Tokens::Secret(secret) => {
-            command.env("AUTH_SECRET", secret);
-        }
-        Tokens::File(file) => {
-            // k6 picks users among user-1..user-USERS: only those the file has tokens for.
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let users = users_with_tokens(&text)
-                .with_context(|| format!("{} holds no usable tokens", file.display()))?;
-            // k6's open() resolves a relative path against the script's folder, not ours.
-            let file = std::fs::canonicalize(file)?;
-            command
-                .env("AUTH_TOKEN_MODE", "file")
-                .env("TOKENS_FILE", &file)
-                .env("USERS", users.min(seed.users).to_string());
-        }
-    }
-    if let Some(rate) = args.rate {
-        let name = if args.scenario == Scenario::Spike {
-            "BASE_RATE"
-        } else {
-            "RATE"
-        };
-        command.env(name, rate.to_string());
-    }
-    if let Some(duration) = &args.duration {
-        command.env("DURATION", duration);
-    }
-    if args.scenario == Scenario::FlashSale {
-        // 200 buyers at once are more than create-order admits (in flight + queue): the rest
-        // are throttled with 429 + Retry-After and, like real clients, try again with the same
-        // Idempotency-Key until the sale has answered every buyer.
-        command.env("RETRIES", "10");
-    }
-    for (key, value) in &args.extra_env {
-        command.env(key, value);
-    }
-    let planned = args
-        .duration
-        .as_deref()
-        .and_then(parse_duration)
-        .map_or(String::new(), |duration| {
-            format!(" of {}", humantime::format_duration(duration))
-        });
-    if announce {
-        eprintln!(
-            "Running k6 {} against {base_url} (output: {}) ...",
-            args.scenario.name(),
-            report_dir.join("k6.log").display()
-        );
-    }
-    let mut child = command
-        .spawn()
-        .context("cannot run k6 (run `cargo xtask install`)")?;
-    let started = std::time::Instant::now();
-    let mut next_heartbeat = K6_HEARTBEAT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if announce && started.elapsed() >= next_heartbeat {
-            eprintln!(
-                "  k6 {}: {} s{planned} ...",
-                args.scenario.name(),
-                next_heartbeat.as_secs()
-            );
-            next_heartbeat += K6_HEARTBEAT;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    match status.code() {
-        Some(0) => Ok(true),
-        Some(99) => Ok(false),
-        _ => bail!(
-            "k6 failed with {status}; see {}",
-            report_dir.join("k6.log").display()
-        ),
-    }
-}
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
     /// Requests per second of the closing load run.
@@ -982,110 +440,5 @@ mod tests {
         assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
         assert_eq!(parse_duration("0s"), None);
         assert_eq!(parse_duration("soon"), None);
-    }
-
-    fn windows(p95s: &[f64]) -> Vec<WarmUpWindow> {
-        p95s.iter()
-            .map(|p95_ms| WarmUpWindow {
-                p95_ms: *p95_ms,
-                requests_per_second: 200.0,
-                failed: 0.0,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_path_is_steady_after_three_agreeing_windows_under_the_gate() {
-        // GIVEN the windows of a cold start measured on 2026-12-06
-        let cold = windows(&[778.0, 115.4, 58.4, 77.0, 68.2, 56.4, 10.1, 8.8, 8.7]);
-        // THEN it is steady only once the last three agree under the gate
-        assert!(steady(&cold, 25.0));
-        assert!(!steady(&cold[..8], 25.0), "two windows are not a level");
-        // A plateau above the gate is not steady: the JVM had not compiled its hot code yet.
-        assert!(!steady(&windows(&[62.0, 58.0, 56.0]), 25.0));
-        // One window that dipped does not make a level, nor does a p95 still falling fast.
-        assert!(!steady(&windows(&[30.0, 12.0, 18.0]), 25.0));
-        assert!(!steady(&windows(&[20.0, 12.0, 9.0]), 25.0));
-        // A busy machine's noise under the gate is a level (measured on 2026-12-06).
-        assert!(steady(&windows(&[9.8, 13.7, 13.1]), 25.0));
-        let mut failing = windows(&[9.0, 9.5, 9.2]);
-        assert!(steady(&failing, 25.0));
-        failing[1].failed = 1.0;
-        assert!(
-            !steady(&failing, 25.0),
-            "a window with failures is not steady"
-        );
-    }
-
-    #[test]
-    fn the_gate_is_the_runs_own() {
-        let mut args = Args {
-            scenario: Scenario::Load,
-            rate: Some(200),
-            duration: Some("60s".to_owned()),
-            base_url: None,
-            remote: RemoteArgs::default(),
-            extra_env: Vec::new(),
-            keep_stack: false,
-            seed: None,
-            profile: None,
-        };
-        assert_eq!(p95_gate_ms(&args), 25.0);
-        args.extra_env.push(("P95_MS".to_owned(), "40".to_owned()));
-        assert_eq!(p95_gate_ms(&args), 40.0);
-    }
-
-    #[test]
-    fn a_stage_run_offers_half_its_throttle_and_local_runs_are_untouched() {
-        let env = |profile, scenario, rate_given, throttle| -> Vec<(String, String)> {
-            profile_env(profile, scenario, rate_given, throttle)
-        };
-        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                .collect()
-        };
-        assert!(env(Profile::Local, Scenario::Load, false, Some(100.0)).is_empty());
-        assert_eq!(
-            env(Profile::Stage, Scenario::Load, false, Some(100.0)),
-            pairs(&[("PROFILE", "stage"), ("RATE", "50")])
-        );
-        assert_eq!(
-            env(Profile::Stage, Scenario::Soak, false, Some(1_000.0)),
-            pairs(&[("PROFILE", "stage"), ("RATE", "500")])
-        );
-        // Unknown throttle: the template's default, 100 req/s.
-        assert_eq!(
-            env(Profile::Stage, Scenario::Spike, false, None),
-            pairs(&[("PROFILE", "stage"), ("BASE_RATE", "50")])
-        );
-        // --rate wins; smoke keeps its 20 req/s unless the throttle is below 40.
-        assert_eq!(
-            env(Profile::Stage, Scenario::Load, true, Some(100.0)),
-            pairs(&[("PROFILE", "stage")])
-        );
-        assert_eq!(
-            env(Profile::Stage, Scenario::Smoke, false, Some(100.0)),
-            pairs(&[("PROFILE", "stage")])
-        );
-        assert_eq!(
-            env(Profile::Stage, Scenario::Smoke, false, Some(10.0)),
-            pairs(&[("PROFILE", "stage"), ("RATE", "5")])
-        );
-        // Stress finds the knee by design: its steps stay as asked.
-        assert_eq!(
-            env(Profile::Stage, Scenario::Stress, false, Some(100.0)),
-            pairs(&[("PROFILE", "stage")])
-        );
-    }
-
-    #[test]
-    fn the_seed_grows_with_the_run() {
-        let small = seed_for(20.0 * 20.0);
-        assert_eq!((small.balance, small.stock), (1_000_000, 1_000));
-        let soak = seed_for(200.0 * 3_600.0);
-        assert!(soak.stock >= 2 * 232_000 * 3 / 2 / 100);
-        assert!(soak.balance > 1_000_000);
     }
 }

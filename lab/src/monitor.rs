@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -25,7 +25,8 @@ use ratatui::DefaultTerminal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{paths, stack};
+use crate::clock::{format_ms, now_ms, parse_rfc3339_ms};
+use crate::{paths, state};
 
 /// Local alarm period = template period / `TIME_SCALE` (60 s -> 10 s, 300 s -> 50 s).
 pub(crate) const TIME_SCALE: u64 = 6;
@@ -50,12 +51,14 @@ pub(crate) fn scale_note() -> String {
 mod alarms;
 mod bucket;
 mod dashboard;
+mod detector;
 mod parse;
 mod tail;
 
 pub(crate) use alarms::*;
 pub(crate) use bucket::*;
 pub(crate) use dashboard::*;
+pub(crate) use detector::*;
 pub(crate) use parse::*;
 pub(crate) use tail::*;
 
@@ -66,7 +69,7 @@ pub(crate) use tail::*;
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// The stack whose log to follow (its functions' port).
-    #[arg(long, default_value_t = stack::DEFAULT_PORT)]
+    #[arg(long, default_value_t = state::DEFAULT_PORT)]
     pub port: u16,
     /// Follow this log file instead of the stack's.
     #[arg(long)]
@@ -85,7 +88,7 @@ pub struct Args {
 }
 
 pub(crate) fn log_path_for(port: u16) -> PathBuf {
-    stack::log_dir_for(port).join("functions.log")
+    state::log_dir_for(port).join("functions.log")
 }
 
 pub fn run(args: &Args) -> Result<()> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::http::{self, HttpResponse, Reach};
-use crate::stack::StackState;
+use crate::state::StackState;
 
 /// Long enough for any admitted request on a slow machine; a hang fails the check.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,7 +18,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends `requests` creates at once (one thread and connection each, every buyer a different
 /// user and a 1-unit line) and checks the answers.
 pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
-    crate::data::reset_and_seed(
+    crate::seed::reset_and_seed(
         &state.dynamodb_endpoint,
         &state.table,
         &crate::loadtest::seed_for(0.0),
@@ -35,7 +35,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
                 let url = url.clone();
                 scope.spawn(move || -> Result<HttpResponse> {
                     let user = format!("user-{}", index % 1_000 + 1);
-                    let token = crate::data::sign(&state.jwt_secret, &user)?;
+                    let token = crate::token::sign(&state.jwt_secret, &user)?;
                     let body = format!(
                         r#"{{"items":[{{"productId":"product-{}","quantity":1}}]}}"#,
                         index % 100 + 1
@@ -86,7 +86,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
         bail!("nothing was served during the burst");
     }
     // Right after the burst the stack serves as before.
-    let token = crate::data::sign(&state.jwt_secret, "user-1")?;
+    let token = crate::token::sign(&state.jwt_secret, "user-1")?;
     let after = http::request(
         Reach::Loopback,
         "GET",
@@ -98,7 +98,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     if after.status != 200 {
         bail!("after the burst a list answered {}", after.status);
     }
-    let audit = crate::data::audit(&state.dynamodb_endpoint, &state.table)?;
+    let audit = crate::audit::audit(&state.dynamodb_endpoint, &state.table)?;
     if !audit.is_clean() {
         bail!("the audit after the burst: {:?}", audit.violations);
     }
@@ -108,13 +108,7 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
 /// A throttle is the gateway's problem: `Retry-After`, problem+json, and the code a client
 /// tells it by.
 fn check_throttle(answer: &HttpResponse) -> Result<()> {
-    let header = |wanted: &str| {
-        answer
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
-            .map(|(_, value)| value.as_str())
-    };
+    let header = |wanted: &str| answer.header(wanted);
     if header("retry-after").is_none_or(str::is_empty) {
         bail!("a 429 without Retry-After");
     }
@@ -144,6 +138,7 @@ mod tests {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            ..HttpResponse::default()
         }
     }
 

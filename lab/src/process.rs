@@ -1,14 +1,52 @@
-//! Processes: signals to a process or a process group (`nix`, the system calls themselves, so
-//! no `kill` command line to get wrong), and the process table with each process's parent,
-//! command, CPU time and RSS (`sysinfo`).
+//! Processes: running a command and checking how it ended (`run`, `output`, `succeeded`),
+//! signals to a process or a process group (`nix`, the system calls themselves, so no `kill`
+//! command line to get wrong), and the process table with each process's parent, command, CPU
+//! time and RSS (`sysinfo`).
 
 use std::collections::BTreeMap;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 pub(crate) use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
+
+/// Runs `command` with this process's output, and fails unless it exits successfully.
+pub(crate) fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs `command` with its output captured, and returns it; fails unless it exits
+/// successfully, with what it wrote to stderr.
+pub(crate) fn output(command: &mut Command) -> Result<Output> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output)
+}
+
+/// Whether `command` runs and exits successfully (its output discarded).
+pub(crate) fn succeeded(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
 
 /// Sends `signal` to `pid`; true if it was delivered.
 pub(crate) fn signal(pid: u32, signal: Signal) -> bool {

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use order_service::app::FUNCTIONS;
 use serde::Serialize;
 
 use crate::process;
-use crate::stack::StackState;
+use crate::state::StackState;
 
 #[derive(Debug, Clone)]
 struct ProcessSample {
@@ -28,7 +29,7 @@ fn sample(dynamodb_pid: u32, watch_pgid: u32) -> Vec<ProcessSample> {
     table
         .iter()
         .filter_map(|process| {
-            let is_function = crate::stack::FUNCTIONS.contains(&process.name.as_str());
+            let is_function = FUNCTIONS.contains(&process.name.as_str());
             // The watch process and everything it started (its function instances). k6 is sampled too: on a two-core machine the load generator
             // competes for the same CPU as the service, and a report should say how much it
             // took.

@@ -7,25 +7,34 @@
 //! Starting is all or nothing: every port the stack needs is checked before anything is
 //! installed, built or started (a port held by another process is refused with what holds it
 //! and how to stop it), and a start that fails half-way stops what it had started. One more
-//! process in the stack is one more entry in [`ports_needed`] and one more [`Starting::push`].
+//! process in the stack is one more entry in [`ports::ports_needed`] and one more
+//! [`Starting::push`].
+//!
+//! `ports` checks the ports and waits for listeners; `functions` builds, configures, starts and
+//! stops the functions, the gateway in front of them and the store proxy behind them.
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod functions;
+mod ports;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
-use crate::data::{self, SeedArgs};
-use crate::http::{self, Reach};
-use crate::install::{self, run};
-use crate::paths;
+use crate::install;
 use crate::process::{self, Signal};
+use crate::seed;
+use crate::seed_plan::SeedArgs;
+use crate::state::{
+    log_dir_for, read_state, read_state_at, state_path_for, Serving, StackState,
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_PORT, DEFAULT_QUEUE_DEPTH, TABLE_NAME,
+};
 
-pub(crate) use order_service::app::FUNCTIONS;
-pub(crate) const TABLE_NAME: &str = "orders-local";
+pub(crate) use functions::{
+    build_functions, function_env, probe_routes, start_functions, stop_functions,
+};
+use functions::{start_faithful, warm_up};
+use ports::{ports_needed, refuse_taken_ports, wait_for_listener};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct UpArgs {
@@ -98,83 +107,6 @@ impl Default for StoreArgs {
     }
 }
 
-/// What is running, for `down`, `seed`, `audit` and the load tests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct StackState {
-    pub dynamodb_pid: u32,
-    pub watch_pgid: u32,
-    pub dynamodb_endpoint: String,
-    pub base_url: String,
-    pub table: String,
-    pub port: u16,
-    pub concurrency: u32,
-    #[serde(default = "default_max_concurrency")]
-    pub max_concurrency: u32,
-    #[serde(default = "default_queue_depth")]
-    pub queue_depth: u32,
-    /// Where the functions' output (JSON logs and EMF lines) goes.
-    pub function_log: PathBuf,
-    pub jwt_secret: String,
-    /// What the functions reach: `dynamodb-faithful`'s endpoint, or DynamoDB Local's with
-    /// `--store direct` (seeding and the audit always go to DynamoDB Local itself).
-    #[serde(default)]
-    pub store_endpoint: Option<String>,
-    /// `dynamodb-faithful`'s pid, when it runs.
-    #[serde(default)]
-    pub faithful_pid: Option<u32>,
-}
-
-impl StackState {
-    /// The endpoint the functions use.
-    pub(crate) fn functions_store(&self) -> &str {
-        self.store_endpoint
-            .as_deref()
-            .unwrap_or(&self.dynamodb_endpoint)
-    }
-
-    /// `dynamodb-faithful`'s endpoint, when the stack runs it.
-    pub(crate) fn faithful_endpoint(&self) -> Option<&str> {
-        self.faithful_pid.and(self.store_endpoint.as_deref())
-    }
-}
-
-/// Invocations one function instance serves at once in the local stack. Measured with
-/// `cargo xtask bench` (ARCHITECTURE.md): past about this many, more only queue inside
-/// DynamoDB Local.
-pub(crate) const DEFAULT_MAX_CONCURRENCY: u32 = 16;
-/// Invocations that may wait per function before the gateway throttles: enough to ride out a
-/// pause of DynamoDB Local's JVM at the target rate, small enough that an admitted request
-/// never waits long (its wait is about depth / throughput).
-pub(crate) const DEFAULT_QUEUE_DEPTH: u32 = 32;
-
-fn default_max_concurrency() -> u32 {
-    DEFAULT_MAX_CONCURRENCY
-}
-
-fn default_queue_depth() -> u32 {
-    DEFAULT_QUEUE_DEPTH
-}
-
-/// How the gateway serves the functions: instances per function, invocations per instance,
-/// and the queue per function before throttling.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Serving {
-    pub instances: u32,
-    pub max_concurrency: u32,
-    pub queue_depth: u32,
-}
-
-impl StackState {
-    pub(crate) fn serving(&self) -> Serving {
-        Serving {
-            instances: self.concurrency,
-            max_concurrency: self.max_concurrency,
-            queue_depth: self.queue_depth,
-        }
-    }
-}
-
 impl UpArgs {
     /// The default stack: DynamoDB Local on 8000, the functions on 9000, the default serving.
     pub(crate) fn local_default(seed: SeedArgs) -> Self {
@@ -203,186 +135,6 @@ impl UpArgs {
             queue_depth: self.queue_depth,
         }
     }
-}
-
-/// The state file of the stack on `port`: the default port's is `.local/stack.json`, so
-/// that `down`, `seed` and `audit` find it without flags; other ports (drills) get their own.
-fn state_path_for(port: u16) -> PathBuf {
-    if port == DEFAULT_PORT {
-        paths::local().join("stack.json")
-    } else {
-        paths::local().join(format!("stack-{port}.json"))
-    }
-}
-
-/// The log folder of the stack on `port` (`.local/logs/` for the default port).
-pub(crate) fn log_dir_for(port: u16) -> PathBuf {
-    if port == DEFAULT_PORT {
-        paths::logs()
-    } else {
-        paths::local().join(format!("logs-{port}"))
-    }
-}
-
-pub(crate) const DEFAULT_PORT: u16 = 9000;
-
-pub(crate) fn read_state() -> Option<StackState> {
-    read_state_at(DEFAULT_PORT)
-}
-
-/// The state of the stack on `port`, if it is running.
-pub(crate) fn read_state_at(port: u16) -> Option<StackState> {
-    let text = std::fs::read_to_string(state_path_for(port)).ok()?;
-    let state: StackState = serde_json::from_str(&text).ok()?;
-    (process::alive(state.dynamodb_pid) && process::alive(state.watch_pgid)).then_some(state)
-}
-
-/// Records the state of a running stack (e.g. after its functions were restarted).
-pub(crate) fn save_state(state: &StackState) -> Result<()> {
-    std::fs::write(
-        state_path_for(state.port),
-        serde_json::to_string_pretty(state)?,
-    )?;
-    Ok(())
-}
-
-pub(crate) fn require_state() -> Result<StackState> {
-    read_state().context("the local stack is not running: start it with `cargo xtask up`")
-}
-
-/// Waits until `pid` (or a process it started) listens on `port`. Fails at once when `pid`
-/// has exited (a port it could not bind, a crash) or another process holds the port.
-fn wait_for_listener(port: u16, pid: u32, what: &str, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if !process::alive(pid) {
-            bail!("{what} (pid {pid}) exited before it listened on 127.0.0.1:{port}");
-        }
-        if let Some(holder) = port_holder(port) {
-            let ours =
-                process::Table::read(&[]).is_ok_and(|table| table.descends_from(holder.pid, pid));
-            if !ours {
-                bail!(
-                    "127.0.0.1:{port} was taken by {} while {what} started",
-                    holder.describe()
-                );
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{what} did not listen on 127.0.0.1:{port} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The process listening on a TCP port of this machine.
-#[derive(Debug, Clone)]
-pub(crate) struct PortHolder {
-    pub pid: u32,
-    pub name: String,
-    /// The folder it runs in (another clone's root, for another stack's process).
-    pub folder: Option<PathBuf>,
-}
-
-impl PortHolder {
-    /// The clone the process belongs to, if it runs in one: its folder, or for DynamoDB Local
-    /// (which runs in `<clone>/.local/dynamodb/...`) the folder above `.local`.
-    fn clone_folder(&self) -> Option<PathBuf> {
-        let folder = self.folder.as_ref()?;
-        let local = folder
-            .ancestors()
-            .find(|ancestor| ancestor.file_name().is_some_and(|name| name == ".local"));
-        Some(local.and_then(Path::parent).unwrap_or(folder).to_path_buf())
-    }
-
-    fn how_to_stop(&self) -> String {
-        match self.clone_folder() {
-            Some(clone) if clone != paths::root() => format!(
-                "if it is another clone's stack, stop it there (`cargo xtask down` in {}); otherwise `kill {}`",
-                clone.display(),
-                self.pid
-            ),
-            _ => format!(
-                "if it is a stack of this clone, `cargo xtask down` stops it; otherwise `kill {}`",
-                self.pid
-            ),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match &self.folder {
-            Some(folder) => format!(
-                "{} (pid {}, running in {})",
-                self.name,
-                self.pid,
-                folder.display()
-            ),
-            None => format!("{} (pid {})", self.name, self.pid),
-        }
-    }
-}
-
-/// Who listens on `port` (on any address), if this user can see it.
-pub(crate) fn port_holder(port: u16) -> Option<PortHolder> {
-    let listeners = listeners::get_all().ok()?;
-    let listener = listeners.into_iter().find(|listener| {
-        listener.protocol == listeners::Protocol::TCP
-            && listener.state == listeners::SocketState::Listen
-            && listener.socket.port() == port
-    })?;
-    let pid = listener.process.pid;
-    Some(PortHolder {
-        pid,
-        name: listener.process.name,
-        folder: std::fs::read_link(format!("/proc/{pid}/cwd")).ok(),
-    })
-}
-
-/// Whether a process listens on `port`: binding it on the loopback address fails then, also
-/// for a listener on every address (DynamoDB Local's).
-fn port_taken(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_err()
-}
-
-/// The ports a stack started with `args` listens on, and what listens on each.
-pub(crate) fn ports_needed(args: &UpArgs) -> Vec<(u16, &'static str, &'static str)> {
-    let mut needed = vec![
-        (args.dynamodb_port, "DynamoDB Local", "--dynamodb-port"),
-        (args.port, "the gateway", "--port"),
-    ];
-    if args.store.mode == StoreMode::Faithful {
-        needed.push((
-            args.faithful_port(),
-            "dynamodb-faithful (DynamoDB Local's port + 1)",
-            "--dynamodb-port",
-        ));
-    }
-    needed
-}
-
-/// Refuses when any port in `needed` is taken, naming what holds each and how to stop it.
-fn refuse_taken_ports(needed: &[(u16, &str, &str)]) -> Result<()> {
-    let taken: Vec<String> = needed
-        .iter()
-        .filter(|(port, _, _)| port_taken(*port))
-        .map(|(port, what, flag)| {
-            let holder = match port_holder(*port) {
-                Some(holder) => format!("held by {}: {}", holder.describe(), holder.how_to_stop()),
-                None => "held by a process this user cannot see".to_owned(),
-            };
-            format!(
-                "  port {port} (for {what}) is {holder}; or start this stack elsewhere with {flag}"
-            )
-        })
-        .collect();
-    if taken.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "the local stack cannot start: ports it needs are taken\n{}",
-        taken.join("\n")
-    )
 }
 
 /// What `start` has started so far. Dropped before [`Starting::done`] (an error on the way),
@@ -433,200 +185,6 @@ impl Drop for Starting {
             let _ = std::fs::remove_file(file);
         }
     }
-}
-
-/// Sends one unauthenticated request to every route, so every function is built and started
-/// before the first real request (the answer is a 401 from the function itself).
-/// One request per route (method, path), with a made-up order id: enough to start and reach
-/// every function without changing any data.
-pub(crate) fn probe_routes() -> [(&'static str, String); 6] {
-    let order = "01J0000000000000000000000A";
-    [
-        ("POST", "/users/user-1/orders".to_owned()),
-        ("GET", "/users/user-1/orders".to_owned()),
-        ("GET", format!("/users/user-1/orders/{order}")),
-        ("POST", format!("/users/user-1/orders/{order}/payment")),
-        ("POST", format!("/users/user-1/orders/{order}/cancel")),
-        ("POST", format!("/users/user-1/orders/{order}/refunds")),
-    ]
-}
-
-fn warm_up(base_url: &str) -> Result<()> {
-    for (method, path) in probe_routes() {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let status = http::request(
-                Reach::Loopback,
-                method,
-                &format!("{base_url}{path}"),
-                &[],
-                &[],
-                Duration::from_secs(30),
-            )
-            .map_or_else(
-                |error| format!("nothing ({error:#})"),
-                |response| response.status.to_string(),
-            );
-            if status == "401" {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{method} {path} answered {status} instead of 401 during warm-up");
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn function_env(
-    dynamodb_endpoint: &str,
-    table: &str,
-    secret: &str,
-    fault_injection_rate: f64,
-) -> Vec<(String, String)> {
-    [
-        ("TABLE_NAME", table.to_owned()),
-        ("AUTH_MODE", "jwt".to_owned()),
-        ("AUTH_JWT_SECRET", secret.to_owned()),
-        ("AUTH_ISSUER", order_service::auth::LOCAL_ISSUER.to_owned()),
-        (
-            "AUTH_AUDIENCE",
-            order_service::auth::LOCAL_AUDIENCE.to_owned(),
-        ),
-        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint.to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("RUST_LOG", "info".to_owned()),
-        ("FAULT_INJECTION_RATE", fault_injection_rate.to_string()),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), value))
-    .collect()
-}
-
-/// Builds the five functions the way the gateway runs them (`cargo run --profile local --bin
-/// <name>` from the workspace root), in one cargo command so that two compile at once: the
-/// five have the same dependencies and features, so each `cargo run` then finds its binary
-/// fresh and starts it at once (a test holds them to that). `dynamodb-faithful` is built in a
-/// command of its own, so that its dependencies' features never join the functions'.
-pub(crate) fn build_functions() -> Result<()> {
-    let build = || {
-        let mut command = Command::new("cargo");
-        command
-            .args(["build", "--manifest-path", "Cargo.toml", "--profile"])
-            .arg(paths::FUNCTION_PROFILE)
-            .current_dir(paths::root());
-        command
-    };
-    let mut functions = build();
-    for function in FUNCTIONS {
-        functions.args(["--bin", function]);
-    }
-    run(&mut functions)?;
-    run(build().args(["--bin", FAITHFUL]))
-}
-
-/// The binary (and process name) of the production-faithful store proxy.
-pub(crate) const FAITHFUL: &str = "dynamodb-faithful";
-
-/// Starts `dynamodb-faithful` on `port` in front of `upstream`, its conflicts and throttles
-/// appended to `event_log` (the functions' log, where the monitor reads them), its own output
-/// and summary beside it in `log_dir`. Returns its pid.
-fn start_faithful(
-    port: u16,
-    upstream: &str,
-    store: &StoreArgs,
-    log_dir: &Path,
-    event_log: &Path,
-) -> Result<u32> {
-    let binary = paths::root()
-        .join("target")
-        .join(paths::FUNCTION_PROFILE)
-        .join(FAITHFUL);
-    let output = std::fs::File::create(log_dir.join("faithful.log"))?;
-    let child = Command::new(&binary)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--upstream", upstream])
-        .args(["--partition-wcu", &store.partition_wcu.to_string()])
-        .args(["--partition-rcu", &store.partition_rcu.to_string()])
-        .args(["--hold-ms", &store.hold_ms.to_string()])
-        .arg("--summary-file")
-        .arg(log_dir.join("faithful-summary.json"))
-        .arg("--event-log")
-        .arg(event_log)
-        .stdin(Stdio::null())
-        .stdout(output.try_clone()?)
-        .stderr(output)
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    Ok(child.id())
-}
-
-/// Starts the functions under the local gateway (built by `gateway::ensure`, which `start`
-/// runs first) in a process group of their own, appending their output to `log_file`.
-/// Returns the process group id.
-pub(crate) fn start_functions(
-    port: u16,
-    serving: Serving,
-    env: &[(String, String)],
-    log_file: &std::path::Path,
-) -> Result<u32> {
-    if let Some(dir) = log_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_file)?;
-    let gateway = crate::gateway::binary();
-    if !gateway.is_file() {
-        bail!(
-            "{} is not built yet (`cargo xtask up` builds it)",
-            gateway.display()
-        );
-    }
-    let mut command = Command::new(gateway);
-    command
-        .args([
-            "--profile",
-            paths::FUNCTION_PROFILE,
-            "--ignore-changes",
-            "--quiet",
-            "--disable-cors",
-        ])
-        .args([
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-        ])
-        .args(["--concurrency", &serving.instances.to_string()])
-        .env(
-            "CARGO_LAMBDA_MAX_QUEUE_DEPTH",
-            serving.queue_depth.max(1).to_string(),
-        )
-        .current_dir(paths::root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
-    for (key, value) in env {
-        command.arg("--env-var").arg(format!("{key}={value}"));
-    }
-    command.arg("--env-var").arg(format!(
-        "AWS_LAMBDA_MAX_CONCURRENCY={}",
-        serving.max_concurrency.max(1)
-    ));
-    let child = command.spawn().context("cannot start the local gateway")?;
-    Ok(child.id())
-}
-
-/// Stops the gateway (a process group of its own) and every function instance it started.
-pub(crate) fn stop_functions(pgid: u32) {
-    process::stop_tree(pgid, Duration::from_secs(15));
 }
 
 pub fn up(args: &UpArgs) -> Result<()> {
@@ -687,7 +245,7 @@ pub(crate) fn start(args: &UpArgs) -> Result<StackState> {
         Duration::from_secs(10),
     )?;
 
-    let summary = data::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
+    let summary = seed::reset_and_seed(&dynamodb_endpoint, TABLE_NAME, &args.seed)?;
     eprintln!(
         "Seeded {} users ({} KRW each) and {} products.",
         summary.users, args.seed.balance, summary.products
@@ -775,7 +333,7 @@ fn wait_for_ctrl_c() -> Result<()> {
 }
 
 fn print_welcome(state: &StackState) -> Result<()> {
-    let token = data::sign(&state.jwt_secret, "user-1")?;
+    let token = crate::token::sign(&state.jwt_secret, "user-1")?;
     println!("The order service is up at {}", state.base_url);
     println!("  logs:     {}", state.function_log.display());
     println!("  token:    TOKEN=$(cargo xtask token user-1)");
@@ -814,98 +372,9 @@ pub fn down() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::process::CommandExt;
+    use std::process::Command;
 
     use super::*;
-
-    #[test]
-    fn a_taken_port_is_refused_with_what_holds_it_and_how_to_stop_it() {
-        // GIVEN a port this test process listens on (on every address, as DynamoDB Local does)
-        let listener = TcpListener::bind(("0.0.0.0", 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let free = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let free_port = free.local_addr().unwrap().port();
-        drop(free);
-        // WHEN a stack that needs it and a free one checks its ports
-        let needed = [
-            (free_port, "DynamoDB Local", "--dynamodb-port"),
-            (port, "the gateway", "--port"),
-        ];
-        let error = refuse_taken_ports(&needed).unwrap_err().to_string();
-        // THEN only the taken one is named, with its holder (us) and the ways out
-        assert!(
-            error.contains(&format!("port {port} (for the gateway)")),
-            "{error}"
-        );
-        assert!(!error.contains(&format!("port {free_port} ")), "{error}");
-        assert!(
-            error.contains(&format!("pid {}", std::process::id())),
-            "{error}"
-        );
-        assert!(
-            error.contains(&format!("kill {}", std::process::id())),
-            "{error}"
-        );
-        assert!(error.contains("--port"), "{error}");
-        let holder = port_holder(port).unwrap();
-        assert_eq!(holder.pid, std::process::id());
-        drop(listener);
-        assert!(refuse_taken_ports(&needed).is_ok());
-    }
-
-    /// The `[dependencies]` lines of a manifest, without blanks and comments.
-    fn dependency_lines(manifest: &str) -> Vec<String> {
-        let text = std::fs::read_to_string(paths::root().join(manifest)).unwrap();
-        text.split("[dependencies]")
-            .nth(1)
-            .unwrap()
-            .lines()
-            .take_while(|line| !line.starts_with('['))
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    #[test]
-    fn the_four_functions_build_with_the_same_dependency_features() {
-        // One `cargo build` of all four must leave each binary fresh for the gateway's
-        // `cargo run --bin <name>`: that holds when no function brings a feature the others
-        // lack, i.e. each depends only on workspace dependencies without features of its own,
-        // and on nothing order-service does not already depend on (besides the runtime and
-        // the allocator).
-        let shared = dependency_lines("shared/Cargo.toml");
-        for function in FUNCTIONS {
-            for line in dependency_lines(&format!("functions/{function}/Cargo.toml")) {
-                let name = line.strip_suffix(".workspace = true").unwrap_or_else(|| {
-                    panic!("{function}: `{line}` is not a plain workspace dependency")
-                });
-                assert!(
-                    ["order-service", "mimalloc"].contains(&name)
-                        || shared.contains(&format!("{name}.workspace = true")),
-                    "{function} depends on {name}, which order-service does not"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_holder_in_another_clone_is_sent_there() {
-        let holder = |folder: &str| PortHolder {
-            pid: 4242,
-            name: "java".to_owned(),
-            folder: Some(PathBuf::from(folder)),
-        };
-        let dynamodb = holder("/tmp/fresh-1/.local/dynamodb/package/dist");
-        assert_eq!(dynamodb.clone_folder(), Some(PathBuf::from("/tmp/fresh-1")));
-        assert!(dynamodb
-            .how_to_stop()
-            .contains("`cargo xtask down` in /tmp/fresh-1"));
-        assert!(dynamodb.how_to_stop().contains("`kill 4242`"));
-        let gateway = holder("/tmp/fresh-2");
-        assert_eq!(gateway.clone_folder(), Some(PathBuf::from("/tmp/fresh-2")));
-        let here = holder(&paths::root().join(".local/dynamodb").display().to_string());
-        assert!(here.how_to_stop().contains("a stack of this clone"));
-    }
 
     #[test]
     fn a_start_that_fails_half_way_stops_what_it_started() {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use order_service::app::stock;
 use order_service::domain::{ProductId, ShardCount, StockLayout};
 
-use crate::data::{runtime, store_failure};
+use crate::client::{runtime, store_failure};
 use crate::target::TargetArgs;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -16,7 +16,7 @@ use aws_config::BehaviorVersion;
 use order_service::store::{build_client, build_local_client, DynamoOrderStore, StoreSettings};
 use serde_json::Value;
 
-use crate::stack;
+use crate::state;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub(crate) struct TargetArgs {
@@ -63,7 +63,7 @@ pub(crate) struct Target {
 impl TargetArgs {
     pub(crate) fn resolve(&self) -> Result<Target> {
         if let Some(stack) = &self.stack {
-            let (outputs, parameters) = crate::data::runtime()?
+            let (outputs, parameters) = crate::client::runtime()?
                 .block_on(describe_stack(stack, self.endpoint.as_deref()))?;
             let mut target = target_from_outputs(stack, self.endpoint.clone(), &outputs)?;
             target.api_throttle_rate = throttle_rate(&parameters);
@@ -73,7 +73,7 @@ impl TargetArgs {
             (Some(endpoint), table) => {
                 let table = match table {
                     Some(table) => table.clone(),
-                    None => stack::require_state()?.table,
+                    None => state::require_state()?.table,
                 };
                 return Ok(Target {
                     access: Access::Endpoint {
@@ -97,7 +97,7 @@ impl TargetArgs {
             }
             (None, None) => {}
         }
-        let state = stack::require_state()?;
+        let state = state::require_state()?;
         let target = Target::of_local_stack(&state);
         Ok(target)
     }
@@ -149,7 +149,7 @@ fn admin_settings() -> StoreSettings {
 }
 
 impl Target {
-    pub(crate) fn of_local_stack(state: &stack::StackState) -> Self {
+    pub(crate) fn of_local_stack(state: &state::StackState) -> Self {
         Self {
             access: Access::LocalStack {
                 endpoint: state.dynamodb_endpoint.clone(),

@@ -35,10 +35,11 @@ use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+use order_service::app::FUNCTIONS;
 use serde_json::Value;
 
 use crate::paths;
-use crate::stack::{DEFAULT_MAX_CONCURRENCY, FUNCTIONS};
+use crate::state::DEFAULT_MAX_CONCURRENCY;
 
 /// The marker comment in `Globals.Function` that the Managed Instances variant replaces (with
 /// the comment lines right above it) by `CapacityProviderConfig`.

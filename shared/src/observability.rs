@@ -24,6 +24,8 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::app::Operation;
+
 pub const METRICS_NAMESPACE: &str = "OrderService";
 
 /// The log filter from `RUST_LOG`: a level (`info`), or `target=level` directives separated by
@@ -210,13 +212,17 @@ pub fn emf_document(
     values.insert("Version".into(), json!(source.version));
     values.insert("Operation".into(), json!(record.operation));
     values.insert("Latency".into(), json!(record.latency_ms));
-    let success_metric = match (record.operation, record.status, record.replayed) {
-        (_, _, true) => None,
-        ("create-order", 201, _) => Some("OrdersCreated"),
-        ("pay-order", 200, _) => Some("OrdersPaid"),
-        ("cancel-order", 200, _) => Some("OrdersCancelled"),
-        _ => None,
-    };
+    // A business event: a new answer (not a replay) of one of these operations' success.
+    let success_metric = [
+        (Operation::CreateOrder, 201, "OrdersCreated"),
+        (Operation::PayOrder, 200, "OrdersPaid"),
+        (Operation::CancelOrder, 200, "OrdersCancelled"),
+    ]
+    .into_iter()
+    .find(|(operation, status, _)| {
+        !record.replayed && record.operation == operation.as_str() && record.status == *status
+    })
+    .map(|(_, _, name)| name);
     if let Some(name) = success_metric {
         metrics.push(json!({"Name": name, "Unit": "Count"}));
         values.insert(name.into(), json!(1));
@@ -225,7 +231,8 @@ pub fn emf_document(
         metrics.push(json!({"Name": "Replays", "Unit": "Count"}));
         values.insert("Replays".into(), json!(1));
     }
-    if record.operation == "pay-order" && record.status >= 400 && !record.replayed {
+    if record.operation == Operation::PayOrder.as_str() && record.status >= 400 && !record.replayed
+    {
         metrics.push(json!({"Name": "PaymentFailures", "Unit": "Count"}));
         values.insert("PaymentFailures".into(), json!(1));
     }
@@ -512,5 +519,38 @@ mod tests {
         assert_eq!(document["OrdersCreated"], 1);
         assert!(document.get("Rejections").is_none());
         assert!(document.get("PaymentFailures").is_none());
+    }
+
+    #[test]
+    fn each_success_counts_under_its_own_name_and_a_replay_counts_none() {
+        let record = |operation: Operation, status, replayed| RequestRecord {
+            operation: operation.as_str(),
+            status,
+            code: None,
+            latency_ms: 1.0,
+            store_retries: 0,
+            store_error: false,
+            throttled: false,
+            replayed,
+        };
+        let metrics = ["OrdersCreated", "OrdersPaid", "OrdersCancelled"];
+        let counted = |record: &RequestRecord<'_>| -> Vec<&str> {
+            let document = emf_document(record, &staging(), 0);
+            metrics
+                .into_iter()
+                .filter(|name| document.get(*name).is_some())
+                .collect()
+        };
+        assert_eq!(
+            counted(&record(Operation::PayOrder, 200, false)),
+            ["OrdersPaid"]
+        );
+        assert_eq!(
+            counted(&record(Operation::CancelOrder, 200, false)),
+            ["OrdersCancelled"]
+        );
+        assert!(counted(&record(Operation::CreateOrder, 201, true)).is_empty());
+        assert!(counted(&record(Operation::CreateOrder, 200, false)).is_empty());
+        assert!(counted(&record(Operation::RefundOrder, 200, false)).is_empty());
     }
 }

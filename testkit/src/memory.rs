@@ -2,7 +2,9 @@
 //! `ReadOrders`, `WriteOrders`, `ArrangeStock`), so that handler tests run in milliseconds and
 //! without Java. A product's stock is kept shard by shard, as the DynamoDB store keeps it.
 //!
-//! It only reads and writes: the application's use cases decide, as they do over DynamoDB. A
+//! It only reads and writes: the application's use cases decide, as they do over DynamoDB.
+//! (Building one from a seed plan spreads a sharded product's stock with the domain's `spread`,
+//! the layout `app::stock::seed` leaves in DynamoDB; that is seeding, not a use case.) A
 //! write checks the same conditions as the DynamoDB store's transaction, in its item order
 //! (the order, then stock, then the balance, then the claim's answer), under one mutex in
 //! place of one `TransactWriteItems`, and answers the same typed `Rejection`. Idempotency-Key

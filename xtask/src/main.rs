@@ -4,8 +4,8 @@
 //! development tokens, replays events, and runs the k6 scenarios, benchmarks and drills.
 
 use ops_lab::{
-    bench, capacity, ci, data, drill, emulator, flash_sale, histories, incidents, install, invoke,
-    loadtest, monitor, stack, stock, template,
+    audit, bench, capacity, ci, drill, emulator, flash_sale, histories, incidents, install, invoke,
+    loadtest, monitor, seed, stack, stock, template, token,
 };
 
 use anyhow::Result;
@@ -34,10 +34,10 @@ enum Command {
     Demo(loadtest::DemoArgs),
     /// Seed a table: the local stack's (recreated), one behind --endpoint, or a deployed
     /// --stack's (only when empty, or with --wipe).
-    Seed(data::SeedCommand),
+    Seed(seed::SeedCommand),
     /// Check exact conservation of money and stock. Exit 0 clean, 1 a violation, 2 could not
     /// run.
-    Audit(data::AuditArgs),
+    Audit(audit::AuditArgs),
     /// A product's stock shards: show them, reshard a live product, rebalance its units.
     Stock(stock::Args),
     /// Shards, units and monthly cost for a traffic shape (`--measure`: measure the units per
@@ -84,9 +84,9 @@ fn main() -> Result<()> {
         Command::Up(args) => stack::up(&args),
         Command::Down => stack::down(),
         Command::Demo(args) => loadtest::demo(&args),
-        Command::Seed(args) => data::seed_command(&args),
-        Command::Audit(args) => std::process::exit(data::audit_command(&args)),
-        Command::Token { user } => data::token_command(&user),
+        Command::Seed(args) => seed::seed_command(&args),
+        Command::Audit(args) => std::process::exit(audit::audit_command(&args)),
+        Command::Token { user } => token::token_command(&user),
         Command::Stock(args) => stock::run(&args),
         Command::Capacity(args) => capacity::run(&args),
         Command::FlashSale(args) => flash_sale::run(&args),

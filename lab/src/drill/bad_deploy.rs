@@ -9,10 +9,9 @@ use std::time::Duration;
 use anyhow::Result;
 use order_service::domain::Order;
 
-use crate::monitor::{format_ms, now_ms};
+use crate::clock::{format_ms, now_ms};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support;
 
 pub(super) struct BadDeploy;

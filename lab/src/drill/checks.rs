@@ -6,11 +6,11 @@ use order_service::domain::{Order, ProductId};
 use order_service::store::DynamoOrderStore;
 use tokio::runtime::Runtime;
 
-use crate::data;
-use crate::monitor::{format_ms, AlarmEvent, Bucket, EventKind};
+use crate::audit;
+use crate::clock::format_ms;
+use crate::monitor::{AlarmEvent, Bucket, EventKind};
 
-use super::runner::Drill;
-use super::scenario::Scenario;
+use super::runner::{Drill, Scenario};
 use super::support;
 use super::verify::{check_ledger, LedgerEntry};
 use super::{FUNCTION_TIMEOUT_MS, K6_HTTP_TIMEOUT};
@@ -40,7 +40,7 @@ impl Drill {
             ),
         );
         self.findings.ledger = check;
-        match data::audit(&self.state.dynamodb_endpoint, &self.state.table) {
+        match audit::audit(&self.state.dynamodb_endpoint, &self.state.table) {
             Ok(audit) => {
                 let clean = audit.is_clean();
                 self.check(
@@ -161,7 +161,7 @@ impl Drill {
 
     /// The drill's table, read directly (never through the drill's proxy).
     pub(super) fn table(&self) -> Table<'_> {
-        let store = data::store_for(&self.state.dynamodb_endpoint, &self.state.table);
+        let store = crate::client::store_for(&self.state.dynamodb_endpoint, &self.state.table);
         Table {
             runtime: &self.runtime,
             store: self.runtime.block_on(store),
@@ -205,7 +205,7 @@ impl Drill {
         let slowest_probe = self
             .probes
             .iter()
-            .map(|probe| probe.result.seconds)
+            .map(|probe| probe.result.seconds())
             .fold(0.0, f64::max);
         let hung_probes = self
             .probes
@@ -215,7 +215,7 @@ impl Drill {
         let slow_probes = self
             .probes
             .iter()
-            .filter(|probe| probe.result.seconds >= 10.0)
+            .filter(|probe| probe.result.seconds() >= 10.0)
             .count();
         let passed = transport == 0
             && hung_probes == 0
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn the_table_reads_orders_and_stock() -> Result<()> {
         // GIVEN a seeded table on DynamoDB Local (stock 1 000 each) and an order of 2 x product-1
-        let runtime = data::runtime()?;
+        let runtime = crate::client::runtime()?;
         let plan = SeedPlan {
             users: 1,
             ..SeedPlan::default()

@@ -12,12 +12,12 @@ use anyhow::{Context, Result};
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
-use crate::monitor::{self, format_ms, now_ms};
+use crate::clock::{format_ms, now_ms};
+use crate::monitor;
 use crate::paths;
 use crate::process::{self, Signal};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support::{self, instances_of};
 use super::K6_HTTP_TIMEOUT;
 

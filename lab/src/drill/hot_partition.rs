@@ -19,12 +19,11 @@ use order_service::app::stock;
 use order_service::domain::{Order, ProductId, ShardCount};
 use serde_json::Value;
 
+use crate::clock::now_ms;
 use crate::faithful::Faithful;
-use crate::monitor::now_ms;
 use crate::stack::StoreArgs;
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support::{self, K6Run};
 use super::{Options, GATEWAY_SILENCE_MS, HOT_PRODUCT, LOAD_USERS, SEED_STOCK};
 
@@ -54,8 +53,8 @@ impl HotPartition {
              (`cargo xtask stock reshard --product {HOT_PRODUCT} --shards {shards}`)"
         ));
         let table = drill.state.table.clone();
-        let done = crate::data::runtime()?.block_on(async {
-            let store = crate::data::store_for(faithful.endpoint(), &table).await;
+        let done = crate::client::runtime()?.block_on(async {
+            let store = crate::client::store_for(faithful.endpoint(), &table).await;
             let done =
                 stock::rearrange(&store, &product, Some(count), Duration::from_secs(2)).await?;
             let after = stock::show(&store, &product).await?;

@@ -8,10 +8,10 @@ use anyhow::Result;
 use order_service::domain::Order;
 use serde_json::Value;
 
-use crate::monitor::{now_ms, percentile};
+use crate::clock::now_ms;
+use crate::monitor::percentile;
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 use super::support::{self, K6Run};
 use super::{Options, FLASH_PRODUCT, FLASH_STOCK, GATEWAY_SILENCE_MS, LOAD_P95_MS};
 

@@ -1,7 +1,8 @@
 //! The in-process detector of a drill: a thread follows the function log, feeds the monitor's
 //! detector and evaluates the alarms every 250 ms, printing ALERT / RESOLVED as they happen.
-//! A second thread is a canary: one request a second through the gateway with curl, which sees
-//! what the function log cannot (hangs, timeouts, missing `Retry-After`).
+//! A second thread is a canary: one request a second through the gateway with the drill's own
+//! HTTP client (`support::http`), which sees what the function log cannot (hangs, timeouts,
+//! missing `Retry-After`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use crate::monitor::{self, AlarmDef, AlarmEvent, AlarmStatus, Detector, EventKind, LogTail};
 
-use super::support::{http, HttpResult};
+use super::support::http;
+use crate::http::HttpResponse;
 
 #[derive(Debug)]
 pub(super) struct Observed {
@@ -64,7 +66,7 @@ impl Observer {
             let stop = stop.clone();
             std::thread::spawn(move || loop {
                 let finishing = stop.load(Ordering::SeqCst);
-                let now = monitor::now_ms();
+                let now = crate::clock::now_ms();
                 let lines = tail.poll();
                 {
                     let mut observed = lock(&shared);
@@ -116,7 +118,7 @@ impl Drop for Observer {
 #[derive(Debug, Clone)]
 pub(super) struct Probe {
     pub at_ms: i64,
-    pub result: HttpResult,
+    pub result: HttpResponse,
 }
 
 /// Sends `GET url` once a second (each in its own thread, so a hanging call does not delay
@@ -140,7 +142,7 @@ impl Canary {
                 while !stop.load(Ordering::SeqCst) {
                     let (url, token, probes) = (url.clone(), token.clone(), probes.clone());
                     calls.push(std::thread::spawn(move || {
-                        let at_ms = monitor::now_ms();
+                        let at_ms = crate::clock::now_ms();
                         let result = http("GET", &url, Some(&token), None, None, timeout);
                         probes
                             .lock()

@@ -1,25 +1,31 @@
 //! The runner every drill shares: it starts the stack, the detector, the canary and the load,
-//! calls the drill's steps (`Scenario`) in order, waits for recovery, collects the numbers, runs
-//! the checks and writes the report; and whatever happens, cleans up what it started.
+//! calls the drill's steps in order, waits for recovery, collects the numbers, runs the checks
+//! and writes the report; and whatever happens, cleans up what it started.
+//!
+//! A drill is one type implementing [`Scenario`]: its own preparation, the fault it injects,
+//! what it runs after recovery, the alarms and checks it expects, and how the report describes
+//! it. The trait lives here, beside the [`Drill`] its steps act on.
 
 use std::net::TcpStream;
 use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use order_service::domain::Order;
 
-use crate::data::{self, SeedArgs};
+use crate::clock::{format_ms, now_ms};
 use crate::faithful::Faithful;
-use crate::monitor::{self, format_ms, now_ms, percentile, AlarmDef, EventKind};
+use crate::monitor::{self, percentile, AlarmDef, EventKind};
 use crate::paths;
 use crate::process::{self, Signal};
-use crate::stack::{self, StackState, UpArgs};
+use crate::seed_plan::SeedArgs;
+use crate::stack::{self, StoreArgs, UpArgs};
+use crate::state::{self, StackState};
 
 use super::observe::{Canary, Observer, Probe};
-use super::scenario::{Description, Scenario};
 use super::support::{self, http, K6Run};
 use super::{
-    report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
+    incident_report, Check, Findings, Kind, Options, TimelineEntry, CANARY_USER, FLASH_STOCK,
     GATEWAY_SILENCE_MS, K6_HTTP_TIMEOUT, LOAD_PRODUCTS, LOAD_USERS, RECOVERY_WINDOW_MS,
     SEED_BALANCE, SEED_STOCK,
 };
@@ -42,13 +48,57 @@ pub(super) struct Drill {
     p95_limit_ms: f64,
 }
 
-fn stamp(ms: i64) -> String {
-    format_ms(ms)
-        .replace(['-', ':'], "")
-        .chars()
-        .take(15)
-        .collect::<String>()
-        + "Z"
+/// The texts of the incident report that depend on the drill, with the measured numbers.
+pub(super) struct Description {
+    pub injects: String,
+    pub root_cause: String,
+    pub trigger: String,
+    pub resolution: String,
+}
+
+/// One drill's steps. The runner calls `prepare` before the detector, the canary and the load
+/// start; `inject` after the baseline; `after_recovery` once the service has recovered, before
+/// the load stops; and, after the common checks, `verify` and `describe`.
+pub(super) trait Scenario {
+    /// How the stack's store behaves for the whole drill (production's limits by default).
+    fn store(&self, _options: &Options) -> StoreArgs {
+        StoreArgs::default()
+    }
+
+    /// The background load's rate, requests per second (`--rate` unless the drill needs
+    /// another).
+    fn load_rate(&self, options: &Options) -> u32 {
+        options.rate
+    }
+
+    /// Drill-specific setup before the load.
+    fn prepare(&mut self, _drill: &mut Drill) -> Result<()> {
+        Ok(())
+    }
+
+    /// The fault window: injects the fault (`Drill::inject`, T0), observes it, and removes it
+    /// (`Drill::mitigate`).
+    fn inject(&mut self, drill: &mut Drill) -> Result<()>;
+
+    /// Runs after recovery, with the load still running.
+    fn after_recovery(&mut self, _drill: &mut Drill) -> Result<()> {
+        Ok(())
+    }
+
+    /// The load's VU cap.
+    fn load_max_vus(&self, options: &Options) -> u32 {
+        options.max_vus
+    }
+
+    /// The alarms of which at least one must fire (empty: none of the error alarms may fire).
+    fn expected_alarms(&self) -> &'static [&'static str];
+
+    /// The drill's own checks, after the common ones; `orders` are the table's orders after
+    /// the load.
+    fn verify(&self, drill: &mut Drill, orders: &[Order]);
+
+    /// Root cause, trigger and resolution texts, with the measured numbers.
+    fn describe(&self, drill: &Drill) -> Description;
 }
 
 fn relative(path: &std::path::Path) -> String {
@@ -69,7 +119,11 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         .iter()
         .find(|alarm| alarm.name == "api-latency-p95")
         .map_or(300.0, |alarm| alarm.threshold);
-    let dir = paths::reports().join(format!("{}-drill-{}", stamp(started), kind.name()));
+    let dir = paths::reports().join(format!(
+        "{}-drill-{}",
+        crate::clock::compact_stamp(started),
+        kind.name()
+    ));
     std::fs::create_dir_all(&dir)?;
     println!(
         "== drill {} at {}: stack on 127.0.0.1:{}, load {} req/s, report {}",
@@ -84,8 +138,8 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         port: options.port,
         dynamodb_port: options.dynamodb_port,
         concurrency: 4,
-        max_concurrency: stack::DEFAULT_MAX_CONCURRENCY,
-        queue_depth: stack::DEFAULT_QUEUE_DEPTH,
+        max_concurrency: state::DEFAULT_MAX_CONCURRENCY,
+        queue_depth: state::DEFAULT_QUEUE_DEPTH,
         detach: true,
         fault_injection_rate: 0.0,
         store: scenario.store(options),
@@ -120,7 +174,7 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
         flash: None,
         replacements: Vec::new(),
         java_stopped: false,
-        runtime: data::runtime()?,
+        runtime: crate::client::runtime()?,
         probes: Vec::new(),
         p95_limit_ms,
         state,
@@ -145,9 +199,15 @@ pub(super) fn run_one(kind: Kind, options: &Options) -> Result<bool> {
             std::fs::read_to_string(paths::root().join("runbooks/postmortem-template.md"))
                 .context("cannot read runbooks/postmortem-template.md")?;
         let incident = dir.join("incident.md");
-        std::fs::write(&incident, report::render_incident(findings, &template))?;
-        crate::incidents::append(&report::incident_record(findings, &relative(&incident)))?;
-        report::print_summary(findings, &relative(&incident));
+        std::fs::write(
+            &incident,
+            incident_report::render_incident(findings, &template),
+        )?;
+        crate::incidents::append(&incident_report::incident_record(
+            findings,
+            &relative(&incident),
+        ))?;
+        incident_report::print_summary(findings, &relative(&incident));
     } else {
         executed?;
     }
@@ -167,7 +227,7 @@ impl Drill {
 
     pub(super) fn timeline(&mut self, at_ms: i64, event: impl Into<String>, source: &str) {
         let event = event.into();
-        println!("  {}  {event}", monitor::format_clock(at_ms));
+        println!("  {}  {event}", crate::clock::format_clock(at_ms));
         self.findings.timeline.push(TimelineEntry {
             at_ms,
             event,
@@ -206,7 +266,7 @@ impl Drill {
     }
 
     pub(super) fn token(&self, user: &str) -> Result<String> {
-        data::sign(&self.state.jwt_secret, user)
+        crate::token::sign(&self.state.jwt_secret, user)
     }
 
     // --------------------------------------------------------------------------------------
@@ -468,7 +528,7 @@ impl Drill {
             &self.state.function_log,
         )?;
         self.state.watch_pgid = pgid;
-        stack::save_state(&self.state)?;
+        state::save_state(&self.state)?;
         self.env = env;
         self.wait_ready(Duration::from_secs(120))
             .with_context(|| format!("the functions did not come back {why}"))?;

@@ -11,8 +11,7 @@ use crate::monitor;
 use crate::process::{self, Signal};
 
 use super::observe::Probe;
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
+use super::runner::{Description, Drill, Scenario};
 
 pub(super) struct StoreOutage;
 

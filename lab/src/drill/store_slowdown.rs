@@ -12,13 +12,14 @@ use dynamodb_faithful::Faults;
 use order_service::domain::Order;
 use serde_json::{json, Value};
 
+use crate::clock::now_ms;
 use crate::faithful::Faithful;
-use crate::monitor::{self, now_ms, percentile};
+use crate::monitor::{self, percentile};
 
-use super::runner::Drill;
-use super::scenario::{Description, Scenario};
-use super::support::{self, http};
+use super::runner::{Description, Drill, Scenario};
+use super::support::http;
 use super::{FUNCTION_TIMEOUT_MS, PROBE_PRODUCT, PROBE_USER};
+use crate::http::HttpResponse;
 
 /// The drill and its exactly-once probes: creates with an Idempotency-Key that the client
 /// abandons (0.8 s timeout) while the store is slow, retried with the same key afterwards.
@@ -36,10 +37,10 @@ struct ExactlyOnceProbe {
     key: String,
     /// The order id the key maps to (IdempotencyKey::order_id).
     order_id: String,
-    first: Option<support::HttpResult>,
+    first: Option<HttpResponse>,
     /// Whether the order existed before the retry (the abandoned attempt was applied).
     applied_before_retry: Option<bool>,
-    retry: Option<support::HttpResult>,
+    retry: Option<HttpResponse>,
 }
 
 /// The stack's dynamodb-faithful: this drill needs it (not `--store direct`).
@@ -177,7 +178,8 @@ impl Scenario for StoreSlowdown {
                 Some(first) if first.timed_out => "client gave up after 0.8 s".to_owned(),
                 Some(first) => format!(
                     "first attempt answered {} in {:.2} s",
-                    first.status, first.seconds
+                    first.status,
+                    first.seconds()
                 ),
                 None => "not sent".to_owned(),
             };
@@ -185,7 +187,7 @@ impl Scenario for StoreSlowdown {
             let retry_id = probe
                 .retry
                 .as_ref()
-                .and_then(support::HttpResult::json)
+                .and_then(HttpResponse::json)
                 .and_then(|body| {
                     body.get("orderId")
                         .and_then(Value::as_str)
@@ -295,7 +297,7 @@ impl StoreSlowdown {
                 drill.timeline(
                     now_ms(),
                     format!("the abandoned create's order {order_id} is in the table"),
-                    "drill (curl)",
+                    "drill (HTTP probe)",
                 );
                 std::thread::sleep(Duration::from_millis(3_500));
                 break;
@@ -325,7 +327,7 @@ impl StoreSlowdown {
         };
         // A fast 503 is the open breaker: nothing was attempted, so the client retries (with
         // the same key) until an attempt reaches the store and is abandoned after 0.8 s.
-        let mut first = support::HttpResult::default();
+        let mut first = HttpResponse::default();
         for _ in 0..5 {
             first = http(
                 "POST",
@@ -335,7 +337,7 @@ impl StoreSlowdown {
                 Some(&key),
                 Duration::from_millis(800),
             );
-            if first.timed_out || first.seconds >= 0.5 {
+            if first.timed_out || first.seconds() >= 0.5 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(700));
@@ -346,7 +348,7 @@ impl StoreSlowdown {
                 "exactly-once probe: POST {PROBE_USER} 1 x {PROBE_PRODUCT}, Idempotency-Key {key}, 0.8 s client timeout -> {}",
                 if first.timed_out { "client timeout".to_owned() } else { format!("HTTP {}", first.status) }
             ),
-            "drill (curl)",
+            "drill (HTTP probe)",
         );
         if let Some(probe) = self.probes.get_mut(index) {
             probe.first = Some(first);
@@ -370,7 +372,7 @@ impl StoreSlowdown {
                 let probe = &self.probes[index];
                 (probe.key.clone(), probe.order_id.clone())
             };
-            let mut retry = support::HttpResult::default();
+            let mut retry = HttpResponse::default();
             for _ in 0..10 {
                 retry = http(
                     "POST",
@@ -382,7 +384,7 @@ impl StoreSlowdown {
                 );
                 // 503: the store is still recovering; 409 REQUEST_IN_PROGRESS: the abandoned
                 // request still holds its key. Both say "retry"; anything else is the answer.
-                let in_flight = retry.status == 409 && retry.body.contains("REQUEST_IN_PROGRESS");
+                let in_flight = retry.status == 409 && retry.text().contains("REQUEST_IN_PROGRESS");
                 if retry.status != 503 && retry.status != 0 && !in_flight {
                     break;
                 }
@@ -397,7 +399,7 @@ impl StoreSlowdown {
                     if retry.header("idempotent-replayed").is_some() { " (Idempotent-Replayed)" } else { "" },
                     if applied { "" } else { "not " }
                 ),
-                "drill (curl)",
+                "drill (HTTP probe)",
             );
             let probe = &mut self.probes[index];
             probe.applied_before_retry = Some(applied);

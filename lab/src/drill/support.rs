@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+use order_service::app::FUNCTIONS;
 use serde_json::Value;
 
-use crate::http::Reach;
+use crate::http::{HttpResponse, Reach};
 use crate::process;
-use crate::stack;
 
 // ------------------------------------------------------------------------------------------
 // Ctrl-C
@@ -70,7 +70,7 @@ pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
         .filter_map(|process| {
             // The kernel's name of the process is the binary's: the function's, whatever
             // profile built it (target/local/<function> for the stack).
-            let function = stack::FUNCTIONS
+            let function = FUNCTIONS
                 .iter()
                 .find(|function| process.name == **function)?;
             Some(Instance {
@@ -82,7 +82,7 @@ pub(super) fn instances_of(parent: u32) -> Vec<Instance> {
 }
 
 pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usize> {
-    let mut counts: BTreeMap<String, usize> = stack::FUNCTIONS
+    let mut counts: BTreeMap<String, usize> = FUNCTIONS
         .iter()
         .map(|function| ((*function).to_owned(), 0))
         .collect();
@@ -96,29 +96,6 @@ pub(super) fn count_by_function(instances: &[Instance]) -> BTreeMap<String, usiz
 // HTTP
 // ------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Default)]
-pub(super) struct HttpResult {
-    /// 0 when no answer arrived (timeout, refused).
-    pub status: u16,
-    pub seconds: f64,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub timed_out: bool,
-}
-
-impl HttpResult {
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    pub(super) fn json(&self) -> Option<Value> {
-        serde_json::from_str(&self.body).ok()
-    }
-}
-
 /// One HTTP call to the local stack through the lab's client, whose timeout is a real
 /// client-side one (the call is abandoned, as a client with that timeout would).
 pub(super) fn http(
@@ -128,7 +105,7 @@ pub(super) fn http(
     body: Option<&str>,
     idempotency_key: Option<&str>,
     timeout: Duration,
-) -> HttpResult {
+) -> HttpResponse {
     let mut headers = Vec::new();
     if let Some(token) = token {
         headers.push(("authorization".to_owned(), format!("Bearer {token}")));
@@ -139,30 +116,14 @@ pub(super) fn http(
     if body.is_some() {
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
     }
-    let started = Instant::now();
-    let answer = crate::http::request(
+    crate::http::attempt(
         Reach::Loopback,
         method,
         url,
         &headers,
         body.unwrap_or_default().as_bytes(),
         timeout,
-    );
-    let seconds = started.elapsed().as_secs_f64();
-    match answer {
-        Ok(response) => HttpResult {
-            status: response.status,
-            seconds,
-            headers: response.headers,
-            body: String::from_utf8_lossy(&response.body).into_owned(),
-            timed_out: false,
-        },
-        Err(error) => HttpResult {
-            seconds,
-            timed_out: crate::http::timed_out(&error),
-            ..HttpResult::default()
-        },
-    }
+    )
 }
 
 // ------------------------------------------------------------------------------------------

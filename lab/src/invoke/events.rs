@@ -100,7 +100,7 @@ fn render_env_json(template: &str, secret: &str) -> Result<Value> {
 /// the development key, into `out` (`.local/sam-local/`, git-ignored: tokens and key are
 /// secrets of this machine): `events/<name>` (2.0) and `events/v1/<name>` (1.0).
 pub(crate) fn render_sam_local(events_dir: &Path, out: &Path) -> Result<()> {
-    let secret = data::jwt_secret()?;
+    let secret = crate::token::jwt_secret()?;
     let events_out = out.join("events");
     let expectations = load_expectations(events_dir)?;
     for payload in [Payload::V2, Payload::V1] {
@@ -166,7 +166,7 @@ fn fill_placeholders(text: &str, secret: &str) -> Result<String> {
         let user = &after[..end];
         order_service::domain::UserId::parse(user)
             .map_err(|error| anyhow::anyhow!("placeholder {{{{token:{user}}}}}: {error}"))?;
-        out.push_str(&data::sign(secret, user)?);
+        out.push_str(&crate::token::sign(secret, user)?);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -342,7 +342,7 @@ mod tests {
     fn sam_local_env_matches_the_local_stack() -> Result<()> {
         let template = std::fs::read_to_string(events_dir().join("sam-local/env.json"))?;
         let env = render_env_json(&template, "0123456789abcdef0123456789abcdef")?;
-        for function in stack::FUNCTIONS {
+        for function in order_service::app::FUNCTIONS {
             let id = logical_id(function);
             let value = |name: &str| {
                 env[id.as_str()]
@@ -353,7 +353,7 @@ mod tests {
             };
             assert_eq!(
                 value("TABLE_NAME").as_deref(),
-                Some(stack::TABLE_NAME),
+                Some(state::TABLE_NAME),
                 "{id}"
             );
             assert_eq!(value("AUTH_MODE").as_deref(), Some("jwt"), "{id}");

@@ -34,7 +34,7 @@ impl Report {
     }
 }
 
-fn check(expectation: &Expectation, answer: &Answer) -> Option<String> {
+fn check(expectation: &Expectation, answer: &HttpResponse) -> Option<String> {
     let mut problems = Vec::new();
     if answer.status != expectation.status {
         problems.push(format!(

@@ -2,37 +2,9 @@
 
 use super::*;
 
-/// What came back, whichever way the event went.
-#[derive(Debug, Clone)]
-pub(crate) struct Answer {
-    pub status: u16,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub elapsed: Duration,
-}
-
-impl Answer {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The `code` of a problem+json body.
-    pub(crate) fn code(&self) -> Option<String> {
-        serde_json::from_slice::<Value>(&self.body)
-            .ok()?
-            .get("code")?
-            .as_str()
-            .map(str::to_owned)
-    }
-}
-
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) fn send(target: &Target, function: &str, event: &Value) -> Result<Answer> {
+pub(crate) fn send(target: &Target, function: &str, event: &Value) -> Result<HttpResponse> {
     match target {
         Target::InvokeApi(base) => invoke(base, function, event),
         Target::Http(base) => send_as_http(base, event, Reach::Loopback),
@@ -56,7 +28,7 @@ struct LambdaResponse {
     is_base64_encoded: bool,
 }
 
-fn invoke(base: &str, function: &str, event: &Value) -> Result<Answer> {
+fn invoke(base: &str, function: &str, event: &Value) -> Result<HttpResponse> {
     let url = format!("{base}/2015-03-31/functions/{function}/invocations");
     let payload = serde_json::to_vec(event)?;
     let started = Instant::now();
@@ -98,11 +70,12 @@ fn invoke(base: &str, function: &str, event: &Value) -> Result<Answer> {
         Some(text) if lambda.is_base64_encoded => base64_decode(&text)?,
         Some(text) => text.into_bytes(),
     };
-    Ok(Answer {
+    Ok(HttpResponse {
         status: lambda.status_code,
         headers,
         body,
         elapsed,
+        timed_out: false,
     })
 }
 
@@ -204,28 +177,21 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// The HTTP request an API Gateway event describes, sent to `base` + its path.
-fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<Answer> {
+fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<HttpResponse> {
     let parts = http_parts(event)?;
     let url = if parts.query.is_empty() {
         format!("{base}{}", parts.path)
     } else {
         format!("{base}{}?{}", parts.path, parts.query)
     };
-    let started = Instant::now();
-    let response = http::request(
+    http::request(
         reach,
         &parts.method,
         &url,
         &parts.headers,
         &parts.body,
         TIMEOUT,
-    )?;
-    Ok(Answer {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-        elapsed: started.elapsed(),
-    })
+    )
 }
 
 /// A base64 body as Lambda and API Gateway send it (standard alphabet, padded).

@@ -1,6 +1,7 @@
 //! Per-period buckets of parsed records, and percentiles.
 
 use super::*;
+use order_service::app::Operation;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OpBucket {
@@ -67,7 +68,7 @@ impl Bucket {
             format!("{} {}", record.status, record.code)
         };
         *self.by_status.entry(key).or_default() += 1;
-        if record.operation == "pay-order" {
+        if record.operation == Operation::PayOrder.as_str() {
             self.pay_total += 1;
             if record.status >= 400 {
                 self.pay_failed += 1;

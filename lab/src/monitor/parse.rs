@@ -74,33 +74,6 @@ impl LogEvent {
 /// for Lambda's `Runtime exited with error: signal: killed`).
 pub(crate) const CRASH_MESSAGE: &str = "instance crashed";
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
-    let parsed =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((parsed.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-/// `2026-11-25T21:50:00.123Z`.
-pub(crate) fn format_ms(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(instant) => order_service::domain::Timestamp::from_datetime(instant).to_string(),
-        Err(_) => ms.to_string(),
-    }
-}
-
-/// `21:50:00.123`.
-pub(crate) fn format_clock(ms: i64) -> String {
-    let full = format_ms(ms);
-    full.get(11..23).map(str::to_owned).unwrap_or(full)
-}
-
 /// Parses one line of the function log. EMF lines (`_aws`) and anything unknown are `None`;
 /// lines without a timestamp (cargo lambda's own output, panics) are stamped `fallback_ms`.
 pub(crate) fn parse_line(line: &str, fallback_ms: i64) -> Option<LogEvent> {

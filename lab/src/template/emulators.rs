@@ -199,23 +199,19 @@ mod tests {
     fn router_routes() -> Result<Vec<Route>> {
         // Cargo sets CARGO for what it runs (`cargo xtask`, `cargo test`).
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "metadata",
-                "--no-deps",
-                "--offline",
-                "--format-version",
-                "1",
-            ])
-            .arg("--manifest-path")
-            .arg(paths::root().join("Cargo.toml"))
-            .output()
-            .context("cannot run cargo metadata")?;
-        ensure!(
-            output.status.success(),
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        let output = crate::process::output(
+            Command::new(cargo)
+                .args([
+                    "metadata",
+                    "--no-deps",
+                    "--offline",
+                    "--format-version",
+                    "1",
+                ])
+                .arg("--manifest-path")
+                .arg(paths::root().join("Cargo.toml")),
+        )
+        .context("cargo metadata failed")?;
         let metadata: Value =
             serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")?;
         routes_of_metadata(&metadata["metadata"])

@@ -5,6 +5,7 @@
 //! `PUT /_faithful/faults`.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// What the next transactions are answered with, instead of being forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,5 +70,96 @@ impl Faults {
             inject_next: count,
             ..Self::default()
         }
+    }
+}
+
+/// The planted bug: an update loses its condition, and the placeholders only it used.
+fn strip_condition(update: &mut Map<String, Value>) {
+    if update.remove("ConditionExpression").is_none() {
+        return;
+    }
+    update.remove("ReturnValuesOnConditionCheckFailure");
+    let expression = update
+        .get("UpdateExpression")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    for field in ["ExpressionAttributeNames", "ExpressionAttributeValues"] {
+        if let Some(Value::Object(placeholders)) = update.get_mut(field) {
+            placeholders.retain(|name, _| {
+                expression.match_indices(name.as_str()).any(|(at, _)| {
+                    !expression[at + name.len()..]
+                        .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                })
+            });
+            if placeholders.is_empty() {
+                update.remove(field);
+            }
+        }
+    }
+}
+
+/// The planted bug at work (`Faults::strip_conditions_on`): every update of a transaction whose
+/// item's sort key starts with `prefix` loses its condition.
+pub(crate) fn strip_conditions(body: &mut Value, prefix: &str) {
+    let Some(items) = body.get_mut("TransactItems").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in items {
+        let Some(update) = entry.get_mut("Update").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let matches = update
+            .get("Key")
+            .and_then(|key| key.pointer("/sk/S"))
+            .and_then(Value::as_str)
+            .is_some_and(|sk| sk.starts_with(prefix));
+        if matches {
+            strip_condition(update);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_planted_bug_strips_the_condition_and_its_placeholders() {
+        let mut body = json!({"TransactItems": [
+            {"Update": {
+                "TableName": "t",
+                "Key": {"pk": {"S": "USER#u"}, "sk": {"S": "ORDER#1"}},
+                "UpdateExpression": "SET #status = :status, cancelledAt = :at",
+                "ConditionExpression": "#status = :expected",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": {"S": "CANCELLED"}, ":expected": {"S": "PAID"}, ":at": {"S": "x"}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"
+            }},
+            {"Update": {
+                "TableName": "t",
+                "Key": {"pk": {"S": "PRODUCT#p"}, "sk": {"S": "PRODUCT"}},
+                "UpdateExpression": "SET stock = stock + :q",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": {":q": {"N": "1"}}
+            }}
+        ]});
+        strip_conditions(&mut body, "ORDER#");
+        let order = &body["TransactItems"][0]["Update"];
+        assert!(order.get("ConditionExpression").is_none());
+        assert_eq!(
+            order["ExpressionAttributeNames"],
+            json!({"#status": "status"})
+        );
+        assert!(order["ExpressionAttributeValues"]
+            .get(":expected")
+            .is_none());
+        assert!(order["ExpressionAttributeValues"].get(":status").is_some());
+        let product = &body["TransactItems"][1]["Update"];
+        assert!(
+            product.get("ConditionExpression").is_some(),
+            "other items keep theirs"
+        );
     }
 }

@@ -1,11 +1,12 @@
-//! The drill's outputs: `incident.md` from runbooks/postmortem-template.md (its `{{fields}}`
+//! A drill's incident report and outputs: `incident.md` from runbooks/postmortem-template.md (its `{{fields}}`
 //! filled, the ✍ sections left to people), the line for `reports/incidents.jsonl`, and the
 //! summary printed at the end.
 
 use std::collections::BTreeSet;
 
-use crate::incidents::IncidentRecord;
-use crate::monitor::{format_clock, format_ms, percentile, Bucket};
+use crate::clock::{format_clock, format_ms};
+use crate::incidents::{IncidentKind, IncidentRecord};
+use crate::monitor::{percentile, Bucket};
 
 use super::support::{metric, unexpected_by_code};
 use super::Findings;
@@ -321,7 +322,7 @@ pub(super) fn fill(template: &str, fields: &[(&str, String)]) -> String {
 pub(super) fn incident_record(findings: &Findings, report: &str) -> IncidentRecord {
     let at = |value: Option<i64>| value.map(format_ms);
     IncidentRecord {
-        kind: "drill".to_owned(),
+        kind: IncidentKind::Drill,
         drill: Some(findings.drill.clone()),
         started: format_ms(findings.started),
         injected: format_ms(findings.injected.unwrap_or(findings.started)),

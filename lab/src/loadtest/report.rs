@@ -1,4 +1,4 @@
-//! Renders `report.md` from k6's `summary.json`: the table of the old service's report (avg,
+//! The k6 load-test report: renders `report.md` from k6's `summary.json`: the table of the old service's report (avg,
 //! median, min, max, p90, p95, requests, requests/s, error rate, VUs, data) per endpoint, a
 //! daily-active-user estimate with its formula, resource usage, the audit, and per-scenario
 //! sections (the stress knee, the spike's phases, the flash-sale check).
@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::data::SeedArgs;
 use crate::resources::ResourceSummary;
+use crate::seed_plan::SeedArgs;
 use order_service::store::AuditReport;
 
 pub(crate) const ENDPOINTS: [&str; 5] = ["create", "pay", "get", "list", "cancel"];

@@ -198,7 +198,7 @@ mod tests {
             ),
         ]
         .join("\n");
-        let since = monitor::parse_rfc3339_ms("2026-12-06T10:00:01.000Z").unwrap();
+        let since = crate::clock::parse_rfc3339_ms("2026-12-06T10:00:01.000Z").unwrap();
         let seen = refusals_since(&log, since);
         let create = &seen["create-order"];
         assert_eq!(create.requests, 3);
