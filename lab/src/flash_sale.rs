@@ -550,16 +550,7 @@ fn render_phases(phases: &[Phase], out: &mut String) {
         "Per phase (the functions' log: creates of both products, server-side p95; the store's conflicts and throttles):\n\n| phase | s | creates | 201 | 409 OUT_OF_STOCK | other refusals | p95 ms | conflicts | throttles |\n|---|---:|---:|---:|---:|---|---:|---:|---:|"
     );
     for phase in phases {
-        let refused = if phase.refused.is_empty() {
-            "none".to_owned()
-        } else {
-            phase
-                .refused
-                .iter()
-                .map(|(answer, count)| format!("{count} x {answer}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let refused = crate::loadtest::report::answer_counts(&phase.refused);
         let _ = writeln!(
             out,
             "| {} | {:.1} | {} | {} | {} | {refused} | {} | {} | {} |",

@@ -169,6 +169,15 @@ impl Drill {
     }
 
     /// 5xx answers in `bucket` other than `allowed` ("503 STORE_UNAVAILABLE").
+    /// `""`, or `"; other 5xx: 3 x 500 INTERNAL_ERROR"` for a check's detail.
+    pub(super) fn other_5xx_note(others: &[String]) -> String {
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!("; other 5xx: {}", others.join(", "))
+        }
+    }
+
     pub(super) fn other_5xx(bucket: &Bucket, allowed: &[&str]) -> Vec<String> {
         bucket
             .by_status

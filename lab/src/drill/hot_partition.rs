@@ -223,11 +223,7 @@ impl Scenario for HotPartition {
             others.is_empty() && throttled_answers > 0,
             format!(
                 "{throttled_answers} x 503 STORE_THROTTLED{}",
-                if others.is_empty() {
-                    String::new()
-                } else {
-                    format!("; other 5xx: {}", others.join(", "))
-                }
+                Drill::other_5xx_note(&others)
             ),
         );
         let unavailable = unavailable_causes(&drill.state.function_log);

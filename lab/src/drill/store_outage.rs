@@ -51,7 +51,7 @@ impl Scenario for StoreOutage {
                 "{unavailable} x 503 STORE_UNAVAILABLE ({} fast-failed by the breaker in < {} ms){}",
                 drill.findings.fault_window.fast_store_unavailable,
                 monitor::FAST_FAIL_MS,
-                if others.is_empty() { String::new() } else { format!("; other 5xx: {}", others.join(", ")) }
+                Drill::other_5xx_note(&others)
             ),
         );
         retry_after_check(drill);

@@ -132,11 +132,7 @@ impl Scenario for StoreSlowdown {
             format!(
                 "{} x 503 STORE_UNAVAILABLE in the fault window{}",
                 window.store_unavailable,
-                if others.is_empty() {
-                    String::new()
-                } else {
-                    format!("; other 5xx: {}", others.join(", "))
-                }
+                Drill::other_5xx_note(&others)
             ),
         );
         let p99 = percentile(&window.latencies, 99.0).unwrap_or(0.0);

@@ -37,7 +37,7 @@ pub(crate) struct ReportInput<'a> {
     pub store: Option<&'a dynamodb_faithful::Summary>,
 }
 
-pub(crate) use store::{refusals_since, Refusals};
+pub(crate) use store::{answer_counts, refusals_since, Refusals};
 
 /// The p95 of `latencyMs` over the first and the last tenth (by time) of the request lines in
 /// a function log written at or after `since` (RFC 3339): how much the service's own latency

@@ -14,7 +14,7 @@ use super::items::{
     entity_of, from_item, list_sk, order_key, product_key, shard_key, string_value, user_key,
     user_pk, Item, OrderRecord, ProductPrice, ShardStock, LIST_SK, PK, SK,
 };
-use super::retry::{back_off, MAX_WRITE_ATTEMPTS};
+use super::retry::{back_off, gave_up, MAX_THROTTLED_SENDS, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
 use super::{Catalog, Cursor, DynamoOrderStore, OrderPage, ReadCatalog, ReadOrders};
 use crate::domain::{OrderId, OrderState, ProductId, ShardCount, ShardCounts, StockLayout, UserId};
@@ -193,6 +193,8 @@ impl DynamoOrderStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut attempt = 1;
+        // As for writes: a throttled read of the shards gets two sends, a conflict ten.
+        let mut throttled_sends = 0;
         loop {
             let sent = self
                 .client
@@ -221,16 +223,9 @@ impl DynamoOrderStore {
                     .any(|reason| is_throttling_code(reason.code())),
                 _ => return Err(store_error("TransactGetItems", error)),
             };
-            if attempt >= MAX_WRITE_ATTEMPTS {
-                return Err(if throttled {
-                    ServiceError::Throttled {
-                        retry_after: RETRY_AFTER,
-                    }
-                } else {
-                    ServiceError::Contention {
-                        retry_after: RETRY_AFTER,
-                    }
-                });
+            throttled_sends += u32::from(throttled);
+            if attempt >= MAX_WRITE_ATTEMPTS || throttled_sends >= MAX_THROTTLED_SENDS {
+                return Err(gave_up(throttled));
             }
             back_off(attempt).await;
             attempt += 1;

@@ -35,6 +35,19 @@ pub(crate) const MAX_WRITE_ATTEMPTS: u32 = 10;
 /// meanwhile: a flash sale's hot item then starves every other product the function serves.
 pub(crate) const MAX_THROTTLED_SENDS: u32 = 2;
 
+/// What a transaction that used up its sends answers: 503 `STORE_THROTTLED` when a send was
+/// throttled (a hot item past its partition's throughput: retry later, and the breaker does
+/// not count it), else 409 `CONCURRENT_REQUEST` (every send lost its conflicts: nothing was
+/// applied).
+pub(crate) fn gave_up(throttled: bool) -> crate::ServiceError {
+    let retry_after = super::errors::RETRY_AFTER;
+    if throttled {
+        crate::ServiceError::Throttled { retry_after }
+    } else {
+        crate::ServiceError::Contention { retry_after }
+    }
+}
+
 /// Sleeps before retry number `attempt` (1-based) with "full jitter" exponential backoff.
 pub(crate) async fn back_off(attempt: u32) {
     let _ = STORE_RETRIES.try_with(|count| count.set(count.get() + 1));

@@ -17,7 +17,7 @@ use super::items::{
     OrderRecord, ShardStock, SEALED,
 };
 use super::reads::build_error;
-use super::retry::{back_off, MAX_THROTTLED_SENDS, MAX_WRITE_ATTEMPTS};
+use super::retry::{back_off, gave_up, MAX_THROTTLED_SENDS, MAX_WRITE_ATTEMPTS};
 use super::{
     DynamoOrderStore, NewOrderWrite, Rejection, SeenShard, TransitionWrite, WriteError, WriteOrders,
 };
@@ -172,14 +172,8 @@ impl DynamoOrderStore {
                         )
                         .into(),
                     }
-                } else if throttled {
-                    ServiceError::Throttled {
-                        retry_after: RETRY_AFTER,
-                    }
                 } else {
-                    ServiceError::Contention {
-                        retry_after: RETRY_AFTER,
-                    }
+                    gave_up(throttled)
                 }));
             }
             back_off(attempt).await;

@@ -41,6 +41,18 @@ pub(crate) fn refusals_since(log: &str, since_ms: i64) -> BTreeMap<String, Refus
     by_operation
 }
 
+/// `3 x 503 STORE_THROTTLED, 1 x 409 CONCURRENT_REQUEST`, or `none`.
+pub(crate) fn answer_counts(by_answer: &BTreeMap<String, u64>) -> String {
+    if by_answer.is_empty() {
+        return "none".to_owned();
+    }
+    by_answer
+        .iter()
+        .map(|(answer, count)| format!("{count} x {answer}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The section, or nothing when neither source has anything to say.
 pub(crate) fn section(
     refusals: &BTreeMap<String, Refusals>,
@@ -57,15 +69,7 @@ pub(crate) fn section(
             "Answers that were refusals, per function (the functions' request lines over the measured run). A 409 `CONCURRENT_REQUEST` is a transaction that lost its conflicts after the store's retries; a 503 `STORE_THROTTLED` a partition past its throughput after them; `storeRetries` counts the transactions the store sent again.\n\n| function | requests | refusals | storeRetries |\n|---|---:|---|---:|"
         );
         for (operation, seen) in refusals {
-            let answers = if seen.by_answer.is_empty() {
-                "none".to_owned()
-            } else {
-                seen.by_answer
-                    .iter()
-                    .map(|(answer, count)| format!("{count} x {answer}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let answers = answer_counts(&seen.by_answer);
             let _ = writeln!(
                 out,
                 "| {operation} | {} | {answers} | {} |",
