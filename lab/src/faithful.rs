@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dynamodb_faithful::{Faults, Summary};
+use dynamodb_faithful::{Faults, PartitionStats, Summary};
 
 use crate::http::{self, Reach};
 use crate::state::StackState;
@@ -59,5 +59,56 @@ impl Faithful {
     /// Starts counting afresh.
     pub(crate) fn reset(&self) -> Result<()> {
         self.call("POST", "stats/reset", &[]).map(|_| ())
+    }
+}
+
+/// A product's figures summed over its partitions: its item (`<table>/PRODUCT#<id>`) and its
+/// stock shards' items (`<table>/PRODUCT#<id>#<n>`), but not another product whose id only
+/// starts with this one's.
+pub(crate) fn product_partitions(summary: &Summary, table: &str, product: &str) -> PartitionStats {
+    let own = format!("{table}/PRODUCT#{product}");
+    summary
+        .partitions
+        .iter()
+        .filter(|(partition, _)| {
+            partition.strip_prefix(&own).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest
+                        .strip_prefix('#')
+                        .is_some_and(|shard| shard.parse::<u32>().is_ok())
+            })
+        })
+        .fold(PartitionStats::default(), |mut sum, (_, stats)| {
+            sum.read_units += stats.read_units;
+            sum.write_units += stats.write_units;
+            sum.throttled += stats.throttled;
+            sum.conflicts += stats.conflicts;
+            sum
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_products_partitions_are_its_item_and_its_shards_only() {
+        let stats = |throttled| PartitionStats {
+            throttled,
+            ..PartitionStats::default()
+        };
+        let summary = Summary {
+            partitions: [
+                ("t/PRODUCT#p-1".to_owned(), stats(1)),
+                ("t/PRODUCT#p-1#3".to_owned(), stats(10)),
+                ("t/PRODUCT#p-10".to_owned(), stats(100)),
+                ("t/PRODUCT#p-1#x".to_owned(), stats(1_000)),
+                ("t/USER#p-1".to_owned(), stats(10_000)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Summary::default()
+        };
+        assert_eq!(product_partitions(&summary, "t", "p-1").throttled, 11);
     }
 }

@@ -427,22 +427,8 @@ fn render_products(
         "| product | orders | orders/s | sold | left | seeded | sold out | 409 OUT_OF_STOCK | buyers who gave up | oversold | stranded | conflicts | throttled | WCU |\n|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for outcome in outcomes {
-        // The product's partitions: its item, and its shards' items (`PRODUCT#<id>#<n>`).
-        let own = format!("{table}/PRODUCT#{}", outcome.product);
-        let (mut conflicts, mut throttled, mut units) = (0, 0, 0.0);
-        for (partition, stats) in &store.partitions {
-            let shard = partition.strip_prefix(&own).is_some_and(|rest| {
-                rest.is_empty()
-                    || rest
-                        .strip_prefix('#')
-                        .is_some_and(|n| n.parse::<u32>().is_ok())
-            });
-            if shard {
-                conflicts += stats.conflicts;
-                throttled += stats.throttled;
-                units += stats.write_units;
-            }
-        }
+        let own = crate::faithful::product_partitions(store, table, &outcome.product);
+        let (conflicts, throttled, units) = (own.conflicts, own.throttled, own.write_units);
         let sold_out = match outcome.sold_out_ms {
             Some(_) => format!("after {:.1} s", outcome.seconds),
             None => "no".to_owned(),

@@ -258,27 +258,8 @@ impl Scenario for HotPartition {
         if let Some(store) = &self.store {
             let total = store.total();
             let partition = format!("{}/PRODUCT#{HOT_PRODUCT}", drill.state.table);
-            // Its item, and after the reshard its shards' items (`PRODUCT#<id>#<n>`).
-            let hot = store
-                .partitions
-                .iter()
-                .filter(|(name, _)| {
-                    name.strip_prefix(partition.as_str()).is_some_and(|rest| {
-                        rest.is_empty()
-                            || rest
-                                .strip_prefix('#')
-                                .is_some_and(|n| n.parse::<u32>().is_ok())
-                    })
-                })
-                .fold(
-                    dynamodb_faithful::PartitionStats::default(),
-                    |mut sum, (_, stats)| {
-                        sum.throttled += stats.throttled;
-                        sum.conflicts += stats.conflicts;
-                        sum.write_units += stats.write_units;
-                        sum
-                    },
-                );
+            // Its item, and after the reshard its shards' items.
+            let hot = crate::faithful::product_partitions(store, &drill.state.table, HOT_PRODUCT);
             drill.check(
                 "the throttling is the hot product's partition",
                 total.throttled > 0 && hot.throttled * 2 > total.throttled,
