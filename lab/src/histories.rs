@@ -98,14 +98,14 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     let total = proxy.total();
     println!(
-        "{} operations on {} orders ({} not checked for linearizability: more than {} unknown \
-         outcomes), {} keys; {} unknown outcomes, {} answered 'nothing done'\n\
+        "{} operations on {} orders ({} not checked for linearizability: more than {} states \
+         to search), {} keys; {} unknown outcomes, {} answered 'nothing done'\n\
          store: {} conflicts, {} throttled, {} injected faults\n\
          linearizability and exactly-once: {} violations; conservation: {} violations",
         verdict.operations,
         verdict.orders,
         verdict.unchecked,
-        testkit::history::MAX_UNKNOWN_PER_ORDER,
+        testkit::history::SEARCH_BUDGET,
         verdict.keys,
         verdict.unknown,
         verdict.nothing_done,

@@ -25,6 +25,7 @@ use order_service::store::{
 };
 
 pub mod history;
+pub mod linearizability;
 pub mod memory;
 
 pub use memory::MemoryStore;

@@ -70,7 +70,7 @@ async fn concurrent_histories_are_linearizable_exactly_once_and_conserve_money_a
     let verdict = history::check(&recorded);
     let summary = faithful.proxy.summary().total();
     eprintln!(
-        "{} operations on {} orders ({} unchecked: too many unknown outcomes), {} keys: {} \
+        "{} operations on {} orders ({} unchecked: search over budget), {} keys: {} \
          unknown outcomes, {} nothing done; {} rearrangements of sharded stock; proxy: {} \
          conflicts, {} throttled, {} injected",
         verdict.operations,
