@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod observability;
+pub mod operation;
 pub mod store;
 
 pub use error::ServiceError;

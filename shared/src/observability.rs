@@ -24,7 +24,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::app::Operation;
+use crate::operation::Operation;
 
 pub const METRICS_NAMESPACE: &str = "OrderService";
 
