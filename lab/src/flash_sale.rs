@@ -323,10 +323,7 @@ fn product(name: &str) -> Result<ProductId> {
 }
 
 fn metric(summary: &Value, key: &str) -> u64 {
-    summary
-        .pointer(&format!("/metrics/{}/values/count", key.replace('/', "~1")))
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0) as u64
+    crate::k6::summary_value(summary, key, "count").unwrap_or(0.0) as u64
 }
 
 /// One product's sale, as the table tells it.

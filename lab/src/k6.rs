@@ -13,6 +13,18 @@ use serde_json::Value;
 use crate::paths;
 use crate::process::{self, Signal};
 
+/// One value of a k6 summary (`--summary-export` / `handleSummary`'s data): `field` ("count",
+/// "rate", "p(95)", "max" ...) of `metric` (with its tags: `flash_sold{product:p-1}`). Every
+/// reader of a summary (the load-test report, the drills, the flash sale) reads it here.
+pub(crate) fn summary_value(summary: &Value, metric: &str, field: &str) -> Option<f64> {
+    summary
+        .get("metrics")?
+        .get(metric)?
+        .get("values")?
+        .get(field)?
+        .as_f64()
+}
+
 /// A k6 scenario running in the background, its stdout (ledger lines, summary) in a file.
 #[derive(Debug)]
 pub(crate) struct K6Run {
@@ -139,5 +151,25 @@ impl Drop for K6Run {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_value_is_read_by_metric_with_its_tags_and_field() {
+        let summary = serde_json::json!({"metrics": {
+            "http_reqs": {"type": "counter", "values": {"count": 12.0, "rate": 2.0}},
+            "flash_sold{product:p/1}": {"values": {"count": 3.0}},
+        }});
+        assert_eq!(summary_value(&summary, "http_reqs", "rate"), Some(2.0));
+        assert_eq!(
+            summary_value(&summary, "flash_sold{product:p/1}", "count"),
+            Some(3.0)
+        );
+        assert_eq!(summary_value(&summary, "http_reqs", "p(95)"), None);
+        assert_eq!(summary_value(&summary, "flash_sold", "count"), None);
     }
 }

@@ -133,14 +133,7 @@ pub(super) fn http(
 pub(crate) use crate::k6::K6Run;
 
 /// `summary.metrics[metric].values[field]`.
-pub(super) fn metric(summary: &Value, metric: &str, field: &str) -> Option<f64> {
-    summary
-        .get("metrics")?
-        .get(metric)?
-        .get("values")?
-        .get(field)?
-        .as_f64()
-}
+pub(super) use crate::k6::summary_value as metric;
 
 /// `unexpected_errors{code:X}` counts above zero.
 pub(super) fn unexpected_by_code(summary: &Value) -> BTreeMap<String, u64> {

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::k6::summary_value as number;
 use crate::resources::ResourceSummary;
 use crate::seed_plan::SeedArgs;
 use order_service::store::AuditReport;
@@ -69,14 +70,6 @@ pub(crate) fn latency_drift(log: &str, since: &str) -> Option<(f64, f64)> {
         p95(&samples[..tenth]),
         p95(&samples[samples.len() - tenth..]),
     ))
-}
-
-fn metric<'a>(summary: &'a Value, key: &str) -> Option<&'a Value> {
-    summary.get("metrics")?.get(key)?.get("values")
-}
-
-fn number(summary: &Value, key: &str, field: &str) -> Option<f64> {
-    metric(summary, key)?.get(field)?.as_f64()
 }
 
 fn ms(value: Option<f64>) -> String {
