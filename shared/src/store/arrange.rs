@@ -186,10 +186,6 @@ impl ArrangeStock for DynamoOrderStore {
                 }
             })
             .await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(rejection)) => Err(WriteError::Rejected(rejection)),
-            Err(error) => Err(WriteError::Failed(error)),
-        }
+        result?.map_err(WriteError::Rejected)
     }
 }

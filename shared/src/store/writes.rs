@@ -71,20 +71,33 @@ impl Transaction {
         self.parts.push(part);
         self.items.push(item);
     }
-
-    /// The part whose condition failed first, with its reason.
-    fn first_failed<'a>(
-        &self,
-        reasons: &'a [CancellationReason],
-    ) -> Option<(&Part, &'a CancellationReason)> {
-        self.parts
-            .iter()
-            .zip(reasons)
-            .find(|(_, reason)| condition_failed(reason))
-    }
 }
 
 impl DynamoOrderStore {
+    /// Runs a transaction (`transact`): `None` when it committed, else the part whose condition
+    /// failed first, with its reason. A cancellation that names no failed condition is ours.
+    async fn commit(
+        &self,
+        operation: &'static str,
+        transaction: Transaction,
+    ) -> Result<Option<(Part, CancellationReason)>, ServiceError> {
+        match self.transact(operation, transaction.items).await {
+            Ok(()) => Ok(None),
+            Err(Cancelled::Store(error)) => Err(error),
+            Err(Cancelled::Conditions(reasons)) => transaction
+                .parts
+                .into_iter()
+                .zip(reasons)
+                .find(|(_, reason)| condition_failed(reason))
+                .map(Some)
+                .ok_or_else(|| {
+                    ServiceError::internal(format!(
+                        "{operation} was cancelled without a failed condition"
+                    ))
+                }),
+        }
+    }
+
     /// Runs one transaction, retrying with jittered backoff while DynamoDB cancels it only for
     /// conflicts with other transactions or throttling, or reports it still in progress.
     ///
@@ -391,54 +404,42 @@ impl WriteOrders for DynamoOrderStore {
                 if let Some(answer) = answer {
                     transaction.push(Part::Answer, answer);
                 }
-                match self
-                    .transact("CreateOrder", transaction.items.clone())
-                    .await
-                {
-                    Ok(()) => Ok(Ok(())),
-                    Err(Cancelled::Store(error)) => Err(error),
-                    Err(Cancelled::Conditions(reasons)) => {
-                        let rejection = match transaction.first_failed(&reasons) {
-                            Some((Part::Order, reason)) => {
-                                let existing = self
-                                    .record_after_failed_condition(
-                                        reason.item(),
-                                        &order.user_id,
-                                        order.order_id,
-                                    )
-                                    .await?
-                                    .ok_or_else(|| {
-                                        ServiceError::internal("an order's id was taken and freed")
-                                    })?;
-                                Rejection::OrderExists {
-                                    request: existing.request_hash.clone(),
-                                    existing: existing.into_state(),
-                                }
-                            }
-                            Some((Part::Stock(product_id, shard), reason)) => {
-                                Rejection::StockShort {
-                                    product_id: product_id.clone(),
-                                    shard: *shard,
-                                    seen: seen_shard(reason.item(), *shard),
-                                }
-                            }
-                            Some((Part::Answer, _)) => Rejection::ClaimLost,
-                            _ => {
-                                return Err(ServiceError::internal(
-                                    "a create was cancelled without a failed condition",
-                                ))
-                            }
-                        };
-                        Ok(Err(rejection))
+                let Some((part, reason)) = self.commit("CreateOrder", transaction).await? else {
+                    return Ok(Ok(()));
+                };
+                let rejection = match part {
+                    Part::Order => {
+                        let existing = self
+                            .record_after_failed_condition(
+                                reason.item(),
+                                &order.user_id,
+                                order.order_id,
+                            )
+                            .await?
+                            .ok_or_else(|| {
+                                ServiceError::internal("an order's id was taken and freed")
+                            })?;
+                        Rejection::OrderExists {
+                            request: existing.request_hash.clone(),
+                            existing: existing.into_state(),
+                        }
                     }
-                }
+                    Part::Stock(product_id, shard) => Rejection::StockShort {
+                        product_id,
+                        shard,
+                        seen: seen_shard(reason.item(), shard),
+                    },
+                    Part::Answer => Rejection::ClaimLost,
+                    Part::Restock(..) | Part::Balance => {
+                        return Err(ServiceError::internal(
+                            "a create neither gives stock back nor moves a balance",
+                        ))
+                    }
+                };
+                Ok(Err(rejection))
             })
             .await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(rejection)) => Err(WriteError::Rejected(rejection)),
-            Err(error) => Err(WriteError::Failed(error)),
-        }
+        result?.map_err(WriteError::Rejected)
     }
 
     async fn write_transition(&self, write: TransitionWrite<'_>) -> Result<(), WriteError> {
@@ -487,56 +488,46 @@ impl WriteOrders for DynamoOrderStore {
                     transaction.push(Part::Answer, answer);
                 }
                 let operation = transition.change.operation();
-                match self.transact(operation, transaction.items.clone()).await {
-                    Ok(()) => Ok(Ok(())),
-                    Err(Cancelled::Store(error)) => Err(error),
-                    Err(Cancelled::Conditions(reasons)) => {
-                        let rejection = match transaction.first_failed(&reasons) {
-                            Some((Part::Order, reason)) => Rejection::OrderMoved {
-                                current: self
-                                    .record_after_failed_condition(
-                                        reason.item(),
-                                        &order.user_id,
-                                        order.order_id,
-                                    )
-                                    .await?
-                                    .map(OrderRecord::into_state),
-                            },
-                            Some((Part::Restock(product_id, shard), reason)) => {
-                                let product_id = product_id.clone();
-                                let sealed = reason
-                                    .item()
-                                    .filter(|item| !item.is_empty())
-                                    .and_then(|item| from_item::<ShardStock>(item.clone()).ok())
-                                    .and_then(|seen| seen.sealed);
-                                match (sealed, *shard) {
-                                    (Some(span), _) => Rejection::StockSealed { product_id, span },
-                                    (None, 0) => Rejection::ProductGone { product_id },
-                                    (None, shard) => Rejection::ShardGone { product_id, shard },
-                                }
-                            }
-                            // A debit fails on a short balance or a missing user, a refund only
-                            // on a missing user. What a failed condition returns differs
-                            // between DynamoDB and the emulators, so the user is read.
-                            Some((Part::Balance, _)) => Rejection::Balance {
-                                balance: self.read_balance(&order.user_id).await?,
-                            },
-                            Some((Part::Answer, _)) => Rejection::ClaimLost,
-                            Some((Part::Stock(..), _)) | None => {
-                                return Err(ServiceError::internal(
-                                    "a change was cancelled without a failed condition",
-                                ))
-                            }
-                        };
-                        Ok(Err(rejection))
+                let Some((part, reason)) = self.commit(operation, transaction).await? else {
+                    return Ok(Ok(()));
+                };
+                let rejection = match part {
+                    Part::Order => Rejection::OrderMoved {
+                        current: self
+                            .record_after_failed_condition(
+                                reason.item(),
+                                &order.user_id,
+                                order.order_id,
+                            )
+                            .await?
+                            .map(OrderRecord::into_state),
+                    },
+                    Part::Restock(product_id, shard) => {
+                        let sealed = reason
+                            .item()
+                            .filter(|item| !item.is_empty())
+                            .and_then(|item| from_item::<ShardStock>(item.clone()).ok())
+                            .and_then(|seen| seen.sealed);
+                        match (sealed, shard) {
+                            (Some(span), _) => Rejection::StockSealed { product_id, span },
+                            (None, 0) => Rejection::ProductGone { product_id },
+                            (None, shard) => Rejection::ShardGone { product_id, shard },
+                        }
                     }
-                }
+                    // A debit fails on a short balance or a missing user, a refund only on a
+                    // missing user. What a failed condition returns differs between DynamoDB
+                    // and the emulators, so the user is read.
+                    Part::Balance => Rejection::Balance {
+                        balance: self.read_balance(&order.user_id).await?,
+                    },
+                    Part::Answer => Rejection::ClaimLost,
+                    Part::Stock(..) => {
+                        return Err(ServiceError::internal("a change takes no stock"))
+                    }
+                };
+                Ok(Err(rejection))
             })
             .await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(rejection)) => Err(WriteError::Rejected(rejection)),
-            Err(error) => Err(WriteError::Failed(error)),
-        }
+        result?.map_err(WriteError::Rejected)
     }
 }
