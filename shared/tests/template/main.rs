@@ -181,6 +181,20 @@ fn strings(value: &Value) -> Vec<&Value> {
     }
 }
 
+/// The actions an IAM policy statement grants, once it is checked to allow (not deny) and to name
+/// its actions and resources outright: a `NotAction` or `NotResource` grants all but a list.
+fn allowed_actions<'a>(statement: &'a Value, context: &str) -> Vec<&'a str> {
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{context}");
+    assert!(
+        statement["NotAction"].is_null() && statement["NotResource"].is_null(),
+        "{context}"
+    );
+    strings(&statement["Action"])
+        .into_iter()
+        .map(text)
+        .collect()
+}
+
 /// The logical ids (and parameters) one intrinsic names: `Ref X`, `GetAtt X.Attr`, `${X}` or
 /// `${X.Attr}` in a `Sub` (`${!...}` is an escaped literal).
 fn named_by(function: &str, argument: &Value, found: &mut BTreeSet<String>) {
