@@ -3,25 +3,16 @@
 //! binary itself and a real DynamoDB Local; the audit stays clean throughout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{text, xtask};
 use testkit::fresh_table;
 
-fn xtask(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(arguments)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("xtask runs")
-}
-
+/// What a successful run printed on stdout.
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", text(output));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
