@@ -23,11 +23,13 @@ fn plan() -> SeedPlan {
     }
 }
 
+/// A create for the orders of `user_path`, as yet without credentials or a body.
+fn create_for(user_path: &str) -> EventBuilder {
+    EventBuilder::new("POST", ROUTE).path("userId", user_path)
+}
+
 fn create(user_path: &str, token_user: &str, body: &str) -> EventBuilder {
-    EventBuilder::new("POST", ROUTE)
-        .path("userId", user_path)
-        .as_user(token_user)
-        .json(body)
+    create_for(user_path).as_user(token_user).json(body)
 }
 
 /// The body of a create request for `quantity` units of one product.
@@ -55,56 +57,22 @@ async fn creates_an_order_with_location_and_snapshotted_prices() {
 
 /// Requests with a client mistake each, and the problem each must get.
 fn client_mistakes() -> Vec<(EventBuilder, u16, &'static str)> {
-    vec![
+    // Bodies that are not a valid create: sent by user-1 for its own orders, each is a 400.
+    let invalid_bodies = [
+        "{not json".to_owned(),
+        r#"{"items":[]}"#.to_owned(),
+        r#"{"items":[{"productId":"product-1","quantity":1.5}]}"#.to_owned(),
+        r#"{"items":[{"productId":"product-1","quantity":99999999999999999999}]}"#.to_owned(),
+        r#"{"items":[{"productId":"product-1","quantity":1}],"extra":1}"#.to_owned(),
+        format!("{}1{}", "[".repeat(500), "]".repeat(500)),
+    ];
+    let mut mistakes: Vec<_> = invalid_bodies
+        .iter()
+        .map(|body| (create("user-1", "user-1", body), 400, "VALIDATION_ERROR"))
+        .collect();
+    mistakes.extend([
         (
-            create("user-1", "user-1", "{not json"),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create("user-1", "user-1", r#"{"items":[]}"#),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create(
-                "user-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-1","quantity":1.5}]}"#,
-            ),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create(
-                "user-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-1","quantity":99999999999999999999}]}"#,
-            ),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create(
-                "user-1",
-                "user-1",
-                r#"{"items":[{"productId":"product-1","quantity":1}],"extra":1}"#,
-            ),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create(
-                "user-1",
-                "user-1",
-                &format!("{}1{}", "[".repeat(500), "]".repeat(500)),
-            ),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            EventBuilder::new("POST", ROUTE)
-                .path("userId", "user-1")
+            create_for("user-1")
                 .as_user("user-1")
                 .header("content-type", "text/plain")
                 .body(&one_line("product-1", 1)),
@@ -121,15 +89,12 @@ fn client_mistakes() -> Vec<(EventBuilder, u16, &'static str)> {
             "PAYLOAD_TOO_LARGE",
         ),
         (
-            EventBuilder::new("POST", ROUTE)
-                .path("userId", "user-1")
-                .json(&one_line("product-1", 1)),
+            create_for("user-1").json(&one_line("product-1", 1)),
             401,
             "UNAUTHORIZED",
         ),
         (
-            EventBuilder::new("POST", ROUTE)
-                .path("userId", "user-1")
+            create_for("user-1")
                 .header("authorization", "Bearer not.a.token")
                 .json(&one_line("product-1", 1)),
             401,
@@ -155,7 +120,8 @@ fn client_mistakes() -> Vec<(EventBuilder, u16, &'static str)> {
             409,
             "OUT_OF_STOCK",
         ),
-    ]
+    ]);
+    mistakes
 }
 
 /// Asserts that `response` is the problem `expected_status`/`expected_code` names.
