@@ -418,6 +418,17 @@ async fn serve_buyers(
     api
 }
 
+/// `user-1..=buyers`, with 100,000 won each, and `product-1` with 100 units.
+fn buyers_plan(buyers: u32) -> SeedPlan {
+    SeedPlan {
+        users: buyers,
+        balance: 100_000,
+        products: 1,
+        stock: 100,
+        ..SeedPlan::default()
+    }
+}
+
 async fn seeded(plan: &SeedPlan) -> TestTable {
     timeout(STORE_STEP_TIMEOUT, seeded_table(plan))
         .await
@@ -450,12 +461,8 @@ async fn one_process_serving_sixteen_invocations_at_once_sells_exactly_the_stock
     // Runtime API that a single create-order process polls with 16 workers
     let buyers = 200;
     let table = seeded(&SeedPlan {
-        users: buyers,
-        balance: 100_000,
-        products: 1,
-        stock: 1,
         extra_products: vec![("product-flash".into(), 5_000, 50)],
-        sharded: vec![],
+        ..buyers_plan(buyers)
     })
     .await;
 
@@ -510,15 +517,7 @@ async fn without_a_concurrency_setting_the_process_serves_one_invocation_at_a_ti
     // GIVEN an ordinary product and ten creates queued for a process without
     // AWS_LAMBDA_MAX_CONCURRENCY, as on classic Lambda
     let buyers = 10;
-    let table = seeded(&SeedPlan {
-        users: buyers,
-        balance: 100_000,
-        products: 1,
-        stock: 100,
-        extra_products: vec![],
-        sharded: vec![],
-    })
-    .await;
+    let table = seeded(&buyers_plan(buyers)).await;
 
     // WHEN every invocation is answered
     let api = serve_buyers(&table, buyers, "product-1", None).await;
