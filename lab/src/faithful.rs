@@ -78,13 +78,8 @@ pub(crate) fn product_partitions(summary: &Summary, table: &str, product: &str) 
                         .is_some_and(|shard| shard.parse::<u32>().is_ok())
             })
         })
-        .fold(PartitionStats::default(), |mut sum, (_, stats)| {
-            sum.read_units += stats.read_units;
-            sum.write_units += stats.write_units;
-            sum.throttled += stats.throttled;
-            sum.conflicts += stats.conflicts;
-            sum
-        })
+        .map(|(_, stats)| stats.clone())
+        .sum()
 }
 
 #[cfg(test)]
