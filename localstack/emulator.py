@@ -65,6 +65,8 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+from localstack_tools import is_elf, prebuilt_bootstrap
+
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -222,12 +224,9 @@ def upload_code(s3, bucket: str) -> dict[str, dict[str, str]]:
         s3.create_bucket(Bucket=bucket)
     code = {}
     for logical_id, name in FUNCTIONS.items():
-        bootstrap = Path(root) / name / "bootstrap"
-        if not bootstrap.is_file():
-            sys.exit(f"missing {bootstrap}")
-        with open(bootstrap, "rb") as handle:
-            if handle.read(4) != b"\x7fELF":
-                log(f"warning: {bootstrap} is not an ELF binary")
+        bootstrap = prebuilt_bootstrap(root, name)
+        if not is_elf(bootstrap):
+            log(f"warning: {bootstrap} is not an ELF binary")
         blob = deterministic_zip(bootstrap)
         key = f"{name}/{hashlib.sha256(blob).hexdigest()[:32]}.zip"
         s3.put_object(Bucket=bucket, Key=key, Body=blob)

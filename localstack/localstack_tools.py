@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Helpers of localstack/deploy.sh and localstack/check.sh. Runs in the SAM CLI's venv
-(.local/sam-venv: boto3, PyYAML and the SAM CLI itself are there).
+(.local/sam-venv: boto3, PyYAML and the SAM CLI itself are there). emulator.py imports
+`prebuilt_bootstrap` and `is_elf` from here, so top-level imports stay in the standard library.
 
     localstack_tools.py build-template TEMPLATE BOOTSTRAP_DIR OUT_DIR
         OUT_DIR/template.yaml + OUT_DIR/<LogicalId>/bootstrap, the layout `sam build` writes,
@@ -47,6 +48,20 @@ def functions(template: dict) -> dict[str, str]:
     return found
 
 
+def prebuilt_bootstrap(bootstrap_dir: str | Path, binary: str) -> Path:
+    """BOOTSTRAP_DIR/<binary>/bootstrap, where both deploy paths take prebuilt binaries from;
+    exits when it is missing."""
+    path = Path(bootstrap_dir) / binary / "bootstrap"
+    if not path.is_file():
+        sys.exit(f"missing {path}")
+    return path
+
+
+def is_elf(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
 def build_template(template_path: str, bootstrap_dir: str, out_dir: str) -> None:
     from samcli.yamlhelper import yaml_dump, yaml_parse
 
@@ -57,12 +72,9 @@ def build_template(template_path: str, bootstrap_dir: str, out_dir: str) -> None
     out.mkdir(parents=True)
     built = functions(template)
     for logical_id, binary in built.items():
-        source = Path(bootstrap_dir) / binary / "bootstrap"
-        if not source.is_file():
-            sys.exit(f"missing {source}")
-        with open(source, "rb") as handle:
-            if handle.read(4) != b"\x7fELF":
-                sys.exit(f"{source} is not an ELF binary")
+        source = prebuilt_bootstrap(bootstrap_dir, binary)
+        if not is_elf(source):
+            sys.exit(f"{source} is not an ELF binary")
         (out / logical_id).mkdir()
         shutil.copy2(source, out / logical_id / "bootstrap")
         resource = template["Resources"][logical_id]

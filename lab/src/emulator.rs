@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::audit;
-use crate::http::{self, Reach};
+use crate::http::Request;
 use crate::install;
 use crate::invoke::{self, Target};
 use crate::seed_plan::SeedArgs;
@@ -148,15 +148,10 @@ fn bootstrap_dir() -> PathBuf {
 
 /// Whether MiniStack answers on 127.0.0.1:4566.
 fn healthy() -> bool {
-    http::request(
-        Reach::Loopback,
-        "GET",
-        &format!("{}/_ministack/health", endpoint()),
-        &[],
-        &[],
-        Duration::from_secs(2),
-    )
-    .is_ok_and(|response| response.status == 200)
+    let url = format!("{}/_ministack/health", endpoint());
+    Request::new("GET", &url, Duration::from_secs(2))
+        .send()
+        .is_ok_and(|response| response.status == 200)
 }
 
 /// The state of a deployed stack that still answers through its API: an unauthenticated
@@ -167,14 +162,8 @@ pub(crate) fn read_state() -> Option<EmulatorState> {
     if !healthy() {
         return None;
     }
-    let probe = http::request(
-        Reach::Loopback,
-        "GET",
-        &format!("{}/users/user-1/orders", state.base_url),
-        &[],
-        &[],
-        Duration::from_secs(30),
-    );
+    let url = format!("{}/users/user-1/orders", state.base_url);
+    let probe = Request::new("GET", &url, Duration::from_secs(30)).send();
     probe
         .is_ok_and(|response| response.status == 401)
         .then_some(state)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use dynamodb_faithful::{Faults, PartitionStats, Summary};
 
-use crate::http::{self, Reach};
+use crate::http::Request;
 use crate::state::StackState;
 
 /// A running `dynamodb-faithful`.
@@ -33,7 +33,10 @@ impl Faithful {
     fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<Vec<u8>> {
         let url = format!("{}/_faithful/{path}", self.endpoint);
         let headers = [("content-type".to_owned(), "application/json".to_owned())];
-        let response = http::request(Reach::Loopback, method, &url, &headers, body, TIMEOUT)
+        let response = Request::new(method, &url, TIMEOUT)
+            .headers(&headers)
+            .body(body)
+            .send()
             .with_context(|| format!("dynamodb-faithful did not answer {method} {url}"))?;
         if response.status != 200 {
             bail!(
@@ -78,13 +81,8 @@ pub(crate) fn product_partitions(summary: &Summary, table: &str, product: &str) 
                         .is_some_and(|shard| shard.parse::<u32>().is_ok())
             })
         })
-        .fold(PartitionStats::default(), |mut sum, (_, stats)| {
-            sum.read_units += stats.read_units;
-            sum.write_units += stats.write_units;
-            sum.throttled += stats.throttled;
-            sum.conflicts += stats.conflicts;
-            sum
-        })
+        .map(|(_, stats)| stats.clone())
+        .sum()
 }
 
 #[cfg(test)]

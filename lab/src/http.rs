@@ -1,17 +1,17 @@
 //! The ops lab's one HTTP client (ureq): every request the lab sends (events, probes, drills'
-//! calls, warm-up, the overload burst) goes through [`request`], which refuses hosts other than
-//! this machine unless told otherwise.
+//! calls, warm-up, the overload burst) is a [`Request`], which refuses hosts other than this
+//! machine unless told otherwise.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// The lab's one HTTP answer type, whoever sent the request (`request`, `attempt`, or an
+/// The lab's one HTTP answer type, whoever sent the request (`send`, `attempt`, or an
 /// invocation through the gateway's invoke API): status, headers, the whole body, and how long
 /// it took to come back.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HttpResponse {
-    /// 0 when no answer arrived (only from `attempt`: `request` fails instead).
+    /// 0 when no answer arrived (only from `attempt`: `send` fails instead).
     pub status: u16,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
@@ -114,98 +114,132 @@ pub(crate) fn split_url(url: &str, reach: Reach) -> Result<UrlParts<'_>> {
     })
 }
 
-/// One request to the hosts `reach` allows, over a connection of its own, plain HTTP or HTTPS
-/// (ureq; rustls with the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not an
-/// error; a request that gets no answer within `timeout` is one.
-pub(crate) fn request(
+/// One request, by default to 127.0.0.1 or localhost only, with no headers and no body:
+/// [`send`](Request::send) it, or [`attempt`](Request::attempt) it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
     reach: Reach,
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
+    method: &'a str,
+    url: &'a str,
+    headers: &'a [(String, String)],
+    body: &'a [u8],
     timeout: Duration,
-) -> Result<HttpResponse> {
-    let started = std::time::Instant::now();
-    let parts = split_url(url, reach)?;
-    let tls = ureq::tls::TlsConfig::builder()
-        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .timeout_connect(Some(timeout))
-        // No pooling: one request per connection, like the gateway's clients in a burst.
-        .max_idle_connections(0)
-        .max_redirects(0)
-        // Traffic to this machine never goes through a proxy from the environment.
-        .proxy(if is_loopback(parts.host) {
-            None
-        } else {
-            ureq::Proxy::try_from_env()
-        })
-        .tls_config(tls)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "host" | "connection" | "content-length" | "transfer-encoding"
-        ) {
-            continue;
-        }
-        request = request.header(lower, value.as_str());
-    }
-    let request = request
-        .body(body.to_vec())
-        .with_context(|| format!("{method} {url}: not a valid request"))?;
-    let mut response = agent
-        .run(request)
-        .with_context(|| format!("{method} {url}"))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024 * 1024)
-        .read_to_vec()
-        .with_context(|| format!("{method} {url}: reading the body"))?;
-    Ok(HttpResponse {
-        status: response.status().as_u16(),
-        headers,
-        body,
-        elapsed: started.elapsed(),
-        timed_out: false,
-    })
 }
 
-/// `request`, with no answer as an answer too: status 0, and whether the call was given up at
-/// its timeout. For callers that count what their clients would have seen (a drill's probes).
-pub(crate) fn attempt(
-    reach: Reach,
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> HttpResponse {
-    let started = std::time::Instant::now();
-    request(reach, method, url, headers, body, timeout).unwrap_or_else(|error| HttpResponse {
-        elapsed: started.elapsed(),
-        timed_out: timed_out(&error),
-        ..HttpResponse::default()
-    })
+impl<'a> Request<'a> {
+    /// `method` `url`, given up when no answer arrives within `timeout`.
+    pub(crate) fn new(method: &'a str, url: &'a str, timeout: Duration) -> Self {
+        Self {
+            reach: Reach::Loopback,
+            method,
+            url,
+            headers: &[],
+            body: &[],
+            timeout,
+        }
+    }
+
+    /// The hosts the request may go to.
+    pub(crate) fn reach(self, reach: Reach) -> Self {
+        Self { reach, ..self }
+    }
+
+    pub(crate) fn headers(self, headers: &'a [(String, String)]) -> Self {
+        Self { headers, ..self }
+    }
+
+    pub(crate) fn body(self, body: &'a [u8]) -> Self {
+        Self { body, ..self }
+    }
+
+    /// Sends the request over a connection of its own, plain HTTP or HTTPS (ureq; rustls with
+    /// the aws-lc-rs provider and Mozilla's root certificates). Every status is an answer, not
+    /// an error; a request that gets no answer within its timeout is one.
+    pub(crate) fn send(&self) -> Result<HttpResponse> {
+        let Request {
+            reach,
+            method,
+            url,
+            headers,
+            body,
+            timeout,
+        } = *self;
+        let started = std::time::Instant::now();
+        let parts = split_url(url, reach)?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout))
+            // No pooling: one request per connection, like the gateway's clients in a burst.
+            .max_idle_connections(0)
+            .max_redirects(0)
+            // Traffic to this machine never goes through a proxy from the environment.
+            .proxy(if is_loopback(parts.host) {
+                None
+            } else {
+                ureq::Proxy::try_from_env()
+            })
+            .tls_config(tls)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host" | "connection" | "content-length" | "transfer-encoding"
+            ) {
+                continue;
+            }
+            request = request.header(lower, value.as_str());
+        }
+        let request = request
+            .body(body.to_vec())
+            .with_context(|| format!("{method} {url}: not a valid request"))?;
+        let mut response = agent
+            .run(request)
+            .with_context(|| format!("{method} {url}"))?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .with_context(|| format!("{method} {url}: reading the body"))?;
+        Ok(HttpResponse {
+            status: response.status().as_u16(),
+            headers,
+            body,
+            elapsed: started.elapsed(),
+            timed_out: false,
+        })
+    }
+
+    /// `send`, with no answer as an answer too: status 0, and whether the call was given up at
+    /// its timeout. For callers that count what their clients would have seen (a drill's
+    /// probes).
+    pub(crate) fn attempt(&self) -> HttpResponse {
+        let started = std::time::Instant::now();
+        self.send().unwrap_or_else(|error| HttpResponse {
+            elapsed: started.elapsed(),
+            timed_out: timed_out(&error),
+            ..HttpResponse::default()
+        })
+    }
 }
 
 /// Whether `error` is a request that got no answer within its timeout.
@@ -242,14 +276,7 @@ mod tests {
         assert_eq!((stage.https, stage.port, stage.target), (true, 443, "/v1"));
         assert!(split_url("https://abc.example.com/v1", Reach::Loopback).is_err());
         assert!(split_url("ftp://127.0.0.1/", Reach::AnyHost).is_err());
-        let refused = request(
-            Reach::Loopback,
-            "GET",
-            "http://example.com/",
-            &[],
-            &[],
-            Duration::from_millis(10),
-        );
+        let refused = Request::new("GET", "http://example.com/", Duration::from_millis(10)).send();
         assert!(refused.is_err_and(|error| error.to_string().contains("only 127.0.0.1")));
         Ok(())
     }
@@ -295,14 +322,10 @@ mod tests {
             "HTTP/1.1 409 Conflict\r\nRetry-After: 1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
         ));
         let headers = [("Idempotency-Key".to_owned(), "k-1".to_owned())];
-        let response = request(
-            Reach::Loopback,
-            "POST",
-            &url,
-            &headers,
-            b"{\"a\":1}",
-            Duration::from_secs(5),
-        )?;
+        let response = Request::new("POST", &url, Duration::from_secs(5))
+            .headers(&headers)
+            .body(b"{\"a\":1}")
+            .send()?;
         assert_eq!(response.status, 409);
         assert!(response
             .headers
@@ -321,16 +344,7 @@ mod tests {
     #[test]
     fn no_answer_within_the_timeout_is_a_timeout() {
         let (url, server) = serve_once(None);
-        let get = || {
-            request(
-                Reach::Loopback,
-                "GET",
-                &url,
-                &[],
-                &[],
-                Duration::from_millis(200),
-            )
-        };
+        let get = || Request::new("GET", &url, Duration::from_millis(200)).send();
         let error = get().unwrap_err();
         assert!(timed_out(&error), "{error:#}");
         server.join().unwrap();

@@ -32,7 +32,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{self, split_url, HttpResponse, Reach};
+use crate::http::{split_url, HttpResponse, Reach, Request};
 use crate::paths;
 use crate::state;
 

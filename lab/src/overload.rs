@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::http::{self, HttpResponse, Reach};
+use crate::http::{HttpResponse, Request};
 use crate::state::StackState;
 
 /// Long enough for any admitted request on a slow machine; a hang fails the check.
@@ -40,17 +40,13 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
                         r#"{{"items":[{{"productId":"product-{}","quantity":1}}]}}"#,
                         index % 100 + 1
                     );
-                    http::request(
-                        Reach::Loopback,
-                        "POST",
-                        &url.replace("{user}", &user),
-                        &[
+                    Request::new("POST", &url.replace("{user}", &user), CLIENT_TIMEOUT)
+                        .headers(&[
                             ("authorization".to_owned(), format!("Bearer {token}")),
                             ("content-type".to_owned(), "application/json".to_owned()),
-                        ],
-                        body.as_bytes(),
-                        CLIENT_TIMEOUT,
-                    )
+                        ])
+                        .body(body.as_bytes())
+                        .send()
                 })
             })
             .collect();
@@ -87,14 +83,10 @@ pub(crate) fn burst_check(state: &StackState, requests: usize) -> Result<()> {
     }
     // Right after the burst the stack serves as before.
     let token = crate::token::sign(&state.jwt_secret, "user-1")?;
-    let after = http::request(
-        Reach::Loopback,
-        "GET",
-        &format!("{}/users/user-1/orders", state.base_url),
-        &[("authorization".to_owned(), format!("Bearer {token}"))],
-        &[],
-        CLIENT_TIMEOUT,
-    )?;
+    let url = format!("{}/users/user-1/orders", state.base_url);
+    let after = Request::new("GET", &url, CLIENT_TIMEOUT)
+        .headers(&[("authorization".to_owned(), format!("Bearer {token}"))])
+        .send()?;
     if after.status != 200 {
         bail!("after the burst a list answered {}", after.status);
     }

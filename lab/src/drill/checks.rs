@@ -168,16 +168,26 @@ impl Drill {
         }
     }
 
-    /// 5xx answers in `bucket` other than `allowed` ("503 STORE_UNAVAILABLE").
-    /// `""`, or `"; other 5xx: 3 x 500 INTERNAL_ERROR"` for a check's detail.
-    pub(super) fn other_5xx_note(others: &[String]) -> String {
-        if others.is_empty() {
-            String::new()
+    /// A check that the whole run answered no 5xx but `allowed` ("503 STORE_UNAVAILABLE") and
+    /// that `passed` holds besides; any other 5xx are added to `detail` ("; other 5xx: 3 x 500
+    /// INTERNAL_ERROR").
+    pub(super) fn check_only_5xx(
+        &mut self,
+        name: &str,
+        allowed: &[&str],
+        passed: bool,
+        detail: String,
+    ) {
+        let others = Self::other_5xx(&self.findings.whole_run, allowed);
+        let detail = if others.is_empty() {
+            detail
         } else {
-            format!("; other 5xx: {}", others.join(", "))
-        }
+            format!("{detail}; other 5xx: {}", others.join(", "))
+        };
+        self.check(name, others.is_empty() && passed, detail);
     }
 
+    /// 5xx answers in `bucket` other than `allowed`, as "3 x 500 INTERNAL_ERROR".
     pub(super) fn other_5xx(bucket: &Bucket, allowed: &[&str]) -> Vec<String> {
         bucket
             .by_status

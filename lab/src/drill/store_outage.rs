@@ -42,16 +42,15 @@ impl Scenario for StoreOutage {
     }
 
     fn verify(&self, drill: &mut Drill, _orders: &[Order]) {
-        let others = Drill::other_5xx(&drill.findings.whole_run, &["503 STORE_UNAVAILABLE"]);
         let unavailable = drill.findings.fault_window.store_unavailable;
-        drill.check(
+        let fast_failed = drill.findings.fault_window.fast_store_unavailable;
+        drill.check_only_5xx(
             "only 503 STORE_UNAVAILABLE during the outage (any 500 fails)",
-            others.is_empty() && unavailable > 0,
+            &["503 STORE_UNAVAILABLE"],
+            unavailable > 0,
             format!(
-                "{unavailable} x 503 STORE_UNAVAILABLE ({} fast-failed by the breaker in < {} ms){}",
-                drill.findings.fault_window.fast_store_unavailable,
-                monitor::FAST_FAIL_MS,
-                Drill::other_5xx_note(&others)
+                "{unavailable} x 503 STORE_UNAVAILABLE ({fast_failed} fast-failed by the breaker in < {} ms)",
+                monitor::FAST_FAIL_MS
             ),
         );
         retry_after_check(drill);

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use order_service::app::FUNCTIONS;
 use serde_json::Value;
 
-use crate::http::{HttpResponse, Reach};
+use crate::http::{HttpResponse, Request};
 use crate::process;
 
 // ------------------------------------------------------------------------------------------
@@ -116,14 +116,10 @@ pub(super) fn http(
     if body.is_some() {
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
     }
-    crate::http::attempt(
-        Reach::Loopback,
-        method,
-        url,
-        &headers,
-        body.unwrap_or_default().as_bytes(),
-        timeout,
-    )
+    Request::new(method, url, timeout)
+        .headers(&headers)
+        .body(body.unwrap_or_default().as_bytes())
+        .attempt()
 }
 
 // ------------------------------------------------------------------------------------------

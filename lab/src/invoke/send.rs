@@ -32,14 +32,10 @@ fn invoke(base: &str, function: &str, event: &Value) -> Result<HttpResponse> {
     let url = format!("{base}/2015-03-31/functions/{function}/invocations");
     let payload = serde_json::to_vec(event)?;
     let started = Instant::now();
-    let response = http::request(
-        Reach::Loopback,
-        "POST",
-        &url,
-        &[("content-type".to_owned(), "application/json".to_owned())],
-        &payload,
-        TIMEOUT,
-    )?;
+    let response = Request::new("POST", &url, TIMEOUT)
+        .headers(&[("content-type".to_owned(), "application/json".to_owned())])
+        .body(&payload)
+        .send()?;
     let elapsed = started.elapsed();
     if response.status != 200 {
         bail!(
@@ -184,14 +180,11 @@ fn send_as_http(base: &str, event: &Value, reach: Reach) -> Result<HttpResponse>
     } else {
         format!("{base}{}?{}", parts.path, parts.query)
     };
-    http::request(
-        reach,
-        &parts.method,
-        &url,
-        &parts.headers,
-        &parts.body,
-        TIMEOUT,
-    )
+    Request::new(&parts.method, &url, TIMEOUT)
+        .reach(reach)
+        .headers(&parts.headers)
+        .body(&parts.body)
+        .send()
 }
 
 /// A base64 body as Lambda and API Gateway send it (standard alphabet, padded).

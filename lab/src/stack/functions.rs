@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use order_service::app::FUNCTIONS;
 
 use super::StoreArgs;
-use crate::http::{self, Reach};
+use crate::http::Request;
 use crate::paths;
 use crate::process;
 use crate::process::run;
@@ -37,18 +37,13 @@ pub(super) fn warm_up(base_url: &str) -> Result<()> {
     for (method, path) in probe_routes() {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let status = http::request(
-                Reach::Loopback,
-                method,
-                &format!("{base_url}{path}"),
-                &[],
-                &[],
-                Duration::from_secs(30),
-            )
-            .map_or_else(
-                |error| format!("nothing ({error:#})"),
-                |response| response.status.to_string(),
-            );
+            let url = format!("{base_url}{path}");
+            let status = Request::new(method, &url, Duration::from_secs(30))
+                .send()
+                .map_or_else(
+                    |error| format!("nothing ({error:#})"),
+                    |response| response.status.to_string(),
+                );
             if status == "401" {
                 break;
             }

@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use derive_more::{Add, Sum};
 use serde::{Deserialize, Serialize};
 
 use crate::capacity::Limits;
 
-/// One operation's figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One operation's figures; they add up field by field.
+#[derive(Debug, Clone, Default, PartialEq, Add, Sum, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationStats {
     /// Requests received.
@@ -37,8 +38,8 @@ pub struct OperationStats {
     pub service_ms: f64,
 }
 
-/// One partition's figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One partition's figures; they add up field by field.
+#[derive(Debug, Clone, Default, PartialEq, Add, Sum, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PartitionStats {
     pub read_units: f64,
@@ -64,21 +65,7 @@ pub struct Summary {
 impl Summary {
     /// The operation totals.
     pub fn total(&self) -> OperationStats {
-        let mut total = OperationStats::default();
-        for stats in self.operations.values() {
-            total.requests += stats.requests;
-            total.forwarded += stats.forwarded;
-            total.conflicts += stats.conflicts;
-            total.throttled += stats.throttled;
-            total.in_progress += stats.in_progress;
-            total.injected += stats.injected;
-            total.condition_failures += stats.condition_failures;
-            total.read_units += stats.read_units;
-            total.write_units += stats.write_units;
-            total.latency_ms += stats.latency_ms;
-            total.service_ms += stats.service_ms;
-        }
-        total
+        self.operations.values().cloned().sum()
     }
 
     /// One operation's figures (zero when it was never seen).

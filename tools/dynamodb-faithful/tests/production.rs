@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Get, Put, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem, Update,
@@ -34,6 +36,15 @@ fn client(endpoint: &str, attempts: u32) -> Client {
     Client::from_conf(config)
 }
 
+/// Per-partition limits of `units` write units a second (and 30 read units, which these
+/// tests do not reach).
+fn write_units_per_second(units: f64) -> Limits {
+    Limits {
+        write_units_per_second: units,
+        read_units_per_second: 30.0,
+    }
+}
+
 async fn proxy(table: &TestTable, limits: Limits, hold_ms: u64) -> Handle {
     start(Settings {
         listen: "127.0.0.1:0".to_owned(),
@@ -57,24 +68,49 @@ fn keyed(pk: &str, sk: &str) -> std::collections::HashMap<String, AttributeValue
     ])
 }
 
-/// A transactional increment of `n` on each of `items`.
-fn increments(table: &str, items: &[&str]) -> Vec<TransactWriteItem> {
-    items
-        .iter()
-        .map(|pk| {
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(table)
-                        .set_key(Some(key(pk)))
-                        .update_expression("ADD n :one")
-                        .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-                        .build()
-                        .unwrap(),
-                )
+/// A transaction incrementing `n` on each of `items`, ready to send (or to add to).
+fn increments(client: &Client, table: &str, items: &[&str]) -> TransactWriteItemsFluentBuilder {
+    let updates = items.iter().map(|pk| {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(pk)))
+                    .update_expression("ADD n :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    client
+        .transact_write_items()
+        .set_transact_items(Some(updates.collect()))
+}
+
+/// A PutItem of `item`, ready to send.
+fn put_item(
+    client: &Client,
+    table: &str,
+    item: std::collections::HashMap<String, AttributeValue>,
+) -> PutItemFluentBuilder {
+    client.put_item().table_name(table).set_item(Some(item))
+}
+
+/// A transactional put of `item`.
+fn transact_put(
+    table: &str,
+    item: std::collections::HashMap<String, AttributeValue>,
+) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
                 .build()
-        })
-        .collect()
+                .unwrap(),
+        )
+        .build()
 }
 
 async fn n_of(table: &TestTable, pk: &str) -> i64 {
@@ -114,19 +150,12 @@ async fn a_single_write_on_an_item_an_ongoing_transaction_holds_is_a_conflict_th
     let table = fresh_table().await;
     let proxy = proxy(&table, Limits::PRODUCTION, 400).await;
     let writer = client(&proxy.endpoint(), 3);
-    writer
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["x"])))
+    increments(&writer, &table.table, &["x"])
         .send()
         .await
         .unwrap();
     // WHEN a PutItem on x arrives inside the hold
-    let put = writer
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(key("x")))
-        .send()
-        .await;
+    let put = put_item(&writer, &table.table, key("x")).send().await;
     // THEN it fails with TransactionConflictException, after one attempt (the SDK's retry
     // classifiers do not retry it), and the item is untouched
     match put {
@@ -143,10 +172,7 @@ async fn a_single_write_on_an_item_an_ongoing_transaction_holds_is_a_conflict_th
     assert_eq!(n_of(&table, "x").await, 1);
     // AND once the hold is over the same put goes through
     tokio::time::sleep(Duration::from_millis(450)).await;
-    writer
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(key("x")))
+    put_item(&writer, &table.table, key("x"))
         .send()
         .await
         .unwrap();
@@ -159,15 +185,12 @@ async fn a_transaction_that_includes_a_held_item_is_cancelled_for_that_item_only
     let proxy = proxy(&table, Limits::PRODUCTION, 400).await;
     let one = client(&proxy.endpoint(), 1);
     // GIVEN a transaction on a and b, holding them
-    one.transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["a", "b"])))
+    increments(&one, &table.table, &["a", "b"])
         .send()
         .await
         .unwrap();
     // WHEN a transaction on c and b follows inside the hold
-    let error = one
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["c", "b"])))
+    let error = increments(&one, &table.table, &["c", "b"])
         .send()
         .await
         .unwrap_err();
@@ -203,23 +226,14 @@ async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_on
     // GIVEN transactions whose answers come back 400 ms late
     proxy.update_faults(|faults| *faults = Faults::late_answers(Some("TransactWriteItems"), 400));
     let sender = client(&proxy.endpoint(), 1);
-    let first = {
-        let sender = sender.clone();
-        let items = increments(&table.table, &["t"]);
-        tokio::spawn(async move {
-            sender
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .client_request_token("token-1")
-                .send()
-                .await
-        })
-    };
+    let first = tokio::spawn(
+        increments(&sender, &table.table, &["t"])
+            .client_request_token("token-1")
+            .send(),
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     // WHEN the same transaction is resent with its token while the first still runs
-    let resent = sender
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["t"])))
+    let resent = increments(&sender, &table.table, &["t"])
         .client_request_token("token-1")
         .send()
         .await;
@@ -237,9 +251,7 @@ async fn a_resent_token_while_its_transaction_runs_is_in_progress_and_applies_on
     // AND a resend after it finished succeeds without applying twice, inside the first one's
     // 5 s hold (DynamoDB recognises the token before it looks for conflicts)
     proxy.update_faults(|faults| *faults = Faults::default());
-    sender
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["t"])))
+    increments(&sender, &table.table, &["t"])
         .client_request_token("token-1")
         .send()
         .await
@@ -267,15 +279,7 @@ where
 async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
     let table = fresh_table().await;
     // GIVEN 10 write units per partition per second
-    let proxy = proxy(
-        &table,
-        Limits {
-            write_units_per_second: 10.0,
-            read_units_per_second: 30.0,
-        },
-        0,
-    )
-    .await;
+    let proxy = proxy(&table, write_units_per_second(10.0), 0).await;
     let once = client(&proxy.endpoint(), 1);
     // WHEN 8 transactional writes (2 units each) hit 8 items of one partition at once
     let results = at_once(8, |number| {
@@ -302,23 +306,18 @@ async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
         .collect();
     assert_eq!(cancelled, vec![vec!["ThrottlingError".to_owned()]; 3]);
     // AND another partition is served meanwhile
-    once.transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["cold"])))
+    increments(&once, &table.table, &["cold"])
         .send()
         .await
         .unwrap();
     // AND single writes past the budget are ThrottlingExceptions
     let puts = at_once(15, |number| {
-        let once = once.clone();
-        let item = keyed("hot2", &format!("item-{number}"));
-        let table = table.table.clone();
-        async move {
-            once.put_item()
-                .table_name(table)
-                .set_item(Some(item))
-                .send()
-                .await
-        }
+        put_item(
+            &once,
+            &table.table,
+            keyed("hot2", &format!("item-{number}")),
+        )
+        .send()
     })
     .await;
     let throttled = puts
@@ -333,10 +332,7 @@ async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
     assert!(throttled >= 4, "{throttled} of 15 puts throttled");
     // AND the SDK retries a throttled write with backoff until the bucket has refilled (at
     // one unit a second now: drained by puts until one is throttled, it needs a second)
-    proxy.set_limits(Limits {
-        write_units_per_second: 1.0,
-        read_units_per_second: 30.0,
-    });
+    proxy.set_limits(write_units_per_second(1.0));
     let retrying = aws_sdk_dynamodb::Client::from_conf(
         client(&proxy.endpoint(), 10)
             .config()
@@ -349,21 +345,19 @@ async fn a_hot_partition_is_throttled_and_a_cold_one_is_not() {
             .build(),
     );
     for number in 0.. {
-        let drained = once
-            .put_item()
-            .table_name(&table.table)
-            .set_item(Some(keyed("hot2", &format!("drain-{number}"))))
-            .send()
-            .await;
+        let drained = put_item(
+            &once,
+            &table.table,
+            keyed("hot2", &format!("drain-{number}")),
+        )
+        .send()
+        .await;
         if drained.is_err() {
             break;
         }
     }
     let before = proxy.summary().operation("PutItem").requests;
-    retrying
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(keyed("hot2", "last")))
+    put_item(&retrying, &table.table, keyed("hot2", "last"))
         .send()
         .await
         .unwrap();
@@ -385,37 +379,18 @@ async fn a_request_past_its_partitions_rate_is_throttled_at_once_not_queued_behi
     let table = fresh_table().await;
     // GIVEN a partition that serves one transactional write (2 units) a second, and a slow
     // transaction on item a that holds it for seconds (a request delay inside the store)
-    let proxy = proxy(
-        &table,
-        Limits {
-            write_units_per_second: 2.0,
-            read_units_per_second: 30.0,
-        },
-        0,
-    )
-    .await;
+    let proxy = proxy(&table, write_units_per_second(2.0), 0).await;
     proxy.update_faults(|faults| {
         faults.request_delay_ms = 3_000;
         faults.delay_only = vec!["TransactWriteItems".to_owned()];
     });
     let once = client(&proxy.endpoint(), 1);
-    let holder = tokio::spawn({
-        let once = once.clone();
-        let items = increments(&table.table, &["a"]);
-        async move {
-            once.transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-        }
-    });
+    let holder = tokio::spawn(increments(&once, &table.table, &["a"]).send());
     while proxy.summary().operation("TransactWriteItems").requests == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // WHEN a second transaction on a arrives with the partition's units spent
-    let error = once
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["a"])))
+    let error = increments(&once, &table.table, &["a"])
         .send()
         .await
         .unwrap_err();
@@ -435,18 +410,10 @@ async fn consumed_capacity_is_counted_and_reported_only_when_asked() {
     let proxy = proxy(&table, Limits::PRODUCTION, 0).await;
     let sdk = client(&proxy.endpoint(), 1);
     // A plain put: DynamoDB reports nothing unless asked, and neither does the proxy.
-    let put = sdk
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(key("c")))
-        .send()
-        .await
-        .unwrap();
+    let put = put_item(&sdk, &table.table, key("c")).send().await.unwrap();
     assert!(put.consumed_capacity().is_none());
     // Asked: a transactional write of two small items costs 4 units.
-    let written = sdk
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["c", "d"])))
+    let written = increments(&sdk, &table.table, &["c", "d"])
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .send()
         .await
@@ -461,17 +428,7 @@ async fn consumed_capacity_is_counted_and_reported_only_when_asked() {
     let mut big = key("big");
     big.insert("blob".to_owned(), AttributeValue::S("x".repeat(3_000)));
     sdk.transact_write_items()
-        .transact_items(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&table.table)
-                        .set_item(Some(big))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
+        .transact_items(transact_put(&table.table, big))
         .send()
         .await
         .unwrap();
@@ -493,21 +450,9 @@ async fn consumed_capacity_is_counted_and_reported_only_when_asked() {
         "listSk".to_owned(),
         AttributeValue::S("2026-12-07".to_owned()),
     );
-    let mut items = increments(&table.table, &["e", "f"]);
-    items.push(
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&table.table)
-                    .set_item(Some(indexed))
-                    .build()
-                    .unwrap(),
-            )
-            .build(),
-    );
     proxy.reset_stats();
-    sdk.transact_write_items()
-        .set_transact_items(Some(items))
+    increments(&sdk, &table.table, &["e", "f"])
+        .transact_items(transact_put(&table.table, indexed))
         .send()
         .await
         .unwrap();
@@ -534,12 +479,7 @@ async fn concurrent_increments(
         tasks.push(tokio::spawn(async move {
             let mut conflicts = 0;
             for _ in 0..each {
-                if let Err(error) = sdk
-                    .transact_write_items()
-                    .set_transact_items(Some(increments(&table_name, &[&pk])))
-                    .send()
-                    .await
-                {
+                if let Err(error) = increments(&sdk, &table_name, &[&pk]).send().await {
                     assert_eq!(reason_codes(&error), ["TransactionConflict"]);
                     conflicts += 1;
                 }
@@ -587,16 +527,13 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
     // Injected: the next two transactions are cancelled as conflicts without being forwarded.
     proxy.update_faults(|faults| *faults = Faults::injecting(Injected::Conflict, 2));
     for _ in 0..2 {
-        let error = sdk
-            .transact_write_items()
-            .set_transact_items(Some(increments(&table.table, &["f", "g"])))
+        let error = increments(&sdk, &table.table, &["f", "g"])
             .send()
             .await
             .unwrap_err();
         assert_eq!(reason_codes(&error), ["TransactionConflict", "None"]);
     }
-    sdk.transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["f", "g"])))
+    increments(&sdk, &table.table, &["f", "g"])
         .send()
         .await
         .unwrap();
@@ -614,9 +551,7 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
             )
             .build(),
     );
-    assert!(impatient
-        .transact_write_items()
-        .set_transact_items(Some(increments(&table.table, &["f"])))
+    assert!(increments(&impatient, &table.table, &["f"])
         .send()
         .await
         .is_err());
@@ -630,13 +565,7 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
         }
     });
     let forwarded = proxy.summary().total().forwarded;
-    assert!(sdk
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(key("o")))
-        .send()
-        .await
-        .is_err());
+    assert!(put_item(&sdk, &table.table, key("o")).send().await.is_err());
     let summary = proxy.summary();
     assert!(summary.refused_connections >= 1);
     assert_eq!(summary.total().forwarded, forwarded);
@@ -649,13 +578,7 @@ async fn faults_late_answers_injected_cancellations_and_outages() {
     )
     .await;
     assert!(lifted.starts_with("HTTP/1.1 200"), "{lifted:?}");
-    assert!(sdk
-        .put_item()
-        .table_name(&table.table)
-        .set_item(Some(key("o")))
-        .send()
-        .await
-        .is_ok());
+    assert!(put_item(&sdk, &table.table, key("o")).send().await.is_ok());
 }
 
 /// Sends `request` as is over a new connection to `endpoint` and reads the whole answer.
