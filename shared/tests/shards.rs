@@ -86,15 +86,34 @@ struct Sale {
     retried: u32,
 }
 
+/// Holds a sale back so that an operator's rearrangements happen during it, however fast the
+/// machine sells: at most `orders_each` orders per rearrangement `rearranged` has completed,
+/// until `at_least` have.
+#[derive(Debug, Clone)]
+struct Pace {
+    rearranged: Arc<AtomicU32>,
+    orders_each: u32,
+    at_least: u32,
+}
+
+impl Pace {
+    fn allows(&self, created: u32) -> bool {
+        let done = self.rearranged.load(Ordering::Relaxed);
+        done >= self.at_least || created < self.orders_each * (done + 1)
+    }
+}
+
 /// `clients` buyers, each buying 1 to 3 units of `name` until one unit is refused as out of
 /// stock (a refused larger line is tried again as one unit, so that the sale can sell out to
 /// the last unit); with `cancel_every`, every n-th order of a client is cancelled at once
-/// (the client goes on buying, so units given back are sold again).
+/// (the client goes on buying, so units given back are sold again); with `pace`, held back
+/// while an operator catches up.
 async fn sell_out(
     store: &DynamoOrderStore,
     name: &'static str,
     clients: u32,
     cancel_every: Option<u32>,
+    pace: Option<Pace>,
 ) -> Sale {
     let created = Arc::new(AtomicU32::new(0));
     let cancelled = Arc::new(AtomicU32::new(0));
@@ -104,12 +123,20 @@ async fn sell_out(
     for client in 1..=clients {
         let store = store.clone();
         let (created, cancelled, retried) = (created.clone(), cancelled.clone(), retried.clone());
+        let pace = pace.clone();
         tasks.spawn(async move {
             let mut chance = fastrand::Rng::with_seed(u64::from(client));
             let mut wanted = chance.u64(1..=3);
             let mut mine = 0;
             loop {
                 assert!(Instant::now() < deadline, "the sale did not end in time");
+                if pace
+                    .as_ref()
+                    .is_some_and(|pace| !pace.allows(created.load(Ordering::Relaxed)))
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
                 let order = new_order(&[(name, wanted)]);
                 match store.create_order(&user(client), &order, None).await {
                     Ok(outcome) => {
@@ -176,7 +203,7 @@ async fn concurrent_clients_sell_a_sharded_product_out_exactly() {
     let faithful = limited(&plan(24, 240, 8), 40.0).await;
     // WHEN 24 clients buy until they are refused one unit
     let started = Instant::now();
-    let sale = sell_out(&faithful.store, SHARDED, 24, None).await;
+    let sale = sell_out(&faithful.store, SHARDED, 24, None, None).await;
     let seconds = started.elapsed().as_secs_f64();
     // THEN exactly the stock was sold, every shard is at 0, and the next order is refused
     assert_eq!(sold(&faithful.table.store, SHARDED).await, 240);
@@ -220,10 +247,20 @@ async fn reshards_and_rebalances_during_a_sale_lose_and_invent_nothing() {
     // GIVEN 300 units over 8 shards, partitions limited to 60 write units a second
     let faithful = limited(&plan(16, 300, 8), 60.0).await;
     // WHEN 16 clients buy (cancelling every third order) while an operator reshards the
-    // product down to 3, up to 12, down to 5, and rebalances it, again and again
+    // product down to 3, up to 12, down to 5, and rebalances it, again and again; the sale,
+    // which needs 100 orders at least, takes at most 30 per rearrangement until 3 are done
     let stop = Arc::new(AtomicBool::new(false));
+    let pace = Pace {
+        rearranged: Arc::new(AtomicU32::new(0)),
+        orders_each: 30,
+        at_least: 3,
+    };
     let operator = {
-        let (store, stop) = (faithful.store.clone(), stop.clone());
+        let (store, stop, rearranged) = (
+            faithful.store.clone(),
+            stop.clone(),
+            pace.rearranged.clone(),
+        );
         tokio::spawn(async move {
             let mut done = Vec::new();
             for target in [Some(3), Some(12), None, Some(5), None].into_iter().cycle() {
@@ -235,11 +272,12 @@ async fn reshards_and_rebalances_during_a_sale_lose_and_invent_nothing() {
                     stock::rearrange(&store, &product(SHARDED), target, Duration::from_millis(50))
                         .await;
                 done.push(result.unwrap());
+                rearranged.fetch_add(1, Ordering::Relaxed);
             }
             done
         })
     };
-    let sale = sell_out(&faithful.store, SHARDED, 16, Some(3)).await;
+    let sale = sell_out(&faithful.store, SHARDED, 16, Some(3), Some(pace)).await;
     stop.store(true, Ordering::Relaxed);
     let rearranged = operator.await.unwrap();
     // THEN every rearrangement kept the total it found less what was sold meanwhile, the sale
