@@ -389,6 +389,11 @@ async fn a_request_past_its_partitions_rate_is_throttled_at_once_not_queued_behi
     while proxy.summary().operation("TransactWriteItems").requests == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The holder is counted on arrival and admitted microseconds later; give it that, then
+    // lower the partition's rate below one transaction's cost, so that neither the next one
+    // overtaking the holder nor a second's refill on a loaded machine can let it through.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.set_limits(write_units_per_second(1.0));
     // WHEN a second transaction on a arrives with the partition's units spent
     let error = increments(&once, &table.table, &["a"])
         .send()
