@@ -11,7 +11,7 @@
 //!   order's state machine and its keys' first answers explain every result
 //!   ([`OrderSpec`], searched by [`crate::linearizability`]). An operation whose outcome the
 //!   client cannot know (a 5xx, a timeout) may or may not have happened: it stays "in flight"
-//!   for ever, as Jepsen's `:info` operations do, and its client continues as a new process.
+//!   for ever, as Jepsen's `:info` operations do, while its client goes on.
 //!   An answer that says nothing was done (409 `REQUEST_IN_PROGRESS` or `CONCURRENT_REQUEST`)
 //!   is left out: the rest of the history holds it to that. Such a request, and one whose
 //!   outcome is unknown, may still have left its key's claim behind (the release is best
@@ -140,9 +140,8 @@ pub enum Outcome {
 /// One operation of the history.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// The client's process: a client whose operation's outcome is unknown continues as a new
-    /// process (it may still be "running" for the checker).
-    pub process: usize,
+    /// The client that sent it (the checker orders operations by their instants alone).
+    pub client: usize,
     pub user: UserId,
     pub order: OrderId,
     pub op: Op,
@@ -211,16 +210,13 @@ where
 {
     let orders: Arc<Mutex<Vec<Known>>> = Arc::default();
     let events: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let next_process = Arc::new(std::sync::atomic::AtomicUsize::new(workload.clients));
     let mut tasks = Vec::new();
     for client in 0..workload.clients {
         let store = store.clone();
         let orders = orders.clone();
         let events = events.clone();
-        let next_process = next_process.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = fastrand::Rng::with_seed(workload.seed ^ ((client as u64 + 1) * 0x9E37));
-            let mut process = client;
             let user = UserId::parse(&format!("user-{}", 1 + client as u32 % workload.users))
                 .unwrap_or_else(|error| panic!("{error}"));
             // The client's last keyed operation, to retry it or reuse its key.
@@ -273,7 +269,7 @@ where
                 let completed = Instant::now();
                 let outcome = outcome_of(&response);
                 let event = Event {
-                    process,
+                    client,
                     user: known.user.clone(),
                     order: known.order,
                     op: op.clone(),
@@ -285,9 +281,6 @@ where
                     outcome: outcome.clone(),
                 };
                 lock(&events).push(event);
-                if outcome == Outcome::Unknown {
-                    process = next_process.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
                 if op.key().is_some() {
                     last = Some((known, op));
                 }

@@ -252,8 +252,8 @@ fn describe(events: &[&Event]) -> String {
         .iter()
         .map(|event| {
             format!(
-                "{:?} by {} -> {:?} ({} replayed={})",
-                event.op, event.process, event.outcome, event.status, event.replayed
+                "{:?} by client {} -> {:?} ({} replayed={})",
+                event.op, event.client, event.outcome, event.status, event.replayed
             )
         })
         .collect();
@@ -304,11 +304,11 @@ mod tests {
         assert_eq!(spec.invoke(&Op::Get), Ret::Order("PAID"));
     }
 
-    fn event(process: usize, op: Op, at: (u64, u64), outcome: Outcome) -> Event {
+    fn event(client: usize, op: Op, at: (u64, u64), outcome: Outcome) -> Event {
         let zero = Instant::now();
         let at_ms = |ms| zero + std::time::Duration::from_millis(ms);
         Event {
-            process,
+            client,
             user: UserId::parse("user-1").unwrap(),
             order: OrderId::parse("01J0000000000000000000000A").unwrap(),
             op,
@@ -329,9 +329,9 @@ mod tests {
             (0, 1),
             Outcome::Done(Ret::Order("CREATED")),
         );
-        let cancel = |process| {
+        let cancel = |client| {
             event(
-                process,
+                client,
                 Op::Cancel { key: None },
                 (2, 5),
                 Outcome::Done(Ret::Order("CANCELLED")),
