@@ -22,6 +22,7 @@
 mod measure;
 
 use anyhow::{bail, Result};
+use dynamodb_faithful::{read_units, write_units, Limits};
 use order_service::domain::MAX_SHARDS;
 
 /// Units one API operation consumes, with what it costs in calls and store time.
@@ -38,15 +39,17 @@ pub(crate) struct Units {
     pub store_ms: f64,
 }
 
-/// A partition's write units a second (production DynamoDB, on-demand tables too).
-const PARTITION_WRITE_UNITS: f64 = 1_000.0;
-/// A partition's read units a second.
-const PARTITION_READ_UNITS: f64 = 3_000.0;
-/// What a shard's take costs: a transactional update of an item under 1 KB.
-const TAKE_WRITE_UNITS: f64 = 2.0;
-/// What the catalog read costs the product item per create: an eventually consistent read of
-/// an item under 4 KB.
-const CATALOG_READ_UNITS: f64 = 0.5;
+/// A partition's write and read units a second on production DynamoDB (on-demand tables
+/// too): the ceilings `dynamodb-faithful` enforces locally, stated once there.
+const PARTITION_WRITE_UNITS: f64 = Limits::PRODUCTION.write_units_per_second;
+const PARTITION_READ_UNITS: f64 = Limits::PRODUCTION.read_units_per_second;
+/// A product item and a stock shard are under 1 KB (the units recorded below show it).
+const STOCK_ITEM_BYTES: usize = 1_024;
+/// What a shard's take costs: a transactional update of the shard, by DynamoDB's unit rules
+/// as `dynamodb-faithful` charges them.
+const TAKE_WRITE_UNITS: f64 = write_units(STOCK_ITEM_BYTES, true);
+/// What the catalog read costs the product item per create: an eventually consistent read.
+const CATALOG_READ_UNITS: f64 = read_units(STOCK_ITEM_BYTES, false, false);
 /// The share of a partition's units a plan uses at its peak.
 const UTILISATION: f64 = 0.8;
 /// The share of first attempts a plan lets conflict on one item (ten attempts: 0.3^10, about

@@ -40,4 +40,5 @@ pub use capacity::Limits;
 pub use events::EVENT_MESSAGE;
 pub use faults::{Faults, Injected, Outage};
 pub use server::{start, Handle, Settings};
+pub use size::{read_units, write_units};
 pub use stats::{OperationStats, PartitionStats, Summary};

@@ -73,9 +73,18 @@ fn binary_size(encoded: &str) -> usize {
         .map_or(encoded.len(), |bytes| bytes.len())
 }
 
+/// `Ord::max` is not a `const fn`.
+const fn max_one(size: usize) -> usize {
+    if size == 0 {
+        1
+    } else {
+        size
+    }
+}
+
 /// Write units for writing an item of `size` bytes (at least one), doubled in a transaction.
-pub(crate) fn write_units(size: usize, transactional: bool) -> f64 {
-    let units = size.max(1).div_ceil(WRITE_UNIT_BYTES) as f64;
+pub const fn write_units(size: usize, transactional: bool) -> f64 {
+    let units = max_one(size).div_ceil(WRITE_UNIT_BYTES) as f64;
     if transactional {
         units * 2.0
     } else {
@@ -85,8 +94,8 @@ pub(crate) fn write_units(size: usize, transactional: bool) -> f64 {
 
 /// Read units for reading an item of `size` bytes: one per 4 KB strongly consistent, half that
 /// eventually consistent, double in a transaction.
-pub(crate) fn read_units(size: usize, consistent: bool, transactional: bool) -> f64 {
-    let units = size.max(1).div_ceil(READ_UNIT_BYTES) as f64;
+pub const fn read_units(size: usize, consistent: bool, transactional: bool) -> f64 {
+    let units = max_one(size).div_ceil(READ_UNIT_BYTES) as f64;
     if transactional {
         units * 2.0
     } else if consistent {
