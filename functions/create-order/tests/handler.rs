@@ -18,8 +18,7 @@ fn plan() -> SeedPlan {
         balance: 100_000,
         products: 3,
         stock: 5,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 
@@ -32,6 +31,11 @@ fn create(user_path: &str, token_user: &str, body: &str) -> EventBuilder {
     create_for(user_path).as_user(token_user).json(body)
 }
 
+/// A create by user-1 for its own orders.
+fn own(body: &str) -> EventBuilder {
+    create("user-1", "user-1", body)
+}
+
 /// The body of a create request for `quantity` units of one product.
 fn one_line(product: &str, quantity: u64) -> String {
     format!(r#"{{"items":[{{"productId":"{product}","quantity":{quantity}}}]}}"#)
@@ -40,7 +44,7 @@ fn one_line(product: &str, quantity: u64) -> String {
 #[tokio::test]
 async fn creates_an_order_with_location_and_snapshotted_prices() {
     let (app, _store) = memory_app(&plan());
-    let event = create("user-1", "user-1", &one_line("product-2", 3));
+    let event = own(&one_line("product-2", 3));
     let response = create_order::handle(&app, event.build()).await;
     let (status, body) = response_json(&response);
     assert_eq!(status, 201, "{body}");
@@ -68,58 +72,26 @@ fn client_mistakes() -> Vec<(EventBuilder, u16, &'static str)> {
     ];
     let mut mistakes: Vec<_> = invalid_bodies
         .iter()
-        .map(|body| (create("user-1", "user-1", body), 400, "VALIDATION_ERROR"))
+        .map(|body| (own(body), 400, "VALIDATION_ERROR"))
         .collect();
+    // The rest, one a row: the request, then the problem it must get.
+    let one = one_line("product-1", 1);
+    let as_text = create_for("user-1")
+        .as_user("user-1")
+        .header("content-type", "text/plain");
+    let too_large = format!(r#"{{"items":[],"pad":"{}"}}"#, "x".repeat(17_000));
+    let forged = create_for("user-1").header("authorization", "Bearer not.a.token");
+    // "user-1" with a Cyrillic e (U+0435): looks like the caller's own path, is not.
+    let homoglyph = "us\u{0435}r-1";
     mistakes.extend([
-        (
-            create_for("user-1")
-                .as_user("user-1")
-                .header("content-type", "text/plain")
-                .body(&one_line("product-1", 1)),
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
-        ),
-        (
-            create(
-                "user-1",
-                "user-1",
-                &format!(r#"{{"items":[],"pad":"{}"}}"#, "x".repeat(17_000)),
-            ),
-            413,
-            "PAYLOAD_TOO_LARGE",
-        ),
-        (
-            create_for("user-1").json(&one_line("product-1", 1)),
-            401,
-            "UNAUTHORIZED",
-        ),
-        (
-            create_for("user-1")
-                .header("authorization", "Bearer not.a.token")
-                .json(&one_line("product-1", 1)),
-            401,
-            "UNAUTHORIZED",
-        ),
-        (
-            create("user-1", "user-2", &one_line("product-1", 1)),
-            403,
-            "FORBIDDEN",
-        ),
-        (
-            create("us\u{0435}r-1", "user-1", &one_line("product-1", 1)),
-            400,
-            "VALIDATION_ERROR",
-        ),
-        (
-            create("user-1", "user-1", &one_line("product-404", 1)),
-            404,
-            "PRODUCT_NOT_FOUND",
-        ),
-        (
-            create("user-1", "user-1", &one_line("product-1", 6)),
-            409,
-            "OUT_OF_STOCK",
-        ),
+        (as_text.body(&one), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (own(&too_large), 413, "PAYLOAD_TOO_LARGE"),
+        (create_for("user-1").json(&one), 401, "UNAUTHORIZED"),
+        (forged.json(&one), 401, "UNAUTHORIZED"),
+        (create("user-1", "user-2", &one), 403, "FORBIDDEN"),
+        (create(homoglyph, "user-1", &one), 400, "VALIDATION_ERROR"),
+        (own(&one_line("product-404", 1)), 404, "PRODUCT_NOT_FOUND"),
+        (own(&one_line("product-1", 6)), 409, "OUT_OF_STOCK"),
     ]);
     mistakes
 }
@@ -219,7 +191,7 @@ async fn an_unknown_user_is_404() {
 async fn an_idempotency_key_replays_and_refuses_a_different_body() {
     let (app, store) = memory_app(&plan());
     let body = one_line("product-1", 2);
-    let keyed = |body: &str| create("user-1", "user-1", body).header("idempotency-key", "order-42");
+    let keyed = |body: &str| own(body).header("idempotency-key", "order-42");
     let first = create_order::handle(&app, keyed(&body).build()).await;
     let second = create_order::handle(&app, keyed(&body).build()).await;
     let (first_status, first_body) = response_json(&first);
@@ -233,8 +205,7 @@ async fn an_idempotency_key_replays_and_refuses_a_different_body() {
 
     let different = create_order::handle(&app, keyed(&one_line("product-1", 1)).build()).await;
     assert_problem(&different, 422, "IDEMPOTENCY_KEY_REUSED");
-    let bad_key =
-        create("user-1", "user-1", &one_line("product-1", 1)).header("idempotency-key", "tab\tkey");
+    let bad_key = own(&one_line("product-1", 1)).header("idempotency-key", "tab\tkey");
     let (status, _) = response_json(&create_order::handle(&app, bad_key.build()).await);
     assert_eq!(status, 400);
 }
@@ -243,15 +214,13 @@ async fn an_idempotency_key_replays_and_refuses_a_different_body() {
 async fn a_keyed_request_refused_as_invalid_can_be_fixed_and_sent_with_its_key() {
     let (app, store) = memory_app(&plan());
     // GIVEN a keyed create whose line is an array, not an object
-    let invalid = create("user-1", "user-1", r#"{"items":[["product-1",1]]}"#)
-        .header("idempotency-key", "fix-me");
+    let invalid = own(r#"{"items":[["product-1",1]]}"#).header("idempotency-key", "fix-me");
     let response = create_order::handle(&app, invalid.build()).await;
     let (status, body) = response_json(&response);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], "VALIDATION_ERROR");
     // WHEN the client fixes the body and sends it with the same key
-    let fixed =
-        create("user-1", "user-1", &one_line("product-1", 1)).header("idempotency-key", "fix-me");
+    let fixed = own(&one_line("product-1", 1)).header("idempotency-key", "fix-me");
     let response = create_order::handle(&app, fixed.build()).await;
     let (status, body) = response_json(&response);
     // THEN it is executed: a validation error is no answer for the key
@@ -273,7 +242,7 @@ async fn a_request_answers_before_its_invocation_deadline() {
     let app = App::new(store.clone(), test_authenticator(), 0.0);
     let body = one_line("product-1", 1);
     // GIVEN an invocation with less time left than the reserve kept for answering
-    let late = create("user-1", "user-1", &body)
+    let late = own(&body)
         .header("idempotency-key", "late")
         .deadline_in(200);
     let response = create_order::handle(&app, late.build()).await;
@@ -285,7 +254,7 @@ async fn a_request_answers_before_its_invocation_deadline() {
     assert!(store.all_orders().is_empty());
     // AND with time to spare a request goes through (another key: the late one's claim may
     // have reached the store before the budget ran out, and holds its key for the lease)
-    let in_time = create("user-1", "user-1", &body)
+    let in_time = own(&body)
         .header("idempotency-key", "in-time")
         .deadline_in(10_000);
     let response = create_order::handle(&app, in_time.build()).await;
