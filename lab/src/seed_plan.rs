@@ -42,7 +42,7 @@ impl SeedArgs {
             products: self.products,
             stock: self.stock,
             extra_products: vec![(FLASH_PRODUCT.to_owned(), FLASH_PRICE, self.flash_stock)],
-            sharded: Vec::new(),
+            ..SeedPlan::default()
         }
     }
 }

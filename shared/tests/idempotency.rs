@@ -37,7 +37,7 @@ fn plan() -> SeedPlan {
         products: 3,
         stock: 10,
         extra_products: vec![("product-scarce".into(), 1_000, 1)],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 

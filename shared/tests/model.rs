@@ -270,8 +270,7 @@ async fn run(steps: Vec<Step>) {
         balance: BALANCE,
         products: PRODUCTS,
         stock: STOCK,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     };
     let table = seeded_table(&plan).await;
     let mut model = Model::new();

@@ -53,7 +53,7 @@ fn small_plan() -> SeedPlan {
         products: 5,
         stock: 10,
         extra_products: vec![("product-scarce".into(), 10_000, 1)],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 
@@ -288,7 +288,7 @@ async fn a_flash_sale_sells_exactly_the_stock() {
         products: 1,
         stock: 1,
         extra_products: vec![("product-flash".into(), 5_000, 50)],
-        sharded: vec![],
+        ..SeedPlan::default()
     };
     let table = Arc::new(seeded_table(&plan).await);
     // WHEN all of them try to buy one unit at once

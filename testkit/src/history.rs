@@ -48,8 +48,8 @@ pub fn plan(users: u32) -> SeedPlan {
         balance: 1_000_000_000_000,
         products: 3,
         stock: 1_000_000_000,
-        extra_products: vec![],
         sharded: vec![("product-2".to_owned(), 4), ("product-3".to_owned(), 8)],
+        ..SeedPlan::default()
     }
 }
 

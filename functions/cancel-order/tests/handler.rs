@@ -20,8 +20,7 @@ async fn cancelling_a_paid_order_refunds_and_restocks_once() {
         balance: 200_000,
         products: 2,
         stock: 10,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     };
     let (app, store) = memory_app(&plan);
     let user = UserId::parse("user-1").unwrap();

@@ -12,8 +12,7 @@ fn plan() -> SeedPlan {
         balance: 100_000,
         products: 5,
         stock: 100,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 

@@ -14,7 +14,7 @@ fn plan() -> SeedPlan {
         products: 3,
         stock: 100,
         extra_products: vec![("product-dear".into(), 50_000, 10)],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 

@@ -22,8 +22,7 @@ fn plan() -> SeedPlan {
         balance: 500_000,
         products: 2,
         stock: 10,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 

@@ -14,8 +14,7 @@ pub(crate) fn small_plan() -> SeedPlan {
         balance: 100_000,
         products: 2,
         stock: 10,
-        extra_products: vec![],
-        sharded: vec![],
+        ..SeedPlan::default()
     }
 }
 
