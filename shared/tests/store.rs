@@ -10,7 +10,7 @@ use testkit::UseCases;
 use order_service::domain::{
     Change, CreateOrderRequest, NewOrder, OrderId, OrderStatus, ProductId, UserId,
 };
-use order_service::store::SeedPlan;
+use order_service::store::{PageRequest, SeedPlan};
 use order_service::ServiceError;
 use testkit::{seeded_table, TestTable};
 
@@ -210,7 +210,7 @@ async fn business_rules_are_enforced_with_specific_errors() {
         Err(ServiceError::Refused(Refusal::OrderAlreadyPaid))
     ));
     assert!(matches!(
-        store.list_orders(&user(99), 20, None).await,
+        store.list_orders(&user(99), PageRequest::first()).await,
         Err(ServiceError::Refused(Refusal::UserNotFound))
     ));
     assert_audit_clean(&table).await;
@@ -383,16 +383,18 @@ async fn lists_are_newest_first_and_paginate_with_cursors() {
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     created.reverse();
-    let first = table.store.list_orders(&user(3), 2, None).await.unwrap();
+    let two = PageRequest::new(2, None).unwrap();
+    let first = table.store.list_orders(&user(3), two).await.unwrap();
     let cursor = first.next_cursor.expect("a second page");
     let second = table
         .store
-        .list_orders(&user(3), 2, Some(&cursor))
+        .list_orders(&user(3), two.after(cursor))
         .await
         .unwrap();
+    let cursor = second.next_cursor.expect("a third page");
     let third = table
         .store
-        .list_orders(&user(3), 2, second.next_cursor.as_ref())
+        .list_orders(&user(3), two.after(cursor))
         .await
         .unwrap();
     let listed: Vec<OrderId> = first
@@ -404,7 +406,11 @@ async fn lists_are_newest_first_and_paginate_with_cursors() {
         .collect();
     assert_eq!(listed, created);
     // Another user's list does not contain these orders.
-    let other = table.store.list_orders(&user(4), 100, None).await.unwrap();
+    let other = table
+        .store
+        .list_orders(&user(4), PageRequest::new(100, None).unwrap())
+        .await
+        .unwrap();
     assert!(other.orders.is_empty());
     assert!(other.next_cursor.is_none());
 }

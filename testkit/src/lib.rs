@@ -359,8 +359,7 @@ pub trait UseCases {
     fn list_orders(
         &self,
         user: &order_service::domain::UserId,
-        limit: u16,
-        cursor: Option<&order_service::store::Cursor>,
+        page: order_service::store::PageRequest,
     ) -> impl std::future::Future<
         Output = Result<order_service::store::OrderPage, order_service::ServiceError>,
     >;
@@ -397,10 +396,9 @@ impl<S: PlaceOrders + ChangeOrders> UseCases for S {
     async fn list_orders(
         &self,
         user: &order_service::domain::UserId,
-        limit: u16,
-        cursor: Option<&order_service::store::Cursor>,
+        page: order_service::store::PageRequest,
     ) -> Result<order_service::store::OrderPage, order_service::ServiceError> {
-        order_service::app::read::list_orders(self, user, limit, cursor).await
+        order_service::app::read::list_orders(self, user, page).await
     }
 }
 

@@ -26,7 +26,7 @@ use order_service::domain::{
 };
 use order_service::error::IN_FLIGHT_RETRY_AFTER;
 use order_service::store::{
-    epoch_seconds, ArrangeStock, Catalog, Cursor, KeepAnswers, NewOrderWrite, OrderPage,
+    epoch_seconds, ArrangeStock, Catalog, KeepAnswers, NewOrderWrite, OrderPage, PageRequest,
     ReadCatalog, ReadOrders, Rejection, SeedPlan, SeenShard, StoreSettings, TransitionWrite,
     WriteError, WriteOrders,
 };
@@ -680,14 +680,10 @@ impl ReadOrders for MemoryStore {
     async fn list_orders(
         &self,
         user_id: &UserId,
-        limit: u16,
-        cursor: Option<&Cursor>,
+        page: PageRequest,
     ) -> Result<OrderPage, ServiceError> {
         self.pause().await;
-        if limit == 0 {
-            // DynamoDB refuses a query limit below 1 (a ValidationException, mapped to a 500).
-            return Err(ServiceError::internal("a list limit of 0"));
-        }
+        let (limit, cursor) = (page.limit(), page.cursor());
         let state = self.lock();
         let start = cursor.map(|cursor| list_key(cursor.created_at, cursor.order_id));
         let mut mine: Vec<(String, &Order)> = state

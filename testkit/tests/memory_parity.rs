@@ -21,7 +21,7 @@ use order_service::domain::{
 };
 use order_service::http::problem::problem_response;
 use order_service::store::{
-    ArrangeStock, ChangeOrders, DynamoOrderStore, PlaceOrders, SeedPlan, StoreSettings,
+    ArrangeStock, ChangeOrders, DynamoOrderStore, PageRequest, PlaceOrders, SeedPlan, StoreSettings,
 };
 use order_service::ServiceError;
 use serde_json::{json, Value};
@@ -285,13 +285,9 @@ impl<S: Store> Side<S> {
                 limit,
             } => {
                 let mut pages = Vec::new();
-                let mut cursor = None;
+                let mut request = PageRequest::new(limit, None).unwrap();
                 for _ in 0..10 {
-                    let page = match self
-                        .store
-                        .list_orders(&user(user_number), limit, cursor.as_ref())
-                        .await
-                    {
+                    let page = match self.store.list_orders(&user(user_number), request).await {
                         Ok(page) => page,
                         Err(error) => {
                             pages.push(json!({"error": error.code()}));
@@ -302,9 +298,9 @@ impl<S: Store> Side<S> {
                         "orders": self.normalize(&serde_json::to_value(&page.orders).unwrap()),
                         "more": page.next_cursor.is_some(),
                     }));
-                    cursor = page.next_cursor;
-                    if cursor.is_none() {
-                        break;
+                    match page.next_cursor {
+                        Some(cursor) => request = request.after(cursor),
+                        None => break,
                     }
                 }
                 Value::Array(pages)

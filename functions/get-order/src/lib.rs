@@ -24,8 +24,7 @@ pub async fn handle<S: ReadOrders>(app: &App<S>, request: Request) -> Response<B
         .await
     } else {
         app.handle(Operation::ListOrders, &request, |call| async move {
-            let (limit, cursor) = call.list_query()?;
-            let page = read::list_orders(&app.store, &call.user_id, limit, cursor.as_ref()).await?;
+            let page = read::list_orders(&app.store, &call.user_id, call.list_query()?).await?;
             Reply::ok(&OrderList {
                 orders: page.orders,
                 next_cursor: page.next_cursor.map(|cursor| cursor.encode()),

@@ -90,6 +90,8 @@ async fn bad_list_queries_are_400s() {
         ("limit", "0"),
         ("limit", "101"),
         ("limit", "ten"),
+        ("limit", "65536"),
+        ("limit", "-1"),
         ("cursor", "tampered"),
         ("cursor", "eyJwayI6IlVTRVIjdXNlci0yIn0"),
     ] {

@@ -16,7 +16,7 @@ use anyhow::{anyhow, ensure, Context, Result};
 use dynamodb_faithful::Limits;
 use order_service::app::read;
 use order_service::domain::{NewOrder, OrderId, ProductId, ShardCount, UserId};
-use order_service::store::{DynamoOrderStore, ReadCatalog, SeedPlan};
+use order_service::store::{DynamoOrderStore, PageRequest, ReadCatalog, SeedPlan};
 use testkit::{answered, faithful_table, new_order, test_settings, Action, FaithfulTable};
 
 use super::Units;
@@ -213,7 +213,8 @@ pub(crate) async fn units(samples: u32) -> Result<Vec<Units>> {
         None,
         samples,
         |sample| async move {
-            let page = read::list_orders(store, &user(1 + sample % 50)?, 10, None)
+            let ten = PageRequest::new(10, None)?;
+            let page = read::list_orders(store, &user(1 + sample % 50)?, ten)
                 .await
                 .map_err(|error| anyhow!("{error:?}"))?;
             ensure!(page.orders.len() == 10, "every user has 10 orders by now");

@@ -2,7 +2,7 @@
 
 use crate::domain::{Order, OrderId, Refusal, UserId};
 use crate::error::ServiceError;
-use crate::store::{Cursor, OrderPage, ReadOrders};
+use crate::store::{OrderPage, PageRequest, ReadOrders};
 
 /// One order of `user_id` (another user's order is not found).
 pub async fn get_order<S: ReadOrders>(
@@ -22,10 +22,9 @@ pub async fn get_order<S: ReadOrders>(
 pub async fn list_orders<S: ReadOrders>(
     store: &S,
     user_id: &UserId,
-    limit: u16,
-    cursor: Option<&Cursor>,
+    page: PageRequest,
 ) -> Result<OrderPage, ServiceError> {
-    let page = store.list_orders(user_id, limit, cursor).await?;
+    let page = store.list_orders(user_id, page).await?;
     if page.user_exists == Some(false) {
         return Err(Refusal::UserNotFound.into());
     }

@@ -10,7 +10,7 @@ use super::request::{
 use crate::auth::{Access, Authenticator};
 use crate::domain::{CreateOrderRequest, IdempotencyKey, NewOrder, OrderId, UserId};
 use crate::error::ServiceError;
-use crate::store::Cursor;
+use crate::store::PageRequest;
 
 /// One request to a function, authorised for its user.
 #[derive(Debug)]
@@ -57,8 +57,8 @@ impl<'r> Call<'r> {
         Ok(NewOrder::try_from(body)?)
     }
 
-    /// The list route's `limit` and `cursor`.
-    pub fn list_query(&self) -> Result<(u16, Option<Cursor>), ServiceError> {
+    /// The page the list route's `limit` and `cursor` ask for.
+    pub fn list_query(&self) -> Result<PageRequest, ServiceError> {
         list_query(self.request)
     }
 

@@ -11,5 +11,5 @@ pub use call::Call;
 pub use reply::{order_location, Reply};
 pub use request::{
     idempotency_key, json_body, list_query, path_order_id, path_user_id, reject_oversized_body,
-    DEFAULT_LIST_LIMIT, MAX_BODY_BYTES, MAX_LIST_LIMIT,
+    MAX_BODY_BYTES,
 };

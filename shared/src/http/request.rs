@@ -7,12 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{IdempotencyKey, OrderId, UserId};
 use crate::error::ServiceError;
-use crate::store::Cursor;
+use crate::store::{Cursor, PageRequest};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-pub const DEFAULT_LIST_LIMIT: u16 = 20;
-pub const MAX_LIST_LIMIT: u16 = 100;
 
 fn path_parameter(request: &Request, name: &str) -> Result<String, ServiceError> {
     request
@@ -105,25 +103,19 @@ pub fn idempotency_key(request: &Request) -> Result<Option<IdempotencyKey>, Serv
     }
 }
 
-/// `limit` (1..=100, default 20) and `cursor` of the list route.
-pub fn list_query(request: &Request) -> Result<(u16, Option<Cursor>), ServiceError> {
+/// The page the list route's `limit` (1..=100, default 20) and `cursor` ask for.
+pub fn list_query(request: &Request) -> Result<PageRequest, ServiceError> {
     let query = request.query_string_parameters_ref();
     let limit = match query.and_then(|query| query.first("limit")) {
-        None => DEFAULT_LIST_LIMIT,
-        Some(text) => match text.parse::<u16>() {
-            Ok(limit) if (1..=MAX_LIST_LIMIT).contains(&limit) => limit,
-            _ => {
-                return Err(ServiceError::Validation(format!(
-                    "limit must be a whole number from 1 to {MAX_LIST_LIMIT}"
-                )))
-            }
-        },
+        None => PageRequest::DEFAULT_LIMIT,
+        // Not a number, or past u16: as invalid as 0, which `PageRequest::new` refuses.
+        Some(text) => text.parse::<u16>().unwrap_or(0),
     };
     let cursor = match query.and_then(|query| query.first("cursor")) {
         None => None,
         Some(text) => Some(Cursor::decode(text)?),
     };
-    Ok((limit, cursor))
+    Ok(PageRequest::new(limit, cursor)?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{OrderId, Timestamp, ValidationError};
 
+/// Which page of a user's orders to read: at most `limit` orders, newest first, after `after`
+/// (`None`: from the newest). The limit is checked here, once, so no store is asked for a
+/// page DynamoDB would refuse (a query limit below 1) or the API does not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    limit: u16,
+    after: Option<Cursor>,
+}
+
+impl PageRequest {
+    pub const DEFAULT_LIMIT: u16 = 20;
+    pub const MAX_LIMIT: u16 = 100;
+
+    /// A page of `limit` orders, which must be from 1 to `MAX_LIMIT`.
+    pub fn new(limit: u16, after: Option<Cursor>) -> Result<Self, ValidationError> {
+        if (1..=Self::MAX_LIMIT).contains(&limit) {
+            Ok(Self { limit, after })
+        } else {
+            Err(ValidationError::new(format!(
+                "limit must be a whole number from 1 to {}",
+                Self::MAX_LIMIT
+            )))
+        }
+    }
+
+    /// The first page, of the default size.
+    pub fn first() -> Self {
+        Self {
+            limit: Self::DEFAULT_LIMIT,
+            after: None,
+        }
+    }
+
+    /// The page of the same size that starts after `cursor`.
+    pub fn after(self, cursor: Cursor) -> Self {
+        Self {
+            after: Some(cursor),
+            ..self
+        }
+    }
+
+    pub fn limit(&self) -> u16 {
+        self.limit
+    }
+
+    pub fn cursor(&self) -> Option<&Cursor> {
+        self.after.as_ref()
+    }
+}
+
 /// Where the next page starts: the (createdAt, orderId) of the last order of this page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {

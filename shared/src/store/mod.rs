@@ -38,7 +38,7 @@ pub use admin::{seeded_price as seeded_price_of, SeedPlan, SeedSummary, TableCon
 pub use audit::AuditReport;
 pub use breaker::{Admission, CircuitBreaker, Verdict};
 pub use client::{build_client, build_local_client, StoreSettings};
-pub use cursor::Cursor;
+pub use cursor::{Cursor, PageRequest};
 pub use deadline::{with_deadline, RELEASE_RESERVE};
 pub(crate) use errors::RETRY_AFTER;
 pub use idempotency::{epoch_seconds, TTL_ATTRIBUTE};
@@ -278,8 +278,7 @@ pub trait ReadOrders: Send + Sync {
     fn list_orders(
         &self,
         user_id: &UserId,
-        limit: u16,
-        cursor: Option<&Cursor>,
+        page: PageRequest,
     ) -> impl Future<Output = Result<OrderPage, ServiceError>> + Send;
 }
 

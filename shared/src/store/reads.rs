@@ -16,7 +16,7 @@ use super::items::{
 };
 use super::retry::{back_off, gave_up, MAX_THROTTLED_SENDS, MAX_WRITE_ATTEMPTS};
 use super::schema::LIST_INDEX;
-use super::{Catalog, Cursor, DynamoOrderStore, OrderPage, ReadCatalog, ReadOrders};
+use super::{Catalog, DynamoOrderStore, OrderPage, PageRequest, ReadCatalog, ReadOrders};
 use crate::domain::{OrderId, OrderState, ProductId, ShardCount, ShardCounts, StockLayout, UserId};
 use crate::error::ServiceError;
 
@@ -352,9 +352,9 @@ impl ReadOrders for DynamoOrderStore {
     async fn list_orders(
         &self,
         user_id: &UserId,
-        limit: u16,
-        cursor: Option<&Cursor>,
+        page: PageRequest,
     ) -> Result<OrderPage, ServiceError> {
+        let cursor = page.cursor();
         self.guarded(async {
             let pk = user_pk(user_id);
             let mut query = self
@@ -366,7 +366,7 @@ impl ReadOrders for DynamoOrderStore {
                 .expression_attribute_values(":pk", string_value(pk.clone()))
                 .scan_index_forward(false)
                 .consistent_read(true)
-                .limit(i32::from(limit));
+                .limit(i32::from(page.limit()));
             if let Some(cursor) = cursor {
                 let mut start = order_key(user_id, cursor.order_id);
                 start.insert(
