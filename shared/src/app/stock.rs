@@ -86,7 +86,7 @@ pub async fn rearrange<S: ArrangeStock>(
         match store.write_rearrangement(&step).await {
             Ok(()) => {
                 steps += 1;
-                tracing::info!(%product_id, ?step, "stock rearranged");
+                tracing::info!(%product_id, %step, "stock rearranged");
                 if step.reaches(target) {
                     break;
                 }

@@ -373,6 +373,40 @@ impl Rearrangement {
     }
 }
 
+/// As an operator reads it: `give 5 to shard 0`.
+impl std::fmt::Display for ShardChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ShardChange::Take { shard, units } => write!(f, "take {units} from shard {shard}"),
+            ShardChange::Give { shard, units } => write!(f, "give {units} to shard {shard}"),
+            ShardChange::Create { shard, units } => write!(f, "create shard {shard} with {units}"),
+            ShardChange::Remove { shard, seen } => write!(f, "remove shard {shard} holding {seen}"),
+        }
+    }
+}
+
+/// One line for the operator's log: `4 shards over 4 -> 2 over 4` (count over span), whether
+/// it unseals, then its changes.
+impl std::fmt::Display for Rearrangement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (from, to) = (self.from.count.get(), self.to.count.get());
+        let plural = if from == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{from} shard{plural} over {} -> {to} over {}",
+            self.from.span, self.to.span
+        )?;
+        if self.unseals {
+            f.write_str(", unsealed")?;
+        }
+        for (index, change) in self.changes.iter().enumerate() {
+            f.write_str(if index == 0 { ": " } else { ", " })?;
+            write!(f, "{change}")?;
+        }
+        Ok(())
+    }
+}
+
 impl StockLayout {
     /// What the product item says now.
     pub fn arrangement(&self) -> Arrangement {
@@ -645,53 +679,50 @@ mod tests {
     }
 
     #[test]
-    fn a_reshard_to_fewer_shards_fences_then_drains_and_a_rebalance_levels() {
-        let four = ShardCount::new(4).unwrap();
+    fn a_reshard_to_fewer_shards_fences_then_drains() {
         let two = ShardCount::new(2).unwrap();
         let before = layout(4, &[Some(1), Some(7), Some(0), Some(4)]);
-        // To fewer: first only the count, the span stays.
+        // First only the count, the span stays: sales stop choosing shards 2 and 3.
         let fence = before.toward(two).unwrap();
-        assert!(fence.changes.is_empty());
-        assert_eq!((fence.to.count, fence.to.span), (two, 4));
+        assert_eq!(fence.to_string(), "4 shards over 4 -> 2 over 4");
         assert!(!fence.reaches(two));
         // Then the drained shards go, their units to the others.
         let draining = layout(2, &[Some(1), Some(7), Some(0), Some(4)]);
         let drain = draining.toward(two).unwrap();
         assert_eq!(
-            drain.changes,
-            vec![
-                ShardChange::Give { shard: 0, units: 5 },
-                ShardChange::Take { shard: 1, units: 1 },
-                ShardChange::Remove { shard: 2, seen: 0 },
-                ShardChange::Remove { shard: 3, seen: 4 },
-            ]
+            drain.to_string(),
+            "2 shards over 4 -> 2 over 2: give 5 to shard 0, take 1 from shard 1, \
+             remove shard 2 holding 0, remove shard 3 holding 4"
         );
         assert!(drain.reaches(two));
-        // A rebalance at the same count; nothing to do when level.
-        let rebalance = before.toward(four).unwrap();
+    }
+
+    #[test]
+    fn a_rebalance_levels_and_does_nothing_when_level() {
+        let four = ShardCount::new(4).unwrap();
+        let rebalance = layout(4, &[Some(1), Some(7), Some(0), Some(4)])
+            .toward(four)
+            .unwrap();
         assert_eq!(
-            rebalance
-                .changes
-                .iter()
-                .map(ShardChange::delta)
-                .sum::<i64>(),
-            0
+            rebalance.to_string(),
+            "4 shards over 4 -> 4 over 4: give 2 to shard 0, take 4 from shard 1, \
+             give 3 to shard 2, take 1 from shard 3"
         );
         assert!(layout(4, &[Some(3), Some(3), Some(3), Some(3)])
             .toward(four)
             .is_none());
-        // To more: new shards are created holding their level.
+    }
+
+    #[test]
+    fn a_reshard_to_more_shards_creates_them_holding_their_level() {
+        let four = ShardCount::new(4).unwrap();
         let up = layout(1, &[Some(10)]).toward(four).unwrap();
         assert_eq!(
-            up.changes,
-            vec![
-                ShardChange::Take { shard: 0, units: 7 },
-                ShardChange::Create { shard: 1, units: 3 },
-                ShardChange::Create { shard: 2, units: 2 },
-                ShardChange::Create { shard: 3, units: 2 },
-            ]
+            up.to_string(),
+            "1 shard over 1 -> 4 over 4: take 7 from shard 0, create shard 1 with 3, \
+             create shard 2 with 2, create shard 3 with 2"
         );
-        assert_eq!(up.from.span, 1);
+        assert!(up.reaches(four));
     }
 
     #[test]
