@@ -10,6 +10,7 @@ mod ids;
 mod ledger;
 mod money;
 mod order;
+mod rearrangement;
 mod refusal;
 mod request;
 mod stock;
@@ -24,12 +25,12 @@ pub use ids::{OrderId, ProductId, UserId};
 pub use ledger::{Account, Ledger};
 pub use money::{Money, Quantity};
 pub use order::{Holdings, Order, OrderLine, OrderState, OrderStatus, PlacementError, Units};
+pub use rearrangement::{Arrangement, Rearrangement, ShardChange};
 pub use refusal::{Refusal, RefusalKind};
 pub use request::{CreateOrderRequest, LineRequest, NewOrder, Object, MAX_ORDER_LINES};
 pub use stock::{
-    allocate, give_back, replace_moves, spread, take_at_random, Arrangement, Rearrangement,
-    ShardChange, ShardCount, ShardCounts, Shortfall, StockLayout, StockMove, MAX_SHARDS,
-    MAX_STOCK_MOVES,
+    allocate, give_back, replace_moves, spread, take_at_random, ShardCount, ShardCounts, Shortfall,
+    StockLayout, StockMove, MAX_SHARDS, MAX_STOCK_MOVES,
 };
 pub use timestamp::Timestamp;
 
