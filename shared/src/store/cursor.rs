@@ -110,6 +110,22 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_page_request_holds_a_limit_a_store_can_serve_and_keeps_it_for_the_next_page() {
+        for refused in [0, PageRequest::MAX_LIMIT + 1, u16::MAX] {
+            assert!(PageRequest::new(refused, None).is_err(), "{refused}");
+        }
+        let first = PageRequest::new(PageRequest::MAX_LIMIT, None).unwrap();
+        assert_eq!((first.limit(), first.cursor()), (100, None));
+        let cursor = Cursor {
+            created_at: Timestamp::parse("2026-11-25T21:50:00.123Z").unwrap(),
+            order_id: OrderId::random(),
+        };
+        let next = first.after(cursor);
+        assert_eq!((next.limit(), next.cursor()), (100, Some(&cursor)));
+        assert_eq!(PageRequest::first().limit(), PageRequest::DEFAULT_LIMIT);
+    }
+
+    #[test]
     fn round_trips() {
         let cursor = Cursor {
             created_at: Timestamp::parse("2026-11-25T21:50:00.123Z").unwrap(),
