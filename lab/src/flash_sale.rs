@@ -194,7 +194,8 @@ fn sell(args: &Args, seed: &SeedArgs, state: &StackState) -> Result<bool> {
         let note = match done {
             Ok(done) => format!(
                 "reshard done ({} steps, {} sent again)",
-                done.steps, done.retries
+                done.steps.len(),
+                done.retries
             ),
             Err(error) => format!(
                 "reshard FAILED: {}",

@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> Result<()> {
             }
             Command::Reshard { shards, settle, .. } => {
                 let count = ShardCount::new(*shards).map_err(|error| anyhow::anyhow!("--shards: {error}"))?;
-                eprintln!("Resharding {product_id} to {count:?} on {} ...", target.describe());
+                eprintln!("Resharding {product_id} to {} shard(s) on {} ...", count.get(), target.describe());
                 let done = stock::rearrange(&store, &product_id, Some(count), *settle)
                     .await
                     .map_err(store_failure)
@@ -123,9 +123,13 @@ pub fn run(args: &Args) -> Result<()> {
 fn report(done: &stock::Rearranged) {
     println!("before:\n{}", render(&done.before));
     println!("after:\n{}", render(&done.after));
+    for (number, step) in done.steps.iter().enumerate() {
+        println!("step {}: {step}", number + 1);
+    }
     println!(
         "{} step(s) written, {} sent again (a sale moved the stock, or its partitions throttled)",
-        done.steps, done.retries
+        done.steps.len(),
+        done.retries
     );
 }
 

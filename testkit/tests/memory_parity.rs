@@ -361,7 +361,17 @@ impl<S: Store> Side<S> {
                         "span": done.after.span(),
                         "total": done.after.total(),
                         "before": done.before.total(),
-                        "steps": done.steps,
+                        // Each step's arrangements, not its changes: where units sit among
+                        // the shards depends on each sale's random start.
+                        "steps": done
+                            .steps
+                            .iter()
+                            .map(|step| {
+                                let (from, to) = (step.from, step.to);
+                                let (from_count, to_count) = (from.count.get(), to.count.get());
+                                json!([from_count, from.span, to_count, to.span, step.unseals])
+                            })
+                            .collect::<Vec<_>>(),
                         "retries": done.retries,
                     }),
                     Err(error) => json!({"error": error.code()}),

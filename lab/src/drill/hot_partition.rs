@@ -67,7 +67,7 @@ impl HotPartition {
                     "{HOT_PRODUCT} resharded live to {shards} shards (runbooks/dynamodb-throttles.md, \
                      mitigation A; {} steps, {} sent again after a sale moved the stock or throttled), the \
                      burst still arriving",
-                    done.steps, done.retries
+                    done.steps.len(), done.retries
                 ));
             }
             Err(error) => drill.note(format!(

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::domain::{ProductId, Refusal, ShardCount, StockLayout};
+use crate::domain::{ProductId, Rearrangement, Refusal, ShardCount, StockLayout};
 use crate::error::ServiceError;
 use crate::store::{
     ArrangeStock, DynamoOrderStore, ReadCatalog, Rejection, SeedPlan, SeedSummary, WriteError,
@@ -29,9 +29,9 @@ const MAX_ATTEMPTS: u32 = 200;
 pub struct Rearranged {
     pub before: StockLayout,
     pub after: StockLayout,
-    /// Steps written (a reshard to fewer shards takes two: stop selling from the shards it
-    /// removes, then remove them).
-    pub steps: u32,
+    /// The steps written, in order (a reshard to fewer shards takes two: stop selling from the
+    /// shards it removes, then remove them); each reads as one line (`Display`).
+    pub steps: Vec<Rearrangement>,
     /// Steps that lost a race with a concurrent sale or give-back and were decided again, or
     /// that a busy partition throttled and were sent again.
     pub retries: u32,
@@ -43,7 +43,7 @@ pub async fn seed(store: &DynamoOrderStore, plan: &SeedPlan) -> Result<SeedSumma
     let summary = store.seed(plan).await?;
     for (product, count) in plan.shard_counts()?.iter() {
         let rebalanced = rearrange(store, product, Some(count), Duration::ZERO).await?;
-        tracing::debug!(%product, steps = rebalanced.steps, "seeded stock spread");
+        tracing::debug!(%product, steps = rebalanced.steps.len(), "seeded stock spread");
     }
     Ok(summary)
 }
@@ -77,7 +77,7 @@ pub async fn rearrange<S: ArrangeStock>(
 ) -> Result<Rearranged, ServiceError> {
     let before = show(store, product_id).await?;
     let target = target.unwrap_or(before.count);
-    let (mut steps, mut retries) = (0, 0);
+    let (mut steps, mut retries) = (Vec::new(), 0);
     let mut layout = before.clone();
     for attempt in 1..=MAX_ATTEMPTS {
         let Some(step) = layout.toward(target) else {
@@ -85,13 +85,17 @@ pub async fn rearrange<S: ArrangeStock>(
         };
         match store.write_rearrangement(&step).await {
             Ok(()) => {
-                steps += 1;
                 tracing::info!(%product_id, %step, "stock rearranged");
-                if step.reaches(target) {
+                let (arrived, fenced) = (
+                    step.reaches(target),
+                    step.changes.is_empty() && !step.unseals,
+                );
+                steps.push(step);
+                if arrived {
                     break;
                 }
                 // After the count dropped, let requests that read the old one finish.
-                if step.changes.is_empty() && !step.unseals {
+                if fenced {
                     tokio::time::sleep(settle).await;
                 }
             }
