@@ -78,15 +78,7 @@ fn service_level(concurrency: u32, seconds: u64, keyed: bool) -> Result<(f64, f6
         seed: Some(bench_seed()),
     })?;
     let value = |key: &str, field: &str| {
-        outcome
-            .summary
-            .pointer(&format!(
-                "/metrics/{}/values/{}",
-                key.replace('/', "~1"),
-                field.replace('/', "~1")
-            ))
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.0)
+        crate::k6::summary_value(&outcome.summary, key, field).unwrap_or(0.0)
     };
     let requests = value("http_reqs", "count");
     let run = loadtest_run_seconds(&outcome.summary).max(1.0);

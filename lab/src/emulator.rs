@@ -434,15 +434,7 @@ fn k6_smoke(args: &TestArgs, base_url: &str, secret: &str) -> Result<Smoke> {
         &std::fs::read_to_string(&summary_path)
             .with_context(|| format!("k6 wrote no {}", summary_path.display()))?,
     )?;
-    let metric = |name: &str, value: &str| {
-        summary
-            .pointer(&format!(
-                "/metrics/{}/values/{}",
-                name.replace('~', "~0").replace('/', "~1"),
-                value
-            ))
-            .and_then(Value::as_f64)
-    };
+    let metric = |name: &str, value: &str| crate::k6::summary_value(&summary, name, value);
     let per_endpoint_p95 = ["create", "pay", "get", "list", "cancel"]
         .into_iter()
         .filter_map(|endpoint| {

@@ -197,10 +197,7 @@ fn warm_up_whole_path(run: &K6Run) -> Result<String> {
         let summary: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
         let figure = |metric: &str, field: &str| {
-            summary
-                .pointer(&format!("/metrics/{metric}/values/{field}"))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
+            crate::k6::summary_value(&summary, metric, field).unwrap_or(0.0)
         };
         let window = WarmUpWindow {
             p95_ms: figure("http_req_duration", "p(95)"),
